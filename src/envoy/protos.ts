@@ -1,0 +1,81 @@
+// Loads Envoy's API protos at run time from the pinned npm packages listed in protos/manifest.json.
+import fs from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+const require = createRequire(import.meta.url);
+const manifestPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../protos/manifest.json');
+
+interface Manifest {
+  roots: { package: string; dir: string }[];
+  entries: string[];
+}
+
+function findManifest(): string {
+  // Works from src/ (tsx, vitest) and from dist/src/ (built): walk up to the repo's protos/.
+  for (let dir = path.dirname(fileURLToPath(import.meta.url)); dir !== path.dirname(dir); dir = path.dirname(dir)) {
+    const candidate = path.join(dir, 'protos', 'manifest.json');
+    if (fs.existsSync(candidate)) return candidate;
+  }
+  return manifestPath;
+}
+
+function packageDir(name: string): string {
+  return path.dirname(require.resolve(`${name}/package.json`));
+}
+
+function loadRoot(): protobuf.Root {
+  const manifest = JSON.parse(fs.readFileSync(findManifest(), 'utf8')) as Manifest;
+  const includeDirs = manifest.roots.map((r) => path.join(packageDir(r.package), r.dir));
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) => {
+    for (const dir of includeDirs) {
+      const candidate = path.join(dir, target);
+      if (fs.existsSync(candidate)) return candidate;
+    }
+    return target;
+  };
+  root.loadSync(manifest.entries, { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+let cached: protobuf.Root | undefined;
+
+/** The protobufjs root with every Envoy type the shim serves, loaded once per process. */
+export function envoyRoot(): protobuf.Root {
+  cached ??= loadRoot();
+  return cached;
+}
+
+export function lookupType(fullName: string): protobuf.Type {
+  return envoyRoot().lookupType(fullName);
+}
+
+export const TypeUrl = {
+  listener: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+  route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
+  cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
+  endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
+} as const;
+
+export type ResourceKind = keyof typeof TypeUrl;
+export type TypeUrlString = (typeof TypeUrl)[ResourceKind];
+
+/** Clusters and endpoints first, then what uses them: make before break. */
+export const pushOrder: ResourceKind[] = ['cluster', 'endpoint', 'listener', 'route'];
+
+export const kindOfTypeUrl = new Map<string, ResourceKind>(
+  (Object.entries(TypeUrl) as [ResourceKind, string][]).map(([kind, url]) => [url, kind]),
+);
+
+/** LDS and CDS are state-of-the-world types: every response carries all of them. */
+export function isWildcardKind(kind: ResourceKind): boolean {
+  return kind === 'listener' || kind === 'cluster';
+}
+
+export function messageNameOf(typeUrl: string): string {
+  return typeUrl.slice(typeUrl.lastIndexOf('/') + 1);
+}
