@@ -22,8 +22,9 @@ export function encodeMessage(typeUrl: string, object: ResourceObject): Uint8Arr
   return type.encode(type.fromObject(object)).finish();
 }
 
-export function encodeResource(typeUrl: string, name: string, object: ResourceObject): EncodedResource {
-  const value = encodeMessage(typeUrl, object);
+/** `protoForm` is what protobufjs encodes; `object` is the Envoy JSON form kept for display. */
+export function encodeResource(typeUrl: string, name: string, protoForm: ResourceObject, object: ResourceObject): EncodedResource {
+  const value = encodeMessage(typeUrl, protoForm);
   const any = lookupType('google.protobuf.Any');
   const anyBytes = any.encode(any.create({ type_url: typeUrl, value })).finish();
   return { name, typeUrl, version: contentVersion(anyBytes), any: anyBytes, object };

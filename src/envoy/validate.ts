@@ -126,6 +126,8 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
       for (const [key, item] of entries) checkValue(field, `${path}[${JSON.stringify(key)}]`, item, rules?.map?.values, out);
       continue;
     }
+    // A oneof member's rules apply only when that member is the one set.
+    if (field.partOf && !isPresent(value)) continue;
     checkValue(field, path, value, rules, out);
   }
 }
@@ -133,16 +135,22 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
 function checkValue(field: protobuf.Field, path: string, value: unknown, rules: Rules | undefined, out: Violation[]) {
   if (rules) {
     checkMessageRules(path, value, rules, out);
-    checkScalar(path, value, rules, out);
+    // Rules on wrapper fields (UInt32Value and friends) constrain the wrapped value.
+    const scalar = field.resolvedType instanceof protobuf.Type && isWrapper(field.resolvedType) && value && typeof value === 'object' ? (value as { value?: unknown }).value : value;
+    checkScalar(path, scalar, rules, out);
     if (rules.enum?.defined_only && isPresent(value) && field.resolvedType instanceof protobuf.Enum) {
       const values = field.resolvedType.values;
-      const known = typeof value === 'number' ? Object.values(values).includes(value) : value in values;
+      const known = typeof value === 'number' ? Object.values(values).includes(value) : String(value) in values;
       if (!known) out.push({ path, message: `${String(value)} is not a defined ${field.resolvedType.name}` });
     }
   }
   if (field.resolvedType instanceof protobuf.Type && value && typeof value === 'object' && !isWrapperOrDuration(field.resolvedType)) {
     walk(field.resolvedType, value as Record<string, unknown>, path, out);
   }
+}
+
+function isWrapper(type: protobuf.Type): boolean {
+  return type.fullName.startsWith('.google.protobuf.') && type.name.endsWith('Value') && type.name !== 'Value';
 }
 
 function isWrapperOrDuration(type: protobuf.Type): boolean {

@@ -1,0 +1,97 @@
+// Admin HTTP: health, readiness, per-node status and the config each node is served.
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { Logger } from 'pino';
+import { pushOrder } from '../envoy/protos.js';
+import { formatDiagnostic } from '../model/diagnostics.js';
+import type { Pipeline } from '../pipeline.js';
+import type { SnapshotCache } from '../xds/cache.js';
+import type { XdsServer } from '../xds/server.js';
+import type { AdsStream } from '../xds/stream.js';
+
+export interface AdminDeps {
+  pipeline: Pipeline;
+  cache: SnapshotCache;
+  xds: XdsServer;
+  logger: Logger;
+}
+
+export function nodeStatus(stream: AdsStream) {
+  const types: Record<string, unknown> = {};
+  for (const kind of pushOrder) {
+    const t = stream.types.get(kind);
+    if (!t) continue;
+    types[kind] = {
+      sentVersion: t.lastVersion ?? null,
+      ackedVersion: t.ackedVersion ?? null,
+      pendingNonce: t.lastNonce && t.lastNonce !== t.ackedNonce ? t.lastNonce : null,
+      status: !t.lastVersion ? 'NOT_SENT' : t.lastNack?.nonce === t.lastNonce ? 'NACKED' : t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE',
+      subscribed: t.wildcard ? '*' : [...t.names].sort(),
+      lastNack: t.lastNack ?? null,
+    };
+  }
+  return {
+    id: stream.node.id,
+    cluster: stream.node.cluster,
+    role: stream.node.view.role,
+    listenAddress: stream.node.view.listenAddress ?? null,
+    connectedAt: stream.connectedAt.toISOString(),
+    types,
+  };
+}
+
+function json(res: http.ServerResponse, status: number, body: unknown) {
+  res.writeHead(status, { 'content-type': 'application/json' });
+  res.end(`${JSON.stringify(body, null, 2)}\n`);
+}
+
+export function createAdminServer(deps: AdminDeps): http.Server {
+  return http.createServer((req, res) => {
+    const url = new URL(req.url ?? '/', 'http://admin');
+    switch (url.pathname) {
+      case '/healthz':
+        res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
+        return;
+      case '/readyz': {
+        const ready = deps.pipeline.synced && deps.xds.boundPort > 0;
+        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: source not synced\n');
+        return;
+      }
+      case '/debug/nodes':
+        json(res, 200, [...deps.xds.streams].map(nodeStatus).sort((a, b) => (a.id < b.id ? -1 : 1)));
+        return;
+      case '/debug/config': {
+        const id = url.searchParams.get('node');
+        const stream = [...deps.xds.streams].find((s) => s.node.id === id);
+        if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
+        const { snapshot } = deps.cache.peek(stream.node.view);
+        const out: Record<string, unknown> = { node: stream.node.id, role: stream.node.view.role };
+        for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: r.object })) : [];
+        return json(res, 200, out);
+      }
+      case '/debug/diagnostics':
+        json(res, 200, deps.pipeline.diagnostics().map((d) => ({ ...d, origin: undefined, file: d.origin?.file, text: formatDiagnostic(d) })));
+        return;
+      default:
+        json(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/debug/nodes', '/debug/config?node=ID', '/debug/diagnostics'] });
+    }
+  });
+}
+
+export async function listen(server: http.Server, address: string): Promise<AddressInfo> {
+  const { host, port } = splitHostPort(address);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+  return server.address() as AddressInfo;
+}
+
+export function splitHostPort(address: string): { host: string; port: number } {
+  const i = address.lastIndexOf(':');
+  if (i < 0) throw new Error(`${address}: expected HOST:PORT`);
+  const host = address.slice(0, i).replace(/^\[|\]$/g, '');
+  const port = Number(address.slice(i + 1));
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`${address}: bad port`);
+  return { host, port };
+}

@@ -1,0 +1,4 @@
+// Runs the CLI from TypeScript sources (tsx), for development and tests.
+import { main } from './main.js';
+
+await main(process.argv);

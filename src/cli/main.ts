@@ -1,0 +1,84 @@
+// tunnel-shim: the command line.
+import fs from 'node:fs';
+import { Command, Option } from 'commander';
+import YAML from 'yaml';
+import { createLogger, type LogFormat } from '../logger.js';
+import { Shim } from '../shim.js';
+import { FileSource } from '../sources/file.js';
+import type { Source } from '../sources/source.js';
+import { buildBootstrap, checkBootstrap } from './bootstrap.js';
+import type { Role } from '../translate/view.js';
+
+function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>): Source {
+  if (spec.startsWith('file:')) {
+    const path = spec.slice('file:'.length);
+    if (!fs.existsSync(path)) throw new Error(`--source ${spec}: ${path} does not exist`);
+    return new FileSource(path, logger);
+  }
+  throw new Error(`--source ${spec}: expected file:PATH`);
+}
+
+export function program(): Command {
+  const cli = new Command('tunnel-shim').description('An xDS control plane that serves Envoy HTTP CONNECT tunnels').showHelpAfterError();
+
+  cli
+    .command('serve')
+    .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
+    .requiredOption('--source <spec>', 'where tunnels are described: file:PATH (a YAML file or folder)')
+    .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
+    .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
+    .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
+    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
+    .action(async (o) => {
+      const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
+      const shim = new Shim({ source: sourceFrom(o.source, logger), xdsAddress: o.xdsAddress, adminAddress: o.adminAddress, clusterDomain: o.clusterDomain, logger });
+      await shim.start();
+      const shutdown = async (signal: string) => {
+        logger.info({ signal }, 'shutting down');
+        const timer = setTimeout(() => process.exit(1), 5000).unref();
+        await shim.stop();
+        clearTimeout(timer);
+        process.exit(0);
+      };
+      process.once('SIGTERM', () => void shutdown('SIGTERM'));
+      process.once('SIGINT', () => void shutdown('SIGINT'));
+    });
+
+  cli
+    .command('bootstrap')
+    .description('print a complete Envoy bootstrap for one role')
+    .addOption(new Option('--role <role>', 'the Envoy role').choices(['originate', 'terminate']).makeOptionMandatory())
+    .requiredOption('--node-id <id>', 'the Envoy node id (unique per Envoy)')
+    .option('--node-cluster <name>', 'the Envoy node cluster')
+    .option('--xds-address <host:port>', 'where the shim serves ADS', '127.0.0.1:18000')
+    .option('--listen-address <ip>', 'originate: listen here instead of on Service clusterIPs; terminate: bind tunnels here only')
+    .option('--admin-address <host:port>', "Envoy's own admin address", '127.0.0.1:9901')
+    .option('--access-log <path>', 'file for the access logs of tunnel listeners')
+    .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
+    .action((o) => {
+      const bootstrap = buildBootstrap({
+        role: o.role as Role,
+        nodeId: o.nodeId,
+        nodeCluster: o.nodeCluster,
+        xdsAddress: o.xdsAddress,
+        listenAddress: o.listenAddress,
+        adminAddress: o.adminAddress,
+        accessLog: o.accessLog,
+      });
+      const problems = checkBootstrap(bootstrap);
+      if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : YAML.stringify(bootstrap));
+    });
+
+  return cli;
+}
+
+export async function main(argv: string[]): Promise<void> {
+  try {
+    await program().parseAsync(argv);
+  } catch (err) {
+    process.stderr.write(`tunnel-shim: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+}

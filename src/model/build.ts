@@ -1,0 +1,237 @@
+// objects -> tunnels + diagnostics. Pure: the same input always gives the same output, sorted.
+import { isIP } from 'node:net';
+import { parseTunnelSettings } from './annotations.js';
+import type { Diagnostic } from './diagnostics.js';
+import { refKey, refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
+import type { Endpoint, Model, ModelOptions, Tunnel } from './tunnel.js';
+
+interface ServicePort {
+  name?: string;
+  port?: unknown;
+  protocol?: string;
+}
+
+interface ServiceSpec {
+  clusterIP?: string;
+  ports?: ServicePort[];
+}
+
+interface SliceEndpoint {
+  addresses?: string[];
+  conditions?: { ready?: boolean | null };
+}
+
+interface SliceSpec {
+  addressType?: string;
+  endpoints?: SliceEndpoint[];
+  ports?: { name?: string; port?: unknown; protocol?: string }[];
+}
+
+const serviceNameLabel = 'kubernetes.io/service-name';
+
+function isService(o: KubeObject) {
+  return o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1';
+}
+
+function isEndpointSlice(o: KubeObject) {
+  return o.kind === 'EndpointSlice' && (o.apiVersion ?? '').startsWith('discovery.k8s.io/');
+}
+
+class Collector {
+  readonly diagnostics: Diagnostic[] = [];
+  constructor(private readonly current: SourcedObject) {}
+  error(reason: string, path: FieldPath, message: string) {
+    this.diagnostics.push({ severity: 'error', reason, object: refOf(this.current.object), path, message, origin: this.current.origin });
+  }
+  warn(reason: string, path: FieldPath, message: string) {
+    this.diagnostics.push({ severity: 'warning', reason, object: refOf(this.current.object), path, message, origin: this.current.origin });
+  }
+}
+
+/** Ready endpoints per Service (`namespace/name`) and per port name. */
+type EndpointIndex = Map<string, Map<string, Endpoint[]>>;
+
+function indexEndpoints(slices: SourcedObject[], diagnostics: Diagnostic[]): EndpointIndex {
+  const index: EndpointIndex = new Map();
+  for (const sourced of slices) {
+    const slice = sourced.object;
+    const report = new Collector(sourced);
+    const serviceName = slice.metadata?.labels?.[serviceNameLabel];
+    if (!serviceName) {
+      report.warn('MissingServiceName', ['metadata', 'labels', serviceNameLabel], 'EndpointSlice has no service-name label; ignored');
+      diagnostics.push(...report.diagnostics);
+      continue;
+    }
+    const spec = slice as KubeObject & SliceSpec;
+    if (spec.addressType === 'FQDN') {
+      report.warn('UnsupportedAddressType', ['addressType'], 'FQDN endpoints are not tunneled');
+      diagnostics.push(...report.diagnostics);
+      continue;
+    }
+    const serviceKey = `${slice.metadata?.namespace ?? 'default'}/${serviceName}`;
+    const byPort = index.get(serviceKey) ?? new Map<string, Endpoint[]>();
+    index.set(serviceKey, byPort);
+    (spec.ports ?? []).forEach((p, pi) => {
+      const port = Number(p.port);
+      if (!Number.isInteger(port) || port < 1 || port > 65535) {
+        report.error('InvalidPort', ['ports', pi, 'port'], `${JSON.stringify(p.port)} is not a port (1-65535)`);
+        return;
+      }
+      const list = byPort.get(p.name ?? '') ?? [];
+      byPort.set(p.name ?? '', list);
+      (spec.endpoints ?? []).forEach((e, ei) => {
+        if (e.conditions?.ready === false) return;
+        const address = e.addresses?.[0];
+        if (!address || isIP(address) === 0) {
+          report.error('InvalidAddress', ['endpoints', ei, 'addresses', 0], `${JSON.stringify(address)} is not an IP address`);
+          return;
+        }
+        list.push({ address, port });
+      });
+    });
+    diagnostics.push(...report.diagnostics);
+  }
+  for (const byPort of index.values()) {
+    for (const [name, list] of byPort) byPort.set(name, dedupeSorted(list));
+  }
+  return index;
+}
+
+function dedupeSorted(list: Endpoint[]): Endpoint[] {
+  const seen = new Map<string, Endpoint>();
+  for (const e of list) seen.set(`${e.address}|${e.port}`, e);
+  return [...seen.values()].sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
+}
+
+function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoints: EndpointIndex, report: Collector): Tunnel[] | undefined {
+  const service = sourced.object;
+  const ref = refOf(service);
+  const annotations = service.metadata?.annotations ?? {};
+  const { settings, errors } = parseTunnelSettings(annotations);
+  for (const e of errors) {
+    const known = e.message !== 'is not a tunnel-shim annotation' && !e.message.startsWith('has no effect');
+    const path = ['metadata', 'annotations', e.annotation];
+    if (known) report.error('InvalidAnnotation', path, `${e.annotation} ${e.message}`);
+    else report.warn('UnknownAnnotation', path, `${e.annotation} ${e.message}`);
+  }
+  if (!settings) return [];
+  if (!ref.name) {
+    report.error('InvalidObject', ['metadata', 'name'], 'Service has no name');
+    return undefined;
+  }
+  const spec = (service.spec ?? {}) as ServiceSpec;
+  const clusterIP = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
+  if (clusterIP && isIP(clusterIP) === 0) report.error('InvalidClusterIP', ['spec', 'clusterIP'], `${JSON.stringify(clusterIP)} is not an IP address`);
+  if (!Array.isArray(spec.ports) || spec.ports.length === 0) {
+    report.error('NoPorts', ['spec', 'ports'], 'a tunneled Service needs at least one port');
+    return undefined;
+  }
+  const tunnels: Tunnel[] = [];
+  spec.ports.forEach((p, i) => {
+    const port = Number(p.port);
+    if (!Number.isInteger(port) || port < 1 || port > 65535) {
+      report.error('InvalidPort', ['spec', 'ports', i, 'port'], `${JSON.stringify(p.port)} is not a port (1-65535)`);
+      return;
+    }
+    if (p.protocol && p.protocol !== 'TCP') {
+      report.warn('UnsupportedProtocol', ['spec', 'ports', i, 'protocol'], `${p.protocol} ports are not tunneled; only TCP`);
+      return;
+    }
+    const portName = p.name ?? '';
+    tunnels.push({
+      key: `${ref.namespace}/${ref.name}:${port}`,
+      service: ref,
+      portName,
+      port,
+      clusterIP,
+      authority: `${ref.name}.${ref.namespace}.svc.${options.clusterDomain}:${port}`,
+      settings,
+      endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(portName) ?? [],
+      origin: sourced.origin,
+    });
+  });
+  return tunnels;
+}
+
+function sortKey(s: SourcedObject): string {
+  const r = refOf(s.object);
+  return `${r.namespace}/${r.name}`;
+}
+
+/**
+ * Builds the tunnel model. A Service with an error keeps the tunnels it had in `previous` (with fresh
+ * endpoints), so the last good configuration keeps serving; other Services are unaffected.
+ */
+export function buildModel(objects: readonly SourcedObject[], options: ModelOptions, previous?: Model): Model {
+  const diagnostics: Diagnostic[] = [];
+  const services = objects.filter((o) => isService(o.object)).sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));
+  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), diagnostics);
+  const previousByService = new Map<string, Tunnel[]>();
+  for (const t of previous?.tunnels ?? []) {
+    const k = refKey(t.service);
+    previousByService.set(k, [...(previousByService.get(k) ?? []), t]);
+  }
+
+  const tunnels: Marked[] = [];
+  const seenServices = new Set<string>();
+  for (const sourced of services) {
+    const report = new Collector(sourced);
+    const ref = refOf(sourced.object);
+    if (seenServices.has(refKey(ref))) {
+      report.error('DuplicateObject', ['metadata', 'name'], `Service ${ref.namespace}/${ref.name} is defined more than once; the first one is used`);
+      diagnostics.push(...report.diagnostics);
+      continue;
+    }
+    seenServices.add(refKey(ref));
+    const own = tunnelsOfService(sourced, options, endpoints, report) ?? [];
+    const failed = report.diagnostics.some((d) => d.severity === 'error');
+    const kept = failed ? previousByService.get(refKey(ref)) : undefined;
+    if (kept) {
+      report.warn('KeptLastGood', [], 'serving the last good configuration of this Service until the errors are fixed');
+      tunnels.push(...kept.map((t) => ({ ...t, endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(t.portName) ?? [] })));
+    } else if (!failed) {
+      tunnels.push(...own);
+    }
+    diagnostics.push(...report.diagnostics);
+  }
+  rejectDuplicateAddresses(tunnels, services, previous, diagnostics);
+  return { tunnels: tunnels.filter((t) => !t.rejected).map(stripRejected), diagnostics };
+}
+
+type Marked = Tunnel & { rejected?: boolean };
+
+function stripRejected(t: Marked): Tunnel {
+  const { rejected: _r, ...rest } = t;
+  return rest;
+}
+
+/** Two Services on one clusterIP:port cannot both have a listener: the earlier owner keeps it. */
+function rejectDuplicateAddresses(tunnels: Marked[], services: SourcedObject[], previous: Model | undefined, diagnostics: Diagnostic[]) {
+  const previousOwner = new Map<string, string>();
+  for (const t of previous?.tunnels ?? []) if (t.clusterIP) previousOwner.set(`${t.clusterIP}:${t.port}`, t.key);
+  const byAddress = new Map<string, Marked[]>();
+  for (const t of tunnels) {
+    if (!t.clusterIP) continue;
+    const address = `${t.clusterIP}:${t.port}`;
+    byAddress.set(address, [...(byAddress.get(address) ?? []), t]);
+  }
+  for (const [address, claimants] of byAddress) {
+    if (claimants.length < 2) continue;
+    const owner = claimants.find((t) => t.key === previousOwner.get(address)) ?? claimants[0]!;
+    for (const t of claimants) {
+      if (t === owner) continue;
+      t.rejected = true;
+      const sourced = services.find((s) => refKey(refOf(s.object)) === refKey(t.service));
+      const portIndex = ((sourced?.object.spec as ServiceSpec | undefined)?.ports ?? []).findIndex((p) => Number(p.port) === t.port);
+      diagnostics.push({
+        severity: 'error',
+        reason: 'DuplicateAddress',
+        object: t.service,
+        path: ['spec', 'ports', portIndex, 'port'],
+        message: `${address} is already used by Service ${owner.service.namespace}/${owner.service.name}`,
+        origin: t.origin,
+      });
+    }
+  }
+}
+

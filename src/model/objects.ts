@@ -1,0 +1,52 @@
+// The Kubernetes objects the shim reads, as both sources deliver them (only the fields it uses).
+
+export interface ObjectMeta {
+  name?: string;
+  namespace?: string;
+  uid?: string;
+  resourceVersion?: string;
+  labels?: Record<string, string>;
+  annotations?: Record<string, string>;
+}
+
+export interface KubeObject {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: ObjectMeta;
+  spec?: unknown;
+  [key: string]: unknown;
+}
+
+export type FieldPath = (string | number)[];
+
+/** Where an object came from, so a diagnostic can name the file and line. */
+export interface Origin {
+  file?: string;
+  /** 1-based line of the object's first line. */
+  line?: number;
+  /** Line of a field inside the object, when the source can tell. */
+  lineOf?: (path: FieldPath) => number | undefined;
+}
+
+export interface SourcedObject {
+  object: KubeObject;
+  origin?: Origin;
+}
+
+export interface ObjectRef {
+  kind: string;
+  namespace: string;
+  name: string;
+}
+
+export function refOf(object: KubeObject): ObjectRef {
+  return {
+    kind: object.kind ?? 'Unknown',
+    namespace: object.metadata?.namespace ?? 'default',
+    name: object.metadata?.name ?? '',
+  };
+}
+
+export function refKey(ref: ObjectRef): string {
+  return `${ref.kind}/${ref.namespace}/${ref.name}`;
+}

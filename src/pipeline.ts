@@ -1,0 +1,90 @@
+// sources -> model -> cache. Bursts of source events become one rebuild: 50 ms of quiet, 500 ms at most.
+import type { Logger } from 'pino';
+import { buildModel } from './model/build.js';
+import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
+import type { Model, ModelOptions } from './model/tunnel.js';
+import type { Source, SourceState } from './sources/source.js';
+import type { SnapshotCache } from './xds/cache.js';
+
+export interface PipelineOptions extends ModelOptions {
+  quietMs?: number;
+  maxDelayMs?: number;
+}
+
+export class Pipeline {
+  model?: Model;
+  sourceDiagnostics: Diagnostic[] = [];
+  synced = false;
+  rebuilds = 0;
+  private pending?: SourceState;
+  private quietTimer?: NodeJS.Timeout;
+  private maxTimer?: NodeJS.Timeout;
+  private reported = new Set<string>();
+  private readonly changeListeners = new Set<(model: Model) => void>();
+
+  constructor(
+    private readonly source: Source,
+    private readonly cache: SnapshotCache,
+    private readonly options: PipelineOptions,
+    private readonly logger: Logger,
+  ) {}
+
+  async start(): Promise<void> {
+    await this.source.start((state) => this.schedule(state));
+  }
+
+  async stop(): Promise<void> {
+    clearTimeout(this.quietTimer);
+    clearTimeout(this.maxTimer);
+    await this.source.stop();
+  }
+
+  onChange(listener: (model: Model) => void): void {
+    this.changeListeners.add(listener);
+  }
+
+  diagnostics(): Diagnostic[] {
+    return [...this.sourceDiagnostics, ...(this.model?.diagnostics ?? [])];
+  }
+
+  private schedule(state: SourceState): void {
+    this.pending = state;
+    // The first state goes out at once: readiness should not wait for a debounce.
+    if (!this.synced) return this.apply();
+    clearTimeout(this.quietTimer);
+    this.quietTimer = setTimeout(() => this.apply(), this.options.quietMs ?? 50);
+    this.maxTimer ??= setTimeout(() => this.apply(), this.options.maxDelayMs ?? 500);
+  }
+
+  private apply(): void {
+    clearTimeout(this.quietTimer);
+    clearTimeout(this.maxTimer);
+    this.maxTimer = undefined;
+    const state = this.pending;
+    if (!state) return;
+    this.pending = undefined;
+    const started = performance.now();
+    this.sourceDiagnostics = state.diagnostics;
+    this.model = buildModel(state.objects, this.options, this.model);
+    this.cache.setModel(this.model);
+    this.synced = true;
+    this.rebuilds++;
+    this.report();
+    this.logger.info({ tunnels: this.model.tunnels.length, objects: state.objects.length, ms: Math.round(performance.now() - started) }, 'configuration rebuilt');
+    for (const listener of this.changeListeners) listener(this.model);
+  }
+
+  /** Logs each diagnostic once, when it first appears. */
+  private report(): void {
+    const now = new Set<string>();
+    for (const d of this.diagnostics()) {
+      const line = formatDiagnostic(d);
+      now.add(line);
+      if (this.reported.has(line)) continue;
+      const fields = { reason: d.reason, object: `${d.object.kind} ${d.object.namespace}/${d.object.name}` };
+      if (d.severity === 'error') this.logger.error(fields, line);
+      else this.logger.warn(fields, line);
+    }
+    this.reported = now;
+  }
+}

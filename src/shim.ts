@@ -1,0 +1,51 @@
+// The running shim: source -> pipeline -> cache -> ADS server, plus the admin endpoint.
+import type http from 'node:http';
+import type { Logger } from 'pino';
+import { createAdminServer, listen } from './admin/http.js';
+import { Pipeline } from './pipeline.js';
+import type { Source } from './sources/source.js';
+import { SnapshotCache } from './xds/cache.js';
+import { XdsServer } from './xds/server.js';
+import { defaultModelOptions } from './model/tunnel.js';
+
+export interface ShimOptions {
+  source: Source;
+  xdsAddress: string;
+  adminAddress: string;
+  clusterDomain?: string;
+  logger: Logger;
+}
+
+export class Shim {
+  readonly cache = new SnapshotCache();
+  readonly pipeline: Pipeline;
+  readonly xds: XdsServer;
+  private admin?: http.Server;
+  xdsPort = 0;
+  adminPort = 0;
+
+  constructor(private readonly options: ShimOptions) {
+    this.pipeline = new Pipeline(options.source, this.cache, { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain }, options.logger);
+    this.xds = new XdsServer({ address: options.xdsAddress, cache: this.cache, logger: options.logger });
+  }
+
+  async start(): Promise<void> {
+    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger });
+    this.adminPort = (await listen(this.admin, this.options.adminAddress)).port;
+    // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
+    await this.pipeline.start();
+    this.xdsPort = await this.xds.start();
+    this.options.logger.info({ xds: `${hostOf(this.options.xdsAddress)}:${this.xdsPort}`, admin: `${hostOf(this.options.adminAddress)}:${this.adminPort}`, source: this.options.source.describe() }, 'tunnel-shim serving');
+  }
+
+  async stop(): Promise<void> {
+    await this.xds.stop();
+    await this.pipeline.stop();
+    await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
+    this.admin?.closeAllConnections();
+  }
+}
+
+function hostOf(address: string): string {
+  return address.slice(0, address.lastIndexOf(':'));
+}

@@ -1,0 +1,67 @@
+// Small builders shared by every role. Resources are plain objects in protobufjs form (snake_case).
+import ms from 'ms';
+import type { ResourceObject } from '../envoy/encode.js';
+
+export const typeOf = {
+  tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
+  hcm: 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+  router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
+  httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+  fileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+} as const;
+
+const envoyDuration = /^\d+(\.\d+)?(ms|s|m|h)$/;
+
+/** Seconds in an Envoy-style duration (`500ms`, `1s`, `5m`, `1h`); `undefined` when malformed. */
+export function parseDuration(text: string): number | undefined {
+  if (!envoyDuration.test(text.trim())) return undefined;
+  const millis = ms(text.trim() as ms.StringValue);
+  return typeof millis === 'number' && Number.isFinite(millis) ? millis / 1000 : undefined;
+}
+
+/** A duration in the proto3 JSON form Envoy resources use ("1.5s"). */
+export function duration(text: string): string {
+  const seconds = parseDuration(text);
+  if (seconds === undefined) throw new Error(`bad duration ${text}`);
+  return `${seconds}s`;
+}
+
+export function socketAddress(address: string, port: number): ResourceObject {
+  return { socket_address: { address, port_value: port } };
+}
+
+export const adsConfigSource: ResourceObject = { ads: {}, resource_api_version: 'V3' };
+
+/** HTTP/2 keepalive pings so a dead peer is noticed in seconds, not at the TCP timeout. */
+export const http2Keepalive: ResourceObject = { interval: duration('30s'), timeout: duration('10s') };
+
+/** Stat prefixes become dotted Envoy stat names: keep them to one token. */
+export function statPrefix(...parts: (string | number)[]): string {
+  return parts.join('_').replace(/[^A-Za-z0-9_-]/g, '_');
+}
+
+/** JSON access log lines with what a tunnel operator looks for; `extra` adds role-specific fields. */
+export function fileAccessLog(path: string, extra: Record<string, string> = {}): ResourceObject {
+  return {
+    name: 'envoy.access_loggers.file',
+    typed_config: {
+      '@type': typeOf.fileAccessLog,
+      path,
+      log_format: {
+        json_format: {
+          start_time: '%START_TIME%',
+          connection_id: '%CONNECTION_ID%',
+          downstream_remote: '%DOWNSTREAM_REMOTE_ADDRESS%',
+          downstream_local: '%DOWNSTREAM_LOCAL_ADDRESS%',
+          upstream_cluster: '%UPSTREAM_CLUSTER%',
+          upstream_host: '%UPSTREAM_HOST%',
+          bytes_received: '%BYTES_RECEIVED%',
+          bytes_sent: '%BYTES_SENT%',
+          duration_ms: '%DURATION%',
+          response_flags: '%RESPONSE_FLAGS%',
+          ...extra,
+        },
+      },
+    },
+  };
+}

@@ -1,0 +1,17 @@
+// tunnels x node view -> Envoy resources. Pure and deterministic (sorted output).
+import type { Model } from '../model/tunnel.js';
+import { translateOriginate } from './originate.js';
+import { sortResourceSet, type Translation } from './resources.js';
+import { translateTerminate } from './terminate.js';
+import type { NodeView } from './view.js';
+
+export function translate(model: Model, view: NodeView): Translation {
+  if (view.role === 'originate') {
+    const { resources, diagnostics } = translateOriginate(model.tunnels, view);
+    return { resources: sortResourceSet(resources), diagnostics };
+  }
+  return { resources: sortResourceSet(translateTerminate(model.tunnels, view).resources), diagnostics: [] };
+}
+
+export type { NodeView, Role } from './view.js';
+export type { Translation, ResourceSet, NamedResource } from './resources.js';

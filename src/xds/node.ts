@@ -1,0 +1,46 @@
+// Reads who a node is from its bootstrap node (id, cluster, metadata).
+import { isIP } from 'node:net';
+import { NodeMetadata, roles, type NodeView, type Role } from '../translate/view.js';
+
+export interface NodeIdentity {
+  id: string;
+  cluster: string;
+  view: NodeView;
+}
+
+// protobufjs' built-in google.protobuf.Value uses camelCase field names even with keepCase.
+type StructValue = { stringValue?: string; numberValue?: number; boolValue?: boolean; structValue?: { fields?: Record<string, StructValue> } };
+
+export function structToJson(struct: { fields?: Record<string, StructValue> } | undefined | null): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(struct?.fields ?? {})) {
+    if (value.stringValue !== undefined) out[key] = value.stringValue;
+    else if (value.numberValue !== undefined) out[key] = value.numberValue;
+    else if (value.boolValue !== undefined) out[key] = value.boolValue;
+    else if (value.structValue !== undefined) out[key] = structToJson(value.structValue);
+  }
+  return out;
+}
+
+export class NodeError extends Error {}
+
+/** Parses the node of a stream's first request; throws NodeError naming the bad field. */
+export function parseNode(node: { id?: string; cluster?: string; metadata?: { fields?: Record<string, StructValue> } } | null | undefined): NodeIdentity {
+  if (!node?.id) throw new NodeError('node.id is required in the first request of a stream');
+  const metadata = structToJson(node.metadata);
+  const role = metadata[NodeMetadata.role];
+  if (typeof role !== 'string' || !roles.includes(role as Role)) {
+    throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.role}"] must be one of ${roles.join(', ')} (got ${JSON.stringify(role)})`);
+  }
+  const view: NodeView = { role: role as Role };
+  const listen = metadata[NodeMetadata.listenAddress];
+  if (listen !== undefined && listen !== '') {
+    if (typeof listen !== 'string' || isIP(listen) === 0) {
+      throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.listenAddress}"] must be an IP address (got ${JSON.stringify(listen)})`);
+    }
+    view.listenAddress = listen;
+  }
+  const accessLog = metadata[NodeMetadata.accessLog];
+  if (typeof accessLog === 'string' && accessLog !== '') view.accessLog = accessLog;
+  return { id: node.id, cluster: node.cluster ?? '', view };
+}

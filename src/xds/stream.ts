@@ -1,0 +1,202 @@
+// One state-of-the-world ADS stream: subscriptions, nonces, what was sent and acknowledged per type.
+// It sends only what changed for this node, in make-before-break order, and never queues more than
+// one pending state when the client reads slowly.
+import { randomBytes } from 'node:crypto';
+import { encodeDiscoveryResponse } from '../envoy/encode.js';
+import { isWildcardKind, kindOfTypeUrl, pushOrder, TypeUrl, type ResourceKind } from '../envoy/protos.js';
+import type { Watch } from './cache.js';
+import { decide, isWildcard, type Decision } from './decide.js';
+import type { NodeIdentity } from './node.js';
+import type { Snapshot } from './snapshot.js';
+import { setVersion } from './snapshot.js';
+
+export interface NackRecord {
+  nonce: string;
+  message: string;
+  at: string;
+}
+
+export interface TypeState {
+  requested: boolean;
+  wildcard: boolean;
+  names: Set<string>;
+  /** Version of each resource as last sent on this stream. */
+  sent: Map<string, string>;
+  lastNonce?: string;
+  lastVersion?: string;
+  ackedVersion?: string;
+  ackedNonce?: string;
+  lastNack?: NackRecord;
+}
+
+export interface StreamEvents {
+  sent(stream: AdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
+  decided(stream: AdsStream, kind: ResourceKind, decision: Decision, version: string, nonce: string): void;
+}
+
+export interface ResponseSink {
+  /** Returns false when the transport is full; `onDrain` is then called once it has room again. */
+  write(response: Buffer): boolean;
+}
+
+export interface DecodedRequest {
+  version_info?: string;
+  resource_names?: string[];
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
+
+export class AdsStream {
+  readonly types = new Map<ResourceKind, TypeState>();
+  readonly connectedAt = new Date();
+  private nonceCounter = 0;
+  private readonly noncePrefix = randomBytes(4).toString('hex');
+  private blocked = false;
+  private dirty = false;
+
+  constructor(
+    readonly node: NodeIdentity,
+    private readonly watch: Watch,
+    private readonly sink: ResponseSink,
+    private readonly events: StreamEvents,
+    private readonly controlPlaneId: string,
+  ) {}
+
+  /** Handles one request; returns the decision, or undefined for a type this server does not serve. */
+  onRequest(request: DecodedRequest): Decision | undefined {
+    const kind = kindOfTypeUrl.get(request.type_url ?? '');
+    if (!kind) return undefined;
+    const state = this.stateOf(kind);
+    const names = request.resource_names ?? [];
+    const decision = decide(
+      {
+        versionInfo: request.version_info ?? '',
+        responseNonce: request.response_nonce ?? '',
+        resourceNames: names,
+        errorMessage: request.error_detail ? request.error_detail.message ?? `code ${request.error_detail.code ?? 0}` : undefined,
+      },
+      state,
+    );
+    this.events.decided(this, kind, decision, request.version_info ?? '', request.response_nonce ?? '');
+    if (decision.kind === 'stale') return decision;
+    if (decision.kind === 'ack') {
+      state.ackedVersion = request.version_info ?? '';
+      state.ackedNonce = request.response_nonce;
+    } else if (decision.kind === 'nack') {
+      state.lastNack = { nonce: request.response_nonce ?? '', message: decision.message, at: new Date().toISOString() };
+    }
+    this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
+    this.pushKind(kind);
+    return decision;
+  }
+
+  /** Called when the node's snapshot changed. */
+  push(): void {
+    if (this.blocked) {
+      this.dirty = true;
+      return;
+    }
+    for (const kind of pushOrder) {
+      if (this.blocked) {
+        this.dirty = true;
+        return;
+      }
+      this.pushKind(kind);
+    }
+  }
+
+  /** The transport drained: send the latest state once, whatever happened meanwhile. */
+  onDrain(): void {
+    this.blocked = false;
+    if (this.dirty) {
+      this.dirty = false;
+      this.push();
+    }
+  }
+
+  close(): void {
+    this.watch.cancel();
+  }
+
+  private stateOf(kind: ResourceKind): TypeState {
+    let state = this.types.get(kind);
+    if (!state) {
+      state = { requested: false, wildcard: false, names: new Set(), sent: new Map() };
+      this.types.set(kind, state);
+    }
+    return state;
+  }
+
+  private subscribe(kind: ResourceKind, state: TypeState, names: readonly string[], clientVersion: string | undefined) {
+    state.requested = true;
+    state.wildcard = isWildcardKind(kind) && isWildcard(names);
+    const next = new Set(names.filter((n) => n !== '*'));
+    // Forget what was sent for names the client dropped, so re-subscribing sends them again.
+    for (const name of state.sent.keys()) if (!state.wildcard && !next.has(name)) state.sent.delete(name);
+    state.names = next;
+    // A reconnecting client that already has exactly our content is not sent it again.
+    const snapshot = this.watch.snapshot();
+    if (clientVersion && snapshot) {
+      const current = this.selected(kind, state, snapshot);
+      if (setVersion(current) === clientVersion) {
+        for (const r of current) state.sent.set(r.name, r.version);
+        state.lastVersion = clientVersion;
+        state.ackedVersion = clientVersion;
+      }
+    }
+  }
+
+  private selected(kind: ResourceKind, state: TypeState, snapshot: Snapshot) {
+    const resources = snapshot[kind].resources;
+    if (state.wildcard) return [...resources.values()];
+    const out = [];
+    for (const name of state.names) {
+      const r = resources.get(name);
+      if (r) out.push(r);
+    }
+    return out;
+  }
+
+  private pushKind(kind: ResourceKind): void {
+    const state = this.types.get(kind);
+    const snapshot = this.watch.snapshot();
+    if (!state?.requested || !snapshot || this.blocked) return;
+    const selected = this.selected(kind, state, snapshot);
+    const version = setVersion(selected);
+    const present = new Set(selected.map((r) => r.name));
+    for (const name of state.sent.keys()) if (!present.has(name)) state.sent.delete(name);
+    const changed = selected.filter((r) => state.sent.get(r.name) !== r.version);
+    let toSend;
+    if (isWildcardKind(kind)) {
+      // LDS and CDS responses carry the full state; send one whenever the state differs.
+      if (version === state.lastVersion) return;
+      toSend = selected;
+    } else {
+      if (changed.length === 0) return;
+      toSend = changed;
+    }
+    const nonce = `${this.noncePrefix}-${++this.nonceCounter}`;
+    const response = encodeDiscoveryResponse({
+      versionInfo: version,
+      typeUrl: TypeUrl[kind],
+      nonce,
+      controlPlaneId: this.controlPlaneId,
+      resources: toSend.map((r) => r.any),
+    });
+    for (const r of toSend) state.sent.set(r.name, r.version);
+    state.lastNonce = nonce;
+    state.lastVersion = version;
+    // A changed cluster or listener may need its endpoints or routes again while it warms.
+    const child = childKind[kind];
+    const childState = child ? this.types.get(child) : undefined;
+    if (childState) {
+      if (kind === 'cluster') for (const r of changed) childState.sent.delete(r.name);
+      else if (changed.length > 0) childState.sent.clear();
+    }
+    this.events.sent(this, kind, version, nonce, toSend.length);
+    if (!this.sink.write(response)) this.blocked = true;
+  }
+}
