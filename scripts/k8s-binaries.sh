@@ -56,9 +56,10 @@ mkdir -p "$KUBE_WORK" "$ETCD_WORK"
 
 # k8s.io/kubernetes' own go.mod names every staging module as "k8s.io/x => ./staging/...";
 # a consumer ignores those replaces, so the wrapper maps each one to its published tag.
-KUBE_MOD="$(cd "$KUBE_WORK" && "$GO" mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" \
-  | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')"
-[[ -f "$KUBE_MOD" ]] || { log "go mod download k8s.io/kubernetes@${KUBE_VERSION} gave no .mod file"; exit 1; }
+# (go mod download -json reports its errors inside the JSON on stdout: keep it to show them.)
+DL_JSON="$(cd "$KUBE_WORK" && "$GO" mod download -json "k8s.io/kubernetes@${KUBE_VERSION}" 2>&1)" || true
+KUBE_MOD="$(sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p' <<<"$DL_JSON")"
+[[ -f "$KUBE_MOD" ]] || { log "go mod download -json k8s.io/kubernetes@${KUBE_VERSION} failed:"; echo "$DL_JSON" >&2; exit 1; }
 STAGING_MODULES="$(sed -n 's#^[[:space:]]*\(k8s\.io/[^[:space:]]*\)[[:space:]]*=>[[:space:]]*\./staging/.*#\1#p' "$KUBE_MOD")"
 [[ -n "$STAGING_MODULES" ]] || { log "no staging replaces found in $KUBE_MOD"; exit 1; }
 # The etcd to build is the one this release links (its go.mod pins go.etcd.io/etcd/server/v3).

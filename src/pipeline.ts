@@ -44,7 +44,7 @@ export class Pipeline {
   }
 
   diagnostics(): Diagnostic[] {
-    return [...this.sourceDiagnostics, ...(this.model?.diagnostics ?? [])];
+    return [...this.sourceDiagnostics, ...(this.model?.diagnostics ?? []), ...this.cache.diagnostics()];
   }
 
   private schedule(state: SourceState): void {
@@ -72,6 +72,11 @@ export class Pipeline {
     this.report();
     this.logger.info({ tunnels: this.model.tunnels.length, objects: state.objects.length, ms: Math.round(performance.now() - started) }, 'configuration rebuilt');
     for (const listener of this.changeListeners) listener(this.model);
+  }
+
+  /** Reports diagnostics that appeared since the last report (also after a new node view appeared). */
+  reportNow(): void {
+    this.report();
   }
 
   /** Logs each diagnostic once, when it first appears. */

@@ -26,7 +26,8 @@ export class Shim {
 
   constructor(private readonly options: ShimOptions) {
     this.pipeline = new Pipeline(options.source, this.cache, { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain }, options.logger);
-    this.xds = new XdsServer({ address: options.xdsAddress, cache: this.cache, logger: options.logger });
+    // A new node view may bring translation diagnostics of its own: report them when it connects.
+    this.xds = new XdsServer({ address: options.xdsAddress, cache: this.cache, logger: options.logger, observe: { connected: () => this.pipeline.reportNow() } });
   }
 
   async start(): Promise<void> {

@@ -25,7 +25,7 @@ export function nodeStatus(stream: AdsStream) {
       sentVersion: t.lastVersion ?? null,
       ackedVersion: t.ackedVersion ?? null,
       pendingNonce: t.lastNonce && t.lastNonce !== t.ackedNonce ? t.lastNonce : null,
-      status: !t.lastVersion ? 'NOT_SENT' : t.lastNack?.nonce === t.lastNonce ? 'NACKED' : t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE',
+      status: !t.lastVersion ? 'NOT_SENT' : t.lastNack && t.lastNack.nonce === t.lastNonce ? 'NACKED' : t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE',
       subscribed: t.wildcard ? '*' : [...t.names].sort(),
       lastNack: t.lastNack ?? null,
     };

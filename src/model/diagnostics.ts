@@ -31,7 +31,8 @@ export function formatDiagnostic(d: Diagnostic): string {
     const line = d.origin.lineOf?.(d.path) ?? d.origin.line;
     where.push(line ? `${d.origin.file}:${line}` : d.origin.file);
   }
-  where.push(`${d.object.kind} ${d.object.namespace}/${d.object.name}`);
+  // A file-level problem (YAML that does not parse) has no object to name beyond the file itself.
+  if (d.object.kind !== 'File') where.push(`${d.object.kind} ${d.object.namespace}/${d.object.name}`);
   if (d.path.length > 0) where.push(fieldName(d.path));
   return `${d.severity}: ${where.join(': ')}: ${d.message}`;
 }

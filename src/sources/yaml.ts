@@ -16,7 +16,7 @@ function fileDiagnostic(file: string, line: number | undefined, message: string,
 
 export function parseYamlObjects(file: string, text: string): ParsedFile {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: false, uniqueKeys: true });
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
   const diagnostics: Diagnostic[] = [];
   const objects: SourcedObject[] = [];
   const list = Array.isArray(docs) ? docs : [docs];

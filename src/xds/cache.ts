@@ -64,6 +64,13 @@ export class SnapshotCache {
     };
   }
 
+  /** Problems found translating or validating for any watched view, each once. */
+  diagnostics(): Diagnostic[] {
+    const seen = new Map<string, Diagnostic>();
+    for (const entry of this.views.values()) for (const d of entry.diagnostics) seen.set(`${d.reason}|${d.object.name}|${d.message}`, d);
+    return [...seen.values()];
+  }
+
   viewCount(): number {
     return this.views.size;
   }

@@ -88,9 +88,16 @@ describe('kube-apiserver test harness', () => {
   });
 
   it('restarts kube-apiserver on the same port and etcd, and clients work again', async () => {
-    const core = server.kubeConfig().makeApiClient(CoreV1Api);
+    const kc = server.kubeConfig();
+    const core = kc.makeApiClient(CoreV1Api);
+    const custom = kc.makeApiClient(CustomObjectsApi);
     await server.restart();
+    // Same client objects (same URL, CA and token), and the data survived in etcd.
     const services = await core.listNamespacedService({ namespace: NS });
     expect(services.items.map((s) => s.metadata?.name)).toEqual(['echo']);
+    const routes = (await custom.listNamespacedCustomObject({ ...TCPROUTE, version: 'v1' })) as {
+      items: { metadata: { name: string } }[];
+    };
+    expect(routes.items.map((r) => r.metadata.name)).toEqual(['echo-route']);
   });
 });

@@ -3,7 +3,7 @@
 // namespace deletion, so tests create what they need themselves.
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
@@ -12,8 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ApiextensionsV1Api, KubeConfig, type V1CustomResourceDefinition } from '@kubernetes/client-node';
-import { parse as parseYaml } from 'yaml';
+import { ApiextensionsV1Api, KubeConfig, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
 
 export interface ApiServer {
   url: string;
@@ -47,6 +46,8 @@ const APISERVER_READY_MS = 90_000;
 const CRD_READY_MS = 30_000;
 const STOP_GRACE_MS = 15_000;
 
+const DIR_PREFIX = 'kube-harness-';
+
 const execFileP = promisify(execFile);
 
 /** Processes still running, killed synchronously if this node process exits without stop(). */
@@ -60,8 +61,10 @@ process.once('exit', () => {
 export async function startApiServer(opts: HarnessOptions = {}): Promise<ApiServer> {
   const log = opts.log ?? (() => {});
   const bins = await ensureBinaries(log);
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'kube-harness-'));
+  await removeOrphanDirs();
+  const dir = await mkdtemp(path.join(os.tmpdir(), DIR_PREFIX));
   liveDirs.add(dir);
+  await writeFile(`${dir}/owner.pid`, String(process.pid));
   let etcd: Proc | undefined;
   let apiserver: Proc | undefined;
   try {
@@ -160,6 +163,26 @@ export async function startApiServer(opts: HarnessOptions = {}): Promise<ApiServ
     await rm(dir, { recursive: true, force: true });
     liveDirs.delete(dir);
     throw err;
+  }
+}
+
+/** A node killed by SIGKILL leaves its temp dir (its servers die by pdeathsig): sweep those. */
+async function removeOrphanDirs(): Promise<void> {
+  for (const name of await readdir(os.tmpdir())) {
+    if (!name.startsWith(DIR_PREFIX)) continue;
+    const dir = path.join(os.tmpdir(), name);
+    const pid = Number(await readFile(`${dir}/owner.pid`, 'utf8').catch(() => ''));
+    if (!pid || pidAlive(pid)) continue;
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
@@ -270,7 +293,10 @@ function probe(url: string, bearer?: string): Promise<string> {
 async function installCrds(kc: KubeConfig, log: (l: string) => void): Promise<void> {
   const api = kc.makeApiClient(ApiextensionsV1Api);
   for (const file of CRD_FILES) {
-    const body = parseYaml(await readFile(file, 'utf8')) as V1CustomResourceDefinition;
+    // loadYaml maps wire names to the model's (x-kubernetes-preserve-unknown-fields ->
+    // x_kubernetes_preserve_unknown_fields); a plain YAML parse would have the typed client
+    // drop those keys on the way out, and the server would then prune every field.
+    const body = loadYaml<V1CustomResourceDefinition>(await readFile(file, 'utf8'));
     const name = body.metadata?.name ?? '';
     await api.createCustomResourceDefinition({ body });
     const deadline = Date.now() + CRD_READY_MS;

