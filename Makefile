@@ -8,7 +8,7 @@ demo: setup
 	@npx tsx scripts/demo.ts
 
 test: setup
-	@npx vitest run
+	@npx vitest run $(VITEST_ARGS)
 
 bench: setup
 	@npx tsx bench/convergence.ts

@@ -7,6 +7,7 @@ import { Shim } from '../shim.js';
 import { FileSource } from '../sources/file.js';
 import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
+import { diagnosticLines, render } from '../render.js';
 import type { Role } from '../translate/view.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>): Source {
@@ -68,7 +69,28 @@ export function program(): Command {
       });
       const problems = checkBootstrap(bootstrap);
       if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
-      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : YAML.stringify(bootstrap));
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : YAML.stringify(bootstrap, { aliasDuplicateObjects: false }));
+    });
+
+  cli
+    .command('render')
+    .description('print the resources a node of a role would be served, and every diagnostic; no server, no Envoy')
+    .requiredOption('--source <spec>', 'file:PATH (a YAML file or folder)')
+    .addOption(new Option('--role <role>', 'the node role').choices(['originate', 'terminate']).makeOptionMandatory())
+    .option('--node-id <id>', 'shown in the output; the view depends on role and addresses only', 'render')
+    .option('--listen-address <ip>', 'as in tunnel-shim bootstrap')
+    .option('--access-log <path>', 'as in tunnel-shim bootstrap')
+    .option('--cluster-domain <domain>', 'Kubernetes cluster domain', 'cluster.local')
+    .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
+    .action((o) => {
+      const path = String(o.source).replace(/^file:/, '');
+      if (!fs.existsSync(path)) throw new Error(`--source ${o.source}: ${path} does not exist`);
+      const view = { role: o.role as Role, listenAddress: o.listenAddress, accessLog: o.accessLog };
+      const { resources, diagnostics } = render(new FileSource(path).read(), view, { clusterDomain: o.clusterDomain });
+      const out = { node: o.nodeId, role: o.role, ...resources };
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));
+      for (const line of diagnosticLines(diagnostics)) process.stderr.write(`${line}\n`);
+      if (diagnostics.some((d) => d.severity === 'error')) process.exitCode = 1;
     });
 
   return cli;

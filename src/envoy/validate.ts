@@ -135,8 +135,12 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
 function checkValue(field: protobuf.Field, path: string, value: unknown, rules: Rules | undefined, out: Violation[]) {
   if (rules) {
     checkMessageRules(path, value, rules, out);
-    // Rules on wrapper fields (UInt32Value and friends) constrain the wrapped value.
-    const scalar = field.resolvedType instanceof protobuf.Type && isWrapper(field.resolvedType) && value && typeof value === 'object' ? (value as { value?: unknown }).value : value;
+    // Rules on wrapper fields (UInt32Value and friends) constrain the wrapped value; an unset proto3
+    // scalar has its default value ("" or 0), which the rules apply to as well.
+    const isMessage = field.resolvedType instanceof protobuf.Type;
+    const scalar = isMessage
+      ? isWrapper(field.resolvedType as protobuf.Type) && value && typeof value === 'object' ? (value as { value?: unknown }).value : undefined
+      : value ?? (field.resolvedType ? undefined : field.typeDefault);
     checkScalar(path, scalar, rules, out);
     if (rules.enum?.defined_only && isPresent(value) && field.resolvedType instanceof protobuf.Enum) {
       const values = field.resolvedType.values;

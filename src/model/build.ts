@@ -111,8 +111,8 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
   for (const e of errors) {
     const known = e.message !== 'is not a tunnel-shim annotation' && !e.message.startsWith('has no effect');
     const path = ['metadata', 'annotations', e.annotation];
-    if (known) report.error('InvalidAnnotation', path, `${e.annotation} ${e.message}`);
-    else report.warn('UnknownAnnotation', path, `${e.annotation} ${e.message}`);
+    if (known) report.error('InvalidAnnotation', path, e.message);
+    else report.warn('UnknownAnnotation', path, e.message);
   }
   if (!settings) return [];
   if (!ref.name) {

@@ -1,7 +1,7 @@
 // The ADS server: owns gRPC streams and the protocol; asks the cache what to send.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { TypeUrl, type ResourceKind } from '../envoy/protos.js';
+import type { ResourceKind } from '../envoy/protos.js';
 import type { SnapshotCache } from './cache.js';
 import type { Decision } from './decide.js';
 import { NodeError, parseNode } from './node.js';
@@ -53,7 +53,7 @@ export class XdsServer {
         clearTimeout(timer);
         resolve();
       });
-      for (const call of this.calls) call.destroy(Object.assign(new Error('control plane shutting down'), { code: grpc.status.UNAVAILABLE }));
+      for (const call of this.calls) closeWithStatus(call, grpc.status.UNAVAILABLE, 'control plane shutting down; reconnect');
     });
   }
 
@@ -85,7 +85,7 @@ export class XdsServer {
       } catch (err) {
         const code = err instanceof NodeError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
         log.warn({ err: (err as Error).message }, 'closing stream');
-        call.destroy(Object.assign(new Error((err as Error).message), { code }));
+        closeWithStatus(call, code, (err as Error).message);
       }
     });
     call.on('drain', () => stream?.onDrain());
@@ -106,6 +106,11 @@ export class XdsServer {
   }
 }
 
+/** Ends a stream with a gRPC status the client sees (grpc-js turns an 'error' event into the status). */
+function closeWithStatus(call: grpc.ServerDuplexStream<DecodedRequest, Buffer>, code: grpc.status, message: string) {
+  call.emit('error', Object.assign(new Error(message), { code, details: message }));
+}
+
 function logDecision(log: Logger, s: AdsStream, kind: ResourceKind, decision: Decision, version: string, nonce: string, observe?: StreamEvents['decided']) {
   const fields = { node: s.node.id, type: kind, version, nonce };
   if (decision.kind === 'nack') log.warn({ ...fields, error: decision.message }, 'NACK: config rejected by node; not resending it');
@@ -113,4 +118,3 @@ function logDecision(log: Logger, s: AdsStream, kind: ResourceKind, decision: De
   observe?.(s, kind, decision, version, nonce);
 }
 
-export { TypeUrl };

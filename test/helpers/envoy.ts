@@ -43,7 +43,7 @@ export async function startEnvoy(options: Omit<BootstrapOptions, 'adminAddress' 
   const logFile = fs.openSync(path.join(dir, 'envoy.log'), 'w');
   const child = spawn(
     envoyBinary(),
-    ['-c', configPath, '--admin-address-path', adminPathFile, '--disable-hot-restart', '--concurrency', String(options.concurrency ?? 1), '-l', 'warning', '--drain-time-s', '1'],
+    ['-c', configPath, '--admin-address-path', adminPathFile, '--disable-hot-restart', '--concurrency', String(options.concurrency ?? 1), '-l', 'warning', '--drain-time-s', '1', '--file-flush-interval-msec', '100'],
     { stdio: ['ignore', logFile, logFile] },
   );
   running.add(child);

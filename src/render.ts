@@ -1,0 +1,28 @@
+// What a node of a given view would be served, computed without any server or Envoy: the dry run
+// behind `tunnel-shim render` and the golden translation tests.
+import { pushOrder } from './envoy/protos.js';
+import { buildModel } from './model/build.js';
+import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
+import { defaultModelOptions, type ModelOptions } from './model/tunnel.js';
+import type { SourceState } from './sources/source.js';
+import type { NodeView } from './translate/view.js';
+import { ResourceEncoder } from './xds/snapshot.js';
+
+export interface Rendered {
+  resources: Record<'clusters' | 'endpoints' | 'listeners' | 'routes', unknown[]>;
+  diagnostics: Diagnostic[];
+}
+
+const plural = { cluster: 'clusters', endpoint: 'endpoints', listener: 'listeners', route: 'routes' } as const;
+
+export function render(state: SourceState, view: NodeView, options: ModelOptions = defaultModelOptions): Rendered {
+  const model = buildModel(state.objects, options);
+  const { snapshot, diagnostics } = new ResourceEncoder().build(model, view);
+  const resources = { clusters: [], endpoints: [], listeners: [], routes: [] } as Rendered['resources'];
+  for (const kind of pushOrder) resources[plural[kind]] = [...snapshot[kind].resources.values()].map((r) => r.object);
+  return { resources, diagnostics: [...state.diagnostics, ...model.diagnostics, ...diagnostics] };
+}
+
+export function diagnosticLines(diagnostics: Diagnostic[]): string[] {
+  return diagnostics.map(formatDiagnostic);
+}

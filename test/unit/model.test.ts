@@ -1,0 +1,48 @@
+import { describe, expect, it } from 'vitest';
+import { buildModel } from '../../src/model/build.js';
+import { formatDiagnostic } from '../../src/model/diagnostics.js';
+import { parseYamlObjects } from '../../src/sources/yaml.js';
+import { parseDuration } from '../../src/translate/common.js';
+import { serviceYaml } from '../helpers/objects.js';
+
+const options = { clusterDomain: 'cluster.local' };
+const model = (yaml: string, previous?: ReturnType<typeof buildModel>) => buildModel(parseYamlObjects('in.yaml', yaml).objects, options, previous);
+
+describe('model', () => {
+  it('turns an annotated Service and its ready endpoints into a tunnel', () => {
+    const m = model(serviceYaml({ name: 'a', namespace: 'n', port: 80, endpoints: [{ ip: '10.0.0.2', port: 8080 }, { ip: '10.0.0.1', port: 8080 }] }));
+    expect(m.diagnostics).toEqual([]);
+    expect(m.tunnels).toMatchObject([{ key: 'n/a:80', authority: 'a.n.svc.cluster.local:80', settings: { mode: 'h2', tunnelPort: 15008, placement: 'sidecar' } }]);
+    expect(m.tunnels[0]!.endpoints).toEqual([{ address: '10.0.0.1', port: 8080 }, { address: '10.0.0.2', port: 8080 }]);
+  });
+
+  it('keeps serving the last good settings of a Service whose annotation breaks, with fresh endpoints', () => {
+    const good = model(serviceYaml({ name: 'a', namespace: 'n', port: 80, annotations: { 'tunnel-shim.io/tunnel-port': '15100' }, endpoints: [{ ip: '10.0.0.1', port: 1 }] }));
+    const broken = model(serviceYaml({ name: 'a', namespace: 'n', port: 80, annotations: { 'tunnel-shim.io/tunnel-port': 'abc' }, endpoints: [{ ip: '10.0.0.7', port: 1 }] }), good);
+    expect(broken.tunnels).toHaveLength(1);
+    expect(broken.tunnels[0]!.settings.tunnelPort).toBe(15100);
+    expect(broken.tunnels[0]!.endpoints).toEqual([{ address: '10.0.0.7', port: 1 }]);
+    expect(broken.diagnostics.map(formatDiagnostic)).toEqual([
+      'error: in.yaml:8: Service n/a: metadata.annotations["tunnel-shim.io/tunnel-port"]: "abc" is not a port (1-65535)',
+      'warning: in.yaml:1: Service n/a: serving the last good configuration of this Service until the errors are fixed',
+    ]);
+  });
+
+  it('gives a contested clusterIP:port to its previous owner', () => {
+    const a = serviceYaml({ name: 'z-first', namespace: 'n', clusterIP: '10.96.0.1', port: 80 });
+    const b = serviceYaml({ name: 'a-second', namespace: 'n', clusterIP: '10.96.0.1', port: 80 });
+    const before = model(a);
+    const after = model(`${a}---\n${b}`, before);
+    expect(after.tunnels.map((t) => t.service.name)).toEqual(['z-first']);
+    expect(after.diagnostics[0]!.message).toBe('10.96.0.1:80 is already used by Service n/z-first');
+  });
+
+  it('reads Envoy-style durations', () => {
+    expect(parseDuration('1s')).toBe(1);
+    expect(parseDuration('250ms')).toBe(0.25);
+    expect(parseDuration('5m')).toBe(300);
+    expect(parseDuration('1h')).toBe(3600);
+    expect(parseDuration('5')).toBeUndefined();
+    expect(parseDuration('1 day')).toBeUndefined();
+  });
+});
