@@ -12,7 +12,9 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { ApiextensionsV1Api, KubeConfig, loadYaml, type V1CustomResourceDefinition } from '@kubernetes/client-node';
+import {
+  ApiException, ApiextensionsV1Api, CustomObjectsApi, KubeConfig, loadYaml, type V1CustomResourceDefinition,
+} from '@kubernetes/client-node';
 
 export interface ApiServer {
   url: string;
@@ -131,7 +133,8 @@ export async function startApiServer(opts: HarnessOptions = {}): Promise<ApiServ
       kc.loadFromFile(file);
       return kc;
     };
-    await installCrds(kubeConfig(), log);
+    const crds = await installCrds(kubeConfig(), log);
+    await warmCrds(kubeConfig(), crds);
 
     let stopped = false;
     const server: ApiServer = {
@@ -146,6 +149,7 @@ export async function startApiServer(opts: HarnessOptions = {}): Promise<ApiServ
         if (apiserver) await stopProc(apiserver);
         apiserver = undefined;
         apiserver = await startApi();
+        await warmCrds(kubeConfig(), crds);
       },
       async stop() {
         if (stopped) return;
@@ -290,8 +294,9 @@ function probe(url: string, bearer?: string): Promise<string> {
   });
 }
 
-async function installCrds(kc: KubeConfig, log: (l: string) => void): Promise<void> {
+async function installCrds(kc: KubeConfig, log: (l: string) => void): Promise<V1CustomResourceDefinition[]> {
   const api = kc.makeApiClient(ApiextensionsV1Api);
+  const crds: V1CustomResourceDefinition[] = [];
   for (const file of CRD_FILES) {
     // loadYaml maps wire names to the model's (x-kubernetes-preserve-unknown-fields ->
     // x_kubernetes_preserve_unknown_fields); a plain YAML parse would have the typed client
@@ -299,18 +304,44 @@ async function installCrds(kc: KubeConfig, log: (l: string) => void): Promise<vo
     const body = loadYaml<V1CustomResourceDefinition>(await readFile(file, 'utf8'));
     const name = body.metadata?.name ?? '';
     await api.createCustomResourceDefinition({ body });
-    const deadline = Date.now() + CRD_READY_MS;
-    for (;;) {
+    await poll(`CRD ${name} Established`, CRD_READY_MS, async () => {
       const crd = await api.readCustomResourceDefinition({ name });
-      const established = crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True');
-      if (established) break;
-      if (Date.now() > deadline) {
-        throw new Error(`CRD ${name} not Established after ${CRD_READY_MS / 1000} s: ` +
-          JSON.stringify(crd.status?.conditions));
-      }
-      await sleep(100);
-    }
+      return crd.status?.conditions?.some((c) => c.type === 'Established' && c.status === 'True') ?? false;
+    });
     log(`[harness] CRD ${name} established`);
+    crds.push(body);
+  }
+  return crds;
+}
+
+/**
+ * kube-apiserver builds a CRD's storage (and watch cache) on the first request for it, after
+ * every start, and answers 429 "storage is (re)initializing" until that cache is filled. List
+ * each served version once here so that tests (and the shim) meet a warm server.
+ */
+async function warmCrds(kc: KubeConfig, crds: V1CustomResourceDefinition[]): Promise<void> {
+  const api = kc.makeApiClient(CustomObjectsApi);
+  for (const crd of crds) {
+    for (const v of crd.spec.versions.filter((x) => x.served)) {
+      const what = `${crd.spec.names.plural}.${crd.spec.group}/${v.name}`;
+      await poll(`list ${what} without 429`, CRD_READY_MS, async () => {
+        try {
+          await api.listClusterCustomObject({ group: crd.spec.group, version: v.name, plural: crd.spec.names.plural });
+          return true;
+        } catch (e) {
+          if (e instanceof ApiException && e.code === 429) return false;
+          throw e;
+        }
+      });
+    }
+  }
+}
+
+async function poll(what: string, timeoutMs: number, done: () => Promise<boolean>): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await done())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}`);
+    await sleep(100);
   }
 }
 
