@@ -26,4 +26,6 @@ if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src protos -newer dist/src/cli/
   echo "setup: build"
   npx tsc -p tsconfig.build.json
 fi
+# A real etcd and kube-apiserver for the Kubernetes tests, built from Go modules once and cached.
+scripts/k8s-binaries.sh >/dev/null
 echo "setup: ready ($(.venv/envoy --version | grep -o 'version: [^ ]*' | cut -d/ -f2) envoy, node $(node --version))"

@@ -1,6 +1,7 @@
 // objects -> tunnels + diagnostics. Pure: the same input always gives the same output, sorted.
 import { isIP } from 'node:net';
 import { parseTunnelSettings } from './annotations.js';
+import { isTCPRoute, parseRoute } from './routes.js';
 import type { Diagnostic } from './diagnostics.js';
 import { refKey, refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
 import type { Endpoint, Model, ModelOptions, Tunnel } from './tunnel.js';
@@ -168,6 +169,7 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
   const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), diagnostics);
   const previousByService = new Map<string, Tunnel[]>();
   for (const t of previous?.tunnels ?? []) {
+    if (t.via) continue;
     const k = refKey(t.service);
     previousByService.set(k, [...(previousByService.get(k) ?? []), t]);
   }
@@ -188,13 +190,14 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     const kept = failed ? previousByService.get(refKey(ref)) : undefined;
     if (kept) {
       report.warn('KeptLastGood', [], 'serving the last good configuration of this Service until the errors are fixed');
-      tunnels.push(...kept.map((t) => ({ ...t, endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(t.portName) ?? [] })));
+      tunnels.push(...kept.map((t) => ({ ...t, split: undefined, endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(t.portName) ?? [] })));
     } else if (!failed) {
       tunnels.push(...own);
     }
     diagnostics.push(...report.diagnostics);
   }
   rejectDuplicateAddresses(tunnels, services, previous, diagnostics);
+  tunnels.push(...applyRoutes(objects.filter((o) => isTCPRoute(o.object)), tunnels, services, endpoints, options, diagnostics));
   return { tunnels: tunnels.filter((t) => !t.rejected).map(stripRejected), diagnostics };
 }
 
@@ -235,3 +238,68 @@ function rejectDuplicateAddresses(tunnels: Marked[], services: SourcedObject[], 
   }
 }
 
+
+/**
+ * Attaches TCPRoutes to their parent Service ports: the parent gets a weighted split, and each backend
+ * becomes a tunnel reached through the parent with the parent's settings. A missing backend keeps its
+ * share (those connections fail) rather than silently sending it to the others.
+ */
+function applyRoutes(routes: SourcedObject[], tunnels: Marked[], services: SourcedObject[], endpoints: EndpointIndex, options: ModelOptions, diagnostics: Diagnostic[]): Tunnel[] {
+  const serviceByKey = new Map(services.map((s) => [`${refOf(s.object).namespace}/${refOf(s.object).name}`, s]));
+  const created: Tunnel[] = [];
+  for (const route of [...routes].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1))) {
+    const { attachments, diagnostics: found } = parseRoute(route);
+    diagnostics.push(...found);
+    const report = new Collector(route);
+    attachments.forEach((a, ai) => {
+      const parents = tunnels.filter((t) => !t.rejected && t.service.namespace === a.parentNamespace && t.service.name === a.parentName && (a.parentPort === undefined || t.port === a.parentPort));
+      if (parents.length === 0) {
+        const exists = serviceByKey.has(`${a.parentNamespace}/${a.parentName}`);
+        report.error(exists ? 'ParentNotTunneled' : 'ParentNotFound', ['spec', 'parentRefs', ai], exists
+          ? `Service ${a.parentNamespace}/${a.parentName}${a.parentPort ? ` port ${a.parentPort}` : ''} is not tunneled (no tunnel-shim.io/tunnel annotation, or no such port)`
+          : `Service ${a.parentNamespace}/${a.parentName} does not exist`);
+        return;
+      }
+      for (const parent of parents) {
+        if (parent.split) {
+          report.error('ConflictingRoute', ['spec', 'parentRefs', ai], `${parent.key} is already split by another TCPRoute; this one is ignored for it`);
+          continue;
+        }
+        if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
+          report.warn('ZeroWeights', ['spec', 'rules', 0, 'backendRefs'], `every backend has weight 0: connections to ${parent.key} are refused`);
+        }
+        parent.split = a.backends.map((b) => {
+          const backend = backendTunnel(parent, b, serviceByKey, endpoints, options, route, report);
+          created.push(backend);
+          return { tunnelKey: backend.key, weight: b.weight };
+        });
+      }
+    });
+    diagnostics.push(...report.diagnostics);
+  }
+  return created;
+}
+
+function backendTunnel(parent: Tunnel, b: { namespace: string; name: string; port: number; path: FieldPath }, serviceByKey: Map<string, SourcedObject>, endpoints: EndpointIndex, options: ModelOptions, route: SourcedObject, report: Collector): Tunnel {
+  const service = serviceByKey.get(`${b.namespace}/${b.name}`);
+  let portName: string | undefined;
+  if (!service) {
+    report.error('BackendNotFound', [...b.path, 'name'], `Service ${b.namespace}/${b.name} does not exist; its share of ${parent.key} fails instead of going to the other backends`);
+  } else {
+    portName = ((service.object.spec as ServiceSpec | undefined)?.ports ?? []).find((p) => Number(p.port) === b.port)?.name ?? undefined;
+    const hasPort = ((service.object.spec as ServiceSpec | undefined)?.ports ?? []).some((p) => Number(p.port) === b.port);
+    if (!hasPort) report.error('BackendPortNotFound', [...b.path, 'port'], `Service ${b.namespace}/${b.name} has no port ${b.port}; its share fails`);
+    else portName ??= '';
+  }
+  return {
+    key: `${parent.key}>${b.name}:${b.port}`,
+    service: { kind: 'Service', namespace: b.namespace, name: b.name },
+    portName: portName ?? '',
+    port: b.port,
+    authority: `${b.name}.${b.namespace}.svc.${options.clusterDomain}:${b.port}`,
+    settings: parent.settings,
+    endpoints: portName === undefined ? [] : endpoints.get(`${b.namespace}/${b.name}`)?.get(portName) ?? [],
+    origin: route.origin,
+    via: { name: parent.service.name, port: parent.port },
+  };
+}

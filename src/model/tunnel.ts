@@ -33,6 +33,10 @@ export interface Tunnel {
   /** Ready endpoints, sorted by address then port. */
   endpoints: Endpoint[];
   origin?: Origin;
+  /** A TCPRoute splits this port's traffic across these backend tunnels (by key) and weights. */
+  split?: { tunnelKey: string; weight: number }[];
+  /** Set on a backend a TCPRoute created: reached only through this parent Service port's listener. */
+  via?: { name: string; port: number };
 }
 
 export interface Model {

@@ -7,8 +7,12 @@ import { emptyResourceSet, type ResourceSet } from './resources.js';
 import type { NodeView } from './view.js';
 
 export function originateName(t: Tunnel): string {
-  return `originate/${t.service.namespace}/${t.service.name}/${t.port}`;
+  const base = `originate/${t.service.namespace}`;
+  return t.via ? `${base}/${t.via.name}/${t.via.port}/${t.service.name}/${t.port}` : `${base}/${t.service.name}/${t.port}`;
 }
+
+/** Cluster metadata carrying the CONNECT authority, read by `tunneling_config.hostname` (see below). */
+const metadataNamespace = 'tunnel_shim';
 
 function tunnelCluster(t: Tunnel) {
   const http = t.settings.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: { connection_keepalive: http2Keepalive } };
@@ -18,6 +22,7 @@ function tunnelCluster(t: Tunnel) {
     eds_cluster_config: { eds_config: adsConfigSource },
     connect_timeout: duration('5s'),
     lb_policy: 'ROUND_ROBIN',
+    metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': typeOf.httpProtocolOptions, explicit_http_config: http },
     },
@@ -34,11 +39,22 @@ function tunnelEndpoints(t: Tunnel) {
 }
 
 function tunnelingConfig(t: Tunnel) {
-  if (t.settings.mode === 'h2-post') return { hostname: t.authority, use_post: true };
-  return { hostname: t.authority };
+  // A split picks the backend cluster first; Envoy evaluates the hostname after that choice, so the
+  // chosen cluster's own authority names the backend to the terminator.
+  const hostname = t.split ? `%CLUSTER_METADATA(${metadataNamespace}:authority)%` : t.authority;
+  return t.settings.mode === 'h2-post' ? { hostname, use_post: true } : { hostname };
 }
 
-function tunnelListener(t: Tunnel, address: string, view: NodeView) {
+/** Where the listener sends connections: the Service's own cluster, or a weighted split. */
+function clusterSpecifier(t: Tunnel, byKey: Map<string, Tunnel>) {
+  if (!t.split) return { cluster: originateName(t) };
+  const clusters = t.split.filter((s) => s.weight > 0).map((s) => ({ name: originateName(byKey.get(s.tunnelKey)!), weight: s.weight }));
+  // Every weight is 0: the Service's own cluster, left without endpoints, refuses the connections.
+  if (clusters.length === 0) return { cluster: originateName(t) };
+  return { weighted_clusters: { clusters } };
+}
+
+function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: Map<string, Tunnel>) {
   const name = originateName(t);
   return {
     name,
@@ -52,7 +68,7 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView) {
             typed_config: {
               '@type': typeOf.tcpProxy,
               stat_prefix: statPrefix('originate', t.service.namespace, t.service.name, t.port),
-              cluster: name,
+              ...clusterSpecifier(t, byKey),
               tunneling_config: tunnelingConfig(t),
               ...(view.accessLog ? { access_log: [fileAccessLog(view.accessLog, { role: 'originate', authority: t.authority })] } : {}),
             },
@@ -67,7 +83,13 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
   const resources = emptyResourceSet();
   const diagnostics: Diagnostic[] = [];
   const claimed = new Map<string, Tunnel>();
+  const byKey = new Map(tunnels.map((t) => [t.key, t]));
   for (const t of tunnels) {
+    if (t.via) {
+      resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });
+      resources.endpoint.push({ name: originateName(t), object: tunnelEndpoints(t) });
+      continue;
+    }
     const address = view.listenAddress ?? t.clusterIP;
     if (!address) {
       diagnostics.push({
@@ -86,8 +108,8 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
     }
     claimed.set(`${address}:${t.port}`, t);
     resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });
-    resources.endpoint.push({ name: originateName(t), object: tunnelEndpoints(t) });
-    resources.listener.push({ name: originateName(t), object: tunnelListener(t, address, view) });
+    resources.endpoint.push({ name: originateName(t), object: t.split ? { cluster_name: originateName(t), endpoints: [] } : tunnelEndpoints(t) });
+    resources.listener.push({ name: originateName(t), object: tunnelListener(t, address, view, byKey) });
   }
   return { resources, diagnostics };
 }

@@ -84,7 +84,11 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
     const onPort = tunnels.filter((t) => t.settings.tunnelPort === port);
     const gatewayHosts: ResourceObject[] = [];
     const sidecarHosts = new Map<string, ResourceObject[]>();
+    // One virtual host per authority: a Service that is also a TCPRoute backend is served once.
+    const seen = new Set<string>();
     for (const t of onPort) {
+      if (seen.has(t.authority)) continue;
+      seen.add(t.authority);
       if (t.settings.placement === 'gateway') {
         const name = backendClusterName(t);
         resources.cluster.push({ name, object: edsCluster(name) });
