@@ -21,6 +21,7 @@ export class Pipeline {
   private maxTimer?: NodeJS.Timeout;
   private reported = new Set<string>();
   private readonly changeListeners = new Set<(model: Model) => void>();
+  private readonly diagnosticListeners = new Set<(fresh: Diagnostic[]) => void>();
 
   constructor(
     private readonly source: Source,
@@ -41,6 +42,11 @@ export class Pipeline {
 
   onChange(listener: (model: Model) => void): void {
     this.changeListeners.add(listener);
+  }
+
+  /** Called with the diagnostics that appeared since the last rebuild (each problem once). */
+  onDiagnostics(listener: (fresh: Diagnostic[]) => void): void {
+    this.diagnosticListeners.add(listener);
   }
 
   diagnostics(): Diagnostic[] {
@@ -82,14 +88,17 @@ export class Pipeline {
   /** Logs each diagnostic once, when it first appears. */
   private report(): void {
     const now = new Set<string>();
+    const fresh: Diagnostic[] = [];
     for (const d of this.diagnostics()) {
       const line = formatDiagnostic(d);
       now.add(line);
       if (this.reported.has(line)) continue;
+      fresh.push(d);
       const fields = { reason: d.reason, object: `${d.object.kind} ${d.object.namespace}/${d.object.name}` };
       if (d.severity === 'error') this.logger.error(fields, line);
       else this.logger.warn(fields, line);
     }
     this.reported = now;
+    if (fresh.length > 0) for (const listener of this.diagnosticListeners) listener(fresh);
   }
 }

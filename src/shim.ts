@@ -3,6 +3,7 @@ import type http from 'node:http';
 import type { Logger } from 'pino';
 import { createAdminServer, listen } from './admin/http.js';
 import { Pipeline } from './pipeline.js';
+import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
@@ -14,6 +15,8 @@ export interface ShimOptions {
   adminAddress: string;
   clusterDomain?: string;
   logger: Logger;
+  /** Turns diagnostics on API objects into Kubernetes Events. */
+  events?: EventRecorder;
 }
 
 export class Shim {
@@ -26,6 +29,7 @@ export class Shim {
 
   constructor(private readonly options: ShimOptions) {
     this.pipeline = new Pipeline(options.source, this.cache, { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain }, options.logger);
+    if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
     // A new node view may bring translation diagnostics of its own: report them when it connects.
     this.xds = new XdsServer({ address: options.xdsAddress, cache: this.cache, logger: options.logger, observe: { connected: () => this.pipeline.reportNow() } });
   }

@@ -5,18 +5,21 @@ import YAML from 'yaml';
 import { createLogger, type LogFormat } from '../logger.js';
 import { Shim } from '../shim.js';
 import { FileSource } from '../sources/file.js';
+import { EventRecorder } from '../sources/kube-events.js';
+import { KubernetesSource } from '../sources/kubernetes.js';
 import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
 import type { Role } from '../translate/view.js';
 
-function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>): Source {
+function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
+  if (spec === 'kubernetes') return new KubernetesSource({ logger, namespaces });
   if (spec.startsWith('file:')) {
     const path = spec.slice('file:'.length);
     if (!fs.existsSync(path)) throw new Error(`--source ${spec}: ${path} does not exist`);
     return new FileSource(path, logger);
   }
-  throw new Error(`--source ${spec}: expected file:PATH`);
+  throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
 }
 
 export function program(): Command {
@@ -25,7 +28,8 @@ export function program(): Command {
   cli
     .command('serve')
     .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
-    .requiredOption('--source <spec>', 'where tunnels are described: file:PATH (a YAML file or folder)')
+    .requiredOption('--source <spec>', 'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), or file:PATH (a YAML file or folder)')
+    .option('--namespace <ns>', 'kubernetes source: watch only this namespace (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
@@ -33,7 +37,9 @@ export function program(): Command {
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
-      const shim = new Shim({ source: sourceFrom(o.source, logger), xdsAddress: o.xdsAddress, adminAddress: o.adminAddress, clusterDomain: o.clusterDomain, logger });
+      const source = sourceFrom(o.source, logger, o.namespace);
+      const events = source instanceof KubernetesSource ? new EventRecorder(source.kubeConfig, logger) : undefined;
+      const shim = new Shim({ source, events, xdsAddress: o.xdsAddress, adminAddress: o.adminAddress, clusterDomain: o.clusterDomain, logger });
       await shim.start();
       const shutdown = async (signal: string) => {
         logger.info({ signal }, 'shutting down');

@@ -26,6 +26,8 @@ export interface Origin {
   line?: number;
   /** Line of a field inside the object, when the source can tell. */
   lineOf?: (path: FieldPath) => number | undefined;
+  /** The object's identity in the API server, so a diagnostic can become a Kubernetes Event on it. */
+  kube?: { apiVersion: string; uid: string };
 }
 
 export interface SourcedObject {

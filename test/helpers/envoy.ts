@@ -33,17 +33,20 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-export async function startEnvoy(options: Omit<BootstrapOptions, 'adminAddress' | 'accessLog'> & { concurrency?: number }): Promise<EnvoyProcess> {
+export async function startEnvoy(
+  options: Omit<BootstrapOptions, 'adminAddress' | 'accessLog'> & { concurrency?: number; /** run inside this network namespace (its admin binds adminHost) */ netns?: { exec: string[]; adminHost: string } },
+): Promise<EnvoyProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `envoy-${options.nodeId}-`));
   const accessLogPath = path.join(dir, 'access.log');
   const adminPathFile = path.join(dir, 'admin-address');
-  const bootstrap = buildBootstrap({ ...options, adminAddress: '127.0.0.1:0', accessLog: accessLogPath });
+  const bootstrap = buildBootstrap({ ...options, adminAddress: `${options.netns?.adminHost ?? '127.0.0.1'}:0`, accessLog: accessLogPath });
   const configPath = path.join(dir, 'bootstrap.json');
   fs.writeFileSync(configPath, JSON.stringify(bootstrap));
   const logFile = fs.openSync(path.join(dir, 'envoy.log'), 'w');
+  const prefix = options.netns?.exec ?? [];
   const child = spawn(
-    envoyBinary(),
-    ['-c', configPath, '--admin-address-path', adminPathFile, '--disable-hot-restart', '--concurrency', String(options.concurrency ?? 1), '-l', 'warning', '--drain-time-s', '1', '--file-flush-interval-msec', '100'],
+    prefix[0] ?? envoyBinary(),
+    [...prefix.slice(1), ...(prefix.length ? [envoyBinary()] : []), '-c', configPath, '--admin-address-path', adminPathFile, '--disable-hot-restart', '--concurrency', String(options.concurrency ?? 1), '-l', 'warning', '--drain-time-s', '1', '--file-flush-interval-msec', '100'],
     { stdio: ['ignore', logFile, logFile] },
   );
   running.add(child);
