@@ -6,7 +6,6 @@ import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
 
 const require = createRequire(import.meta.url);
-const manifestPath = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../protos/manifest.json');
 
 interface Manifest {
   roots: { package: string; dir: string }[];
@@ -19,7 +18,7 @@ function findManifest(): string {
     const candidate = path.join(dir, 'protos', 'manifest.json');
     if (fs.existsSync(candidate)) return candidate;
   }
-  return manifestPath;
+  throw new Error('protos/manifest.json not found above the shim\'s own files');
 }
 
 function packageDir(name: string): string {
