@@ -5,6 +5,7 @@ import { NodeMetadata, roles, type Role } from '../translate/view.js';
 import { validateMessage } from '../envoy/validate.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType } from '../envoy/protos.js';
+import { isHostPort } from '../xds/node.js';
 
 export interface BootstrapOptions {
   role: Role;
@@ -14,6 +15,8 @@ export interface BootstrapOptions {
   listenAddress?: string;
   adminAddress: string;
   accessLog?: string;
+  /** Relay only: where plain HTTP requests go. */
+  relayHttpBackend?: string;
 }
 
 export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
@@ -24,6 +27,11 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
   const metadata: Record<string, string> = { [NodeMetadata.role]: o.role };
   if (o.listenAddress) metadata[NodeMetadata.listenAddress] = o.listenAddress;
   if (o.accessLog) metadata[NodeMetadata.accessLog] = o.accessLog;
+  if (o.relayHttpBackend) {
+    if (o.role !== 'relay') throw new Error('--relay-http-backend is for --role relay');
+    if (!isHostPort(o.relayHttpBackend)) throw new Error(`--relay-http-backend ${o.relayHttpBackend} is not IP:PORT`);
+    metadata[NodeMetadata.relayHttpBackend] = o.relayHttpBackend;
+  }
   return {
     node: { id: o.nodeId, cluster: o.nodeCluster ?? `tunnel-shim-${o.role}`, metadata },
     dynamic_resources: {

@@ -10,7 +10,7 @@ import { KubernetesSource } from '../sources/kubernetes.js';
 import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
-import type { Role } from '../translate/view.js';
+import { roles, type Role } from '../translate/view.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
   if (spec === 'kubernetes') return new KubernetesSource({ logger, namespaces });
@@ -55,13 +55,14 @@ export function program(): Command {
   cli
     .command('bootstrap')
     .description('print a complete Envoy bootstrap for one role')
-    .addOption(new Option('--role <role>', 'the Envoy role').choices(['originate', 'terminate']).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'the Envoy role').choices([...roles]).makeOptionMandatory())
     .requiredOption('--node-id <id>', 'the Envoy node id (unique per Envoy)')
     .option('--node-cluster <name>', 'the Envoy node cluster')
     .option('--xds-address <host:port>', 'where the shim serves ADS', '127.0.0.1:18000')
     .option('--listen-address <ip>', 'originate: listen here instead of on Service clusterIPs; terminate: bind tunnels here only')
     .option('--admin-address <host:port>', "Envoy's own admin address", '127.0.0.1:9901')
     .option('--access-log <path>', 'file for the access logs of tunnel listeners')
+    .option('--relay-http-backend <ip:port>', 'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404')
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const bootstrap = buildBootstrap({
@@ -72,6 +73,7 @@ export function program(): Command {
         listenAddress: o.listenAddress,
         adminAddress: o.adminAddress,
         accessLog: o.accessLog,
+        relayHttpBackend: o.relayHttpBackend,
       });
       const problems = checkBootstrap(bootstrap);
       if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
@@ -82,16 +84,17 @@ export function program(): Command {
     .command('render')
     .description('print the resources a node of a role would be served, and every diagnostic; no server, no Envoy')
     .requiredOption('--source <spec>', 'file:PATH (a YAML file or folder)')
-    .addOption(new Option('--role <role>', 'the node role').choices(['originate', 'terminate']).makeOptionMandatory())
+    .addOption(new Option('--role <role>', 'the node role').choices([...roles]).makeOptionMandatory())
     .option('--node-id <id>', 'shown in the output; the view depends on role and addresses only', 'render')
     .option('--listen-address <ip>', 'as in tunnel-shim bootstrap')
     .option('--access-log <path>', 'as in tunnel-shim bootstrap')
+    .option('--relay-http-backend <ip:port>', 'as in tunnel-shim bootstrap')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain', 'cluster.local')
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const path = String(o.source).replace(/^file:/, '');
       if (!fs.existsSync(path)) throw new Error(`--source ${o.source}: ${path} does not exist`);
-      const view = { role: o.role as Role, listenAddress: o.listenAddress, accessLog: o.accessLog };
+      const view = { role: o.role as Role, listenAddress: o.listenAddress, accessLog: o.accessLog, relayHttpBackend: o.relayHttpBackend };
       const { resources, diagnostics } = render(new FileSource(path).read(), view, { clusterDomain: o.clusterDomain });
       const out = { node: o.nodeId, role: o.role, ...resources };
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));

@@ -1,5 +1,10 @@
 // The `tunnel-shim.io/*` annotations a Service carries, each parsed into a setting or a clear error.
-import type { TunnelMode, TunnelSettings, Placement } from './tunnel.js';
+// Per-annotation parsing is the table in annotation-table.ts; the checks across settings live here.
+import { annotationTable, tunnelModes } from './annotation-table.js';
+import { hasFormatCommand } from './format.js';
+import type { TunnelMode, TunnelSettings } from './tunnel.js';
+
+export { parsePort } from './annotation-table.js';
 
 export const annotationPrefix = 'tunnel-shim.io/';
 export const Annotation = {
@@ -10,19 +15,12 @@ export const Annotation = {
 
 export const defaultTunnelPort = 15008;
 
-const modes: readonly TunnelMode[] = ['h2', 'h1', 'h2-post'];
-const placements: readonly Placement[] = ['sidecar', 'gateway'];
-
 export interface AnnotationError {
   annotation: string;
   message: string;
 }
 
-export function parsePort(text: string): number | undefined {
-  if (!/^\d{1,5}$/.test(text.trim())) return undefined;
-  const port = Number(text);
-  return port >= 1 && port <= 65535 ? port : undefined;
-}
+const a = (key: string) => `${annotationPrefix}${key}`;
 
 /** Parses the tunnel settings of a Service; `undefined` settings means the Service is not tunneled. */
 export function parseTunnelSettings(annotations: Record<string, string>): { settings?: TunnelSettings; errors: AnnotationError[] } {
@@ -36,25 +34,49 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
     return { errors };
   }
   const mode = modeText.trim() === '' ? 'h2' : (modeText.trim() as TunnelMode);
-  if (!modes.includes(mode)) {
-    errors.push({ annotation: Annotation.tunnel, message: `unknown tunnel mode ${JSON.stringify(modeText)}; use one of ${modes.join(', ')}` });
+  if (!tunnelModes.includes(mode)) {
+    errors.push({ annotation: Annotation.tunnel, message: `unknown tunnel mode ${JSON.stringify(modeText)}; use one of ${tunnelModes.join(', ')}` });
   }
-  let tunnelPort = defaultTunnelPort;
-  const portText = annotations[Annotation.tunnelPort];
-  if (portText !== undefined) {
-    const port = parsePort(portText);
-    if (port === undefined) errors.push({ annotation: Annotation.tunnelPort, message: `${JSON.stringify(portText)} is not a port (1-65535)` });
-    else tunnelPort = port;
+  const settings: TunnelSettings = { mode, tunnelPort: defaultTunnelPort, placement: 'sidecar' };
+  const given = new Set<string>();
+  for (const [key, text] of Object.entries(annotations)) {
+    if (!key.startsWith(annotationPrefix) || key === Annotation.tunnel) continue;
+    const row = annotationTable[key];
+    if (!row) {
+      errors.push({ annotation: key, message: 'is not a tunnel-shim annotation' });
+      continue;
+    }
+    const parsed = row.parse(String(text));
+    if ('error' in parsed) errors.push({ annotation: key, message: parsed.error });
+    else {
+      (settings as unknown as Record<string, unknown>)[row.key] = parsed.value;
+      given.add(key);
+    }
   }
-  let placement: Placement = 'sidecar';
-  const placementText = annotations[Annotation.placement];
-  if (placementText !== undefined) {
-    if (placements.includes(placementText as Placement)) placement = placementText as Placement;
-    else errors.push({ annotation: Annotation.placement, message: `unknown placement ${JSON.stringify(placementText)}; use one of ${placements.join(', ')}` });
+  errors.push(...crossChecks(settings, given));
+  return { settings, errors };
+}
+
+/** Combinations Envoy would reject, or that would silently do nothing. */
+function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
+  const errors: AnnotationError[] = [];
+  const err = (key: string, message: string) => errors.push({ annotation: a(key), message });
+  if (s.postPath !== undefined && s.mode !== 'h2-post') err('post-path', `needs ${Annotation.tunnel}: h2-post (Envoy rejects post_path without use_post)`);
+  if (s.mode === 'h2-post') s.postPath ??= '/';
+  if (s.hostname !== undefined && hasFormatCommand(s.hostname) && !s.domains) {
+    err('hostname', `${JSON.stringify(s.hostname)} is decided per connection; list the authorities terminators may accept in ${a('domains')}`);
   }
-  const known = new Set<string>(Object.values(Annotation));
-  for (const key of Object.keys(annotations)) {
-    if (key.startsWith(annotationPrefix) && !known.has(key)) errors.push({ annotation: key, message: 'is not a tunnel-shim annotation' });
+  if (s.maxConcurrentStreams !== undefined && s.mode === 'h1') err('max-concurrent-streams', 'HTTP/1.1 tunnels carry one stream per connection; use h2 or h2-post');
+  if (s.accessLogFormat !== undefined && s.accessLog === undefined) err('access-log-format', `needs ${a('access-log')} (the file to write)`);
+  if (s.hashPolicy && s.lbPolicy && s.lbPolicy !== 'RING_HASH' && s.lbPolicy !== 'MAGLEV') {
+    err('lb-policy', `${s.lbPolicy} ignores ${a('hash-policy')}; use RING_HASH or MAGLEV`);
   }
-  return { settings: { mode, tunnelPort, placement }, errors };
+  if (s.hashPolicy) s.lbPolicy ??= 'RING_HASH';
+  const subsetGiven = given.has(a('default-subset')) || given.has(a('fallback-policy'));
+  if (subsetGiven && !s.metadataMatch) err(given.has(a('default-subset')) ? 'default-subset' : 'fallback-policy', `needs ${a('metadata-match')}`);
+  if (s.metadataMatch) s.fallbackPolicy ??= s.defaultSubset ? 'DEFAULT_SUBSET' : 'NO_FALLBACK';
+  if (s.fallbackPolicy === 'DEFAULT_SUBSET' && s.metadataMatch && !s.defaultSubset) err('fallback-policy', `DEFAULT_SUBSET needs ${a('default-subset')}`);
+  if (s.relayPort !== undefined && s.mode === 'h2-post') err('relay-port', 'relays forward CONNECT; an h2-post tunnel cannot be relayed');
+  if (s.relayPort !== undefined && s.relayPort === s.tunnelPort) err('relay-port', `must differ from the tunnel port ${s.tunnelPort}`);
+  return errors;
 }

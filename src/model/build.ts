@@ -4,7 +4,7 @@ import { parseTunnelSettings } from './annotations.js';
 import { isTCPRoute, parseRoute } from './routes.js';
 import type { Diagnostic } from './diagnostics.js';
 import { refKey, refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
-import type { Endpoint, Model, ModelOptions, Tunnel } from './tunnel.js';
+import type { Endpoint, Model, ModelOptions, Tunnel, TunnelSettings } from './tunnel.js';
 
 interface ServicePort {
   name?: string;
@@ -20,6 +20,7 @@ interface ServiceSpec {
 interface SliceEndpoint {
   addresses?: string[];
   conditions?: { ready?: boolean | null };
+  targetRef?: { kind?: string; name?: string; namespace?: string };
 }
 
 interface SliceSpec {
@@ -32,6 +33,25 @@ const serviceNameLabel = 'kubernetes.io/service-name';
 
 function isService(o: KubeObject) {
   return o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1';
+}
+
+function isPod(o: KubeObject) {
+  return o.kind === 'Pod' && (o.apiVersion ?? 'v1') === 'v1';
+}
+
+/** Pod labels by `namespace/name` and by `namespace/ip`: what metadata-match selects endpoints by. */
+type PodIndex = Map<string, Record<string, string>>;
+
+function indexPods(pods: SourcedObject[]): PodIndex {
+  const index: PodIndex = new Map();
+  for (const { object } of pods) {
+    const ns = object.metadata?.namespace ?? 'default';
+    const labels = object.metadata?.labels ?? {};
+    if (object.metadata?.name) index.set(`${ns}/${object.metadata.name}`, labels);
+    const status = (object.status ?? {}) as { podIP?: string; podIPs?: { ip?: string }[] };
+    for (const ip of [status.podIP, ...(status.podIPs ?? []).map((p) => p.ip)]) if (ip) index.set(`${ns}/ip/${ip}`, labels);
+  }
+  return index;
 }
 
 function isEndpointSlice(o: KubeObject) {
@@ -52,7 +72,7 @@ class Collector {
 /** Ready endpoints per Service (`namespace/name`) and per port name. */
 type EndpointIndex = Map<string, Map<string, Endpoint[]>>;
 
-function indexEndpoints(slices: SourcedObject[], diagnostics: Diagnostic[]): EndpointIndex {
+function indexEndpoints(slices: SourcedObject[], pods: PodIndex, diagnostics: Diagnostic[]): EndpointIndex {
   const index: EndpointIndex = new Map();
   for (const sourced of slices) {
     const slice = sourced.object;
@@ -87,7 +107,10 @@ function indexEndpoints(slices: SourcedObject[], diagnostics: Diagnostic[]): End
           report.error('InvalidAddress', ['endpoints', ei, 'addresses', 0], `${JSON.stringify(address)} is not an IP address`);
           return;
         }
-        list.push({ address, port });
+        const ns = slice.metadata?.namespace ?? 'default';
+        const ref = e.targetRef;
+        const labels = (ref?.kind === 'Pod' && ref.name ? pods.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined) ?? pods.get(`${ns}/ip/${address}`);
+        list.push(labels ? { address, port, labels } : { address, port });
       });
     });
     diagnostics.push(...report.diagnostics);
@@ -125,6 +148,10 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
   if (clusterIP && isIP(clusterIP) === 0) report.error('InvalidClusterIP', ['spec', 'clusterIP'], `${JSON.stringify(clusterIP)} is not an IP address`);
   if (!Array.isArray(spec.ports) || spec.ports.length === 0) {
     report.error('NoPorts', ['spec', 'ports'], 'a tunneled Service needs at least one port');
+    return undefined;
+  }
+  if (settings.domains && spec.ports.length > 1) {
+    report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/domains'], 'names authorities for one port; this Service has several (split it, one Service per port)');
     return undefined;
   }
   const tunnels: Tunnel[] = [];
@@ -166,7 +193,8 @@ function sortKey(s: SourcedObject): string {
 export function buildModel(objects: readonly SourcedObject[], options: ModelOptions, previous?: Model): Model {
   const diagnostics: Diagnostic[] = [];
   const services = objects.filter((o) => isService(o.object)).sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));
-  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), diagnostics);
+  const pods = indexPods(objects.filter((o) => isPod(o.object)));
+  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), pods, diagnostics);
   const previousByService = new Map<string, Tunnel[]>();
   for (const t of previous?.tunnels ?? []) {
     if (t.via) continue;
@@ -197,6 +225,7 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     diagnostics.push(...report.diagnostics);
   }
   rejectDuplicateAddresses(tunnels, services, previous, diagnostics);
+  rejectDuplicateDomains(tunnels, diagnostics);
   tunnels.push(...applyRoutes(objects.filter((o) => isTCPRoute(o.object)), tunnels, services, endpoints, options, diagnostics));
   return { tunnels: tunnels.filter((t) => !t.rejected).map(stripRejected), diagnostics };
 }
@@ -297,9 +326,47 @@ function backendTunnel(parent: Tunnel, b: { namespace: string; name: string; por
     portName: portName ?? '',
     port: b.port,
     authority: `${b.name}.${b.namespace}.svc.${options.clusterDomain}:${b.port}`,
-    settings: parent.settings,
+    settings: { ...parent.settings, ...backendSubset(service) },
     endpoints: portName === undefined ? [] : endpoints.get(`${b.namespace}/${b.name}`)?.get(portName) ?? [],
     origin: route.origin,
     via: { name: parent.service.name, port: parent.port },
   };
+}
+
+/** The authorities a terminator or relay accepts for a tunnel (one virtual host's domains). */
+export function domainsOf(t: Tunnel): string[] {
+  // A TCPRoute backend is named by its own authority (the split's hostname reads it from the cluster).
+  if (t.via) return [t.authority];
+  return t.settings.domains ?? [t.settings.hostname ?? t.authority];
+}
+
+/** Envoy NACKs a route configuration with a domain twice: on one port the earlier Service keeps it. */
+function rejectDuplicateDomains(tunnels: Marked[], diagnostics: Diagnostic[]) {
+  const owners = new Map<string, Marked>();
+  for (const t of tunnels) {
+    if (t.rejected) continue;
+    const keys = domainsOf(t).map((d) => `tunnel ${t.settings.tunnelPort} ${d}`);
+    if (t.settings.relayPort !== undefined) keys.push(...domainsOf(t).map((d) => `relay ${t.settings.relayPort} ${d}`));
+    const clash = keys.map((k) => [k, owners.get(k)] as const).find(([, o]) => o && o.key !== t.key);
+    if (clash) {
+      t.rejected = true;
+      const owner = clash[1]!;
+      diagnostics.push({
+        severity: 'error', reason: 'DuplicateAuthority', object: t.service, path: ['metadata', 'annotations', 'tunnel-shim.io/domains'], origin: t.origin,
+        message: `authority ${clash[0].split(' ').slice(2).join(' ')} on ${clash[0].split(' ')[0]} port ${clash[0].split(' ')[1]} is already routed to Service ${owner.service.namespace}/${owner.service.name}`,
+      });
+      continue;
+    }
+    for (const k of keys) owners.set(k, t);
+  }
+}
+
+/**
+ * A TCPRoute backend rides its parent's tunnel settings, but which of its Pods it reaches is its own:
+ * the backend Service's metadata-match (and default subset) becomes its weighted cluster's metadata_match.
+ */
+function backendSubset(service: SourcedObject | undefined): Pick<TunnelSettings, 'metadataMatch' | 'defaultSubset' | 'fallbackPolicy'> {
+  const own = service ? parseTunnelSettings(service.object.metadata?.annotations ?? {}) : undefined;
+  const s = own && own.errors.length === 0 ? own.settings : undefined;
+  return { metadataMatch: s?.metadataMatch, defaultSubset: s?.defaultSubset, fallbackPolicy: s?.fallbackPolicy };
 }

@@ -3,6 +3,14 @@ import type { ObjectRef, Origin } from './objects.js';
 
 export type TunnelMode = 'h2' | 'h1' | 'h2-post';
 export type Placement = 'sidecar' | 'gateway';
+export type LbPolicy = 'ROUND_ROBIN' | 'LEAST_REQUEST' | 'RANDOM' | 'RING_HASH' | 'MAGLEV';
+export type FallbackPolicy = 'NO_FALLBACK' | 'ANY_ENDPOINT' | 'DEFAULT_SUBSET';
+
+export interface HeaderToAdd {
+  name: string;
+  /** A static value or an Envoy format string. */
+  value: string;
+}
 
 /** Per-Service tunnel settings, parsed from `tunnel-shim.io/*` annotations. */
 export interface TunnelSettings {
@@ -11,12 +19,39 @@ export interface TunnelSettings {
   tunnelPort: number;
   /** sidecar: a terminator beside each endpoint delivers to exactly that endpoint; gateway: it balances. */
   placement: Placement;
+  /** h2-post: the path of the POST; the terminator accepts POST on this path only. */
+  postPath?: string;
+  /** tunneling_config.hostname, possibly a format string; the default is the Service authority. */
+  hostname?: string;
+  /** The authorities terminators (and relays) accept for this Service; the default is the hostname or authority. */
+  domains?: string[];
+  headersToAdd?: HeaderToAdd[];
+  propagateResponseHeaders?: boolean;
+  propagateResponseTrailers?: boolean;
+  /** Durations in the proto JSON form ("1s"). */
+  idleTimeout?: string;
+  maxDownstreamConnectionDuration?: string;
+  maxConnectAttempts?: number;
+  /** A per-Service access log file, written on originators and terminators. */
+  accessLog?: string;
+  accessLogFormat?: string;
+  hashPolicy?: 'source-ip';
+  lbPolicy?: LbPolicy;
+  /** Endpoint labels (Pod labels) a tunnel must match: Envoy's metadata_match under envoy.lb. */
+  metadataMatch?: Record<string, string>;
+  defaultSubset?: Record<string, string>;
+  fallbackPolicy?: FallbackPolicy;
+  maxConcurrentStreams?: number;
+  /** Relays listen on this port and forward CONNECTs for this Service to its terminators. */
+  relayPort?: number;
 }
 
 export interface Endpoint {
   address: string;
   /** The backend port on that address (the Service's target port as the EndpointSlice resolves it). */
   port: number;
+  /** Labels of the Pod behind the address (EndpointSlice targetRef or Pod IP), when the source has it. */
+  labels?: Record<string, string>;
 }
 
 /** One tunneled Service port: what every role is translated from. */

@@ -8,6 +8,7 @@ export const typeOf = {
   router: 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router',
   httpProtocolOptions: 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
   fileAccessLog: 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+  tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
 } as const;
 
 const envoyDuration = /^\d+(\.\d+)?(ms|s|m|h)$/;
@@ -64,4 +65,16 @@ export function fileAccessLog(path: string, extra: Record<string, string> = {}):
       },
     },
   };
+}
+
+/**
+ * A Service's own access log (tunnel-shim.io/access-log): a text format when it gives one (a line
+ * ends each entry), else the same JSON fields as the node log. `filter` narrows a log shared by a
+ * listener to this Service's requests.
+ */
+export function serviceAccessLog(path: string, format: string | undefined, extra: Record<string, string>, filter?: ResourceObject): ResourceObject {
+  const log = format === undefined
+    ? fileAccessLog(path, extra)
+    : { name: 'envoy.access_loggers.file', typed_config: { '@type': typeOf.fileAccessLog, path, log_format: { text_format_source: { inline_string: `${format}\n` } } } };
+  return filter ? { ...log, filter } : log;
 }

@@ -2,6 +2,7 @@
 import type { Model } from '../model/tunnel.js';
 import { translateOriginate } from './originate.js';
 import { sortResourceSet, type Translation } from './resources.js';
+import { translateRelay } from './relay.js';
 import { translateTerminate } from './terminate.js';
 import type { NodeView } from './view.js';
 
@@ -10,6 +11,7 @@ export function translate(model: Model, view: NodeView): Translation {
     const { resources, diagnostics } = translateOriginate(model.tunnels, view);
     return { resources: sortResourceSet(resources), diagnostics };
   }
+  if (view.role === 'relay') return { resources: sortResourceSet(translateRelay(model.tunnels, view).resources), diagnostics: [] };
   return { resources: sortResourceSet(translateTerminate(model.tunnels, view).resources), diagnostics: [] };
 }
 

@@ -2,7 +2,8 @@
 // through a pooled HTTP/2 (or HTTP/1.1) cluster to the terminators at the Service's endpoints.
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
-import { adsConfigSource, duration, fileAccessLog, http2Keepalive, socketAddress, statPrefix, typeOf } from './common.js';
+import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
+import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import type { NodeView } from './view.js';
 
@@ -14,14 +15,26 @@ export function originateName(t: Tunnel): string {
 /** Cluster metadata carrying the CONNECT authority, read by `tunneling_config.hostname` (see below). */
 const metadataNamespace = 'tunnel_shim';
 
-function tunnelCluster(t: Tunnel) {
-  const http = t.settings.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: { connection_keepalive: http2Keepalive } };
+/** The header an originator adds so a gateway terminator can hash on the app's source IP, not its own. */
+export const sourceIpHeader = 'x-tunnel-shim-source-ip';
+
+/** Sidecar placement picks the endpoint here, so load balancing and subsets live on this cluster. */
+const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
+
+/** The cluster carrying tunnels to a Service's terminators: used by originators and relays alike. */
+export function tunnelCluster(t: Tunnel, name = originateName(t)) {
+  const s = t.settings;
+  const http = s.mode === 'h1'
+    ? { http_protocol_options: {} }
+    : { http2_protocol_options: { connection_keepalive: http2Keepalive, ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}) } };
+  const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
   return {
-    name: originateName(t),
+    name,
     type: 'EDS',
     eds_cluster_config: { eds_config: adsConfigSource },
     connect_timeout: duration('5s'),
-    lb_policy: 'ROUND_ROBIN',
+    lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
+    ...(subsets ? { lb_subset_config: subsets } : {}),
     metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': typeOf.httpProtocolOptions, explicit_http_config: http },
@@ -30,25 +43,60 @@ function tunnelCluster(t: Tunnel) {
 }
 
 /** One host per terminator address: the terminator beside an endpoint listens on its IP. */
-function tunnelEndpoints(t: Tunnel) {
+export function tunnelEndpoints(t: Tunnel, name = originateName(t)) {
   const addresses = [...new Set(t.endpoints.map((e) => e.address))];
-  return {
-    cluster_name: originateName(t),
-    endpoints: addresses.length === 0 ? [] : [{ lb_endpoints: addresses.map((a) => ({ endpoint: { address: socketAddress(a, t.settings.tunnelPort) } })) }],
-  };
+  const lbEndpoints = addresses.map((a) => {
+    const metadata = picksEndpoint(t) ? endpointMetadata(t.settings, t.endpoints.find((e) => e.address === a)?.labels) : undefined;
+    return { endpoint: { address: socketAddress(a, t.settings.tunnelPort) }, ...(metadata ? { metadata } : {}) };
+  });
+  return { cluster_name: name, endpoints: addresses.length === 0 ? [] : [{ lb_endpoints: lbEndpoints }] };
 }
 
 function tunnelingConfig(t: Tunnel) {
-  // A split picks the backend cluster first; Envoy evaluates the hostname after that choice, so the
-  // chosen cluster's own authority names the backend to the terminator.
-  const hostname = t.split ? `%CLUSTER_METADATA(${metadataNamespace}:authority)%` : t.authority;
-  return t.settings.mode === 'h2-post' ? { hostname, use_post: true } : { hostname };
+  const s = t.settings;
+  const headers = [...(s.headersToAdd ?? [])];
+  if (s.hashPolicy === 'source-ip' && s.placement === 'gateway') headers.push({ name: sourceIpHeader, value: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%' });
+  return {
+    // A split picks the backend cluster first; Envoy evaluates the hostname after that choice, so the
+    // chosen cluster's own authority names the backend to the terminator.
+    hostname: t.split ? `%CLUSTER_METADATA(${metadataNamespace}:authority)%` : s.hostname ?? t.authority,
+    ...(s.mode === 'h2-post' ? { use_post: true, post_path: s.postPath ?? '/' } : {}),
+    ...(headers.length ? { headers_to_add: headers.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })) } : {}),
+    ...(s.propagateResponseHeaders !== undefined ? { propagate_response_headers: s.propagateResponseHeaders } : {}),
+    ...(s.propagateResponseTrailers !== undefined ? { propagate_response_trailers: s.propagateResponseTrailers } : {}),
+  };
+}
+
+function tcpProxyPolicy(t: Tunnel) {
+  const s = t.settings;
+  // With a split, each weighted cluster carries its own backend's metadata_match instead.
+  const match = picksEndpoint(t) && !t.split ? lbMetadataMatch(s) : undefined;
+  return {
+    ...(s.idleTimeout !== undefined ? { idle_timeout: s.idleTimeout } : {}),
+    ...(s.maxDownstreamConnectionDuration !== undefined ? { max_downstream_connection_duration: s.maxDownstreamConnectionDuration } : {}),
+    ...(s.maxConnectAttempts !== undefined ? { max_connect_attempts: s.maxConnectAttempts } : {}),
+    ...(s.hashPolicy === 'source-ip' ? { hash_policy: [{ source_ip: {} }] } : {}),
+    ...(match ? { metadata_match: match } : {}),
+  };
+}
+
+function accessLogs(t: Tunnel, view: NodeView) {
+  const extra = { role: 'originate', authority: t.authority };
+  const logs = [];
+  if (view.accessLog) logs.push(fileAccessLog(view.accessLog, extra));
+  if (t.settings.accessLog) logs.push(serviceAccessLog(t.settings.accessLog, t.settings.accessLogFormat, extra));
+  return logs.length ? { access_log: logs } : {};
 }
 
 /** Where the listener sends connections: the Service's own cluster, or a weighted split. */
 function clusterSpecifier(t: Tunnel, byKey: Map<string, Tunnel>) {
   if (!t.split) return { cluster: originateName(t) };
-  const clusters = t.split.filter((s) => s.weight > 0).map((s) => ({ name: originateName(byKey.get(s.tunnelKey)!), weight: s.weight }));
+  const clusters = t.split.filter((s) => s.weight > 0).map((s) => {
+    const backend = byKey.get(s.tunnelKey)!;
+    // A backend Service's own metadata-match narrows its share to the Pods with those labels.
+    const match = picksEndpoint(backend) ? lbMetadataMatch(backend.settings) : undefined;
+    return { name: originateName(backend), weight: s.weight, ...(match ? { metadata_match: match } : {}) };
+  });
   // Every weight is 0: the Service's own cluster, left without endpoints, refuses the connections.
   if (clusters.length === 0) return { cluster: originateName(t) };
   return { weighted_clusters: { clusters } };
@@ -60,6 +108,10 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: Map<s
     name,
     address: socketAddress(address, t.port),
     traffic_direction: 'OUTBOUND',
+    // SNI can only choose the authority if something reads the ClientHello first.
+    ...(t.settings.hostname?.includes('%REQUESTED_SERVER_NAME%')
+      ? { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': typeOf.tlsInspector } }] }
+      : {}),
     filter_chains: [
       {
         filters: [
@@ -70,7 +122,8 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: Map<s
               stat_prefix: statPrefix('originate', t.service.namespace, t.service.name, t.port),
               ...clusterSpecifier(t, byKey),
               tunneling_config: tunnelingConfig(t),
-              ...(view.accessLog ? { access_log: [fileAccessLog(view.accessLog, { role: 'originate', authority: t.authority })] } : {}),
+              ...tcpProxyPolicy(t),
+              ...accessLogs(t, view),
             },
           },
         ],

@@ -8,7 +8,10 @@
 import type { Tunnel } from '../model/tunnel.js';
 import type { ResourceObject } from '../envoy/encode.js';
 import { isIP } from 'node:net';
-import { adsConfigSource, duration, fileAccessLog, http2Keepalive, socketAddress, statPrefix, typeOf } from './common.js';
+import { domainsOf } from '../model/build.js';
+import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
+import { sourceIpHeader } from './originate.js';
+import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, type NodeView } from './view.js';
 
@@ -25,7 +28,22 @@ function backendClusterName(t: Tunnel, ip?: string): string {
   return ip ? `${base}/${ip}` : base;
 }
 
-function connectHttpManager(port: number, routeName: string, view: NodeView) {
+/** Matches the requests of one tunnel by `:authority`, so a per-Service log on a shared listener logs only its own. */
+export function authorityFilter(t: Tunnel): ResourceObject {
+  const filters = domainsOf(t).map((d) => ({
+    header_filter: { header: { name: ':authority', string_match: d.startsWith('*') ? { suffix: d.slice(1) } : { exact: d } } },
+  }));
+  return filters.length === 1 ? filters[0]! : { or_filter: { filters } };
+}
+
+function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, string>): ResourceObject[] {
+  return tunnels.filter((t) => t.settings.accessLog).map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
+}
+
+const terminateLogFields = { role: 'terminate', method: '%REQ(:METHOD)%', path: '%REQ(:PATH)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
+
+function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[]) {
+  const logs = [...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []), ...serviceLogs(tunnels, terminateLogFields)];
   return {
     name: 'envoy.filters.network.http_connection_manager',
     typed_config: {
@@ -38,22 +56,37 @@ function connectHttpManager(port: number, routeName: string, view: NodeView) {
       http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive },
       // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.
       stream_idle_timeout: duration('0s'),
-      ...(view.accessLog
-        ? { access_log: [fileAccessLog(view.accessLog, { role: 'terminate', method: '%REQ(:METHOD)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' })] }
-        : {}),
+      ...(logs.length ? { access_log: logs } : {}),
     },
   };
 }
 
+/**
+ * A tunnel's virtual host: only its own authorities, only its own way in (CONNECT, or POST on exactly
+ * the configured path for h2-post). Gateway placement balances here, so its policies ride the route.
+ */
 function connectVirtualHost(t: Tunnel, cluster: string) {
+  const s = t.settings;
+  const post = s.mode === 'h2-post';
+  const gateway = s.placement === 'gateway';
+  const match = post
+    ? { path: s.postPath ?? '/', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }
+    : { connect_matcher: {} };
+  const metadataMatch = gateway ? lbMetadataMatch(s) : undefined;
   return {
     name: `${t.service.namespace}/${t.service.name}:${t.port}`,
-    domains: [t.authority],
+    domains: domainsOf(t),
     routes: [
       {
-        match: { connect_matcher: {} },
-        // A route timeout (15 s by default) would cut a tunnel: tunnels end when either side closes.
-        route: { cluster, upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: {} }], timeout: duration('0s') },
+        match,
+        route: {
+          cluster,
+          upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: post ? { allow_post: true } : {} }],
+          // A route timeout (15 s by default) would cut a tunnel: tunnels end when either side closes.
+          timeout: duration('0s'),
+          ...(gateway && s.hashPolicy === 'source-ip' ? { hash_policy: [{ header: { header_name: sourceIpHeader } }] } : {}),
+          ...(metadataMatch ? { metadata_match: metadataMatch } : {}),
+        },
       },
     ],
   };
@@ -68,8 +101,12 @@ function staticCluster(name: string, hosts: { address: string; port: number }[])
   };
 }
 
-function edsCluster(name: string) {
-  return { name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'), lb_policy: 'ROUND_ROBIN' };
+function edsCluster(name: string, t: Tunnel) {
+  const subsets = subsetConfig(t.settings);
+  return {
+    name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'), lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
+    ...(subsets ? { lb_subset_config: subsets } : {}),
+  };
 }
 
 function prefixRange(ip: string) {
@@ -87,12 +124,15 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
     // One virtual host per authority: a Service that is also a TCPRoute backend is served once.
     const seen = new Set<string>();
     for (const t of onPort) {
-      if (seen.has(t.authority)) continue;
-      seen.add(t.authority);
+      if (seen.has(domainsOf(t).join(','))) continue;
+      seen.add(domainsOf(t).join(','));
       if (t.settings.placement === 'gateway') {
         const name = backendClusterName(t);
-        resources.cluster.push({ name, object: edsCluster(name) });
-        const lbEndpoints = t.endpoints.map((e) => ({ endpoint: { address: socketAddress(e.address, e.port) } }));
+        resources.cluster.push({ name, object: edsCluster(name, t) });
+        const lbEndpoints = t.endpoints.map((e) => {
+          const metadata = endpointMetadata(t.settings, e.labels);
+          return { endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}) };
+        });
         resources.endpoint.push({ name, object: { cluster_name: name, endpoints: lbEndpoints.length ? [{ lb_endpoints: lbEndpoints }] : [] } });
         gatewayHosts.push(connectVirtualHost(t, name));
         continue;
@@ -116,12 +156,15 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         name: terminateListenerName(port),
         address: socketAddress(boundTo ?? '0.0.0.0', port),
         traffic_direction: 'INBOUND',
+        // Originators pool many tunnels on few long-lived connections, and every stream stays on the
+        // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
+        connection_balance_config: { exact_balance: {} },
         filter_chains: ips.map((ip) => ({
           name: `endpoint/${ip}`,
           filter_chain_match: { prefix_ranges: [prefixRange(ip)] },
-          filters: [connectHttpManager(port, terminateRouteName(port, ip), view)],
+          filters: [connectHttpManager(port, terminateRouteName(port, ip), view, onPort)],
         })),
-        default_filter_chain: { name: 'default', filters: [connectHttpManager(port, terminateRouteName(port), view)] },
+        default_filter_chain: { name: 'default', filters: [connectHttpManager(port, terminateRouteName(port), view, onPort)] },
       },
     });
   }

@@ -42,5 +42,19 @@ export function parseNode(node: { id?: string; cluster?: string; metadata?: { fi
   }
   const accessLog = metadata[NodeMetadata.accessLog];
   if (typeof accessLog === 'string' && accessLog !== '') view.accessLog = accessLog;
+  const relayBackend = metadata[NodeMetadata.relayHttpBackend];
+  if (relayBackend !== undefined && relayBackend !== '') {
+    if (typeof relayBackend !== 'string' || !isHostPort(relayBackend)) {
+      throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.relayHttpBackend}"] must be IP:PORT (got ${JSON.stringify(relayBackend)})`);
+    }
+    view.relayHttpBackend = relayBackend;
+  }
   return { id: node.id, cluster: node.cluster ?? '', view };
+}
+
+/** `ip:port` or `[ipv6]:port`. */
+export function isHostPort(text: string): boolean {
+  const i = text.lastIndexOf(':');
+  const port = Number(text.slice(i + 1));
+  return i > 0 && isIP(text.slice(0, i).replace(/^\[|\]$/g, '')) !== 0 && Number.isInteger(port) && port >= 1 && port <= 65535;
 }
