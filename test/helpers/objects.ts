@@ -37,3 +37,8 @@ export function serviceYaml(s: ServiceSpec): string {
   }
   return docs.map((d) => YAML.stringify(d)).join('---\n');
 }
+
+/** A Pod as the sources deliver it: labels and its IP, which is how endpoints find their labels. */
+export function podYaml(p: { name: string; namespace?: string; ip: string; labels: Record<string, string> }): string {
+  return YAML.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: p.namespace ?? 'default', labels: p.labels }, status: { podIP: p.ip } });
+}
