@@ -22,12 +22,16 @@ export interface AnnotationError {
 
 const a = (key: string) => `${annotationPrefix}${key}`;
 
+/** Annotations that also mean something on a Service that is only a TCPRoute backend. */
+export const backendAnnotations = [a('metadata-match'), a('default-subset'), a('fallback-policy')];
+
 /** Parses the tunnel settings of a Service; `undefined` settings means the Service is not tunneled. */
 export function parseTunnelSettings(annotations: Record<string, string>): { settings?: TunnelSettings; errors: AnnotationError[] } {
   const errors: AnnotationError[] = [];
   const modeText = annotations[Annotation.tunnel];
   if (modeText === undefined) {
-    const stray = Object.keys(annotations).filter((k) => k.startsWith(annotationPrefix));
+    // A TCPRoute backend needs no tunnel of its own, but may narrow its share to some Pods.
+    const stray = Object.keys(annotations).filter((k) => k.startsWith(annotationPrefix) && !backendAnnotations.includes(k));
     for (const annotation of stray) {
       errors.push({ annotation, message: `has no effect without ${Annotation.tunnel}` });
     }

@@ -1,6 +1,6 @@
 // objects -> tunnels + diagnostics. Pure: the same input always gives the same output, sorted.
 import { isIP } from 'node:net';
-import { parseTunnelSettings } from './annotations.js';
+import { Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { isTCPRoute, parseRoute } from './routes.js';
 import type { Diagnostic } from './diagnostics.js';
 import { refKey, refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
@@ -326,7 +326,7 @@ function backendTunnel(parent: Tunnel, b: { namespace: string; name: string; por
     portName: portName ?? '',
     port: b.port,
     authority: `${b.name}.${b.namespace}.svc.${options.clusterDomain}:${b.port}`,
-    settings: { ...parent.settings, ...backendSubset(service) },
+    settings: { ...parent.settings, ...backendSubset(service, b.path, report) },
     endpoints: portName === undefined ? [] : endpoints.get(`${b.namespace}/${b.name}`)?.get(portName) ?? [],
     origin: route.origin,
     via: { name: parent.service.name, port: parent.port },
@@ -365,8 +365,16 @@ function rejectDuplicateDomains(tunnels: Marked[], diagnostics: Diagnostic[]) {
  * A TCPRoute backend rides its parent's tunnel settings, but which of its Pods it reaches is its own:
  * the backend Service's metadata-match (and default subset) becomes its weighted cluster's metadata_match.
  */
-function backendSubset(service: SourcedObject | undefined): Pick<TunnelSettings, 'metadataMatch' | 'defaultSubset' | 'fallbackPolicy'> {
-  const own = service ? parseTunnelSettings(service.object.metadata?.annotations ?? {}) : undefined;
-  const s = own && own.errors.length === 0 ? own.settings : undefined;
-  return { metadataMatch: s?.metadataMatch, defaultSubset: s?.defaultSubset, fallbackPolicy: s?.fallbackPolicy };
+function backendSubset(service: SourcedObject | undefined, path: FieldPath, report: Collector): Pick<TunnelSettings, 'metadataMatch' | 'defaultSubset' | 'fallbackPolicy'> {
+  const annotations = service?.object.metadata?.annotations ?? {};
+  const subset = Object.fromEntries(Object.entries(annotations).filter(([k]) => backendAnnotations.includes(k)));
+  if (!service || Object.keys(subset).length === 0) return { metadataMatch: undefined, defaultSubset: undefined, fallbackPolicy: undefined };
+  // Parsed as if tunneled: only the subset annotations count here.
+  const { settings, errors } = parseTunnelSettings({ ...subset, [Annotation.tunnel]: '' });
+  if (errors.length > 0) {
+    const name = refOf(service.object).name;
+    for (const e of errors) report.error('InvalidBackendSubset', path, `Service ${name}: ${e.annotation}: ${e.message}; its share goes to all its endpoints`);
+    return { metadataMatch: undefined, defaultSubset: undefined, fallbackPolicy: undefined };
+  }
+  return { metadataMatch: settings?.metadataMatch, defaultSubset: settings?.defaultSubset, fallbackPolicy: settings?.fallbackPolicy };
 }
