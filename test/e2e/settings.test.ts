@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import YAML from 'yaml';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { Client, freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { podYaml, serviceYaml } from '../helpers/objects.js';
@@ -21,6 +22,7 @@ let shim: TestShim;
 let originator: EnvoyProcess;
 let terminator: EnvoyProcess;
 let relay: EnvoyProcess;
+let bareRelay: EnvoyProcess;
 const closers: (() => Promise<unknown>)[] = [];
 const port: Record<string, number> = {};
 let tunnelPort: number;
@@ -93,7 +95,7 @@ beforeAll(async () => {
   const relayHttp = await startHttp('127.0.0.1', 'relay-http-backend');
   closers.push(() => new Promise((r) => tlsServer.close(r)), () => new Promise((r) => httpServer.close(r)), () => new Promise((r) => relayHttp.close(r)));
 
-  const names = ['h1', 'post', 'tls', 'logged', 'idle', 'bounded', 'retry', 'sticky', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side'];
+  const names = ['h1', 'post', 'tls', 'logged', 'idle', 'bounded', 'retry', 'sticky', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
   for (const n of names) port[n] = await freePort();
   const on = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
   const at = (...ips: string[]) => ips.map((ip) => ({ ip, port: backendPort }));
@@ -123,6 +125,24 @@ beforeAll(async () => {
     'relayed.yaml': svc('relayed', { 'tunnel-shim.io/relay-port': String(relayPort), 'tunnel-shim.io/domains': `relayed.e2e.svc.cluster.local:${port.relayed}, *:1234` }, [{ ip: '127.0.0.2', port: httpPort }]),
     'gw.yaml': svc('gw', { 'tunnel-shim.io/placement': 'gateway' }, at('127.0.0.2', '127.0.0.3')),
     'side.yaml': svc('side', { 'tunnel-shim.io/placement': 'sidecar' }, at('127.0.0.2', '127.0.0.3')),
+    'gwsticky.yaml': svc('gwsticky', { 'tunnel-shim.io/placement': 'gateway', 'tunnel-shim.io/hash-policy': 'source-ip' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
+    'gwsubset.yaml': svc('gwsubset', { 'tunnel-shim.io/placement': 'gateway', 'tunnel-shim.io/metadata-match': '{env: hema}' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
+    // A TCPRoute splits `split` 50/50 over two backend Services on the same Pods; each backend's own
+    // metadata-match narrows its share to one Pod.
+    'split.yaml': [
+      svc('split', {}),
+      serviceYaml({ name: 'split-hema', namespace: 'e2e', clusterIP: '10.96.2.1', port: port['split-hema']!, annotations: { 'tunnel-shim.io/metadata-match': '{env: hema}' }, endpoints: at('127.0.0.2', '127.0.0.3') })
+        .replace("tunnel-shim.io/tunnel: h2\n", ''),
+      serviceYaml({ name: 'split-taobao', namespace: 'e2e', clusterIP: '10.96.2.2', port: port['split-taobao']!, annotations: { 'tunnel-shim.io/metadata-match': '{env: taobao}' }, endpoints: at('127.0.0.2', '127.0.0.3') })
+        .replace("tunnel-shim.io/tunnel: h2\n", ''),
+      YAML.stringify({
+        apiVersion: 'gateway.networking.k8s.io/v1alpha2', kind: 'TCPRoute', metadata: { name: 'split', namespace: 'e2e' },
+        spec: {
+          parentRefs: [{ group: '', kind: 'Service', name: 'split', port: port.split }],
+          rules: [{ backendRefs: [{ name: 'split-hema', port: port['split-hema'], weight: 50 }, { name: 'split-taobao', port: port['split-taobao'], weight: 50 }] }],
+        },
+      }),
+    ].join('---\n'),
   };
   shim = await startShim(files);
   [terminator, originator, relay] = await Promise.all([
@@ -130,14 +150,16 @@ beforeAll(async () => {
     startEnvoy({ role: 'originate', nodeId: 'originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
     startEnvoy({ role: 'relay', nodeId: 'relay', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1', relayHttpBackend: `127.0.0.1:${(relayHttp.address() as net.AddressInfo).port}` }),
   ]);
-  await waitFor('all Envoys synced', () => synced(['terminator', 'originator', 'relay']), 30_000, 100);
+  // A relay without an HTTP backend, on its own address.
+  bareRelay = await startEnvoy({ role: 'relay', nodeId: 'bare-relay', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.6' });
+  await waitFor('all Envoys synced', () => synced(['terminator', 'originator', 'relay', 'bare-relay']), 30_000, 100);
   const diagnostics = (await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json()) as { text: string }[];
   expect(diagnostics.map((d) => d.text)).toEqual([]);
   await waitFor('the tunnels to work', () => roundTrip(port.side!).then(() => true), 20_000, 200);
 });
 
 afterAll(async () => {
-  await Promise.all([originator?.stop(), terminator?.stop(), relay?.stop()]);
+  await Promise.all([originator?.stop(), terminator?.stop(), relay?.stop(), bareRelay?.stop()]);
   await shim?.stop();
   await Promise.all(closers.map((c) => c()));
 });
@@ -275,6 +297,51 @@ describe('4. load balancing', () => {
   });
 });
 
+describe('4. load balancing at a gateway terminator, and weighted splits', () => {
+  it('gateway + hash-policy source-ip: the terminator hashes on the app source IP the originator forwards', async () => {
+    const seen = new Set<string>();
+    for (let batch = 0; batch < 5; batch++) {
+      const names = await Promise.all(Array.from({ length: 10 }, () => roundTrip(port.gwsticky!).then((r) => r.split('\n')[0]!)));
+      names.forEach((n) => seen.add(n));
+    }
+    expect(seen.size).toBe(1);
+    // The originator spreads tunnels over the terminator addresses; the backend stays the same.
+    const lines = await waitFor('gwsticky log lines', () => {
+      const l = terminator.accessLog().filter((e) => e.authority === authority('gwsticky'));
+      return l.length >= 50 ? l : undefined;
+    });
+    expect(new Set(lines.map((e) => String(e.downstream_local).split(':')[0])).size).toBeGreaterThan(1);
+    expect(new Set(lines.map((e) => e.upstream_host)).size).toBe(1);
+  });
+
+  it('gateway + metadata-match: the terminator picks the env=hema Pod', async () => {
+    for (let i = 0; i < 6; i++) expect((await roundTrip(port.gwsubset!)).split('\n')[0]).toBe('backend-127.0.0.2');
+    expect(await terminator.stat(`cluster.backend/e2e/gwsubset/${port.gwsubset}.lb_subsets_selected`)).toBeGreaterThanOrEqual(6);
+  });
+
+  it('TCPRoute weighted_clusters with per-cluster metadata_match: each backend share reaches only its own Pods', async () => {
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 30; i++) {
+      const name = (await roundTrip(port.split!)).split('\n')[0]!;
+      seen.set(name, (seen.get(name) ?? 0) + 1);
+    }
+    expect([...seen.keys()].sort()).toEqual(['backend-127.0.0.2', 'backend-127.0.0.3']);
+    const base = `cluster.originate/e2e/split/${port.split}`;
+    const hema = await originator.stat(`${base}/split-hema/${port['split-hema']}.upstream_rq_total`);
+    const taobao = await originator.stat(`${base}/split-taobao/${port['split-taobao']}.upstream_rq_total`);
+    expect(hema + taobao).toBe(30);
+    expect(hema).toBe(seen.get('backend-127.0.0.2'));
+    const lines = await waitFor('split log lines', () => {
+      const l = terminator.accessLog().filter((e) => String(e.authority).startsWith('split-'));
+      return l.length >= 30 ? l : undefined;
+    });
+    for (const e of lines) {
+      const expected = String(e.authority).startsWith('split-hema.') ? '127.0.0.2' : '127.0.0.3';
+      expect(String(e.upstream_host).split(':')[0]).toBe(expected);
+    }
+  });
+});
+
 describe('5. pooling', () => {
   it('max-concurrent-streams 1 opens a connection per busy stream, and the terminator spreads them evenly over its 2 workers', async () => {
     // 8 connections: the kernel's hash alone would split them 4/4 only about a quarter of the time.
@@ -284,6 +351,11 @@ describe('5. pooling', () => {
     const listener = `listener.0.0.0.0_${busyTunnelPort}`;
     const perWorker = [await terminator.stat(`${listener}.worker_0.downstream_cx_active`), await terminator.stat(`${listener}.worker_1.downstream_cx_active`)];
     expect(perWorker).toEqual([4, 4]);
+    // HTTP/2 keepalive on the pooled tunnel connections, so a dead terminator is noticed in seconds.
+    const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as { configs: { cluster: { name: string } }[] };
+    const busy = clusters.configs.find((c) => c.cluster.name === `originate/e2e/busy/${port.busy}`);
+    expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"30s","timeout":"10s"}');
+    expect(JSON.stringify(busy)).toContain('"max_concurrent_streams":1');
     for (const c of clients) c.close();
   });
 });
@@ -325,6 +397,10 @@ describe('6. relay', () => {
     const answer = await rawRequest('127.0.0.1', relayPort, 'CONNECT evil.example.com:443 HTTP/1.1\r\nHost: evil.example.com:443\r\n\r\n');
     expect(answer.split('\r\n')[0]).toBe('HTTP/1.1 404 Not Found');
     expect(await relay.stat('cluster_manager.upstream_cx_total')).toBe(before);
+    // A relay without --relay-http-backend says why it will not route plain HTTP.
+    const bare = await rawRequest('127.0.0.6', relayPort, 'GET /plain HTTP/1.1\r\nHost: example.com\r\n\r\n');
+    expect(bare.split('\r\n')[0]).toBe('HTTP/1.1 404 Not Found');
+    expect(await curl([`http://127.0.0.6:${relayPort}/plain`])).toBe('tunnel-shim relay: plain HTTP is not routed here (no --relay-http-backend)\n');
   });
 });
 
