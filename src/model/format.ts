@@ -16,7 +16,7 @@ const plainCommands = new Set([
 /** Commands that take `(argument)`; START_TIME's is optional. */
 const argCommands = new Set(['REQ', 'RESP', 'TRAILER', 'FILTER_STATE', 'DYNAMIC_METADATA', 'CLUSTER_METADATA', 'UPSTREAM_METADATA', 'ENVIRONMENT', 'START_TIME', 'EMIT_TIME', 'UPSTREAM_FILTER_STATE']);
 
-const command = /%([A-Z][A-Z0-9_]*)(?:\(([^)%]*)\))?(?::(\d+))?%/g;
+const command = /%([A-Z][A-Z0-9_]*)(?:\(([^)]*)\))?(?::(\d+))?%/g;
 
 /** `undefined` when Envoy would accept `text` as a format string, else why not. */
 export function checkFormat(text: string): string | undefined {
@@ -40,7 +40,7 @@ export function checkFormat(text: string): string | undefined {
 }
 
 export function hasFormatCommand(text: string): boolean {
-  return /%[A-Z][A-Z0-9_]*(\([^)%]*\))?(:\d+)?%/.test(text);
+  return /%[A-Z][A-Z0-9_]*(\([^)]*\))?(:\d+)?%/.test(text);
 }
 
 const token = /^[a-z0-9!#$&'*+.^_`|~-]+$/;

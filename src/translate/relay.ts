@@ -10,6 +10,7 @@ import type { Tunnel } from '../model/tunnel.js';
 import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
 import { tunnelCluster, tunnelEndpoints } from './originate.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
+import { lbMetadataMatch } from './subsets.js';
 import { authorityFilter } from './terminate.js';
 import { isAnyAddress, type NodeView } from './view.js';
 
@@ -54,6 +55,16 @@ function fallbackHost(view: NodeView) {
   return { name: 'fallback', domains: ['*'], routes: [unknownConnect, http] };
 }
 
+/** With sidecar placement the relay picks the endpoint, so it applies the Service's affinity and subset. */
+function endpointPolicy(t: Tunnel) {
+  if (t.settings.placement !== 'sidecar') return {};
+  const match = lbMetadataMatch(t.settings);
+  return {
+    ...(t.settings.hashPolicy === 'source-ip' ? { hash_policy: [{ connection_properties: { source_ip: true } }] } : {}),
+    ...(match ? { metadata_match: match } : {}),
+  };
+}
+
 export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   // TCPRoute backends are reached through their parent's originator listener, never relayed on their own.
@@ -69,7 +80,7 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
         name: `${t.service.namespace}/${t.service.name}:${t.port}`,
         domains: domainsOf(t),
         // No connect_config: the CONNECT goes on to the terminator, which alone opens the TCP connection.
-        routes: [{ match: { connect_matcher: {} }, route: { cluster, timeout: duration('0s') } }],
+        routes: [{ match: { connect_matcher: {} }, route: { cluster, timeout: duration('0s'), ...endpointPolicy(t) } }],
       };
     });
     resources.route.push({ name: relayName(port), object: { name: relayName(port), virtual_hosts: [...hosts, fallbackHost(view)] } });

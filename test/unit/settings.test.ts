@@ -1,0 +1,78 @@
+// The annotation table's parsers and checks, the relay node view and bootstrap: the parts of the
+// settings that the golden files show only through their output.
+import { describe, expect, it } from 'vitest';
+import { buildBootstrap, checkBootstrap } from '../../src/cli/bootstrap.js';
+import { parseTunnelSettings } from '../../src/model/annotations.js';
+import { checkFormat, checkHeaderName } from '../../src/model/format.js';
+import { NodeError, parseNode } from '../../src/xds/node.js';
+
+const parse = (extra: Record<string, string>) => parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h2', ...extra });
+
+describe('format strings', () => {
+  it('accepts what Envoy accepts', () => {
+    for (const ok of ['%REQUESTED_SERVER_NAME%:443', 'static.example.com:80', '%REQ(:AUTHORITY)% %UPSTREAM_HOST%', '%START_TIME%', '%START_TIME(%Y)%', '%FILTER_STATE(a.b:PLAIN)%', '%REQ(x-a):10%']) {
+      expect(checkFormat(ok), ok).toBeUndefined();
+    }
+  });
+
+  it('rejects unknown commands, stray percent signs, missing arguments and line breaks', () => {
+    expect(checkFormat('%NOPE%')).toBe('unknown format command %NOPE%');
+    expect(checkFormat('100%')).toMatch(/does not start a format command/);
+    expect(checkFormat('%REQ%')).toMatch(/needs an argument/);
+    expect(checkFormat('%UPSTREAM_HOST(x)%')).toMatch(/takes no argument/);
+    expect(checkFormat('a\nb')).toMatch(/line break/);
+  });
+
+  it('allows only lowercase header names Envoy lets a tunnel add', () => {
+    expect(checkHeaderName('x-tenant')).toBeUndefined();
+    expect(checkHeaderName(':path')).toMatch(/pseudo-header/);
+    expect(checkHeaderName('host')).toMatch(/managed by Envoy/);
+    expect(checkHeaderName('X-Upper')).toMatch(/not a lowercase/);
+  });
+});
+
+describe('annotations', () => {
+  it('normalises durations to the proto form and defaults what depends on other settings', () => {
+    const { settings, errors } = parse({
+      'tunnel-shim.io/idle-timeout': '500ms',
+      'tunnel-shim.io/max-downstream-connection-duration': '5m',
+      'tunnel-shim.io/hash-policy': 'source-ip',
+      'tunnel-shim.io/metadata-match': '{env: hema}',
+      'tunnel-shim.io/default-subset': '{env: taobao}',
+    });
+    expect(errors).toEqual([]);
+    expect(settings).toMatchObject({ idleTimeout: '0.5s', maxDownstreamConnectionDuration: '300s', lbPolicy: 'RING_HASH', fallbackPolicy: 'DEFAULT_SUBSET' });
+  });
+
+  it('h2-post gets post path / by default; a post path without h2-post is an error', () => {
+    expect(parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h2-post' }).settings?.postPath).toBe('/');
+    expect(parse({ 'tunnel-shim.io/post-path': '/x' }).errors[0]?.message).toMatch(/needs tunnel-shim.io\/tunnel: h2-post/);
+  });
+
+  it('a hostname decided per connection needs an explicit allowlist of authorities', () => {
+    expect(parse({ 'tunnel-shim.io/hostname': '%REQUESTED_SERVER_NAME%:443' }).errors[0]?.message).toMatch(/tunnel-shim.io\/domains/);
+    expect(parse({ 'tunnel-shim.io/hostname': '%REQUESTED_SERVER_NAME%:443', 'tunnel-shim.io/domains': 'a.example.com:443' }).errors).toEqual([]);
+    expect(parse({ 'tunnel-shim.io/domains': '*' }).errors[0]?.message).toMatch(/open proxy/);
+  });
+
+  it('subset annotations alone on an untunneled Service are not stray (TCPRoute backends use them)', () => {
+    expect(parseTunnelSettings({ 'tunnel-shim.io/metadata-match': '{env: a}' }).errors).toEqual([]);
+    expect(parseTunnelSettings({ 'tunnel-shim.io/idle-timeout': '1s' }).errors[0]?.message).toMatch(/has no effect/);
+  });
+});
+
+describe('relay node', () => {
+  it('reads the relay HTTP backend from node metadata and rejects a malformed one', () => {
+    const node = (backend: string) => ({
+      id: 'r', metadata: { fields: { 'tunnel-shim.io/role': { stringValue: 'relay' }, 'tunnel-shim.io/relay-http-backend': { stringValue: backend } } },
+    });
+    expect(parseNode(node('127.0.0.1:8080')).view).toEqual({ role: 'relay', relayHttpBackend: '127.0.0.1:8080' });
+    expect(() => parseNode(node('localhost:80'))).toThrow(NodeError);
+  });
+
+  it('writes a valid relay bootstrap, and refuses a relay backend for other roles', () => {
+    const b = buildBootstrap({ role: 'relay', nodeId: 'r', xdsAddress: '127.0.0.1:18000', adminAddress: '127.0.0.1:9901', relayHttpBackend: '127.0.0.1:8080' });
+    expect(checkBootstrap(b)).toEqual([]);
+    expect(() => buildBootstrap({ role: 'terminate', nodeId: 't', xdsAddress: '127.0.0.1:18000', adminAddress: '127.0.0.1:9901', relayHttpBackend: '127.0.0.1:8080' })).toThrow(/--role relay/);
+  });
+});
