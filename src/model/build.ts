@@ -294,6 +294,9 @@ function applyRoutes(routes: SourcedObject[], tunnels: Marked[], services: Sourc
           report.error('ConflictingRoute', ['spec', 'parentRefs', ai], `${parent.key} is already split by another TCPRoute; this one is ignored for it`);
           continue;
         }
+        if (parent.settings.hostname !== undefined) {
+          report.warn('HostnameIgnored', ['spec', 'parentRefs', ai], `${parent.key} has tunnel-shim.io/hostname, but a split names the chosen backend as the authority; the hostname is not used`);
+        }
         if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
           report.warn('ZeroWeights', ['spec', 'rules', 0, 'backendRefs'], `every backend has weight 0: connections to ${parent.key} are refused`);
         }
