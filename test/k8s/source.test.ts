@@ -161,6 +161,23 @@ describe('kubernetes source', () => {
     expect(await originator.stat('listener_manager.listener_modified')).toBe(modified);
   });
 
+  it('serves the very same configuration from a second replica (no state of its own)', async () => {
+    const second = await startKubeShim(api.kubeConfig('shim'), { xdsHost: '127.0.0.1' });
+    const { AdsClient } = await import('../helpers/ads-client.js');
+    const meta = { 'tunnel-shim.io/role': 'originate', 'tunnel-shim.io/listen-address': '127.0.0.1' };
+    const [a, b] = [new AdsClient(shim.xdsAddress, { id: 'replica-a', metadata: meta }), new AdsClient(second.xdsAddress, { id: 'replica-b', metadata: meta })];
+    try {
+      for (const c of [a, b]) c.send('listener');
+      const [la, lb] = await Promise.all([a.next('listener', 20_000), b.next('listener', 20_000)]);
+      expect(lb.version_info).toBe(la.version_info);
+      expect(lb.resources).toEqual(la.resources);
+    } finally {
+      a.close();
+      b.close();
+      await second.stop();
+    }
+  });
+
   it('serves all 500 Services in the very first snapshot after start-up', async () => {
     const many: KubernetesObject[] = [];
     for (let i = 0; i < 500; i++) many.push(service({ name: `bulk-${i}`, namespace: 'bulk', port: 80, annotations: { 'tunnel-shim.io/tunnel': 'h2' } }));
