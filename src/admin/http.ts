@@ -7,6 +7,7 @@ import { formatDiagnostic } from '../model/diagnostics.js';
 import type { Pipeline } from '../pipeline.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { XdsServer } from '../xds/server.js';
+import { typeStatus } from '../xds/status.js';
 import type { AdsStream } from '../xds/stream.js';
 
 export interface AdminDeps {
@@ -25,7 +26,7 @@ export function nodeStatus(stream: AdsStream) {
       sentVersion: t.lastVersion ?? null,
       ackedVersion: t.ackedVersion ?? null,
       pendingNonce: t.lastNonce && t.lastNonce !== t.ackedNonce ? t.lastNonce : null,
-      status: !t.lastVersion ? 'NOT_SENT' : t.lastNack && t.lastNack.nonce === t.lastNonce ? 'NACKED' : t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE',
+      status: typeStatus(t),
       subscribed: t.wildcard ? '*' : [...t.names].sort(),
       lastNack: t.lastNack ?? null,
     };

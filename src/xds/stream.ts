@@ -12,6 +12,8 @@ import { setVersion } from './snapshot.js';
 
 export interface NackRecord {
   nonce: string;
+  /** version_info of the rejected response. */
+  version: string;
   message: string;
   at: string;
 }
@@ -27,6 +29,22 @@ export interface TypeState {
   ackedVersion?: string;
   ackedNonce?: string;
   lastNack?: NackRecord;
+  /** Per resource: which response carried its current version (CSDS reports per resource). */
+  delivered: Map<string, Delivery>;
+  /** Sequence number of the last response sent and of the last one ACKed for this type (0: none). */
+  lastSeq: number;
+  ackedSeq: number;
+}
+
+/** The response that last carried one resource on a stream. */
+export interface Delivery {
+  /** Position of that response on this stream; compare with TypeState.ackedSeq. */
+  seq: number;
+  /** version_info of that response. */
+  responseVersion: string;
+  at: Date;
+  /** Set when the client NACKed that response: it does not hold this version. */
+  nack?: NackRecord;
 }
 
 export interface StreamEvents {
@@ -85,8 +103,10 @@ export class AdsStream {
     if (decision.kind === 'ack') {
       state.ackedVersion = request.version_info ?? '';
       state.ackedNonce = request.response_nonce;
+      state.ackedSeq = state.lastSeq;
     } else if (decision.kind === 'nack') {
-      state.lastNack = { nonce: request.response_nonce ?? '', message: decision.message, at: new Date().toISOString() };
+      state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
+      for (const d of state.delivered.values()) if (d.seq === state.lastSeq) d.nack = state.lastNack;
     }
     this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
     this.pushKind(kind);
@@ -117,6 +137,11 @@ export class AdsStream {
     }
   }
 
+  /** The node's current snapshot (what it would be sent now). */
+  snapshot(): Snapshot | undefined {
+    return this.watch.snapshot();
+  }
+
   close(): void {
     this.watch.cancel();
   }
@@ -124,7 +149,7 @@ export class AdsStream {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), sent: new Map() };
+      state = { requested: false, wildcard: false, names: new Set(), sent: new Map(), delivered: new Map(), lastSeq: 0, ackedSeq: 0 };
       this.types.set(kind, state);
     }
     return state;
@@ -135,14 +160,24 @@ export class AdsStream {
     state.wildcard = isWildcardKind(kind) && isWildcard(names);
     const next = new Set(names.filter((n) => n !== '*'));
     // Forget what was sent for names the client dropped, so re-subscribing sends them again.
-    for (const name of state.sent.keys()) if (!state.wildcard && !next.has(name)) state.sent.delete(name);
+    for (const name of state.sent.keys()) {
+      if (!state.wildcard && !next.has(name)) {
+        state.sent.delete(name);
+        state.delivered.delete(name);
+      }
+    }
     state.names = next;
     // A reconnecting client that already has exactly our content is not sent it again.
     const snapshot = this.watch.snapshot();
     if (clientVersion && snapshot) {
       const current = this.selected(kind, state, snapshot);
       if (setVersion(current) === clientVersion) {
-        for (const r of current) state.sent.set(r.name, r.version);
+        // The client holds this content from an earlier stream: it counts as sent and ACKed (seq 0).
+        const at = new Date();
+        for (const r of current) {
+          state.sent.set(r.name, r.version);
+          state.delivered.set(r.name, { seq: 0, responseVersion: clientVersion, at });
+        }
         state.lastVersion = clientVersion;
         state.ackedVersion = clientVersion;
       }
@@ -167,7 +202,12 @@ export class AdsStream {
     const selected = this.selected(kind, state, snapshot);
     const version = setVersion(selected);
     const present = new Set(selected.map((r) => r.name));
-    for (const name of state.sent.keys()) if (!present.has(name)) state.sent.delete(name);
+    for (const name of state.sent.keys()) {
+      if (!present.has(name)) {
+        state.sent.delete(name);
+        state.delivered.delete(name);
+      }
+    }
     const changed = selected.filter((r) => state.sent.get(r.name) !== r.version);
     let toSend;
     if (isWildcardKind(kind)) {
@@ -186,7 +226,12 @@ export class AdsStream {
       controlPlaneId: this.controlPlaneId,
       resources: toSend.map((r) => r.any),
     });
-    for (const r of toSend) state.sent.set(r.name, r.version);
+    const seq = ++state.lastSeq;
+    const at = new Date();
+    for (const r of toSend) {
+      state.sent.set(r.name, r.version);
+      state.delivered.set(r.name, { seq, responseVersion: version, at });
+    }
     state.lastNonce = nonce;
     state.lastVersion = version;
     // A changed cluster or listener may need its endpoints or routes again while it warms.
