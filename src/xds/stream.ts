@@ -34,6 +34,11 @@ export interface TypeState {
   /** Sequence number of the last response sent and of the last one ACKed for this type (0: none). */
   lastSeq: number;
   ackedSeq: number;
+  /**
+   * When the source change behind the last response happened (epoch ms), if that response was pushed
+   * because of a change (not asked for by a new subscription); cleared once it is ACKed or NACKed.
+   */
+  changedAt?: number;
 }
 
 /** The response that last carried one resource on a stream. */
@@ -100,6 +105,7 @@ export class AdsStream {
     );
     this.events.decided(this, kind, decision, request.version_info ?? '', request.response_nonce ?? '');
     if (decision.kind === 'stale') return decision;
+    state.changedAt = undefined;
     if (decision.kind === 'ack') {
       state.ackedVersion = request.version_info ?? '';
       state.ackedNonce = request.response_nonce;
@@ -109,7 +115,7 @@ export class AdsStream {
       for (const d of state.delivered.values()) if (d.seq === state.lastSeq) d.nack = state.lastNack;
     }
     this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
-    this.pushKind(kind);
+    this.pushKind(kind, false);
     return decision;
   }
 
@@ -124,7 +130,7 @@ export class AdsStream {
         this.dirty = true;
         return;
       }
-      this.pushKind(kind);
+      this.pushKind(kind, true);
     }
   }
 
@@ -195,7 +201,7 @@ export class AdsStream {
     return out;
   }
 
-  private pushKind(kind: ResourceKind): void {
+  private pushKind(kind: ResourceKind, becauseOfChange: boolean): void {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
     if (!state?.requested || !snapshot || this.blocked) return;
@@ -234,6 +240,7 @@ export class AdsStream {
     }
     state.lastNonce = nonce;
     state.lastVersion = version;
+    state.changedAt = becauseOfChange ? snapshot[kind].changedAt : undefined;
     // A changed cluster or listener may need its endpoints or routes again while it warms.
     const child = childKind[kind];
     const childState = child ? this.types.get(child) : undefined;
