@@ -8,7 +8,7 @@ import type { Pipeline } from '../pipeline.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { XdsServer } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
-import { typeStatus } from '../xds/status.js';
+import { resourceStatuses, typeStatus } from '../xds/status.js';
 import type { AdsStream } from '../xds/stream.js';
 
 export interface AdminDeps {
@@ -83,7 +83,16 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
         const { snapshot } = deps.cache.peek(stream.node.view);
         const out: Record<string, unknown> = { node: stream.node.id, role: stream.node.view.role };
-        for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: r.object })) : [];
+        // Each resource with what this node did with it (SYNCED, STALE, NACKED, NOT_SENT).
+        const statuses = new Map(resourceStatuses(stream).map((r) => [`${r.kind}|${r.name}`, r]));
+        for (const kind of pushOrder) {
+          out[kind] = snapshot
+            ? [...snapshot[kind].resources.values()].map((r) => {
+                const s = statuses.get(`${kind}|${r.name}`);
+                return { name: r.name, version: r.version, status: s?.status ?? 'NOT_SENT', nack: s?.nack?.message ?? null, resource: r.object };
+              })
+            : [];
+        }
         return json(res, 200, out);
       }
       case '/metrics':

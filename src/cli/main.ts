@@ -11,6 +11,7 @@ import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
+import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeView as NodeStatusView } from './status.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
   if (spec === 'kubernetes') return new KubernetesSource({ logger, namespaces });
@@ -100,6 +101,22 @@ export function program(): Command {
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));
       for (const line of diagnosticLines(diagnostics)) process.stderr.write(`${line}\n`);
       if (diagnostics.some((d) => d.severity === 'error')) process.exitCode = 1;
+    });
+
+  cli
+    .command('status')
+    .description('what a running shim sent to each Envoy and what each did with it; with NODE, that node\'s resources')
+    .argument('[node]', 'a node id: show its listeners, routes, clusters and endpoints')
+    .option('--admin-address <host:port>', "the shim's admin address", '127.0.0.1:18080')
+    .addOption(new Option('--output <format>', 'table (default), json, or yaml; with NODE, json and yaml give the full resources').choices(['table', 'json', 'yaml']).default('table'))
+    .action(async (node: string | undefined, o) => {
+      if (node === undefined) {
+        const nodes = await adminGet<NodeStatusView[]>(o.adminAddress, '/debug/nodes');
+        process.stdout.write(o.output === 'table' ? statusTable(nodes) : formatData(nodes, o.output));
+        return;
+      }
+      const config = await adminGet<NodeConfig>(o.adminAddress, `/debug/config?node=${encodeURIComponent(node)}`);
+      process.stdout.write(o.output === 'table' ? nodeSummary(config) : formatData(nodeResources(config), o.output));
     });
 
   return cli;
