@@ -11,6 +11,7 @@ import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
+import { parseDuration } from '../translate/common.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeView as NodeStatusView } from './status.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
@@ -21,6 +22,12 @@ function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, names
     return new FileSource(path, logger);
   }
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
+}
+
+function durationMs(option: string, text: string): number {
+  const seconds = parseDuration(text);
+  if (seconds === undefined || seconds <= 0) throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
+  return Math.round(seconds * 1000);
 }
 
 export function program(): Command {
@@ -34,13 +41,24 @@ export function program(): Command {
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
+    .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (plus up to 10% jitter), so they spread over replicas', '30m')
+    .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
       const source = sourceFrom(o.source, logger, o.namespace);
       const events = source instanceof KubernetesSource ? new EventRecorder(source.kubeConfig, logger) : undefined;
-      const shim = new Shim({ source, events, xdsAddress: o.xdsAddress, adminAddress: o.adminAddress, clusterDomain: o.clusterDomain, logger });
+      const shim = new Shim({
+        source,
+        events,
+        xdsAddress: o.xdsAddress,
+        adminAddress: o.adminAddress,
+        clusterDomain: o.clusterDomain,
+        logger,
+        maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
+        maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
+      });
       await shim.start();
       const shutdown = async (signal: string) => {
         logger.info({ signal }, 'shutting down');
