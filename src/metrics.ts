@@ -2,6 +2,7 @@
 // observed through the ADS server's `observe` hooks or read from the pipeline and cache at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Pipeline } from './pipeline.js';
+import { roles } from './translate/view.js';
 import type { SnapshotCache } from './xds/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
 import type { AdsStream } from './xds/stream.js';
@@ -48,7 +49,7 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const role of ['originate', 'terminate']) this.set({ role }, 0);
+        for (const role of roles) this.set({ role }, 0);
         for (const s of sources.streams()) this.inc({ role: s.node.view.role });
       },
     });
