@@ -12,6 +12,9 @@ import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
 import { parseDuration } from '../translate/common.js';
+import { importEnvoyFilters } from '../importer/envoyfilter.js';
+import { printImport } from '../importer/print.js';
+import { parseYamlObjects } from '../sources/yaml.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeView as NodeStatusView } from './status.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
@@ -119,6 +122,25 @@ export function program(): Command {
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));
       for (const line of diagnosticLines(diagnostics)) process.stderr.write(`${line}\n`);
       if (diagnostics.some((d) => d.severity === 'error')) process.exitCode = 1;
+    });
+
+  cli
+    .command('import-envoyfilter')
+    .description('print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent')
+    .argument('<files...>', 'YAML files with EnvoyFilter objects (other kinds are skipped)')
+    .action((files: string[]) => {
+      const objects = files.flatMap((file) => {
+        if (!fs.existsSync(file)) throw new Error(`${file} does not exist`);
+        const parsed = parseYamlObjects(file, fs.readFileSync(file, 'utf8'));
+        for (const line of diagnosticLines(parsed.diagnostics)) process.stderr.write(`${line}\n`);
+        if (parsed.broken) process.exitCode = 1;
+        return parsed.objects;
+      });
+      const result = importEnvoyFilters(objects);
+      for (const line of result.skipped) process.stderr.write(`note: ${line}\n`);
+      for (const line of result.errors) process.stderr.write(`${line}\n`);
+      process.stdout.write(printImport(result));
+      if (result.errors.length > 0) process.exitCode = 1;
     });
 
   cli

@@ -7,6 +7,8 @@ import { refOf, type FieldPath, type SourcedObject } from '../model/objects.js';
 import { dnsLabel, field, parseIstioCluster, serviceOfHost, type ServiceRef } from './istio.js';
 
 export interface ServiceDraft extends ServiceRef {
+  /** Clients connect to it through a tunnel (a tcp_proxy target); a split backend alone is not. */
+  tunneled: boolean;
   annotations: Record<string, string>;
   /** Lines printed as comments above the Service: parts with no equivalent, and what to do instead. */
   notes: string[];
@@ -110,13 +112,14 @@ class Converter {
     this.errors.push(formatDiagnostic(d));
   }
 
-  private service(ref: ServiceRef): ServiceDraft {
+  private service(ref: ServiceRef, tunneled = true): ServiceDraft {
     const key = `${ref.namespace}/${ref.name}:${ref.port}`;
     let s = this.services.get(key);
     if (!s) {
-      s = { ...ref, annotations: { 'tunnel-shim.io/tunnel': 'h2' }, notes: [], from: [] };
+      s = { namespace: ref.namespace, name: ref.name, port: ref.port, tunneled, annotations: {}, notes: [], from: [] };
       this.services.set(key, s);
     }
+    s.tunneled ||= tunneled;
     if (!s.from.includes(this.label)) s.from.push(this.label);
     return s;
   }
@@ -164,9 +167,7 @@ class Converter {
     const istio = parseIstioCluster(clusterName);
     if (istio) {
       const s = this.service(istio);
-      if (istio.subset) {
-        s.notes.push(`subset ${istio.subset} (${clusterName}): set tunnel-shim.io/metadata-match to the Pod labels of DestinationRule subset ${istio.subset}, e.g. {version: ${istio.subset}}`);
-      }
+      if (istio.subset) this.subsetNote(s, istio.subset, clusterName);
       return s;
     }
     const added = this.clusterAdds.get(clusterName);
@@ -176,10 +177,10 @@ class Converter {
       return s;
     }
     used.add(added);
-    return this.addedCluster(added, p, used);
+    return this.addedCluster(added, used);
   }
 
-  private addedCluster(added: Patch, p: Patch, used: Set<Patch>): ServiceDraft {
+  private addedCluster(added: Patch, used: Set<Patch>): ServiceDraft {
     const c = added.value;
     const hosts = (field(field(c, 'load_assignment'), 'endpoints') ?? []).flatMap((l: any) =>
       (field(l, 'lb_endpoints') ?? []).map((e: any) => ({ socket: field(field(field(e, 'endpoint'), 'address'), 'socket_address'), metadata: field(field(e, 'metadata'), 'filter_metadata') })),
@@ -209,7 +210,6 @@ class Converter {
     s.notes.push(`cluster ${c.name} (${field(c, 'type') ?? 'STATIC'}, ${[...distinct].join(', ')}): endpoints come from the Service's EndpointSlices${distinct.size > 1 ? '; hosts of several Services in one cluster have no equivalent' : ''}`);
     this.subsetConfig(s, c, hosts);
     this.lbPolicy(s, c, `cluster ${c.name}`);
-    void p;
     return s;
   }
 
@@ -229,6 +229,7 @@ class Converter {
             const istio = parseIstioCluster(cluster);
             if (!istio) continue;
             const s = this.service(istio);
+            if (istio.subset) this.subsetNote(s, istio.subset, cluster);
             const domains: string[] = field(vhost, 'domains') ?? [];
             if (domains.includes('*')) {
               s.notes.push(`listener ${listener.value.name}: domains ["*"] has no equivalent on purpose: terminators route only the authorities of known Services (never an open proxy)`);
@@ -243,8 +244,13 @@ class Converter {
     return undefined;
   }
 
+  private subsetNote(s: ServiceDraft, subset: string, cluster: string): void {
+    s.notes.push(`subset ${subset} (${cluster}): subsets are Pod labels here: set tunnel-shim.io/metadata-match to the labels of DestinationRule subset ${subset}, e.g. {version: ${subset}}`);
+  }
+
   private tunnelProtocol(s: ServiceDraft, http: any): void {
     if (field(http, 'http_protocol_options') !== undefined && s.annotations['tunnel-shim.io/tunnel'] !== 'h2-post') this.set(s, 'tunnel', 'h1');
+    else if (field(http, 'http2_protocol_options') === undefined && field(http, 'http_protocol_options') === undefined) s.notes.push('explicit_http_config without an HTTP version: tunnels use HTTP/2 (h2)');
   }
 
   private weighted(clusters: any[], p: Patch, used: Set<Patch>, chainName?: string): ServiceDraft {
@@ -266,7 +272,8 @@ class Converter {
         this.error(['spec', 'configPatches', p.index, 'patch', 'value', 'typed_config', 'weighted_clusters', 'clusters', i, 'name'], 'missing');
         ref = { namespace: 'default', name: 'missing', port: 0 };
       }
-      const backend = this.service(ref);
+      // Backends are reached through the parent's tunnel: they need no tunnel annotation of their own.
+      const backend = this.service(ref, false);
       backend.notes.push(...notes);
       const match = field(field(field(c, 'metadata_match'), 'filter_metadata'), 'envoy.lb');
       if (match && typeof match === 'object') this.set(backend, 'metadata-match', flowMap(match));
@@ -296,7 +303,7 @@ class Converter {
     (field(config, 'access_log') ?? []).forEach((log: any) => this.accessLog(s, log));
     const tunneling = field(config, 'tunneling_config');
     if (tunneling) this.tunneling(s, tunneling);
-    if (field(config, 'stat_prefix')) s.notes.push(`stat_prefix ${field(config, 'stat_prefix')}: no equivalent; the shim names stats itself (originate_<namespace>_<name>_<port>)`);
+    if (field(config, 'stat_prefix')) s.notes.push(`stat_prefix ${field(config, 'stat_prefix')}: not carried over; the shim names stats itself (originate_<namespace>_<name>_<port>)`);
     const known = ['cluster', 'weighted_clusters', 'stat_prefix', 'idle_timeout', 'max_connect_attempts', 'max_downstream_connection_duration', 'metadata_match', 'hash_policy', 'access_log', 'tunneling_config', '@type'];
     for (const key of Object.keys(config)) {
       const snake = key.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
@@ -321,7 +328,12 @@ class Converter {
 
   private tunneling(s: ServiceDraft, t: any): void {
     const hostname = field(t, 'hostname');
-    if (typeof hostname === 'string') this.set(s, 'hostname', hostname);
+    if (typeof hostname === 'string') {
+      this.set(s, 'hostname', hostname);
+      if (hostname.includes('%') && !s.annotations['tunnel-shim.io/domains']) {
+        s.notes.push(`hostname ${hostname} is chosen per connection: add tunnel-shim.io/domains with the authorities terminators may accept (e.g. "api.example.com:443"); the shim refuses to guess, as a catch-all would make an open proxy`);
+      }
+    }
     if (field(t, 'use_post') === true) this.set(s, 'tunnel', 'h2-post');
     const postPath = field(t, 'post_path');
     if (typeof postPath === 'string') this.set(s, 'post-path', postPath);
@@ -343,9 +355,9 @@ class Converter {
     if (defaultSubset && typeof defaultSubset === 'object') this.set(s, 'default-subset', flowMap(defaultSubset));
     const fallback = field(subsets, 'fallback_policy');
     if (typeof fallback === 'string') this.set(s, 'fallback-policy', fallback);
-    s.notes.push('lb_subset_config.subset_selectors: no equivalent needed; the shim derives them from tunnel-shim.io/metadata-match keys');
+    s.notes.push('lb_subset_config.subset_selectors: not needed; the shim derives them from the tunnel-shim.io/metadata-match keys');
     const labels = hosts.map((h) => field(h.metadata, 'envoy.lb')).filter(Boolean);
-    if (labels.length > 0) s.notes.push(`endpoint metadata ${labels.map((l) => flowMap(l)).join(', ')}: no equivalent; label the Pods so (the shim reads subsets from Pod labels)`);
+    if (labels.length > 0) s.notes.push(`endpoint metadata ${labels.map((l) => flowMap(l)).join(', ')}: not carried over; label the Pods so instead (the shim reads subsets from Pod labels)`);
   }
 
   private lbPolicy(s: ServiceDraft, c: any, what: string): void {
@@ -381,6 +393,6 @@ export function importEnvoyFilters(objects: readonly SourcedObject[]): ImportRes
     if (o.kind === 'EnvoyFilter' && String(o.apiVersion ?? '').startsWith('networking.istio.io/')) converter.convert(sourced);
     else skipped.push(`${o.kind ?? 'object'} ${refOf(o).namespace}/${refOf(o).name}${sourced.origin?.file ? ` (${sourced.origin.file})` : ''}: not an EnvoyFilter; skipped`);
   }
-  const services = [...converter.services.values()].sort((a, b) => `${a.namespace}/${a.name}:${a.port}`.localeCompare(`${b.namespace}/${b.name}:${b.port}`));
+  const services = [...converter.services.values()].sort((a, b) => a.namespace.localeCompare(b.namespace) || a.name.localeCompare(b.name) || a.port - b.port);
   return { services, routes: converter.routes, notes: converter.notes, errors: converter.errors, skipped };
 }
