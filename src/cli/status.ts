@@ -110,7 +110,12 @@ export function nodeSummary(config: NodeConfig): string {
     table([['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'], ...config.listener.map(listenerRow)]),
     table([['ROUTE', 'DOMAINS', 'MATCH -> CLUSTER', 'STATUS'], ...config.route.flatMap(routeRows)]),
     table([['CLUSTER', 'TYPE', 'LB', 'PROTOCOL', 'STATUS'], ...config.cluster.map(clusterRow)]),
-    table([['ENDPOINTS OF', 'ADDRESSES', 'STATUS'], ...config.endpoint.flatMap(endpointRows)]),
+    table([
+      ['ENDPOINTS OF', 'ADDRESSES', 'STATUS'],
+      ...config.endpoint.flatMap(endpointRows),
+      // STATIC clusters carry their endpoints inline: shown too, so every destination is listed.
+      ...config.cluster.filter((c) => c.resource.load_assignment).flatMap((c) => endpointRows({ ...c, name: `${c.name} (inline)`, resource: c.resource.load_assignment })),
+    ]),
   ];
   if (nackLines.length > 0) sections.push(`NACKED\n${nackLines.join('\n')}\n`);
   return sections.join('\n');

@@ -7,7 +7,7 @@ import { lookupType } from '../../src/envoy/protos.js';
 import { runCli } from '../helpers/cli.js';
 import { CsdsClient, byResource, type ClientConfig } from '../helpers/csds-client.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
-import { grpcurl } from '../helpers/grpcurl.js';
+import { csdsScript } from '../helpers/grpcurl.js';
 import { freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
@@ -80,8 +80,30 @@ describe('CSDS with real Envoys', () => {
     expect(inEnvoy.active_state.version_info).toBe(originate.get(`Listener|originate/ops/added/${addedPort}`)!.version_info);
   });
 
-  it('answers grpcurl (FetchClientStatus, node filter) with the same status', async () => {
-    const res = await grpcurl(['-plaintext', '-d', JSON.stringify({ node_matchers: [{ node_id: { exact: 'ops-terminator' } }] }), shim.xdsAddress, 'envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus']);
+  it('measures convergence from the file change to both real Envoys ACKing it (/metrics)', async () => {
+    const scrape = async () => (await fetch(`${shim.adminUrl}/metrics`)).text();
+    const sample = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const before = await scrape();
+    const port = await freePort();
+    shim.write('measured.yaml', serviceYaml({ name: 'measured', namespace: 'ops', clusterIP: '10.96.9.4', port, annotations: annotations(), endpoints: [{ ip: '127.0.0.2', port: backend.port }] }));
+    const count = 'tunnel_shim_xds_convergence_seconds_count{type="listener"}';
+    // Both Envoys get a new LDS version (a listener on the originator, a domain on the terminator's route only: RDS).
+    const after = await waitFor('the originator ACKing the new listener', async () => {
+      const text = await scrape();
+      return sample(text, count) > sample(before, count) ? text : undefined;
+    }, 20_000, 100);
+    const seconds = sample(after, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}') - sample(before, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}');
+    const n = sample(after, count) - sample(before, count);
+    console.log(`convergence (file event -> Envoy ACK of LDS), real Envoy: ${((seconds / n) * 1000).toFixed(1)} ms over ${n} ACK(s)`);
+    expect(seconds / n).toBeGreaterThan(0);
+    expect(seconds / n).toBeLessThan(5);
+    expect(sample(after, 'tunnel_shim_xds_pushes_total{type="listener"}')).toBeGreaterThan(sample(before, 'tunnel_shim_xds_pushes_total{type="listener"}'));
+    shim.remove('measured.yaml');
+  });
+
+  it('answers grpcurl (scripts/csds.sh: FetchClientStatus with a node filter) with the same status', async () => {
+    // scripts/csds.sh is the README's command: grpcurl with the Envoy protos of the pinned npm package.
+    const res = await csdsScript(shim.xdsAddress, 'ops-terminator');
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
     const body = JSON.parse(res.stdout) as { config: { node: { id: string }; genericXdsConfigs: { typeUrl: string; name: string; configStatus: string; clientStatus: string; xdsConfig?: Record<string, unknown> }[] }[] };
