@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { fromEnvoyJson } from '../../src/envoy/json.js';
 import { toObjectOptions } from '../../src/envoy/encode.js';
 import { lookupType } from '../../src/envoy/protos.js';
+import { AdsClient, originateMeta } from '../helpers/ads-client.js';
 import { runCli } from '../helpers/cli.js';
 import { CsdsClient, byResource, type ClientConfig } from '../helpers/csds-client.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
@@ -145,6 +146,26 @@ describe('tunnel-shim status', () => {
     const missing = await runCli(['status', 'nobody', '--admin-address', adminAddress()]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no connected node "nobody"');
+  });
+
+  it('shows a NACK with its message in the table, on the node and type that sent it', async () => {
+    const fake = new AdsClient(shim.xdsAddress, { id: 'ops-nacker', metadata: originateMeta });
+    try {
+      fake.send('cluster');
+      fake.ack(await fake.next('cluster'));
+      fake.send('listener');
+      const lds = await fake.next('listener');
+      fake.send('listener', { nonce: lds.nonce, error: 'Listener rejected: address already in use' });
+      await waitFor('NACK recorded', async () => (await runCli(['status', '--admin-address', adminAddress()])).stdout.includes('NACKED'));
+      const table = await runCli(['status', '--admin-address', adminAddress()]);
+      expect(table.stdout.split('\n').find((l) => l.startsWith('ops-nacker'))).toMatch(/^ops-nacker\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+-\s+NACKED \([0-9a-f]{8}\)\s+-\s+listener: Listener rejected: address already in use$/);
+      const node = await runCli(['status', 'ops-nacker', '--admin-address', adminAddress()]);
+      // Every listener of the rejected response is NACKED (state of the world: it was all one response).
+      expect(node.stdout).toMatch(new RegExp(`\\nNACKED\\n(  listener originate/ops/\\S+: Listener rejected: address already in use\\n)+`));
+      expect(node.stdout).toMatch(new RegExp(`originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+.*NACKED`));
+    } finally {
+      fake.close();
+    }
   });
 
   it('says clearly when no shim answers at the admin address', async () => {
