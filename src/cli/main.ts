@@ -15,7 +15,7 @@ import { parseDuration } from '../translate/common.js';
 import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
-import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeView as NodeStatusView } from './status.js';
+import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
   if (spec === 'kubernetes') return new KubernetesSource({ logger, namespaces });
@@ -151,7 +151,7 @@ export function program(): Command {
     .addOption(new Option('--output <format>', 'table (default), json, or yaml; with NODE, json and yaml give the full resources').choices(['table', 'json', 'yaml']).default('table'))
     .action(async (node: string | undefined, o) => {
       if (node === undefined) {
-        const nodes = await adminGet<NodeStatusView[]>(o.adminAddress, '/debug/nodes');
+        const nodes = await adminGet<NodeStatus[]>(o.adminAddress, '/debug/nodes');
         process.stdout.write(o.output === 'table' ? statusTable(nodes) : formatData(nodes, o.output));
         return;
       }

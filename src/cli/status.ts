@@ -11,7 +11,8 @@ interface TypeView {
   lastNack: { message: string; at: string } | null;
 }
 
-export interface NodeView {
+/** One node as /debug/nodes reports it. */
+export interface NodeStatus {
   id: string;
   role: string;
   listenAddress: string | null;
@@ -55,7 +56,7 @@ function typeCell(t: TypeView | undefined): string {
   return t.sentVersion ? `${t.status} (${t.sentVersion.slice(0, 8)})` : t.status;
 }
 
-export function statusTable(nodes: NodeView[]): string {
+export function statusTable(nodes: NodeStatus[]): string {
   if (nodes.length === 0) return 'no Envoy is connected\n';
   const rows = [['NODE', 'ROLE', ...typeColumns.map(([, h]) => h), 'LAST NACK']];
   for (const n of nodes) {

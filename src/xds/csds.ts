@@ -3,8 +3,7 @@
 // read. Served on the xDS port beside ADS.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
-import { lookupType } from '../envoy/protos.js';
-import { TypeUrl } from '../envoy/protos.js';
+import { lookupType, TypeUrl } from '../envoy/protos.js';
 import { resourceStatuses, type ResourceStatus } from './status.js';
 import type { AdsStream } from './stream.js';
 

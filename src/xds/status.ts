@@ -35,7 +35,7 @@ export function resourceStatuses(stream: AdsStream): ResourceStatus[] {
     if (!state?.requested) continue;
     const current = snapshot?.[kind].resources ?? new Map<string, EncodedResource>();
     const names = new Set<string>(state.delivered.keys());
-    if (state.wildcard || isWildcardKind(kind) && state.names.size === 0) for (const name of current.keys()) names.add(name);
+    if (state.wildcard || (isWildcardKind(kind) && state.names.size === 0)) for (const name of current.keys()) names.add(name);
     else for (const name of state.names) names.add(name);
     for (const name of [...names].sort()) {
       const delivery = state.delivered.get(name);
