@@ -46,7 +46,7 @@ export function program(): Command {
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
     .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
-    .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (plus up to 10% jitter), so they spread over replicas', '30m')
+    .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
     .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);

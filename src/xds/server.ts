@@ -16,7 +16,7 @@ export interface XdsServerOptions {
   controlPlaneId?: string;
   /**
    * Connections older than this are asked to go away (GOAWAY) so Envoys spread over replicas after a
-   * scale-up or rollout; grpc-js adds up to 10% random jitter so they do not all reconnect at once.
+   * scale-up or rollout; grpc-js adds ±10% random jitter so they do not all reconnect at once.
    */
   maxConnectionAgeMs?: number;
   /** How long a connection past its age may finish its streams before it is closed. */
