@@ -16,6 +16,10 @@ export class Pipeline {
   sourceDiagnostics: Diagnostic[] = [];
   synced = false;
   rebuilds = 0;
+  /** States delivered by the source (each file event burst, each watch event). */
+  sourceEvents = 0;
+  /** When the first source event not yet applied arrived (epoch ms): the start of convergence. */
+  private firstPendingAt?: number;
   private pending?: SourceState;
   private quietTimer?: NodeJS.Timeout;
   private maxTimer?: NodeJS.Timeout;
@@ -55,6 +59,8 @@ export class Pipeline {
 
   private schedule(state: SourceState): void {
     this.pending = state;
+    this.sourceEvents++;
+    this.firstPendingAt ??= Date.now();
     // The first state goes out at once: readiness should not wait for a debounce.
     if (!this.synced) return this.apply();
     clearTimeout(this.quietTimer);
@@ -72,7 +78,8 @@ export class Pipeline {
     const started = performance.now();
     this.sourceDiagnostics = state.diagnostics;
     this.model = buildModel(state.objects, this.options, this.model);
-    this.cache.setModel(this.model);
+    this.cache.setModel(this.model, this.firstPendingAt);
+    this.firstPendingAt = undefined;
     this.synced = true;
     this.rebuilds++;
     this.report();

@@ -8,6 +8,7 @@ import type { Source } from './sources/source.js';
 import { SnapshotCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
 import { defaultModelOptions } from './model/tunnel.js';
+import { Metrics } from './metrics.js';
 
 export interface ShimOptions {
   source: Source;
@@ -17,12 +18,16 @@ export interface ShimOptions {
   logger: Logger;
   /** Turns diagnostics on API objects into Kubernetes Events. */
   events?: EventRecorder;
+  /** See XdsServerOptions. */
+  maxConnectionAgeMs?: number;
+  maxConnectionAgeGraceMs?: number;
 }
 
 export class Shim {
   readonly cache = new SnapshotCache();
   readonly pipeline: Pipeline;
   readonly xds: XdsServer;
+  readonly metrics: Metrics;
   private admin?: http.Server;
   xdsPort = 0;
   adminPort = 0;
@@ -30,12 +35,27 @@ export class Shim {
   constructor(private readonly options: ShimOptions) {
     this.pipeline = new Pipeline(options.source, this.cache, { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain }, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
-    // A new node view may bring translation diagnostics of its own: report them when it connects.
-    this.xds = new XdsServer({ address: options.xdsAddress, cache: this.cache, logger: options.logger, observe: { connected: () => this.pipeline.reportNow() } });
+    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams });
+    const observe = this.metrics.observer();
+    this.xds = new XdsServer({
+      address: options.xdsAddress,
+      cache: this.cache,
+      logger: options.logger,
+      maxConnectionAgeMs: options.maxConnectionAgeMs,
+      maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
+      observe: {
+        ...observe,
+        connected: (stream) => {
+          observe.connected?.(stream);
+          // A new node view may bring translation diagnostics of its own: report them when it connects.
+          this.pipeline.reportNow();
+        },
+      },
+    });
   }
 
   async start(): Promise<void> {
-    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger });
+    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger, metrics: this.metrics });
     this.adminPort = (await listen(this.admin, this.options.adminAddress)).port;
     // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
     await this.pipeline.start();

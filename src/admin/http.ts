@@ -7,6 +7,8 @@ import { formatDiagnostic } from '../model/diagnostics.js';
 import type { Pipeline } from '../pipeline.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { XdsServer } from '../xds/server.js';
+import type { Metrics } from '../metrics.js';
+import { resourceStatuses, typeStatus } from '../xds/status.js';
 import type { AdsStream } from '../xds/stream.js';
 
 export interface AdminDeps {
@@ -14,6 +16,21 @@ export interface AdminDeps {
   cache: SnapshotCache;
   xds: XdsServer;
   logger: Logger;
+  metrics: Metrics;
+}
+
+const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+/** GET shows the level; PUT or POST ?level=LEVEL changes it for the whole process until the next change. */
+function logLevel(req: http.IncomingMessage, res: http.ServerResponse, url: URL, logger: Logger) {
+  if (req.method === 'GET') return json(res, 200, { level: logger.level });
+  if (req.method !== 'PUT' && req.method !== 'POST') return json(res, 405, { error: 'use GET to read the level, PUT or POST ?level=LEVEL to change it' });
+  const level = url.searchParams.get('level') ?? '';
+  if (!logLevels.includes(level)) return json(res, 400, { error: `level ${JSON.stringify(level)}: use one of ${logLevels.join(', ')}` });
+  const previous = logger.level;
+  logger.level = level;
+  logger.info({ level, previous }, 'log level changed from the admin port');
+  return json(res, 200, { level, previous });
 }
 
 export function nodeStatus(stream: AdsStream) {
@@ -25,7 +42,7 @@ export function nodeStatus(stream: AdsStream) {
       sentVersion: t.lastVersion ?? null,
       ackedVersion: t.ackedVersion ?? null,
       pendingNonce: t.lastNonce && t.lastNonce !== t.ackedNonce ? t.lastNonce : null,
-      status: !t.lastVersion ? 'NOT_SENT' : t.lastNack && t.lastNack.nonce === t.lastNonce ? 'NACKED' : t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE',
+      status: typeStatus(t),
       subscribed: t.wildcard ? '*' : [...t.names].sort(),
       lastNack: t.lastNack ?? null,
     };
@@ -66,14 +83,32 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
         const { snapshot } = deps.cache.peek(stream.node.view);
         const out: Record<string, unknown> = { node: stream.node.id, role: stream.node.view.role };
-        for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: r.object })) : [];
+        // Each resource with what this node did with it (SYNCED, STALE, NACKED, NOT_SENT).
+        const statuses = new Map(resourceStatuses(stream).map((r) => [`${r.kind}|${r.name}`, r]));
+        for (const kind of pushOrder) {
+          out[kind] = snapshot
+            ? [...snapshot[kind].resources.values()].map((r) => {
+                const s = statuses.get(`${kind}|${r.name}`);
+                return { name: r.name, version: r.version, status: s?.status ?? 'NOT_SENT', nack: s?.nack?.message ?? null, resource: r.object };
+              })
+            : [];
+        }
         return json(res, 200, out);
       }
+      case '/metrics':
+        deps.metrics.text().then(
+          (text) => res.writeHead(200, { 'content-type': deps.metrics.contentType() }).end(text),
+          (err: Error) => json(res, 500, { error: err.message }),
+        );
+        return;
+      case '/debug/log-level':
+        logLevel(req, res, url, deps.logger);
+        return;
       case '/debug/diagnostics':
         json(res, 200, deps.pipeline.diagnostics().map((d) => ({ ...d, origin: undefined, file: d.origin?.file, text: formatDiagnostic(d) })));
         return;
       default:
-        json(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/debug/nodes', '/debug/config?node=ID', '/debug/diagnostics'] });
+        json(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics', '/debug/nodes', '/debug/config?node=ID', '/debug/diagnostics', '/debug/log-level'] });
     }
   });
 }

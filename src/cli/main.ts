@@ -11,6 +11,11 @@ import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
+import { parseDuration } from '../translate/common.js';
+import { importEnvoyFilters } from '../importer/envoyfilter.js';
+import { printImport } from '../importer/print.js';
+import { parseYamlObjects } from '../sources/yaml.js';
+import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
 function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
   if (spec === 'kubernetes') return new KubernetesSource({ logger, namespaces });
@@ -20,6 +25,12 @@ function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, names
     return new FileSource(path, logger);
   }
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
+}
+
+function durationMs(option: string, text: string): number {
+  const seconds = parseDuration(text);
+  if (seconds === undefined || seconds <= 0) throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
+  return Math.round(seconds * 1000);
 }
 
 export function program(): Command {
@@ -33,13 +44,24 @@ export function program(): Command {
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
-    .option('--log-level <level>', 'trace, debug, info, warn, error', 'info')
+    .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
+    .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
+    .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
       const source = sourceFrom(o.source, logger, o.namespace);
       const events = source instanceof KubernetesSource ? new EventRecorder(source.kubeConfig, logger) : undefined;
-      const shim = new Shim({ source, events, xdsAddress: o.xdsAddress, adminAddress: o.adminAddress, clusterDomain: o.clusterDomain, logger });
+      const shim = new Shim({
+        source,
+        events,
+        xdsAddress: o.xdsAddress,
+        adminAddress: o.adminAddress,
+        clusterDomain: o.clusterDomain,
+        logger,
+        maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
+        maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
+      });
       await shim.start();
       const shutdown = async (signal: string) => {
         logger.info({ signal }, 'shutting down');
@@ -100,6 +122,41 @@ export function program(): Command {
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));
       for (const line of diagnosticLines(diagnostics)) process.stderr.write(`${line}\n`);
       if (diagnostics.some((d) => d.severity === 'error')) process.exitCode = 1;
+    });
+
+  cli
+    .command('import-envoyfilter')
+    .description('print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent')
+    .argument('<files...>', 'YAML files with EnvoyFilter objects (other kinds are skipped)')
+    .action((files: string[]) => {
+      const objects = files.flatMap((file) => {
+        if (!fs.existsSync(file)) throw new Error(`${file} does not exist`);
+        const parsed = parseYamlObjects(file, fs.readFileSync(file, 'utf8'));
+        for (const line of diagnosticLines(parsed.diagnostics)) process.stderr.write(`${line}\n`);
+        if (parsed.broken) process.exitCode = 1;
+        return parsed.objects;
+      });
+      const result = importEnvoyFilters(objects);
+      for (const line of result.skipped) process.stderr.write(`note: ${line}\n`);
+      for (const line of result.errors) process.stderr.write(`${line}\n`);
+      process.stdout.write(printImport(result));
+      if (result.errors.length > 0) process.exitCode = 1;
+    });
+
+  cli
+    .command('status')
+    .description('what a running shim sent to each Envoy and what each did with it; with NODE, that node\'s resources')
+    .argument('[node]', 'a node id: show its listeners, routes, clusters and endpoints')
+    .option('--admin-address <host:port>', "the shim's admin address", '127.0.0.1:18080')
+    .addOption(new Option('--output <format>', 'table (default), json, or yaml; with NODE, json and yaml give the full resources').choices(['table', 'json', 'yaml']).default('table'))
+    .action(async (node: string | undefined, o) => {
+      if (node === undefined) {
+        const nodes = await adminGet<NodeStatus[]>(o.adminAddress, '/debug/nodes');
+        process.stdout.write(o.output === 'table' ? statusTable(nodes) : formatData(nodes, o.output));
+        return;
+      }
+      const config = await adminGet<NodeConfig>(o.adminAddress, `/debug/config?node=${encodeURIComponent(node)}`);
+      process.stdout.write(o.output === 'table' ? nodeSummary(config) : formatData(nodeResources(config), o.output));
     });
 
   return cli;

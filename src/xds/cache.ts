@@ -3,7 +3,8 @@
 import type { Model } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
-import { ResourceEncoder, type Snapshot } from './snapshot.js';
+import type { ResourceKind } from '../envoy/protos.js';
+import { ResourceEncoder, type Snapshot, type TypeSnapshot } from './snapshot.js';
 
 export interface Watch {
   readonly view: NodeView;
@@ -21,6 +22,7 @@ interface ViewEntry {
 export class SnapshotCache {
   private readonly views = new Map<string, ViewEntry>();
   private model?: Model;
+  private changedAt = Date.now();
   readonly encoder = new ResourceEncoder();
 
   /** True once a model has been set: before that no node gets anything (no partial start-up state). */
@@ -28,8 +30,10 @@ export class SnapshotCache {
     return this.model !== undefined;
   }
 
-  setModel(model: Model): void {
+  /** `changedAt`: when the source change behind this model happened (epoch ms), for convergence times. */
+  setModel(model: Model, changedAt = Date.now()): void {
     this.model = model;
+    this.changedAt = changedAt;
     for (const entry of this.views.values()) this.rebuild(entry);
     this.encoder.sweep();
     for (const entry of this.views.values()) for (const notify of entry.listeners) notify();
@@ -71,12 +75,27 @@ export class SnapshotCache {
     return [...seen.values()];
   }
 
+  /** Distinct resources currently served to some node, by type. */
+  resourceCounts(): Record<ResourceKind, number> {
+    const names: Record<ResourceKind, Set<string>> = { cluster: new Set(), endpoint: new Set(), listener: new Set(), route: new Set() };
+    for (const entry of this.views.values()) {
+      if (!entry.snapshot) continue;
+      for (const kind of Object.keys(names) as ResourceKind[]) for (const name of entry.snapshot[kind].resources.keys()) names[kind].add(name);
+    }
+    return { cluster: names.cluster.size, endpoint: names.endpoint.size, listener: names.listener.size, route: names.route.size };
+  }
+
   viewCount(): number {
     return this.views.size;
   }
 
   private rebuild(entry: ViewEntry): void {
     const built = this.encoder.build(this.model!, entry.view);
+    for (const [kind, type] of Object.entries(built.snapshot) as [ResourceKind, TypeSnapshot][]) {
+      const previous = entry.snapshot?.[kind];
+      // A type whose content did not change keeps the time of the change that last changed it.
+      type.changedAt = previous && previous.version === type.version ? previous.changedAt : this.changedAt;
+    }
     entry.snapshot = built.snapshot;
     entry.diagnostics = built.diagnostics;
   }

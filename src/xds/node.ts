@@ -6,6 +6,8 @@ export interface NodeIdentity {
   id: string;
   cluster: string;
   view: NodeView;
+  /** The node exactly as the client sent it (envoy.config.core.v3.Node, decoded), echoed back by CSDS. */
+  message: object;
 }
 
 // protobufjs' built-in google.protobuf.Value uses camelCase field names even with keepCase.
@@ -49,7 +51,7 @@ export function parseNode(node: { id?: string; cluster?: string; metadata?: { fi
     }
     view.relayHttpBackend = relayBackend;
   }
-  return { id: node.id, cluster: node.cluster ?? '', view };
+  return { id: node.id, cluster: node.cluster ?? '', view, message: node };
 }
 
 /** `ip:port` or `[ipv6]:port`. */

@@ -5,6 +5,7 @@ import type { ResourceKind } from '../envoy/protos.js';
 import type { SnapshotCache } from './cache.js';
 import type { Decision } from './decide.js';
 import { NodeError, parseNode } from './node.js';
+import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
 
@@ -13,6 +14,13 @@ export interface XdsServerOptions {
   cache: SnapshotCache;
   logger: Logger;
   controlPlaneId?: string;
+  /**
+   * Connections older than this are asked to go away (GOAWAY) so Envoys spread over replicas after a
+   * scale-up or rollout; grpc-js adds ±10% random jitter so they do not all reconnect at once.
+   */
+  maxConnectionAgeMs?: number;
+  /** How long a connection past its age may finish its streams before it is closed. */
+  maxConnectionAgeGraceMs?: number;
   /** Observers for metrics; the server itself only logs. */
   observe?: Partial<StreamEvents> & { connected?(stream: AdsStream): void; disconnected?(stream: AdsStream): void };
 }
@@ -30,8 +38,11 @@ export class XdsServer {
       'grpc.keepalive_timeout_ms': 10_000,
       'grpc.keepalive_permit_without_calls': 1,
       'grpc.max_receive_message_length': 4 * 1024 * 1024,
+      'grpc.max_connection_age_ms': this.options.maxConnectionAgeMs ?? 30 * 60_000,
+      'grpc.max_connection_age_grace_ms': this.options.maxConnectionAgeGraceMs ?? 60_000,
     });
     server.addService(adsServiceDefinition(), { StreamAggregatedResources: (call: grpc.ServerDuplexStream<DecodedRequest, Buffer>) => this.handle(call) });
+    server.addService(csdsServiceDefinition(), csdsHandlers(() => this.streams, this.options.logger, (call) => this.track(call)));
     this.boundPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync(this.options.address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
     );
@@ -57,7 +68,15 @@ export class XdsServer {
     });
   }
 
-  private readonly calls = new Set<grpc.ServerDuplexStream<DecodedRequest, Buffer>>();
+  private readonly calls = new Set<grpc.ServerDuplexStream<any, any>>();
+
+  /** Streams that `stop` must end itself (tryShutdown waits for open streams). */
+  private track(call: grpc.ServerDuplexStream<any, any>): void {
+    this.calls.add(call);
+    const forget = () => this.calls.delete(call);
+    call.on('close', forget);
+    call.on('cancelled', forget);
+  }
 
   private handle(call: grpc.ServerDuplexStream<DecodedRequest, Buffer>): void {
     const log = this.options.logger;
@@ -107,7 +126,7 @@ export class XdsServer {
 }
 
 /** Ends a stream with a gRPC status the client sees (grpc-js turns an 'error' event into the status). */
-function closeWithStatus(call: grpc.ServerDuplexStream<DecodedRequest, Buffer>, code: grpc.status, message: string) {
+function closeWithStatus(call: grpc.ServerDuplexStream<any, any>, code: grpc.status, message: string) {
   call.emit('error', Object.assign(new Error(message), { code, details: message }));
 }
 

@@ -12,6 +12,11 @@ export interface TypeSnapshot {
   resources: Map<string, EncodedResource>;
   /** Hash of every (name, version) pair: equal versions mean equal content. */
   version: string;
+  /**
+   * When the source change that produced this version happened (epoch ms); kept across rebuilds that
+   * leave the type unchanged. Push and convergence times are measured from it.
+   */
+  changedAt?: number;
 }
 
 export type Snapshot = Record<ResourceKind, TypeSnapshot>;

@@ -12,6 +12,8 @@ import { setVersion } from './snapshot.js';
 
 export interface NackRecord {
   nonce: string;
+  /** version_info of the rejected response. */
+  version: string;
   message: string;
   at: string;
 }
@@ -27,6 +29,27 @@ export interface TypeState {
   ackedVersion?: string;
   ackedNonce?: string;
   lastNack?: NackRecord;
+  /** Per resource: which response carried its current version (CSDS reports per resource). */
+  delivered: Map<string, Delivery>;
+  /** Sequence number of the last response sent and of the last one ACKed for this type (0: none). */
+  lastSeq: number;
+  ackedSeq: number;
+  /**
+   * When the source change behind the last response happened (epoch ms), if that response was pushed
+   * because of a change (not asked for by a new subscription); cleared once it is ACKed or NACKed.
+   */
+  changedAt?: number;
+}
+
+/** The response that last carried one resource on a stream. */
+export interface Delivery {
+  /** Position of that response on this stream; compare with TypeState.ackedSeq. */
+  seq: number;
+  /** version_info of that response. */
+  responseVersion: string;
+  at: Date;
+  /** Set when the client NACKed that response: it does not hold this version. */
+  nack?: NackRecord;
 }
 
 export interface StreamEvents {
@@ -82,14 +105,17 @@ export class AdsStream {
     );
     this.events.decided(this, kind, decision, request.version_info ?? '', request.response_nonce ?? '');
     if (decision.kind === 'stale') return decision;
+    state.changedAt = undefined;
     if (decision.kind === 'ack') {
       state.ackedVersion = request.version_info ?? '';
       state.ackedNonce = request.response_nonce;
+      state.ackedSeq = state.lastSeq;
     } else if (decision.kind === 'nack') {
-      state.lastNack = { nonce: request.response_nonce ?? '', message: decision.message, at: new Date().toISOString() };
+      state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
+      for (const d of state.delivered.values()) if (d.seq === state.lastSeq) d.nack = state.lastNack;
     }
     this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
-    this.pushKind(kind);
+    this.pushKind(kind, false);
     return decision;
   }
 
@@ -104,7 +130,7 @@ export class AdsStream {
         this.dirty = true;
         return;
       }
-      this.pushKind(kind);
+      this.pushKind(kind, true);
     }
   }
 
@@ -117,6 +143,11 @@ export class AdsStream {
     }
   }
 
+  /** The node's current snapshot (what it would be sent now). */
+  snapshot(): Snapshot | undefined {
+    return this.watch.snapshot();
+  }
+
   close(): void {
     this.watch.cancel();
   }
@@ -124,7 +155,7 @@ export class AdsStream {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), sent: new Map() };
+      state = { requested: false, wildcard: false, names: new Set(), sent: new Map(), delivered: new Map(), lastSeq: 0, ackedSeq: 0 };
       this.types.set(kind, state);
     }
     return state;
@@ -135,14 +166,24 @@ export class AdsStream {
     state.wildcard = isWildcardKind(kind) && isWildcard(names);
     const next = new Set(names.filter((n) => n !== '*'));
     // Forget what was sent for names the client dropped, so re-subscribing sends them again.
-    for (const name of state.sent.keys()) if (!state.wildcard && !next.has(name)) state.sent.delete(name);
+    for (const name of state.sent.keys()) {
+      if (!state.wildcard && !next.has(name)) {
+        state.sent.delete(name);
+        state.delivered.delete(name);
+      }
+    }
     state.names = next;
     // A reconnecting client that already has exactly our content is not sent it again.
     const snapshot = this.watch.snapshot();
     if (clientVersion && snapshot) {
       const current = this.selected(kind, state, snapshot);
       if (setVersion(current) === clientVersion) {
-        for (const r of current) state.sent.set(r.name, r.version);
+        // The client holds this content from an earlier stream: it counts as sent and ACKed (seq 0).
+        const at = new Date();
+        for (const r of current) {
+          state.sent.set(r.name, r.version);
+          state.delivered.set(r.name, { seq: 0, responseVersion: clientVersion, at });
+        }
         state.lastVersion = clientVersion;
         state.ackedVersion = clientVersion;
       }
@@ -160,14 +201,19 @@ export class AdsStream {
     return out;
   }
 
-  private pushKind(kind: ResourceKind): void {
+  private pushKind(kind: ResourceKind, becauseOfChange: boolean): void {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
     if (!state?.requested || !snapshot || this.blocked) return;
     const selected = this.selected(kind, state, snapshot);
     const version = setVersion(selected);
     const present = new Set(selected.map((r) => r.name));
-    for (const name of state.sent.keys()) if (!present.has(name)) state.sent.delete(name);
+    for (const name of state.sent.keys()) {
+      if (!present.has(name)) {
+        state.sent.delete(name);
+        state.delivered.delete(name);
+      }
+    }
     const changed = selected.filter((r) => state.sent.get(r.name) !== r.version);
     let toSend;
     if (isWildcardKind(kind)) {
@@ -186,9 +232,15 @@ export class AdsStream {
       controlPlaneId: this.controlPlaneId,
       resources: toSend.map((r) => r.any),
     });
-    for (const r of toSend) state.sent.set(r.name, r.version);
+    const seq = ++state.lastSeq;
+    const at = new Date();
+    for (const r of toSend) {
+      state.sent.set(r.name, r.version);
+      state.delivered.set(r.name, { seq, responseVersion: version, at });
+    }
     state.lastNonce = nonce;
     state.lastVersion = version;
+    state.changedAt = becauseOfChange ? snapshot[kind].changedAt : undefined;
     // A changed cluster or listener may need its endpoints or routes again while it warms.
     const child = childKind[kind];
     const childState = child ? this.types.get(child) : undefined;

@@ -1,0 +1,135 @@
+// `tunnel-shim status`: what a running shim sent to each Envoy and what each Envoy did with it, read
+// from the shim's admin port (proxy-status style), and one node's resources in a compact form
+// (proxy-config style).
+import YAML from 'yaml';
+import { pushOrder, type ResourceKind } from '../envoy/protos.js';
+
+interface TypeView {
+  sentVersion: string | null;
+  ackedVersion: string | null;
+  status: string;
+  lastNack: { message: string; at: string } | null;
+}
+
+/** One node as /debug/nodes reports it. */
+export interface NodeStatus {
+  id: string;
+  role: string;
+  listenAddress: string | null;
+  connectedAt: string;
+  types: Partial<Record<ResourceKind, TypeView>>;
+}
+
+interface ConfigEntry {
+  name: string;
+  version: string;
+  status: string;
+  nack: string | null;
+  resource: Record<string, any>;
+}
+
+export type NodeConfig = { node: string; role: string } & Record<ResourceKind, ConfigEntry[]>;
+
+export async function adminGet<T>(adminAddress: string, path: string): Promise<T> {
+  const url = `http://${adminAddress}${path}`;
+  let res: Response;
+  try {
+    res = await fetch(url, { signal: AbortSignal.timeout(5000) });
+  } catch (err) {
+    throw new Error(`cannot reach the shim's admin at ${adminAddress} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); is tunnel-shim serve running there? (--admin-address)`);
+  }
+  const body = (await res.json()) as T & { error?: string };
+  if (!res.ok) throw new Error(`${url}: ${body.error ?? res.status}`);
+  return body;
+}
+
+const typeColumns: [ResourceKind, string][] = [['cluster', 'CLUSTERS'], ['endpoint', 'ENDPOINTS'], ['listener', 'LISTENERS'], ['route', 'ROUTES']];
+
+/** Columns padded to their widest cell; the last column is not padded. */
+export function table(rows: string[][]): string {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n') + '\n';
+}
+
+function typeCell(t: TypeView | undefined): string {
+  if (!t) return '-';
+  return t.sentVersion ? `${t.status} (${t.sentVersion.slice(0, 8)})` : t.status;
+}
+
+export function statusTable(nodes: NodeStatus[]): string {
+  if (nodes.length === 0) return 'no Envoy is connected\n';
+  const rows = [['NODE', 'ROLE', ...typeColumns.map(([, h]) => h), 'LAST NACK']];
+  for (const n of nodes) {
+    const nacks = pushOrder.flatMap((k) => (n.types[k]?.status === 'NACKED' && n.types[k]?.lastNack ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
+    rows.push([n.id, n.role, ...typeColumns.map(([k]) => typeCell(n.types[k])), nacks.join('; ') || '-']);
+  }
+  return table(rows);
+}
+
+const address = (a: any) => (a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?');
+const filterShortName = (name: string) => name.replace(/^envoy\.filters\.network\./, '');
+
+function listenerRow(e: ConfigEntry): string[] {
+  const l = e.resource;
+  const chains: any[] = [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])];
+  const details = chains.map((chain) => {
+    const match = chain.filter_chain_match?.prefix_ranges?.map((p: any) => `${p.address_prefix}/${p.prefix_len}`).join(',');
+    const filters = (chain.filters ?? []).map((f: any) => {
+      const c = f.typed_config ?? {};
+      if (c.tunneling_config) return `${filterShortName(f.name)} -> ${c.cluster} (${c.tunneling_config.use_post ? 'POST' : 'CONNECT'} ${c.tunneling_config.hostname})`;
+      if (c.rds) return `${filterShortName(f.name)} -> route ${c.rds.route_config_name}`;
+      return filterShortName(f.name);
+    });
+    return `${match ? `[${match}] ` : chain.name === 'default' ? '[default] ' : ''}${filters.join(', ')}`;
+  });
+  return [e.name, address(l.address), details.join('; '), e.status];
+}
+
+function routeRows(e: ConfigEntry): string[][] {
+  const hosts: any[] = e.resource.virtual_hosts ?? [];
+  if (hosts.length === 0) return [[e.name, '(no virtual hosts: every authority gets 404)', '-', e.status]];
+  return hosts.map((h) => [e.name, (h.domains ?? []).join(','), (h.routes ?? []).map((r: any) => `${r.match?.connect_matcher ? 'CONNECT' : JSON.stringify(r.match)} -> ${r.route?.cluster ?? '?'}`).join('; '), e.status]);
+}
+
+function clusterRow(e: ConfigEntry): string[] {
+  const c = e.resource;
+  const http = c.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']?.explicit_http_config;
+  const protocol = http?.http2_protocol_options ? 'HTTP/2' : http?.http_protocol_options ? 'HTTP/1.1' : 'TCP';
+  return [e.name, c.type ?? 'STATIC', c.lb_policy ?? 'ROUND_ROBIN', protocol, e.status];
+}
+
+function endpointRows(e: ConfigEntry): string[][] {
+  const hosts = (e.resource.endpoints ?? []).flatMap((l: any) => (l.lb_endpoints ?? []).map((x: any) => address(x.endpoint?.address)));
+  return [[e.name, hosts.join(', ') || '(none)', e.status]];
+}
+
+/** One node's resources, one line each, like `istioctl proxy-config all`. */
+export function nodeSummary(config: NodeConfig): string {
+  const nackLines = pushOrder.flatMap((k) => config[k].filter((e) => e.nack).map((e) => `  ${k} ${e.name}: ${e.nack}`));
+  const sections = [
+    `NODE ${config.node} (${config.role})\n`,
+    table([['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'], ...config.listener.map(listenerRow)]),
+    table([['ROUTE', 'DOMAINS', 'MATCH -> CLUSTER', 'STATUS'], ...config.route.flatMap(routeRows)]),
+    table([['CLUSTER', 'TYPE', 'LB', 'PROTOCOL', 'STATUS'], ...config.cluster.map(clusterRow)]),
+    table([
+      ['ENDPOINTS OF', 'ADDRESSES', 'STATUS'],
+      ...config.endpoint.flatMap(endpointRows),
+      // STATIC clusters carry their endpoints inline: shown too, so every destination is listed.
+      ...config.cluster.filter((c) => c.resource.load_assignment).flatMap((c) => endpointRows({ ...c, name: `${c.name} (inline)`, resource: c.resource.load_assignment })),
+    ]),
+  ];
+  if (nackLines.length > 0) sections.push(`NACKED\n${nackLines.join('\n')}\n`);
+  return sections.join('\n');
+}
+
+/** The full resources (as served) for --output yaml|json. */
+export function nodeResources(config: NodeConfig): Record<string, unknown> {
+  const plural = { cluster: 'clusters', endpoint: 'endpoints', listener: 'listeners', route: 'routes' } as const;
+  const out: Record<string, unknown> = { node: config.node, role: config.role };
+  for (const kind of pushOrder) out[plural[kind]] = config[kind].map((e) => e.resource);
+  return out;
+}
+
+export function formatData(data: unknown, output: 'json' | 'yaml'): string {
+  return output === 'json' ? `${JSON.stringify(data, null, 2)}\n` : YAML.stringify(data, { aliasDuplicateObjects: false });
+}

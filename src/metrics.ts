@@ -1,0 +1,135 @@
+// Prometheus metrics for the admin port's /metrics. Protocol code stays free of metrics: everything is
+// observed through the ADS server's `observe` hooks or read from the pipeline and cache at scrape time.
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { Pipeline } from './pipeline.js';
+import { roles } from './translate/view.js';
+import type { SnapshotCache } from './xds/cache.js';
+import type { XdsServerOptions } from './xds/server.js';
+import type { AdsStream } from './xds/stream.js';
+
+const prefix = 'tunnel_shim_';
+// From a local push (milliseconds) to a slow Envoy warming a listener (tens of seconds).
+const secondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+
+export interface MetricsSources {
+  pipeline: Pipeline;
+  cache: SnapshotCache;
+  streams: () => Iterable<AdsStream>;
+}
+
+export class Metrics {
+  readonly registry = new Registry();
+  private readonly pushes = new Counter({ name: `${prefix}xds_pushes_total`, help: 'Discovery responses sent, by resource type', labelNames: ['type'], registers: [this.registry] });
+  private readonly resourcesSent = new Counter({ name: `${prefix}xds_resources_sent_total`, help: 'Resources carried by discovery responses, by type', labelNames: ['type'], registers: [this.registry] });
+  private readonly acks = new Counter({ name: `${prefix}xds_acks_total`, help: 'Responses ACKed by nodes, by type', labelNames: ['type'], registers: [this.registry] });
+  private readonly nacks = new Counter({ name: `${prefix}xds_nacks_total`, help: 'Responses NACKed (rejected) by nodes, by type', labelNames: ['type'], registers: [this.registry] });
+  private readonly staleNonces = new Counter({ name: `${prefix}xds_stale_nonces_total`, help: 'Requests ignored because they answered an older nonce, by type', labelNames: ['type'], registers: [this.registry] });
+  private readonly pushSeconds = new Histogram({
+    name: `${prefix}xds_push_seconds`,
+    help: 'From a source change to the discovery response carrying it being written to a node, by type',
+    labelNames: ['type'],
+    buckets: secondsBuckets,
+    registers: [this.registry],
+  });
+  private readonly convergenceSeconds = new Histogram({
+    name: `${prefix}xds_convergence_seconds`,
+    help: 'From a source change to a node ACKing the response that carried it, by type',
+    labelNames: ['type'],
+    buckets: secondsBuckets,
+    registers: [this.registry],
+  });
+  private readonly connections = new Counter({ name: `${prefix}xds_streams_opened_total`, help: 'ADS streams opened by nodes, by role', labelNames: ['role'], registers: [this.registry] });
+
+  constructor(sources: MetricsSources) {
+    collectDefaultMetrics({ register: this.registry, prefix });
+    new Gauge({
+      name: `${prefix}connected_proxies`,
+      help: 'Envoys with an open ADS stream, by role',
+      labelNames: ['role'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const role of roles) this.set({ role }, 0);
+        for (const s of sources.streams()) this.inc({ role: s.node.view.role });
+      },
+    });
+    new Gauge({
+      name: `${prefix}resources`,
+      help: 'Distinct resources currently served to at least one node, by type',
+      labelNames: ['type'],
+      registers: [this.registry],
+      collect() {
+        for (const [type, count] of Object.entries(sources.cache.resourceCounts())) this.set({ type }, count);
+      },
+    });
+    // Counters the pipeline keeps itself, read at scrape time.
+    new Counter({
+      name: `${prefix}source_events_total`,
+      help: 'States delivered by the source (file events, watch events)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.pipeline.sourceEvents);
+      },
+    });
+    new Counter({
+      name: `${prefix}rebuilds_total`,
+      help: 'Model rebuilds (each debounced burst of source events)',
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        this.inc(sources.pipeline.rebuilds);
+      },
+    });
+    new Gauge({
+      name: `${prefix}diagnostics`,
+      help: 'Current problems with the input or generated resources, by severity (source errors such as unparseable files included)',
+      labelNames: ['severity'],
+      registers: [this.registry],
+      collect() {
+        const counts = { error: 0, warning: 0 };
+        for (const d of sources.pipeline.diagnostics()) counts[d.severity]++;
+        for (const [severity, count] of Object.entries(counts)) this.set({ severity }, count);
+      },
+    });
+    new Gauge({
+      name: `${prefix}source_errors`,
+      help: 'Current errors reading the source itself (files that do not read or parse)',
+      registers: [this.registry],
+      collect() {
+        this.set(sources.pipeline.sourceDiagnostics.filter((d) => d.severity === 'error').length);
+      },
+    });
+  }
+
+  /** Hooks for XdsServerOptions.observe. */
+  observer(): NonNullable<XdsServerOptions['observe']> {
+    return {
+      connected: (s) => this.connections.inc({ role: s.node.view.role }),
+      sent: (s, kind, _version, _nonce, count) => {
+        this.pushes.inc({ type: kind });
+        this.resourcesSent.inc({ type: kind }, count);
+        const changedAt = s.types.get(kind)?.changedAt;
+        if (changedAt !== undefined) this.pushSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
+      },
+      decided: (s, kind, decision) => {
+        if (decision.kind === 'stale') this.staleNonces.inc({ type: kind });
+        else if (decision.kind === 'nack') this.nacks.inc({ type: kind });
+        else if (decision.kind === 'ack') {
+          this.acks.inc({ type: kind });
+          // The stream clears changedAt once answered, so each change is observed once per node.
+          const changedAt = s.types.get(kind)?.changedAt;
+          if (changedAt !== undefined) this.convergenceSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
+        }
+      },
+    };
+  }
+
+  contentType(): string {
+    return this.registry.contentType;
+  }
+
+  text(): Promise<string> {
+    return this.registry.metrics();
+  }
+}
