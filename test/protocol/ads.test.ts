@@ -134,6 +134,7 @@ describe('ADS state of the world', () => {
     shim.write('delta.yaml', serviceYaml({ name: 'delta', namespace: 'p', clusterIP: '10.96.1.4', port: 7004, endpoints: [{ ip: '10.1.0.4', port: 80 }] }));
     const eds = await c.nextSince('endpoint', mark);
     expect(eds.resources.map((r) => r.name)).toEqual([wanted]);
+    await c.nextSince('listener', mark);
     const order = c.responses.slice(mark).map((r) => r.kind);
     expect(order.indexOf('cluster')).toBeLessThan(order.indexOf('listener'));
     expect(order.indexOf('endpoint')).toBeLessThan(order.indexOf('listener'));
