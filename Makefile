@@ -10,5 +10,12 @@ demo: setup
 test: setup
 	@npx vitest run $(VITEST_ARGS)
 
-bench: setup
-	@npx tsx bench/convergence.ts
+# Every scenario of bench/README.md, one table (about 8 minutes on 2 cores). BENCH_ARGS passes flags,
+# e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.
+GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
+bench: setup bench/peers/gcp/gcp-peer
+	@npx tsx bench/convergence.ts $(BENCH_ARGS)
+
+# The go-control-plane peer, built from the Go module proxy at the versions pinned in its go.mod.
+bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
+	@cd bench/peers/gcp && $(GO) build -o gcp-peer .

@@ -6,7 +6,7 @@ import { pushOrder } from '../envoy/protos.js';
 import { formatDiagnostic } from '../model/diagnostics.js';
 import type { Pipeline } from '../pipeline.js';
 import type { SnapshotCache } from '../xds/cache.js';
-import type { XdsServer } from '../xds/server.js';
+import type { XdsServer, XdsStream } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
 import { resourceStatuses, typeStatus } from '../xds/status.js';
 import type { AdsStream } from '../xds/stream.js';
@@ -33,7 +33,7 @@ function logLevel(req: http.IncomingMessage, res: http.ServerResponse, url: URL,
   return json(res, 200, { level, previous });
 }
 
-export function nodeStatus(stream: AdsStream) {
+export function nodeStatus(stream: XdsStream) {
   const types: Record<string, unknown> = {};
   for (const kind of pushOrder) {
     const t = stream.types.get(kind);
@@ -51,6 +51,7 @@ export function nodeStatus(stream: AdsStream) {
     id: stream.node.id,
     cluster: stream.node.cluster,
     role: stream.node.view.role,
+    protocol: stream.mode,
     listenAddress: stream.node.view.listenAddress ?? null,
     connectedAt: stream.connectedAt.toISOString(),
     types,
@@ -75,11 +76,19 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return;
       }
       case '/debug/nodes':
-        json(res, 200, [...deps.xds.streams].map(nodeStatus).sort((a, b) => (a.id < b.id ? -1 : 1)));
+        json(res, 200, [...deps.xds.streams, ...deps.xds.deltaStreams].map(nodeStatus).sort((a, b) => (a.id < b.id ? -1 : 1)));
         return;
       case '/debug/config': {
         const id = url.searchParams.get('node');
         const stream = [...deps.xds.streams].find((s) => s.node.id === id);
+        const deltaStream = stream ? undefined : [...deps.xds.deltaStreams].find((s) => s.node.id === id);
+        if (deltaStream) {
+          // Delta streams: the resources served; per-resource ACK state is tracked for SotW streams only.
+          const { snapshot } = deps.cache.peek(deltaStream.node.view);
+          const out: Record<string, unknown> = { node: deltaStream.node.id, role: deltaStream.node.view.role, protocol: 'delta' };
+          for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: r.object })) : [];
+          return json(res, 200, out);
+        }
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
         const { snapshot } = deps.cache.peek(stream.node.view);
         const out: Record<string, unknown> = { node: stream.node.id, role: stream.node.view.role };

@@ -17,6 +17,8 @@ export interface BootstrapOptions {
   accessLog?: string;
   /** Relay only: where plain HTTP requests go. */
   relayHttpBackend?: string;
+  /** Incremental xDS (DeltaAggregatedResources) instead of state of the world. */
+  delta?: boolean;
 }
 
 export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
@@ -36,7 +38,7 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
     node: { id: o.nodeId, cluster: o.nodeCluster ?? `tunnel-shim-${o.role}`, metadata },
     dynamic_resources: {
       ads_config: {
-        api_type: 'GRPC',
+        api_type: o.delta ? 'DELTA_GRPC' : 'GRPC',
         transport_api_version: 'V3',
         grpc_services: [{ envoy_grpc: { cluster_name: 'tunnel-shim-xds' } }],
         set_node_on_first_message_only: true,

@@ -85,9 +85,11 @@ export function program(): Command {
     .option('--admin-address <host:port>', "Envoy's own admin address", '127.0.0.1:9901')
     .option('--access-log <path>', 'file for the access logs of tunnel listeners')
     .option('--relay-http-backend <ip:port>', 'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404')
+    .option('--delta', 'use incremental xDS (api_type DELTA_GRPC) instead of state of the world')
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const bootstrap = buildBootstrap({
+        delta: Boolean(o.delta),
         role: o.role as Role,
         nodeId: o.nodeId,
         nodeCluster: o.nodeCluster,

@@ -15,6 +15,8 @@ export interface EncodedResource {
   any: Uint8Array;
   /** The same resource as plain JSON-friendly data, for admin views and golden files. */
   object: ResourceObject;
+  /** What the translation memo calls this content (assembled resources): equal keys, equal bytes. */
+  key?: string;
 }
 
 export function encodeMessage(typeUrl: string, object: ResourceObject): Uint8Array {
@@ -94,3 +96,65 @@ export function decodeAny(anyBytesOrMessage: Uint8Array | { type_url: string; va
 
 /** How resources are shown as data: enums by name, 64-bit numbers as strings, Any with @type. */
 export const toObjectOptions: protobuf.IConversionOptions = { enums: String, longs: String, json: true, defaults: false };
+
+function fieldIdsOf(typeName: string, names: readonly string[]): Record<string, number> {
+  const t = lookupType(typeName);
+  const out: Record<string, number> = {};
+  for (const name of names) {
+    const field = t.fields[name];
+    if (!field) throw new Error(`${typeName} has no field ${name}`);
+    out[name] = field.id;
+  }
+  return out;
+}
+
+let deltaFields: { response: Record<string, number>; resource: Record<string, number> } | undefined;
+
+function deltaIds() {
+  deltaFields ??= {
+    response: fieldIdsOf('envoy.service.discovery.v3.DeltaDiscoveryResponse', ['system_version_info', 'resources', 'type_url', 'removed_resources', 'nonce', 'control_plane']),
+    resource: fieldIdsOf('envoy.service.discovery.v3.Resource', ['name', 'version', 'resource']),
+  };
+  return deltaFields;
+}
+
+const deltaBytes = new WeakMap<EncodedResource, Uint8Array>();
+
+/**
+ * The delta `Resource` message (name, version, Any) of an encoded resource, written once per content
+ * version and shared by every delta stream that sends it.
+ */
+export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
+  let bytes = deltaBytes.get(resource);
+  if (!bytes) {
+    const ids = deltaIds().resource;
+    const w = protobuf.Writer.create();
+    w.uint32((ids.name! << 3) | 2).string(resource.name);
+    w.uint32((ids.version! << 3) | 2).string(resource.version);
+    w.uint32((ids.resource! << 3) | 2).bytes(resource.any);
+    bytes = w.finish();
+    deltaBytes.set(resource, bytes);
+  }
+  return bytes;
+}
+
+/** A DeltaDiscoveryResponse written around pre-encoded `Resource` messages. */
+export function encodeDeltaDiscoveryResponse(args: {
+  systemVersionInfo: string;
+  typeUrl: string;
+  nonce: string;
+  controlPlaneId: string;
+  resources: readonly Uint8Array[];
+  removed: readonly string[];
+}): Buffer {
+  const ids = deltaIds().response;
+  const w = protobuf.Writer.create();
+  w.uint32((ids.system_version_info! << 3) | 2).string(args.systemVersionInfo);
+  for (const r of args.resources) w.uint32((ids.resources! << 3) | 2).bytes(r);
+  w.uint32((ids.type_url! << 3) | 2).string(args.typeUrl);
+  for (const name of args.removed) w.uint32((ids.removed_resources! << 3) | 2).string(name);
+  w.uint32((ids.nonce! << 3) | 2).string(args.nonce);
+  const cp = controlPlaneType();
+  w.uint32((ids.control_plane! << 3) | 2).bytes(cp.encode(cp.create({ identifier: args.controlPlaneId })).finish());
+  return Buffer.from(w.finish());
+}

@@ -4,6 +4,7 @@ import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
 import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
+import { memo } from './memo.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import type { NodeView } from './view.js';
 
@@ -160,9 +161,13 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
       continue;
     }
     claimed.set(`${address}:${t.port}`, t);
-    resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });
-    resources.endpoint.push({ name: originateName(t), object: t.split ? { cluster_name: originateName(t), endpoints: [] } : tunnelEndpoints(t) });
-    resources.listener.push({ name: originateName(t), object: tunnelListener(t, address, view, byKey) });
+    // Memoised per tunnel: an unchanged tunnel hands back the very same objects (and so bytes). A
+    // split's listener names its backends' clusters, so it is rebuilt (and compared by content).
+    const name = memo(t, 'name', () => originateName(t));
+    resources.cluster.push({ name, object: memo(t, 'cluster', () => tunnelCluster(t)) });
+    resources.endpoint.push({ name, object: memo(t, 'endpoints', () => (t.split ? { cluster_name: name, endpoints: [] } : tunnelEndpoints(t))) });
+    const listener = () => tunnelListener(t, address, view, byKey);
+    resources.listener.push({ name, object: t.split ? listener() : memo(t, `listener|${address}|${view.accessLog ?? ''}`, listener) });
   }
   return { resources, diagnostics };
 }

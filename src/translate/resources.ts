@@ -5,6 +5,11 @@ import type { Diagnostic } from '../model/diagnostics.js';
 export interface NamedResource {
   name: string;
   object: ResourceObject;
+  /**
+   * For resources assembled from memoised parts: a string naming exactly those parts. Equal keys mean
+   * equal content, so the encoder reuses the previous encoding without looking at the object.
+   */
+  key?: string;
 }
 
 export type ResourceSet = Record<ResourceKind, NamedResource[]>;

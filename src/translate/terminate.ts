@@ -13,7 +13,8 @@ import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccess
 import { sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
-import { isAnyAddress, type NodeView } from './view.js';
+import { isAnyAddress, viewKey, type NodeView } from './view.js';
+import { memo, objectId } from './memo.js';
 
 export function terminateListenerName(port: number): string {
   return `terminate/${port}`;
@@ -116,42 +117,61 @@ function prefixRange(ip: string) {
 export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   const boundTo = isAnyAddress(view.listenAddress) ? undefined : view.listenAddress;
-  const ports = [...new Set(tunnels.map((t) => t.settings.tunnelPort))].sort((a, b) => a - b);
+  const byPort = new Map<number, Tunnel[]>();
+  for (const t of tunnels) {
+    const list = byPort.get(t.settings.tunnelPort);
+    if (list) list.push(t);
+    else byPort.set(t.settings.tunnelPort, [t]);
+  }
+  const ports = [...byPort.keys()].sort((a, b) => a - b);
   for (const port of ports) {
-    const onPort = tunnels.filter((t) => t.settings.tunnelPort === port);
+    const onPort = byPort.get(port)!;
     const gatewayHosts: ResourceObject[] = [];
     const sidecarHosts = new Map<string, ResourceObject[]>();
     // One virtual host per authority: a Service that is also a TCPRoute backend is served once.
     const seen = new Set<string>();
+    // Per-tunnel pieces are memoised (translate/memo.ts); only the per-port assembly below is redone.
     for (const t of onPort) {
       if (seen.has(domainsOf(t).join(','))) continue;
       seen.add(domainsOf(t).join(','));
       if (t.settings.placement === 'gateway') {
         const name = backendClusterName(t);
-        resources.cluster.push({ name, object: edsCluster(name, t) });
-        const lbEndpoints = t.endpoints.map((e) => {
-          const metadata = endpointMetadata(t.settings, e.labels);
-          return { endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}) };
+        resources.cluster.push({ name, object: memo(t, 'gw-cluster', () => edsCluster(name, t)) });
+        resources.endpoint.push({
+          name,
+          object: memo(t, 'gw-endpoints', () => {
+            const lbEndpoints = t.endpoints.map((e) => {
+              const metadata = endpointMetadata(t.settings, e.labels);
+              return { endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}) };
+            });
+            return { cluster_name: name, endpoints: lbEndpoints.length ? [{ lb_endpoints: lbEndpoints }] : [] };
+          }),
         });
-        resources.endpoint.push({ name, object: { cluster_name: name, endpoints: lbEndpoints.length ? [{ lb_endpoints: lbEndpoints }] : [] } });
-        gatewayHosts.push(connectVirtualHost(t, name));
+        gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
         continue;
       }
-      const ips = [...new Set(t.endpoints.map((e) => e.address))].filter((ip) => !boundTo || ip === boundTo);
+      const ips = memo(t, 'ips', () => [...new Set(t.endpoints.map((e) => e.address))]).filter((ip) => !boundTo || ip === boundTo);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
-        resources.cluster.push({ name, object: staticCluster(name, t.endpoints.filter((e) => e.address === ip)) });
-        sidecarHosts.set(ip, [...(sidecarHosts.get(ip) ?? []), connectVirtualHost(t, name)]);
+        resources.cluster.push({ name, object: memo(t, `cluster|${ip}`, () => staticCluster(name, t.endpoints.filter((e) => e.address === ip))) });
+        const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
+        const list = sidecarHosts.get(ip);
+        if (list) list.push(host);
+        else sidecarHosts.set(ip, [host]);
       }
     }
     const ips = [...sidecarHosts.keys()].sort();
+    const gatewayKey = gatewayHosts.map(objectId).join(',');
     for (const ip of ips) {
       const name = terminateRouteName(port, ip);
-      resources.route.push({ name, object: { name, virtual_hosts: [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts] } });
+      const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
+      resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
     }
-    resources.route.push({ name: terminateRouteName(port), object: { name: terminateRouteName(port), virtual_hosts: gatewayHosts } });
+    resources.route.push({ name: terminateRouteName(port), object: { name: terminateRouteName(port), virtual_hosts: gatewayHosts }, key: gatewayKey });
     resources.listener.push({
       name: terminateListenerName(port),
+      // The HTTP connection managers carry the access logs of this port's Services that have one.
+      key: `${viewKey(view)}|${ips.join(',')}|${onPort.filter((t) => t.settings.accessLog).map(objectId).join(',')}`,
       object: {
         name: terminateListenerName(port),
         address: socketAddress(boundTo ?? '0.0.0.0', port),

@@ -5,6 +5,7 @@ import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
 import type { ResourceKind } from '../envoy/protos.js';
 import { ResourceEncoder, type Snapshot, type TypeSnapshot } from './snapshot.js';
+import { concerns, reuseTunnels, type TunnelIndex } from './tunnels.js';
 
 export interface Watch {
   readonly view: NodeView;
@@ -30,13 +31,33 @@ export class SnapshotCache {
     return this.model !== undefined;
   }
 
+  private index?: TunnelIndex;
+  /** Views rebuilt by model changes so far (a view no change concerns is not rebuilt): for tests and benchmarks. */
+  viewRebuilds = 0;
+  /** Called when a model change starts being applied: lets tests and benchmarks time convergence. */
+  onRebuild?: () => void;
+
+  /**
+   * Takes a new model. Only views a changed tunnel concerns are rebuilt, and in them only the changed
+   * tunnels are translated and encoded anew; only watchers of a view whose content changed are told.
+   */
   /** `changedAt`: when the source change behind this model happened (epoch ms), for convergence times. */
   setModel(model: Model, changedAt = Date.now()): void {
-    this.model = model;
+    this.onRebuild?.();
     this.changedAt = changedAt;
-    for (const entry of this.views.values()) this.rebuild(entry);
-    this.encoder.sweep();
-    for (const entry of this.views.values()) for (const notify of entry.listeners) notify();
+    const { tunnels, index, changes, portsChanged } = reuseTunnels(this.index, model.tunnels);
+    this.index = index;
+    this.model = { ...model, tunnels };
+    const changed: ViewEntry[] = [];
+    for (const entry of this.views.values()) {
+      const touched = portsChanged || !entry.snapshot || changes.some((c) => (c.before && concerns(entry.view, c.before)) || (c.after && concerns(entry.view, c.after)));
+      if (!touched) continue;
+      const before = entry.snapshot;
+      this.rebuild(entry);
+      this.viewRebuilds++;
+      if (!before || Object.keys(before).some((k) => before[k as keyof Snapshot] !== entry.snapshot![k as keyof Snapshot])) changed.push(entry);
+    }
+    for (const entry of changed) for (const notify of entry.listeners) notify();
   }
 
   /** Resources and diagnostics for a view without any stream (render, debug). */
@@ -90,7 +111,7 @@ export class SnapshotCache {
   }
 
   private rebuild(entry: ViewEntry): void {
-    const built = this.encoder.build(this.model!, entry.view);
+    const built = this.encoder.build(this.model!, entry.view, entry.snapshot);
     for (const [kind, type] of Object.entries(built.snapshot) as [ResourceKind, TypeSnapshot][]) {
       const previous = entry.snapshot?.[kind];
       // A type whose content did not change keeps the time of the change that last changed it.

@@ -8,6 +8,12 @@ import { NodeError, parseNode } from './node.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
+import { DeltaStream, type DecodedDeltaRequest, type DeltaStreamEvents } from './delta.js';
+import type { DeltaDecision } from './delta-decide.js';
+
+/** A connected Envoy, on either protocol variant. */
+export type XdsStream = AdsStream | DeltaStream;
+type AnyCall = grpc.ServerDuplexStream<any, Buffer>;
 
 export interface XdsServerOptions {
   address: string;
@@ -22,11 +28,19 @@ export interface XdsServerOptions {
   /** How long a connection past its age may finish its streams before it is closed. */
   maxConnectionAgeGraceMs?: number;
   /** Observers for metrics; the server itself only logs. */
-  observe?: Partial<StreamEvents> & { connected?(stream: AdsStream): void; disconnected?(stream: AdsStream): void };
+  observe?: Partial<StreamEvents> & {
+    deltaSent?: DeltaStreamEvents['sent'];
+    connected?(stream: XdsStream): void;
+    disconnected?(stream: XdsStream): void;
+  };
 }
 
 export class XdsServer {
+  /** State-of-the-world streams (CSDS, metrics and status read these). */
   readonly streams = new Set<AdsStream>();
+  /** Delta streams: shown in /debug/nodes; not yet in CSDS or the per-stream metrics. */
+  readonly deltaStreams = new Set<DeltaStream>();
+  readonly budget = new WriteBudget();
   private server?: grpc.Server;
   boundPort = 0;
 
@@ -41,7 +55,10 @@ export class XdsServer {
       'grpc.max_connection_age_ms': this.options.maxConnectionAgeMs ?? 30 * 60_000,
       'grpc.max_connection_age_grace_ms': this.options.maxConnectionAgeGraceMs ?? 60_000,
     });
-    server.addService(adsServiceDefinition(), { StreamAggregatedResources: (call: grpc.ServerDuplexStream<DecodedRequest, Buffer>) => this.handle(call) });
+    server.addService(adsServiceDefinition(), {
+      StreamAggregatedResources: (call: AnyCall) => this.handle(call, 'sotw'),
+      DeltaAggregatedResources: (call: AnyCall) => this.handle(call, 'delta'),
+    });
     server.addService(csdsServiceDefinition(), csdsHandlers(() => this.streams, this.options.logger, (call) => this.track(call)));
     this.boundPort = await new Promise<number>((resolve, reject) =>
       server.bindAsync(this.options.address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
@@ -78,28 +95,41 @@ export class XdsServer {
     call.on('cancelled', forget);
   }
 
-  private handle(call: grpc.ServerDuplexStream<DecodedRequest, Buffer>): void {
+  private readonly events: StreamEvents = {
+    sent: (s, kind, version, nonce, count) => {
+      this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count }, 'sent');
+      this.options.observe?.sent?.(s, kind, version, nonce, count);
+    },
+    decided: (s, kind, decision, version, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, version, nonce, () => this.options.observe?.decided?.(s, kind, decision, version, nonce)),
+  };
+
+  private readonly deltaEvents: DeltaStreamEvents = {
+    sent: (s, kind, version, nonce, count, removed) => {
+      this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count, removed }, 'sent (delta)');
+      this.options.observe?.deltaSent?.(s, kind, version, nonce, count, removed);
+    },
+    decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce),
+  };
+
+  private handle(call: AnyCall, mode: 'sotw' | 'delta'): void {
     const log = this.options.logger;
-    let stream: AdsStream | undefined;
+    let stream: XdsStream | undefined;
+    let sink: ReturnType<typeof boundedSink> | undefined;
     this.calls.add(call);
-    const events: StreamEvents = {
-      sent: (s, kind, version, nonce, count) => {
-        log.debug({ node: s.node.id, type: kind, version, nonce, resources: count }, 'sent');
-        this.options.observe?.sent?.(s, kind, version, nonce, count);
-      },
-      decided: (s, kind, decision, version, nonce) => logDecision(log, s, kind, decision, version, nonce, this.options.observe?.decided),
-    };
-    call.on('data', (request: DecodedRequest & { node?: Parameters<typeof parseNode>[0] }) => {
+    call.on('data', (request: (DecodedRequest | DecodedDeltaRequest) & { node?: Parameters<typeof parseNode>[0] }) => {
       try {
         if (!stream) {
           const node = parseNode(request.node);
           const watch = this.options.cache.watch(node.view, () => stream?.push());
-          stream = new AdsStream(node, watch, { write: (b) => call.write(b) }, events, this.options.controlPlaneId ?? 'tunnel-shim');
-          this.streams.add(stream);
-          log.info({ node: node.id, role: node.view.role, listenAddress: node.view.listenAddress }, 'node connected');
+          sink = boundedSink(call, this.budget, () => stream?.onDrain());
+          const cp = this.options.controlPlaneId ?? 'tunnel-shim';
+          stream = mode === 'delta' ? new DeltaStream(node, watch, sink, this.deltaEvents, cp) : new AdsStream(node, watch, sink, this.events, cp);
+          if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
+          else this.streams.add(stream);
+          log.info({ node: node.id, role: node.view.role, listenAddress: node.view.listenAddress, mode }, 'node connected');
           this.options.observe?.connected?.(stream);
         }
-        const decision = stream.onRequest(request);
+        const decision = stream.onRequest(request as DecodedRequest & DecodedDeltaRequest);
         if (!decision) log.warn({ node: stream.node.id, typeUrl: request.type_url }, 'request for a type this server does not serve; ignored');
       } catch (err) {
         const code = err instanceof NodeError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
@@ -107,12 +137,13 @@ export class XdsServer {
         closeWithStatus(call, code, (err as Error).message);
       }
     });
-    call.on('drain', () => stream?.onDrain());
     const end = () => {
       if (!this.calls.delete(call)) return;
+      sink?.close();
       if (stream) {
         stream.close();
-        this.streams.delete(stream);
+        if (stream instanceof DeltaStream) this.deltaStreams.delete(stream);
+        else this.streams.delete(stream);
         log.info({ node: stream.node.id }, 'node disconnected');
         this.options.observe?.disconnected?.(stream);
       }
@@ -125,15 +156,89 @@ export class XdsServer {
   }
 }
 
+/**
+ * Bytes a stream may have handed to gRPC that the transport has not yet taken. grpc-js's own
+ * backpressure counts messages (16 per stream), which for a stuck Envoy would mean 16 queued states;
+ * counting bytes until each write's callback (the HTTP/2 layer took it) bounds it to one window
+ * (64 KiB) plus the message that crossed it.
+ */
+const inFlightLimit = 64 * 1024;
+
+/**
+ * All streams together may have this many bytes in flight: a full state sent to 1,000 Envoys at once
+ * would otherwise sit in memory 1,000 times over. Streams over budget wait (FIFO) and send their
+ * latest state when there is room; the socket, not memory, sets the pace.
+ */
+export class WriteBudget {
+  inFlight = 0;
+  private readonly waiting = new Set<() => void>();
+  constructor(readonly limit = 32 * 1024 * 1024) {}
+  get full(): boolean {
+    return this.inFlight >= this.limit;
+  }
+  take(n: number): void {
+    this.inFlight += n;
+  }
+  give(n: number): void {
+    this.inFlight -= n;
+    for (const wake of this.waiting) {
+      if (this.full) break;
+      this.waiting.delete(wake);
+      wake();
+    }
+  }
+  wait(wake: () => void): void {
+    this.waiting.add(wake);
+  }
+  forget(wake: () => void): void {
+    this.waiting.delete(wake);
+  }
+}
+
+function boundedSink(call: AnyCall, budget: WriteBudget, onDrain: () => void) {
+  let inFlight = 0;
+  let blocked = false;
+  let closed = false;
+  const maybeDrain = () => {
+    if (!blocked || closed || inFlight > 0) return;
+    if (budget.full) return budget.wait(maybeDrain);
+    blocked = false;
+    onDrain();
+  };
+  return {
+    write(bytes: Buffer): boolean {
+      const n = bytes.length;
+      inFlight += n;
+      budget.take(n);
+      call.write(bytes, () => {
+        if (closed) return;
+        inFlight -= n;
+        budget.give(n);
+        maybeDrain();
+      });
+      if (inFlight > inFlightLimit || budget.full) blocked = true;
+      return !blocked;
+    },
+    /** The stream ended: what it had in flight no longer counts (grpc-js may never call back). */
+    close(): void {
+      if (closed) return;
+      closed = true;
+      budget.forget(maybeDrain);
+      budget.give(inFlight);
+      inFlight = 0;
+    },
+  };
+}
+
 /** Ends a stream with a gRPC status the client sees (grpc-js turns an 'error' event into the status). */
 function closeWithStatus(call: grpc.ServerDuplexStream<any, any>, code: grpc.status, message: string) {
   call.emit('error', Object.assign(new Error(message), { code, details: message }));
 }
 
-function logDecision(log: Logger, s: AdsStream, kind: ResourceKind, decision: Decision, version: string, nonce: string, observe?: StreamEvents['decided']) {
-  const fields = { node: s.node.id, type: kind, version, nonce };
+function logDecision(log: Logger, node: string, kind: ResourceKind, decision: Decision | DeltaDecision, version: string, nonce: string, observe?: () => void) {
+  const fields = { node, type: kind, version, nonce };
   if (decision.kind === 'nack') log.warn({ ...fields, error: decision.message }, 'NACK: config rejected by node; not resending it');
-  else log.debug(fields, decision.kind);
-  observe?.(s, kind, decision, version, nonce);
+  else if (log.isLevelEnabled('debug')) log.debug(fields, decision.kind);
+  observe?.();
 }
 

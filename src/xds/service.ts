@@ -13,10 +13,24 @@ function codec(typeName: string) {
 
 const passThrough = (bytes: Buffer): Buffer => bytes;
 
+const adsPath = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
+
 export function adsServiceDefinition(): grpc.ServiceDefinition {
   const request = codec('envoy.service.discovery.v3.DiscoveryRequest');
   const response = codec('envoy.service.discovery.v3.DiscoveryResponse');
+  const deltaRequest = codec('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const deltaResponse = codec('envoy.service.discovery.v3.DeltaDiscoveryResponse');
   return {
+    DeltaAggregatedResources: {
+      path: `${adsPath}/DeltaAggregatedResources`,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: deltaRequest.serialize,
+      requestDeserialize: deltaRequest.deserialize,
+      responseSerialize: passThrough,
+      responseDeserialize: deltaResponse.deserialize,
+      originalName: 'deltaAggregatedResources',
+    },
     StreamAggregatedResources: {
       path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
       requestStream: true,
@@ -34,7 +48,18 @@ export function adsServiceDefinition(): grpc.ServiceDefinition {
 export function adsClientDefinition(): grpc.ServiceDefinition {
   const request = codec('envoy.service.discovery.v3.DiscoveryRequest');
   const response = codec('envoy.service.discovery.v3.DiscoveryResponse');
+  const deltaRequest = codec('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+  const deltaResponse = codec('envoy.service.discovery.v3.DeltaDiscoveryResponse');
   return {
+    DeltaAggregatedResources: {
+      path: `${adsPath}/DeltaAggregatedResources`,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: deltaRequest.serialize,
+      requestDeserialize: deltaRequest.deserialize,
+      responseSerialize: deltaResponse.serialize,
+      responseDeserialize: deltaResponse.deserialize,
+    },
     StreamAggregatedResources: {
       path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
       requestStream: true,

@@ -1,6 +1,7 @@
-// A node view's resources, validated and encoded once. Encodings are shared by content across views
-// and across rebuilds, so an unchanged resource is never encoded twice.
-import { contentVersion, encodeResource, type EncodedResource } from '../envoy/encode.js';
+// A node view's resources, validated and encoded once. Encodings are shared across views and across
+// rebuilds: a translated object that did not change (same identity, see translate/memo.ts) or an
+// assembled one with the same parts (same memo key) is never validated or encoded again.
+import { encodeResource, contentVersion, type EncodedResource } from '../envoy/encode.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType, messageNameOf, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import { validateMessage } from '../envoy/validate.js';
@@ -17,6 +18,10 @@ export interface TypeSnapshot {
    * leave the type unchanged. Push and convergence times are measured from it.
    */
   changedAt?: number;
+  /** Increases whenever the content of this type (in this view) changes. */
+  generation: number;
+  /** Names added, changed or removed since generation `since`: lets streams look only at those. */
+  changed?: { since: number; names: ReadonlySet<string> };
 }
 
 export type Snapshot = Record<ResourceKind, TypeSnapshot>;
@@ -35,55 +40,83 @@ export function setVersion(entries: Iterable<EncodedResource>): string {
   return contentVersion(parts.sort().join('\n'));
 }
 
-export class ResourceEncoder {
-  private memo = new Map<string, EncodedResource | Diagnostic[]>();
-  private nextMemo = new Map<string, EncodedResource | Diagnostic[]>();
-  /** How many resources were validated and encoded (not served from the memo): for tests and benchmarks. */
-  encodeCount = 0;
+let generations = 0;
 
-  build(model: Model, view: NodeView): BuiltSnapshot {
+type Encoded = EncodedResource | Diagnostic[];
+
+export class ResourceEncoder {
+  /** Encodings by translated object: an object that lives on (memoised translation) keeps its bytes. */
+  private byObject = new WeakMap<object, Encoded>();
+  /** How many resources were validated and encoded (not served from a memo): for tests and benchmarks. */
+  encodeCount = 0;
+  /** Called for every real encode (not a memo hit): lets a test see exactly what was encoded. */
+  onEncode?: (kind: ResourceKind, name: string) => void;
+
+  /**
+   * Builds a view's snapshot. With `previous`, unchanged types keep their TypeSnapshot (same object,
+   * same generation) and changed ones record which names changed.
+   */
+  build(model: Model, view: NodeView, previous?: Snapshot): BuiltSnapshot {
     const { resources, diagnostics } = translate(model, view);
     const snapshot = {} as Snapshot;
     for (const kind of kinds) {
+      const prior = previous?.[kind];
       const map = new Map<string, EncodedResource>();
-      for (const { name, object } of resources[kind]) {
-        const encoded = this.encode(kind, name, object);
+      for (const { name, object, key } of resources[kind]) {
+        const known = prior?.resources.get(name);
+        const encoded = (key !== undefined && known?.key === key ? known : undefined) ?? this.byObject.get(object) ?? sameContent(known, object, key) ?? this.encode(kind, name, object, key);
         if (Array.isArray(encoded)) diagnostics.push(...encoded);
         else map.set(name, encoded);
       }
-      snapshot[kind] = { resources: map, version: setVersion(map.values()) };
+      snapshot[kind] = prior ? diffType(prior, map) : { resources: map, version: setVersion(map.values()), generation: ++generations };
     }
     return { snapshot, diagnostics };
   }
 
-  /** Forget encodings no snapshot built since the last call used. Call after each full rebuild. */
-  sweep(): void {
-    this.memo = this.nextMemo;
-    this.nextMemo = new Map();
-  }
-
-  private encode(kind: ResourceKind, name: string, object: Record<string, unknown>): EncodedResource | Diagnostic[] {
-    const key = `${kind}\u0000${JSON.stringify(object)}`;
-    const known = this.nextMemo.get(key) ?? this.memo.get(key);
-    if (known) {
-      this.nextMemo.set(key, known);
-      return known;
-    }
+  private encode(kind: ResourceKind, name: string, object: Record<string, unknown>, key?: string): Encoded {
+    const known = this.byObject.get(object);
+    if (known) return known;
     this.encodeCount++;
+    this.onEncode?.(kind, name);
     const typeUrl = TypeUrl[kind];
-    let result: EncodedResource | Diagnostic[];
+    let result: Encoded;
     try {
       const protoForm = fromEnvoyJson(lookupType(messageNameOf(typeUrl)), object);
       const violations = validateMessage(messageNameOf(typeUrl), protoForm);
       result = violations.length > 0
         ? violations.map((v) => invalidResource(kind, name, `${v.path} ${v.message}`))
-        : encodeResource(typeUrl, name, protoForm, object);
+        : { ...encodeResource(typeUrl, name, protoForm, object), key };
     } catch (err) {
       result = [invalidResource(kind, name, (err as Error).message)];
     }
-    this.nextMemo.set(key, result);
+    this.byObject.set(object, result);
     return result;
   }
+}
+
+const jsonOf = new WeakMap<EncodedResource, string>();
+
+/**
+ * For objects the translation memo does not cover (a changed tunnel's pieces, relays, splits): the
+ * previous encoding of the same name, if its content is equal. Compared as JSON, only on a memo miss.
+ */
+function sameContent(known: EncodedResource | undefined, object: Record<string, unknown>, key: string | undefined): EncodedResource | undefined {
+  if (!known || key !== undefined) return undefined;
+  let json = jsonOf.get(known);
+  if (json === undefined) {
+    json = JSON.stringify(known.object);
+    jsonOf.set(known, json);
+  }
+  return json === JSON.stringify(object) ? known : undefined;
+}
+
+/** The new TypeSnapshot for `map`, or `prior` itself when nothing changed. */
+function diffType(prior: TypeSnapshot, map: Map<string, EncodedResource>): TypeSnapshot {
+  const names = new Set<string>();
+  for (const [name, r] of map) if (prior.resources.get(name)?.version !== r.version) names.add(name);
+  for (const name of prior.resources.keys()) if (!map.has(name)) names.add(name);
+  if (names.size === 0) return prior;
+  return { resources: map, version: setVersion(map.values()), generation: ++generations, changed: { since: prior.generation, names } };
 }
 
 function invalidResource(kind: ResourceKind, name: string, message: string): Diagnostic {

@@ -7,7 +7,7 @@ import type { AdsStream, NackRecord, TypeState } from './stream.js';
 /** SYNCED: ACKed what was last sent; STALE: sent, no answer yet; NACKED: rejected; NOT_SENT: nothing sent. */
 export type SyncStatus = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT_SENT';
 
-export function typeStatus(t: TypeState): SyncStatus {
+export function typeStatus(t: Pick<TypeState, 'lastVersion' | 'lastNack' | 'lastNonce' | 'ackedVersion'>): SyncStatus {
   if (!t.lastVersion) return 'NOT_SENT';
   if (t.lastNack && t.lastNack.nonce === t.lastNonce) return 'NACKED';
   return t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE';

@@ -8,7 +8,13 @@ import type { Watch } from './cache.js';
 import { decide, isWildcard, type Decision } from './decide.js';
 import type { NodeIdentity } from './node.js';
 import type { Snapshot } from './snapshot.js';
-import { setVersion } from './snapshot.js';
+import type { EncodedResource } from '../envoy/encode.js';
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
 
 export interface NackRecord {
   nonce: string;
@@ -39,6 +45,8 @@ export interface TypeState {
    * because of a change (not asked for by a new subscription); cleared once it is ACKed or NACKed.
    */
   changedAt?: number;
+  /** Generation of the type snapshot this stream last reconciled with (-1: look at everything). */
+  generation: number;
 }
 
 /** The response that last carried one resource on a stream. */
@@ -73,11 +81,14 @@ export interface DecodedRequest {
 const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
 
 export class AdsStream {
+  readonly mode = 'sotw' as const;
   readonly types = new Map<ResourceKind, TypeState>();
   readonly connectedAt = new Date();
   private nonceCounter = 0;
   private readonly noncePrefix = randomBytes(4).toString('hex');
   private blocked = false;
+  /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
+  readonly counters = { bytes: 0, responses: 0, blocked: 0 };
   private dirty = false;
 
   constructor(
@@ -114,8 +125,8 @@ export class AdsStream {
       state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
       for (const d of state.delivered.values()) if (d.seq === state.lastSeq) d.nack = state.lastNack;
     }
-    this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
-    this.pushKind(kind, false);
+    const resubscribed = this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
+    this.pushKind(kind, resubscribed || decision.kind === 'subscribe', false);
     return decision;
   }
 
@@ -130,11 +141,15 @@ export class AdsStream {
         this.dirty = true;
         return;
       }
-      this.pushKind(kind, true);
+      this.pushKind(kind, false, true);
     }
   }
 
   /** The transport drained: send the latest state once, whatever happened meanwhile. */
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
   onDrain(): void {
     this.blocked = false;
     if (this.dirty) {
@@ -155,42 +170,45 @@ export class AdsStream {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), sent: new Map(), delivered: new Map(), lastSeq: 0, ackedSeq: 0 };
+      state = { requested: false, wildcard: false, names: new Set(), sent: new Map(), delivered: new Map(), lastSeq: 0, ackedSeq: 0, generation: -1 };
       this.types.set(kind, state);
     }
     return state;
   }
 
-  private subscribe(kind: ResourceKind, state: TypeState, names: readonly string[], clientVersion: string | undefined) {
-    state.requested = true;
-    state.wildcard = isWildcardKind(kind) && isWildcard(names);
+  private subscribe(kind: ResourceKind, state: TypeState, names: readonly string[], clientVersion: string | undefined): boolean {
+    const wildcard = isWildcardKind(kind) && isWildcard(names);
     const next = new Set(names.filter((n) => n !== '*'));
-    // Forget what was sent for names the client dropped, so re-subscribing sends them again.
-    for (const name of state.sent.keys()) {
-      if (!state.wildcard && !next.has(name)) {
-        state.sent.delete(name);
-        state.delivered.delete(name);
-      }
-    }
-    state.names = next;
-    // A reconnecting client that already has exactly our content is not sent it again.
-    const snapshot = this.watch.snapshot();
-    if (clientVersion && snapshot) {
-      const current = this.selected(kind, state, snapshot);
-      if (setVersion(current) === clientVersion) {
-        // The client holds this content from an earlier stream: it counts as sent and ACKed (seq 0).
-        const at = new Date();
-        for (const r of current) {
-          state.sent.set(r.name, r.version);
-          state.delivered.set(r.name, { seq: 0, responseVersion: clientVersion, at });
+    const same = state.requested && wildcard === state.wildcard && sameSet(next, state.names);
+    state.requested = true;
+    state.wildcard = wildcard;
+    if (!same) {
+      // Forget what was sent for names the client dropped, so re-subscribing sends them again.
+      for (const name of state.sent.keys()) {
+        if (!state.wildcard && !next.has(name)) {
+          state.sent.delete(name);
+          state.delivered.delete(name);
         }
-        state.lastVersion = clientVersion;
-        state.ackedVersion = clientVersion;
       }
+      state.names = next;
     }
+    // A reconnecting client that already has exactly our content is not sent it again. Every
+    // response carries the view's version of the type, so an equal version means equal content.
+    const snapshot = this.watch.snapshot();
+    if (clientVersion && snapshot && snapshot[kind].version === clientVersion) {
+      // The client holds this content from an earlier stream: it counts as sent and ACKed (seq 0).
+      const at = new Date();
+      for (const r of this.selected(kind, state, snapshot)) {
+        state.sent.set(r.name, r.version);
+        state.delivered.set(r.name, { seq: 0, responseVersion: clientVersion, at });
+      }
+      state.lastVersion = clientVersion;
+      state.ackedVersion = clientVersion;
+    }
+    return !same;
   }
 
-  private selected(kind: ResourceKind, state: TypeState, snapshot: Snapshot) {
+  private selected(kind: ResourceKind, state: TypeState, snapshot: Snapshot): EncodedResource[] {
     const resources = snapshot[kind].resources;
     if (state.wildcard) return [...resources.values()];
     const out = [];
@@ -201,29 +219,46 @@ export class AdsStream {
     return out;
   }
 
-  private pushKind(kind: ResourceKind, becauseOfChange: boolean): void {
+  /**
+   * Sends what changed for one type. `full` (after a subscription change) looks at every subscribed
+   * name; otherwise only at the names the view's snapshot reports as changed since this stream last
+   * looked, so a change costs each stream in proportion to the change.
+   */
+  private pushKind(kind: ResourceKind, full: boolean, becauseOfChange: boolean): void {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
-    if (!state?.requested || !snapshot || this.blocked) return;
-    const selected = this.selected(kind, state, snapshot);
-    const version = setVersion(selected);
-    const present = new Set(selected.map((r) => r.name));
-    for (const name of state.sent.keys()) {
-      if (!present.has(name)) {
+    if (!state?.requested || !snapshot) return;
+    if (this.blocked) {
+      // Sent on drain; a subscription change then needs a full look.
+      this.dirty = true;
+      if (full) state.generation = -1;
+      return;
+    }
+    const ts = snapshot[kind];
+    if (!full && state.generation === ts.generation) return;
+    const candidates = !full && ts.changed && state.generation === ts.changed.since ? ts.changed.names : undefined;
+    state.generation = ts.generation;
+    const look = candidates ?? new Set([...(state.wildcard ? ts.resources.keys() : state.names), ...state.sent.keys()]);
+    const changed: EncodedResource[] = [];
+    for (const name of look) {
+      const r = ts.resources.get(name);
+      if (!r || !(state.wildcard || state.names.has(name))) {
         state.sent.delete(name);
         state.delivered.delete(name);
+        continue;
       }
+      if (state.sent.get(name) !== r.version) changed.push(r);
     }
-    const changed = selected.filter((r) => state.sent.get(r.name) !== r.version);
-    let toSend;
+    let toSend: EncodedResource[];
     if (isWildcardKind(kind)) {
       // LDS and CDS responses carry the full state; send one whenever the state differs.
-      if (version === state.lastVersion) return;
-      toSend = selected;
+      if (ts.version === state.lastVersion) return;
+      toSend = this.selected(kind, state, snapshot);
     } else {
       if (changed.length === 0) return;
       toSend = changed;
     }
+    const version = ts.version;
     const nonce = `${this.noncePrefix}-${++this.nonceCounter}`;
     const response = encodeDiscoveryResponse({
       versionInfo: version,
@@ -244,11 +279,17 @@ export class AdsStream {
     // A changed cluster or listener may need its endpoints or routes again while it warms.
     const child = childKind[kind];
     const childState = child ? this.types.get(child) : undefined;
-    if (childState) {
+    if (childState && changed.length > 0) {
       if (kind === 'cluster') for (const r of changed) childState.sent.delete(r.name);
-      else if (changed.length > 0) childState.sent.clear();
+      else childState.sent.clear();
+      childState.generation = -1;
     }
     this.events.sent(this, kind, version, nonce, toSend.length);
-    if (!this.sink.write(response)) this.blocked = true;
+    this.counters.bytes += response.length;
+    this.counters.responses++;
+    if (!this.sink.write(response)) {
+      this.blocked = true;
+      this.counters.blocked++;
+    }
   }
 }

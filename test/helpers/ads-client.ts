@@ -21,6 +21,11 @@ export class AdsClient {
   private first = true;
   error?: grpc.ServiceError;
   private readonly client: grpc.Client;
+  /** ACK every response as it arrives, like an Envoy that accepts everything. */
+  autoAck = false;
+  /** Skip decoding resources (only their count is kept): for clients that stand in for many Envoys. */
+  lazy = false;
+  private readonly subscribed = new Map<ResourceKind, string[]>();
 
   constructor(address: string, private readonly node: { id: string; metadata: Record<string, string> }) {
     const Client = grpc.makeGenericClientConstructor(adsClientDefinition(), 'AggregatedDiscoveryService');
@@ -33,11 +38,15 @@ export class AdsClient {
         type_url: r.type_url,
         nonce: r.nonce,
         kind,
-        resources: (r.resources ?? []).map((any: { type_url: string; value: Uint8Array }) => {
+        resources: this.lazy ? (r.resources ?? []).map(() => ({ name: '', object: {} })) : (r.resources ?? []).map((any: { type_url: string; value: Uint8Array }) => {
           const { object } = decodeAny(any);
           return { name: String(object.name ?? object.cluster_name), object };
         }),
       });
+      if (this.autoAck) {
+        const last = this.responses.at(-1)!;
+        this.ack(last, this.subscribed.get(last.kind));
+      }
     });
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
   }
@@ -50,6 +59,7 @@ export class AdsClient {
       response_nonce: opts.nonce ?? '',
     };
     if (opts.error) request.error_detail = { code: 3, message: opts.error };
+    if (opts.names) this.subscribed.set(kind, opts.names);
     if (this.first) {
       request.node = { id: this.node.id, metadata: { fields: Object.fromEntries(Object.entries(this.node.metadata).map(([k, v]) => [k, { stringValue: v }])) } };
       this.first = false;
@@ -83,6 +93,15 @@ export class AdsClient {
     const start = this.responses.length;
     await new Promise((r) => setTimeout(r, ms));
     return this.responses.slice(start);
+  }
+
+  /** Stops reading responses (the transport fills up), as a stuck Envoy would. */
+  pause(): void {
+    this.call.pause();
+  }
+
+  resume(): void {
+    this.call.resume();
   }
 
   close(): void {

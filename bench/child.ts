@@ -1,0 +1,55 @@
+// Child processes of the benchmark (shim, load generator, peer) and their IPC.
+import { fork, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export class Child {
+  readonly process: ChildProcess;
+  private readonly waiting: { cmd: string; match?: (m: any) => boolean; resolve: (m: any) => void }[] = [];
+  readonly listeners = new Map<string, (m: any) => void>();
+
+  constructor(file: string, execArgv: string[] = []) {
+    this.process = fork(path.join(here, file), [], { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.process.on('message', (m: any) => {
+      const i = this.waiting.findIndex((w) => w.cmd === m.cmd && (!w.match || w.match(m)));
+      if (i >= 0) this.waiting.splice(i, 1)[0]!.resolve(m);
+      else this.listeners.get(m.cmd)?.(m);
+    });
+  }
+
+  get pid(): number {
+    return this.process.pid!;
+  }
+
+  send(m: object): void {
+    this.process.send(m);
+  }
+
+  next(cmd: string, timeoutMs = 120_000, match?: (m: any) => boolean): Promise<any> {
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`${cmd} did not come within ${timeoutMs} ms`)), timeoutMs);
+      this.waiting.push({ cmd, match, resolve: (m) => (clearTimeout(timer), resolve(m)) });
+    });
+  }
+
+  async ask(m: object, reply: string, timeoutMs?: number): Promise<any> {
+    const p = this.next(reply, timeoutMs);
+    this.send(m);
+    return p;
+  }
+
+  kill(): void {
+    this.process.kill('SIGKILL');
+  }
+}
+
+export const now = () => performance.timeOrigin + performance.now();
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+export function percentile(values: number[], p: number): number {
+  if (values.length === 0) return NaN;
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}

@@ -1,0 +1,113 @@
+// `make bench`: every scenario of issue 6 in one run, one table. Benchmarks print figures; they are
+// not tests. Flags: --scale F multiplies Service and stream counts (default 1), --rate-seconds N
+// shortens the 20 changes/s run (default 60), --no-peer, --no-dataplane, --profile (node --cpu-prof
+// of the shim into bench/profiles/).
+import fs from 'node:fs';
+import { run, p, type RunResult } from './control-plane.js';
+import { startPeer, startShim, peerBinary } from './servers.js';
+import { rssBytes } from './proc.js';
+import { Child, sleep } from './child.js';
+import { runDataPlane } from './dataplane.js';
+
+const args = process.argv.slice(2);
+const flag = (name: string, fallback: number) => {
+  const i = args.indexOf(name);
+  return i >= 0 ? Number(args[i + 1]) : fallback;
+};
+const scale = flag('--scale', 1);
+const rateSeconds = flag('--rate-seconds', 60);
+const profile = args.includes('--profile');
+const n = (x: number) => Math.max(1, Math.round(x * scale));
+
+const rows: string[][] = [];
+const row = (scenario: string, figure: string, value: string, goal: string, verdict: string) => {
+  rows.push([scenario, figure, value, goal, verdict]);
+  // Also as it happens, so a run cut short still shows what it measured.
+  process.stderr.write(`bench: | ${scenario} | ${figure} | ${value} | ${goal} | ${verdict} |\n`);
+};
+const ms = (x: number) => (Number.isFinite(x) ? `${x.toFixed(0)} ms` : 'n/a');
+const mb = (x: number) => `${(x / 1e6).toFixed(0)} MB`;
+const ok = (pass: boolean) => (pass ? 'met' : 'MISSED');
+const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
+
+const S1 = { services: n(1000), originate: n(1000), terminate: n(100) };
+log(`S1 = ${S1.services} Services x 3 endpoints, ${S1.originate} originate + ${S1.terminate} terminate streams${scale !== 1 ? ` (scaled by ${scale})` : ''}; rate run ${rateSeconds} s`);
+
+async function s1(delta: boolean): Promise<RunResult> {
+  const server = await startShim(S1.services, profile);
+  log(`shim S1 ${delta ? 'delta' : 'sotw'}: started`);
+  const r = await run(server, { ...S1, delta, changes: 50, rate: 20, rateSeconds: delta ? 0 : rateSeconds });
+  await server.stop();
+  log(`shim S1 ${delta ? 'delta' : 'sotw'}: done`);
+  return r;
+}
+
+const sotw = await s1(false);
+const tag = `S1 (${S1.services} svc, ${S1.originate}+${S1.terminate} streams)`;
+row(`${tag}, SotW`, 'initial sync, all streams ACKed', `${ms(sotw.syncMs)} (${sotw.syncedStreams} streams)`, '<= 3 s', ok(sotw.syncMs <= 3000));
+row(`${tag}, SotW`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(sotw.single, 50))} / ${ms(p(sotw.single, 99))}${sotw.singleMissed ? `, ${sotw.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(sotw.single, 99) <= 100 && !sotw.singleMissed));
+if (rateSeconds > 0) {
+  row(`${tag}, SotW`, `20 changes/s for ${rateSeconds} s: convergence p99; shim CPU`, `${ms(p(sotw.rated, 99))}${sotw.rateMissed ? ` (${sotw.rateMissed} missed)` : ''}; ${sotw.rateCores.toFixed(2)} cores`, 'p99 <= 250 ms; <= 1 core', ok(p(sotw.rated, 99) <= 250 && sotw.rateCores <= 1 && !sotw.rateMissed));
+}
+row(`${tag}, SotW`, 'shim RSS after the run; load generator CPU', `${mb(sotw.rssBytes)}; ${sotw.loadgenCpu.toFixed(1)} s`, 'report', '');
+
+const delta = await s1(true);
+row(`${tag}, delta`, 'initial sync, all streams ACKed', `${ms(delta.syncMs)} (${delta.syncedStreams} streams)`, '<= 3 s', ok(delta.syncMs <= 3000));
+row(`${tag}, delta`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(delta.single, 50))} / ${ms(p(delta.single, 99))}${delta.singleMissed ? `, ${delta.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(delta.single, 99) <= 100 && !delta.singleMissed));
+row(`${tag}, delta`, 'one endpoint change: bytes sent per originate stream', `${(delta.deltaBytesPerStream ?? NaN).toFixed(0)} B`, '<= 2 KB', ok((delta.deltaBytesPerStream ?? Infinity) <= 2048));
+
+if (!args.includes('--no-peer')) {
+  if (!fs.existsSync(peerBinary)) log(`no peer binary at ${peerBinary}: run make bench (it builds it)`);
+  else {
+    const peer = await startPeer(S1.services);
+    log('go-control-plane S1 sotw: started');
+    const g = await run(peer, { ...S1, delta: false, changes: 50, rate: 20, rateSeconds: 0 });
+    await peer.stop();
+    // The same run for the shim without the rate part, so CPU seconds compare like for like.
+    const server = await startShim(S1.services);
+    const s = await run(server, { ...S1, delta: false, changes: 50, rate: 20, rateSeconds: 0 });
+    await server.stop();
+    const ratio = (a: number, b: number) => (a / b).toFixed(2);
+    row('S1 vs go-control-plane (SotW)', 'initial sync: shim / peer', `${ms(s.syncMs)} / ${ms(g.syncMs)}`, 'report', '');
+    row('S1 vs go-control-plane (SotW)', 'convergence p99: shim / peer (ratio)', `${ms(p(s.single, 99))} / ${ms(p(g.single, 99))}${g.singleMissed ? ` (${g.singleMissed} missed)` : ''} (${ratio(p(s.single, 99), p(g.single, 99))})`, '<= 1.0', ok(p(s.single, 99) <= p(g.single, 99)));
+    row('S1 vs go-control-plane (SotW)', 'CPU seconds (sync + 50 changes): shim / peer (ratio)', `${s.cpuSeconds.toFixed(1)} / ${g.cpuSeconds.toFixed(1)} (${ratio(s.cpuSeconds, g.cpuSeconds)})`, '<= 1.0', ok(s.cpuSeconds <= g.cpuSeconds));
+    row('S1 vs go-control-plane (SotW)', 'RSS: shim / peer (ratio)', `${mb(s.rssBytes)} / ${mb(g.rssBytes)} (${ratio(s.rssBytes, g.rssBytes)})`, '<= 1.0', ok(s.rssBytes <= g.rssBytes));
+  }
+}
+
+{
+  const S2 = { services: n(10000), originate: n(91), terminate: n(9) };
+  const server = await startShim(S2.services);
+  log(`S2 (${S2.services} Services, ${S2.originate}+${S2.terminate} streams): started`);
+  const r = await run(server, { ...S2, delta: false, changes: 5, rate: 0, rateSeconds: 0 });
+  await sleep(2000);
+  const rss = rssBytes(server.pid);
+  await server.stop();
+  row(`S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`, 'shim RSS after sync (sync time)', `${mb(rss)} (${ms(r.syncMs)})`, '<= 200 MB', ok(rss <= 200e6));
+}
+
+{
+  // Idle streams: a small configuration, then 1,000 more connected streams that only ACK.
+  const server = await startShim(10);
+  const base = new Child('loadgen.ts');
+  await base.next('ready');
+  await sleep(1000);
+  const before = rssBytes(server.pid);
+  const count = n(1000);
+  await base.ask({ cmd: 'connect', address: server.xds, delta: false, streams: (await import('./control-plane.js')).streamSpecs(count, 0) }, 'connected');
+  await base.ask({ cmd: 'quiet', ms: 1500 }, 'quiet');
+  await sleep(2000);
+  const after = rssBytes(server.pid);
+  await base.ask({ cmd: 'close' }, 'closed');
+  await server.stop();
+  row(`idle streams (${count}, SotW, 10 svc)`, 'RSS added per connected stream', `${((after - before) / count / 1024).toFixed(1)} KB`, '<= 50 KB', ok((after - before) / count <= 50 * 1024));
+}
+
+if (!args.includes('--no-dataplane')) for (const r of await runDataPlane(scale)) row(...r);
+
+const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...[['scenario', 'figure', 'measured', 'goal', ''], ...rows].map((r) => r[i]!.length)));
+const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
+console.log(line(['scenario', 'figure', 'measured', 'goal', '']));
+console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);
+for (const r of rows) console.log(line(r));
+process.exit(0);

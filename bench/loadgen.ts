@@ -1,0 +1,207 @@
+// The load generator: its own process, N ADS streams (state of the world or delta) that act like
+// Envoys: each names its node and role, subscribes to CDS and LDS (wildcard), then to the endpoints
+// of every EDS cluster and the routes its listeners name, and ACKs every response at once with its
+// nonce. Responses are read only as far as needed (wire.ts), and requests are written from cached
+// bytes, so the generator stays cheap; it reports its own CPU so a reader can check it was not the
+// bottleneck. Driven over IPC by bench/convergence.ts.
+import * as grpc from '@grpc/grpc-js';
+import protobuf from 'protobufjs';
+import { lookupType, TypeUrl } from '../src/envoy/protos.js';
+import { clusterOf, readResponse, type Light } from './wire.js';
+
+const now = () => performance.timeOrigin + performance.now();
+const passThrough = (b: Buffer) => b;
+
+export interface StreamSpec {
+  id: string;
+  role: 'originate' | 'terminate';
+  listenAddress?: string;
+}
+
+const definition = (delta: boolean) =>
+  ({
+    call: {
+      path: `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`,
+      requestStream: true,
+      responseStream: true,
+      requestSerialize: passThrough,
+      requestDeserialize: passThrough,
+      responseSerialize: passThrough,
+      responseDeserialize: passThrough,
+    },
+  }) as grpc.ServiceDefinition;
+
+const routeName = /terminate\/\d+(?:\/[0-9.]+)?/g;
+const latin1 = new TextDecoder('latin1');
+
+function nodeOf(s: StreamSpec) {
+  const metadata: Record<string, string> = { 'tunnel-shim.io/role': s.role };
+  if (s.listenAddress) metadata['tunnel-shim.io/listen-address'] = s.listenAddress;
+  return { id: s.id, cluster: `bench-${s.role}`, metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) } };
+}
+
+const sotwRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+const deltaRequest = lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
+const namesField = sotwRequest.fields.resource_names!.id;
+
+class EnvoyLike {
+  bytes = 0;
+  responses = 0;
+  lastAckAt = 0;
+  private first = true;
+  private readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
+  private readonly eds = new Set<string>();
+  private readonly rds = new Set<string>();
+  /** SotW: resource_names bytes per type, rebuilt only when the subscription changes. */
+  private readonly namesBytes = new Map<string, Uint8Array>();
+
+  constructor(
+    client: grpc.Client,
+    readonly spec: StreamSpec,
+    private readonly delta: boolean,
+    private readonly onResponse: (e: EnvoyLike, raw: Buffer) => void,
+  ) {
+    this.call = (client as any).call();
+    this.call.on('data', (raw: Buffer) => this.receive(raw));
+    this.call.on('error', () => {});
+    this.request(TypeUrl.cluster, {});
+    this.request(TypeUrl.listener, {});
+  }
+
+  close() {
+    this.call.cancel();
+  }
+
+  private request(typeUrl: string, r: { nonce?: string; version?: string; subscribe?: string[]; unsubscribe?: string[] }) {
+    let bytes: Uint8Array;
+    const node = this.first ? nodeOf(this.spec) : undefined;
+    this.first = false;
+    if (this.delta) {
+      bytes = deltaRequest.encode(deltaRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', resource_names_subscribe: r.subscribe ?? [], resource_names_unsubscribe: r.unsubscribe ?? [] })).finish();
+    } else {
+      const head = sotwRequest.encode(sotwRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', version_info: r.version ?? '' })).finish();
+      const names = this.namesBytes.get(typeUrl);
+      bytes = names ? Buffer.concat([head, names]) : head;
+    }
+    this.call.write(Buffer.from(bytes));
+  }
+
+  private setNames(typeUrl: string, names: Set<string>) {
+    const w = protobuf.Writer.create();
+    for (const n of [...names].sort()) w.uint32((namesField << 3) | 2).string(n);
+    this.namesBytes.set(typeUrl, w.finish());
+  }
+
+  private receive(raw: Buffer) {
+    this.bytes += raw.length;
+    this.responses++;
+    const r = readResponse(raw, this.delta);
+    this.onResponse(this, raw);
+    if (r.typeUrl === TypeUrl.cluster) this.onClusters(r);
+    else if (r.typeUrl === TypeUrl.listener && this.spec.role === 'terminate') this.onListeners(raw, r);
+    this.request(r.typeUrl, { nonce: r.nonce, version: r.version });
+    this.lastAckAt = now();
+  }
+
+  /** Like Envoy: the endpoints of every EDS cluster are subscribed to once the clusters arrive. */
+  private onClusters(r: Light) {
+    const next = new Set(this.delta ? this.eds : []);
+    if (this.delta) for (const name of r.removed) next.delete(name);
+    for (const any of r.anys) {
+      const c = clusterOf(any);
+      if (c.eds) next.add(c.name);
+    }
+    this.follow(TypeUrl.endpoint, this.eds, next);
+  }
+
+  private onListeners(raw: Buffer, r: Light) {
+    const next = new Set<string>(this.delta ? this.rds : []);
+    for (const m of latin1.decode(raw).matchAll(routeName)) next.add(m[0]);
+    if (this.delta) for (const name of r.removed) next.delete(name);
+    this.follow(TypeUrl.route, this.rds, next);
+  }
+
+  private follow(typeUrl: string, current: Set<string>, next: Set<string>) {
+    const added = [...next].filter((n) => !current.has(n));
+    const removed = [...current].filter((n) => !next.has(n));
+    if (added.length === 0 && removed.length === 0) return;
+    current.clear();
+    for (const n of next) current.add(n);
+    if (this.delta) this.request(typeUrl, { subscribe: added, unsubscribe: removed });
+    else {
+      this.setNames(typeUrl, current);
+      this.request(typeUrl, {});
+    }
+  }
+}
+
+interface Watch {
+  marker: Buffer;
+  t0: number;
+  seen: Set<EnvoyLike>;
+  last: number;
+  expected: number;
+}
+
+const streams: EnvoyLike[] = [];
+const clients: grpc.Client[] = [];
+const watches = new Map<string, Watch>();
+let lastResponseAt = 0;
+let bytesMark = new Map<EnvoyLike, number>();
+
+function onResponse(e: EnvoyLike, raw: Buffer) {
+  lastResponseAt = now();
+  for (const [marker, w] of watches) {
+    if (w.seen.has(e) || raw.indexOf(w.marker) < 0) continue;
+    w.seen.add(e);
+    w.last = now();
+    if (w.seen.size === w.expected) {
+      watches.delete(marker);
+      process.send!({ cmd: 'seen', marker, latencyMs: w.last - w.t0 });
+    }
+  }
+}
+
+process.on('message', async (m: any) => {
+  if (m.cmd === 'connect') {
+    const start = now();
+    const Client = grpc.makeGenericClientConstructor(definition(m.delta), 'Ads');
+    for (let i = 0; i < m.streams.length; i++) {
+      // Each Envoy has its own connection: no shared subchannel.
+      const client = new Client(m.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+      clients.push(client);
+      streams.push(new EnvoyLike(client, m.streams[i], m.delta, onResponse));
+      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
+    }
+    process.send!({ cmd: 'connected', start });
+  } else if (m.cmd === 'quiet') {
+    // Resolves once no response arrived for `ms`: the last ACK then ends the sync.
+    for (;;) {
+      await new Promise((r) => setTimeout(r, 50));
+      if (lastResponseAt > 0 && now() - lastResponseAt >= m.ms) break;
+    }
+    const lastAck = Math.max(...streams.map((s) => s.lastAckAt));
+    process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });
+  } else if (m.cmd === 'watch') {
+    const expected = streams.filter((s) => s.spec.role === 'originate').length;
+    watches.set(m.marker, { marker: Buffer.from(m.marker), t0: m.t0, seen: new Set(), last: 0, expected });
+  } else if (m.cmd === 'unwatch') {
+    const w = watches.get(m.marker);
+    watches.delete(m.marker);
+    process.send!({ cmd: 'unwatched', marker: m.marker, seen: w?.seen.size ?? -1 });
+  } else if (m.cmd === 'markBytes') {
+    bytesMark = new Map(streams.map((s) => [s, s.bytes]));
+  } else if (m.cmd === 'bytes') {
+    const deltas = streams.filter((s) => s.spec.role === 'originate').map((s) => s.bytes - (bytesMark.get(s) ?? 0));
+    process.send!({ cmd: 'bytes', perStream: deltas.reduce((a, b) => a + b, 0) / Math.max(1, deltas.length) });
+  } else if (m.cmd === 'cpu') {
+    const u = process.cpuUsage();
+    process.send!({ cmd: 'cpu', seconds: (u.user + u.system) / 1e6 });
+  } else if (m.cmd === 'close') {
+    for (const s of streams) s.close();
+    for (const c of clients) c.close();
+    process.send!({ cmd: 'closed' });
+    setTimeout(() => process.exit(0), 100);
+  }
+});
+process.send!({ cmd: 'ready' });

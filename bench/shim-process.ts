@@ -1,0 +1,52 @@
+// The shim as the benchmark runs it: its own process, the real pipeline, cache and ADS server, fed by
+// an in-memory source over IPC instead of YAML files. Why: the file source re-reads and re-parses
+// every file on any change (it is the development source; the Kubernetes source delivers one object
+// per event), so with 1,000 files it would measure YAML parsing, not the control plane. Here a
+// "source change" is one IPC message carrying the changed Service's objects, handled exactly as a
+// watch event would be: through the pipeline's debounce, model build, translation, encoding, push.
+import pino from 'pino';
+import type { SourcedObject } from '../src/model/objects.js';
+import { Shim } from '../src/shim.js';
+import type { Source, SourceState } from '../src/sources/source.js';
+
+class MemorySource implements Source {
+  private readonly byService = new Map<string, SourcedObject[]>();
+  private onChange?: (state: SourceState) => void;
+  describe(): string {
+    return 'memory:ipc';
+  }
+  async start(onChange: (state: SourceState) => void): Promise<void> {
+    this.onChange = onChange;
+    this.emit();
+  }
+  async stop(): Promise<void> {}
+  set(updates: Record<string, SourcedObject[]>): void {
+    for (const [name, objects] of Object.entries(updates)) this.byService.set(name, objects);
+    if (this.onChange) this.emit();
+  }
+  private emit() {
+    const objects: SourcedObject[] = [];
+    for (const list of this.byService.values()) objects.push(...list);
+    this.onChange!({ objects, diagnostics: [] });
+  }
+}
+
+const source = new MemorySource();
+const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', logger: pino({ level: 'warn' }) });
+
+process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedObject[]> }) => {
+  if (m.cmd === 'set') {
+    source.set(m.updates!);
+    return;
+  }
+  if (m.cmd === 'start') {
+    await shim.start();
+    process.send!({ cmd: 'started', xds: `127.0.0.1:${shim.xdsPort}` });
+  }
+  if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount() });
+  if (m.cmd === 'stop') {
+    await shim.stop();
+    process.exit(0);
+  }
+});
+process.send!({ cmd: 'ready' });

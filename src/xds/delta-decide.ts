@@ -1,0 +1,139 @@
+// The incremental (delta) xDS protocol as pure functions, the way decide.ts does it for state of the
+// world: what a request means, how it changes the subscription, and which resources a response must
+// add or remove. No I/O, no clocks: table-tested in test/unit/delta-decide.test.ts.
+
+export interface DeltaRequest {
+  responseNonce: string;
+  errorMessage?: string;
+  subscribe: readonly string[];
+  unsubscribe: readonly string[];
+  /** Only meaningful on the first request of a type: what the client already has (reconnect). */
+  initialVersions: Readonly<Record<string, string>>;
+}
+
+export interface DeltaSubscription {
+  /** Set once the first request of the type was seen on this stream. */
+  started: boolean;
+  wildcard: boolean;
+  /** Names subscribed explicitly (besides the wildcard). */
+  names: Set<string>;
+  /**
+   * What the client holds, as far as this stream knows: name -> version it was sent (or reported in
+   * initial_resource_versions), or null when it was told the name does not exist.
+   */
+  known: Map<string, string | null>;
+  lastNonce?: string;
+}
+
+export type DeltaDecision =
+  /** First request of the type on this stream: set up the subscription and always answer. */
+  | { kind: 'subscribe' }
+  /** A request without a nonce after the first: a subscription change only. */
+  | { kind: 'update' }
+  /** The client applied our latest response. */
+  | { kind: 'ack' }
+  /** The client rejected our latest response: record it, do not resend the same content. */
+  | { kind: 'nack'; message: string }
+  /** Answers an older response; its subscription changes still apply. */
+  | { kind: 'stale' };
+
+export function newSubscription(): DeltaSubscription {
+  return { started: false, wildcard: false, names: new Set(), known: new Map() };
+}
+
+export function decideDelta(request: DeltaRequest, state: Pick<DeltaSubscription, 'started' | 'lastNonce'>): DeltaDecision {
+  if (!state.started) return { kind: 'subscribe' };
+  if (request.responseNonce === '') return { kind: 'update' };
+  if (request.responseNonce !== state.lastNonce) return { kind: 'stale' };
+  if (request.errorMessage !== undefined) return { kind: 'nack', message: request.errorMessage };
+  return { kind: 'ack' };
+}
+
+/**
+ * Applies a request's subscribe/unsubscribe lists (and, on the first request, the wildcard default
+ * and initial_resource_versions). `wildcardKind`: LDS and CDS, where an empty first request means
+ * "everything". Returns true when the subscription changed, so the caller reconciles everything.
+ */
+export function applySubscription(state: DeltaSubscription, request: DeltaRequest, wildcardKind: boolean): boolean {
+  let changed = false;
+  if (!state.started) {
+    state.started = true;
+    state.wildcard = wildcardKind && (request.subscribe.length === 0 || request.subscribe.includes('*'));
+    for (const name of request.subscribe) if (name !== '*') state.names.add(name);
+    // The client tells us what it kept from a previous stream: only differences are sent.
+    for (const [name, version] of Object.entries(request.initialVersions)) state.known.set(name, version);
+    return true;
+  }
+  for (const name of request.subscribe) {
+    changed = true;
+    if (name === '*') {
+      state.wildcard = wildcardKind;
+      continue;
+    }
+    state.names.add(name);
+    // The spec: a (re)subscribed name must be sent even if we think the client has it.
+    state.known.delete(name);
+  }
+  for (const name of request.unsubscribe) {
+    changed = true;
+    if (name === '*') {
+      state.wildcard = false;
+      for (const n of [...state.known.keys()]) if (!state.names.has(n)) state.known.delete(n);
+      continue;
+    }
+    state.names.delete(name);
+    if (!state.wildcard) state.known.delete(name);
+  }
+  return changed;
+}
+
+export interface DeltaChanges {
+  /** Names to send, sorted. */
+  send: string[];
+  /** Names to put in removed_resources, sorted. */
+  removed: string[];
+}
+
+/**
+ * What one response must carry for the subscription, given the current resources (name -> version).
+ * `candidates` narrows the look to names that changed since the stream was last reconciled (cost
+ * grows with the change, not with everything); without it every relevant name is checked.
+ * Updates `state.known` to what the client will hold once it applies the response.
+ *
+ * A subscribed name that does not exist is reported once in removed_resources (so the client need
+ * not wait for a timeout) and sent as soon as it appears.
+ */
+export function deltaChanges(state: DeltaSubscription, versions: ReadonlyMap<string, string>, candidates?: Iterable<string>): DeltaChanges {
+  const send: string[] = [];
+  const removed: string[] = [];
+  const look = candidates ? new Set(candidates) : allRelevant(state, versions);
+  for (const name of look) {
+    const version = versions.get(name);
+    const desired = state.names.has(name) || (state.wildcard && version !== undefined);
+    const had = state.known.get(name);
+    if (desired && version !== undefined) {
+      if (had !== version) {
+        send.push(name);
+        state.known.set(name, version);
+      }
+    } else if (desired) {
+      // Subscribed explicitly, does not exist (any more): say so once.
+      if (had !== null) {
+        removed.push(name);
+        state.known.set(name, null);
+      }
+    } else if (state.known.has(name)) {
+      // Wildcard resource that went away (or a stale entry): tell a client that had it.
+      if (had !== null && state.wildcard) removed.push(name);
+      state.known.delete(name);
+    }
+  }
+  return { send: send.sort(), removed: removed.sort() };
+}
+
+function allRelevant(state: DeltaSubscription, versions: ReadonlyMap<string, string>): Set<string> {
+  const out = new Set<string>(state.names);
+  for (const name of state.known.keys()) out.add(name);
+  if (state.wildcard) for (const name of versions.keys()) out.add(name);
+  return out;
+}

@@ -1,0 +1,180 @@
+// One delta (incremental) ADS stream: per type a subscription (wildcard and/or names), what the client
+// holds, nonces and ACK state. Responses carry only what changed plus removed_resources, built from
+// `Resource` bytes encoded once per content version (envoy/encode.ts deltaResourceBytes). Like the
+// state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
+import { randomBytes } from 'node:crypto';
+import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
+import { isWildcardKind, kindOfTypeUrl, pushOrder, TypeUrl, type ResourceKind } from '../envoy/protos.js';
+import type { Watch } from './cache.js';
+import { applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
+import type { NodeIdentity } from './node.js';
+import type { NackRecord, ResponseSink } from './stream.js';
+
+export interface DeltaTypeState extends DeltaSubscription {
+  lastVersion?: string;
+  ackedVersion?: string;
+  ackedNonce?: string;
+  lastNack?: NackRecord;
+  /** Generation of the type snapshot last reconciled with (-1: look at everything). */
+  generation: number;
+  /** The first request of the type gets an answer even when there is nothing to add: Envoy waits for it. */
+  owesAnswer: boolean;
+}
+
+export interface DecodedDeltaRequest {
+  type_url?: string;
+  resource_names_subscribe?: string[];
+  resource_names_unsubscribe?: string[];
+  initial_resource_versions?: Record<string, string>;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+}
+
+export interface DeltaStreamEvents {
+  sent(stream: DeltaStream, kind: ResourceKind, version: string, nonce: string, count: number, removed: number): void;
+  decided(stream: DeltaStream, kind: ResourceKind, decision: DeltaDecision, nonce: string): void;
+}
+
+const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
+
+export class DeltaStream {
+  readonly mode = 'delta' as const;
+  readonly types = new Map<ResourceKind, DeltaTypeState>();
+  readonly connectedAt = new Date();
+  private nonceCounter = 0;
+  private readonly noncePrefix = randomBytes(4).toString('hex');
+  private blocked = false;
+  /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
+  readonly counters = { bytes: 0, responses: 0, blocked: 0 };
+  private dirty = false;
+
+  constructor(
+    readonly node: NodeIdentity,
+    private readonly watch: Watch,
+    private readonly sink: ResponseSink,
+    private readonly events: DeltaStreamEvents,
+    private readonly controlPlaneId: string,
+  ) {}
+
+  onRequest(request: DecodedDeltaRequest): DeltaDecision | undefined {
+    const kind = kindOfTypeUrl.get(request.type_url ?? '');
+    if (!kind) return undefined;
+    let state = this.types.get(kind);
+    if (!state) {
+      state = { ...newSubscription(), generation: -1, owesAnswer: true };
+      this.types.set(kind, state);
+    }
+    const req = {
+      responseNonce: request.response_nonce ?? '',
+      errorMessage: request.error_detail ? request.error_detail.message ?? `code ${request.error_detail.code ?? 0}` : undefined,
+      subscribe: request.resource_names_subscribe ?? [],
+      unsubscribe: request.resource_names_unsubscribe ?? [],
+      initialVersions: request.initial_resource_versions ?? {},
+    };
+    const decision = decideDelta(req, state);
+    this.events.decided(this, kind, decision, req.responseNonce);
+    if (decision.kind === 'ack') {
+      state.ackedVersion = state.lastVersion;
+      state.ackedNonce = req.responseNonce;
+    } else if (decision.kind === 'nack') {
+      state.lastNack = { nonce: req.responseNonce, version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
+    }
+    // Subscription changes apply whatever the nonce: Envoy piggybacks them on ACKs.
+    const changed = applySubscription(state, req, isWildcardKind(kind));
+    this.pushKind(kind, changed);
+    return decision;
+  }
+
+  push(): void {
+    for (const kind of pushOrder) {
+      if (this.blocked) {
+        this.dirty = true;
+        return;
+      }
+      this.pushKind(kind);
+    }
+  }
+
+  get isBlocked(): boolean {
+    return this.blocked;
+  }
+
+  onDrain(): void {
+    this.blocked = false;
+    if (this.dirty) {
+      this.dirty = false;
+      this.push();
+    }
+  }
+
+  close(): void {
+    this.watch.cancel();
+  }
+
+  private pushKind(kind: ResourceKind, full = false): void {
+    const state = this.types.get(kind);
+    const snapshot = this.watch.snapshot();
+    if (!state?.started || !snapshot) return;
+    if (this.blocked) {
+      // Sent on drain; a subscription change then needs a full look.
+      this.dirty = true;
+      if (full) state.generation = -1;
+      return;
+    }
+    const ts = snapshot[kind];
+    if (!full && !state.owesAnswer && state.generation === ts.generation) return;
+    const incremental = !full && ts.changed && state.generation === ts.changed.since ? ts.changed.names : undefined;
+    state.generation = ts.generation;
+    const versions = versionsOf(ts.resources);
+    const { send, removed } = deltaChanges(state, versions, incremental);
+    if (send.length === 0 && removed.length === 0 && !state.owesAnswer) {
+      // Nothing for the client, which therefore already has this version (reconnect with all known).
+      if (state.lastVersion === undefined) state.lastVersion = state.ackedVersion = ts.version;
+      return;
+    }
+    state.owesAnswer = false;
+    const resources = send.map((name) => ts.resources.get(name)!);
+    const nonce = `${this.noncePrefix}-${++this.nonceCounter}`;
+    const response = encodeDeltaDiscoveryResponse({
+      systemVersionInfo: ts.version,
+      typeUrl: TypeUrl[kind],
+      nonce,
+      controlPlaneId: this.controlPlaneId,
+      resources: resources.map(deltaResourceBytes),
+      removed,
+    });
+    state.lastNonce = nonce;
+    state.lastVersion = ts.version;
+    this.resendChildren(kind, resources);
+    this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
+    this.counters.bytes += response.length;
+    this.counters.responses++;
+    if (!this.sink.write(response)) {
+      this.blocked = true;
+      this.counters.blocked++;
+    }
+  }
+
+  /** A changed cluster or listener may need its endpoints or routes again while it warms. */
+  private resendChildren(kind: ResourceKind, changed: EncodedResource[]): void {
+    const child = childKind[kind];
+    const childState = child ? this.types.get(child) : undefined;
+    if (!childState || changed.length === 0) return;
+    if (kind === 'cluster') for (const r of changed) childState.known.delete(r.name);
+    else for (const name of [...childState.known.keys()]) if (childState.known.get(name) !== null) childState.known.delete(name);
+    childState.generation = -1;
+  }
+}
+
+/** name -> version, cached per resource map (shared by every stream of the view). */
+const versionCache = new WeakMap<Map<string, EncodedResource>, Map<string, string>>();
+
+function versionsOf(resources: Map<string, EncodedResource>): Map<string, string> {
+  let out = versionCache.get(resources);
+  if (!out) {
+    out = new Map();
+    for (const [name, r] of resources) out.set(name, r.version);
+    versionCache.set(resources, out);
+  }
+  return out;
+}

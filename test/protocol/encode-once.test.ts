@@ -1,0 +1,80 @@
+// Encode once, fan out: a change to one Service validates and encodes only that Service's resources,
+// however many streams (state of the world and delta, originators and terminators) are connected.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { AdsClient, originateMeta, terminateMeta } from '../helpers/ads-client.js';
+import { DeltaClient } from '../helpers/delta-client.js';
+import { serviceYaml } from '../helpers/objects.js';
+import { startShim, type TestShim } from '../helpers/shim.js';
+import { waitFor } from '../helpers/wait.js';
+
+let shim: TestShim;
+const clients: { close(): void }[] = [];
+const services = 30;
+
+// Each Service has its own endpoint address, so what a change touches is easy to name.
+const svc = (i: number, ip = `10.2.${i}.1`) => serviceYaml({ name: `s${i}`, namespace: 'enc', clusterIP: `10.96.3.${i + 1}`, port: 7000 + i, endpoints: [{ ip, port: 8080 }] });
+
+beforeAll(async () => {
+  const files: Record<string, string> = {};
+  for (let i = 0; i < services; i++) files[`s${i}.yaml`] = svc(i);
+  shim = await startShim(files);
+});
+
+afterAll(async () => {
+  for (const c of clients) c.close();
+  await shim.stop();
+});
+
+/** Connects `n` Envoy-like clients of each role and protocol, subscribed to everything, ACKing. */
+async function connect(n: number, tag: string) {
+  for (let i = 0; i < n; i++) {
+    for (const [role, meta] of [['o', originateMeta], ['t', terminateMeta]] as const) {
+      const sotw = new AdsClient(shim.xdsAddress, { id: `${tag}-${role}-sotw-${i}`, metadata: meta });
+      sotw.send('cluster');
+      sotw.ack(await sotw.next('cluster'));
+      sotw.send('listener');
+      sotw.ack(await sotw.next('listener'));
+      const delta = new DeltaClient(shim.xdsAddress, { id: `${tag}-${role}-delta-${i}`, metadata: meta });
+      delta.send('cluster');
+      delta.ack(await delta.next('cluster'));
+      clients.push(sotw, delta);
+    }
+  }
+}
+
+/** Moves Service i to a new endpoint address and returns what was encoded until the change settled. */
+async function change(i: number, ip: string): Promise<string[]> {
+  const encoded: string[] = [];
+  const encoder = shim.shim.cache.encoder;
+  encoder.onEncode = (kind, name) => encoded.push(`${kind} ${name}`);
+  const rebuilds = shim.shim.pipeline.rebuilds;
+  shim.write(`s${i}.yaml`, svc(i, ip));
+  await waitFor('the change to be applied', () => shim.shim.pipeline.rebuilds > rebuilds);
+  encoder.onEncode = undefined;
+  return encoded.sort();
+}
+
+describe('encode once', () => {
+  it('a change to one Service encodes only its resources, the same with 4 or 44 streams connected', async () => {
+    await connect(1, 'few');
+    const few = await change(3, '10.2.3.2');
+    expect(few).toEqual([
+      // originators: the Service's endpoints (its cluster and listener are translated anew, found
+      // equal to what was served, and not encoded again)
+      'endpoint originate/enc/s3/7003',
+      // terminators: the cluster and route for the new address, and the listener's filter chains
+      'cluster backend/enc/s3/7003/10.2.3.2',
+      'listener terminate/15008',
+      'route terminate/15008/10.2.3.2',
+    ].sort());
+    await connect(10, 'many');
+    expect(shim.shim.xds.streams.size).toBe(44);
+    const many = await change(4, '10.2.4.2');
+    expect(many).toEqual(few.map((x) => x.replaceAll('s3/7003', 's4/7004').replace('10.2.3.2', '10.2.4.2')).sort());
+  });
+
+  it('nodes with the same view share one computed view', () => {
+    // 44 streams, two roles, one view each.
+    expect(shim.shim.cache.viewCount()).toBe(2);
+  });
+});
