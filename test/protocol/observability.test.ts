@@ -59,9 +59,10 @@ describe('metrics on /metrics', () => {
       });
       expect(value(after, 'tunnel_shim_xds_pushes_total{type="cluster"}')).toBe(value(before, 'tunnel_shim_xds_pushes_total{type="cluster"}') + 1);
       expect(value(after, 'tunnel_shim_xds_convergence_seconds_count{type="cluster"}')).toBe(value(before, 'tunnel_shim_xds_convergence_seconds_count{type="cluster"}') + 1);
-      // Measured from the file event, through the 50 ms debounce, to the ACK: well under a few seconds.
+      // Measured from the source event to the ACK: well under a few seconds. (A lone change is applied
+      // at once since the debounce became leading-edge, so there is no debounce-sized lower bound.)
       const sum = value(after, 'tunnel_shim_xds_convergence_seconds_sum{type="cluster"}') - value(before, 'tunnel_shim_xds_convergence_seconds_sum{type="cluster"}');
-      expect(sum).toBeGreaterThan(0.02);
+      expect(sum).toBeGreaterThan(0);
       expect(sum).toBeLessThan(5);
       expect(value(after, 'tunnel_shim_xds_push_seconds_count{type="listener"}')).toBeGreaterThan(value(before, 'tunnel_shim_xds_push_seconds_count{type="listener"}'));
       expect(value(after, 'tunnel_shim_connected_proxies{role="originate"}')).toBe(1);
