@@ -1,6 +1,6 @@
 // A peer control plane for the benchmark: go-control-plane's snapshot cache and server, serving the
 // very resources the shim renders (posted as Envoy JSON, parsed with protojson). Nodes are hashed to
-// the shim's view key (role|listen address|access log), so nodes with equal views share a snapshot,
+// the shim's view key (role|listen address|access log|relay backend), so nodes with equal views share a snapshot,
 // as in the shim. It serves state-of-the-world and delta ADS on one port.
 package main
 
@@ -39,7 +39,8 @@ type viewHash struct{}
 
 func (viewHash) ID(node *corev3.Node) string {
 	f := node.GetMetadata().GetFields()
-	return f["tunnel-shim.io/role"].GetStringValue() + "|" + f["tunnel-shim.io/listen-address"].GetStringValue() + "|" + f["tunnel-shim.io/access-log"].GetStringValue()
+	// The same fields, in the same order, as the shim's viewKey (src/translate/view.ts).
+	return f["tunnel-shim.io/role"].GetStringValue() + "|" + f["tunnel-shim.io/listen-address"].GetStringValue() + "|" + f["tunnel-shim.io/access-log"].GetStringValue() + "|" + f["tunnel-shim.io/relay-http-backend"].GetStringValue()
 }
 
 type views struct {
