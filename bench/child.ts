@@ -5,6 +5,12 @@ import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 
+/** Every process the benchmark started: killed when it exits, also after a failure. */
+export const started = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of started) child.kill('SIGKILL');
+});
+
 export class Child {
   readonly process: ChildProcess;
   private readonly waiting: { cmd: string; match?: (m: any) => boolean; resolve: (m: any) => void }[] = [];
@@ -12,6 +18,8 @@ export class Child {
 
   constructor(file: string, execArgv: string[] = []) {
     this.process = fork(path.join(here, file), [], { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    started.add(this.process);
+    this.process.once('exit', () => started.delete(this.process));
     this.process.on('message', (m: any) => {
       const i = this.waiting.findIndex((w) => w.cmd === m.cmd && (!w.match || w.match(m)));
       if (i >= 0) this.waiting.splice(i, 1)[0]!.resolve(m);

@@ -10,6 +10,11 @@ import { Child, sleep } from './child.js';
 import { runDataPlane } from './dataplane.js';
 
 const args = process.argv.slice(2);
+// A failed run still ends its children (child.ts kills them on exit).
+process.on('unhandledRejection', (err) => {
+  process.stderr.write(`bench: ${(err as Error).stack ?? err}\n`);
+  process.exit(1);
+});
 const flag = (name: string, fallback: number) => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : fallback;

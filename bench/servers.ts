@@ -9,7 +9,7 @@ import type { SourcedObject } from '../src/model/objects.js';
 import { defaultModelOptions } from '../src/model/tunnel.js';
 import { translate } from '../src/translate/index.js';
 import { viewKey, type NodeView } from '../src/translate/view.js';
-import { Child } from './child.js';
+import { Child, started } from './child.js';
 import { podAddress, podCount, serviceObjects } from './fixtures.js';
 
 export interface Server {
@@ -47,6 +47,8 @@ const plural = { listener: 'listeners', route: 'routes', cluster: 'clusters', en
 
 export async function startPeer(services: number): Promise<Server> {
   const proc: ChildProcess = spawn(peerBinary, [], { stdio: ['ignore', 'pipe', 'inherit'] });
+  started.add(proc);
+  proc.once('exit', () => started.delete(proc));
   const addresses = await new Promise<{ xds: string; control: string }>((resolve) => proc.stdout!.once('data', (d) => resolve(JSON.parse(String(d).split('\n')[0]!))));
   const objects = new Map<number, SourcedObject[]>();
   for (let i = 0; i < services; i++) objects.set(i, serviceObjects(i));
