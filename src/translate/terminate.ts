@@ -128,6 +128,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
     const onPort = byPort.get(port)!;
     const gatewayHosts: ResourceObject[] = [];
     const sidecarHosts = new Map<string, ResourceObject[]>();
+    const gatewayIps = new Set<string>();
     // One virtual host per authority: a Service that is also a TCPRoute backend is served once.
     const seen = new Set<string>();
     // Per-tunnel pieces are memoised (translate/memo.ts); only the per-port assembly below is redone.
@@ -148,6 +149,8 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
           }),
         });
         gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
+        // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
+        for (const ip of memo(t, 'ips', () => [...new Set(t.endpoints.map((e) => e.address))])) if (!boundTo || ip === boundTo) gatewayIps.add(ip);
         continue;
       }
       const ips = memo(t, 'ips', () => [...new Set(t.endpoints.map((e) => e.address))]).filter((ip) => !boundTo || ip === boundTo);
@@ -160,14 +163,16 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         else sidecarHosts.set(ip, [host]);
       }
     }
-    const ips = [...sidecarHosts.keys()].sort();
-    const gatewayKey = gatewayHosts.map(objectId).join(',');
+    // Every chain matches one endpoint IP, and there is no default chain: a connection that arrives
+    // before its IP's chain exists is closed, so a pooled connection can never stick to a chain that
+    // lacks its routes (it would answer 404 for as long as the connection lives).
+    const ips = [...new Set([...sidecarHosts.keys(), ...gatewayIps])].sort();
+    if (ips.length === 0) continue;
     for (const ip of ips) {
       const name = terminateRouteName(port, ip);
       const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
       resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
     }
-    resources.route.push({ name: terminateRouteName(port), object: { name: terminateRouteName(port), virtual_hosts: gatewayHosts }, key: gatewayKey });
     resources.listener.push({
       name: terminateListenerName(port),
       // The HTTP connection managers carry the access logs of this port's Services that have one.
@@ -184,7 +189,6 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
           filter_chain_match: { prefix_ranges: [prefixRange(ip)] },
           filters: [connectHttpManager(port, terminateRouteName(port, ip), view, onPort)],
         })),
-        default_filter_chain: { name: 'default', filters: [connectHttpManager(port, terminateRouteName(port), view, onPort)] },
       },
     });
   }

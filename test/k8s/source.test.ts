@@ -30,6 +30,18 @@ async function listenerNames(): Promise<string[]> {
   return dump.configs.filter((c) => c.active_state).map((c) => c.name).sort();
 }
 
+/**
+ * Waits until both Envoys ACKed everything sent. An originator can learn a new endpoint a moment
+ * before the terminator's filter chain for it has warmed; tests assert on settled state.
+ */
+async function settled(): Promise<void> {
+  await waitFor('both Envoys to ACK the latest config', async () => {
+    const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; types: Record<string, { status: string }> }[];
+    const mine = nodes.filter((n) => n.id === 'k8s-originator' || n.id === 'k8s-terminator');
+    return mine.length === 2 && mine.every((n) => Object.values(n.types).every((t) => t.status === 'SYNCED'));
+  }, 20_000, 50);
+}
+
 async function refused(port: number): Promise<boolean> {
   return Client.connect(port).then((c) => (c.close(), false), () => true);
 }
@@ -68,6 +80,7 @@ describe('kubernetes source', () => {
     const port = await freePort();
     await apply(admin, [service({ name: 'a', namespace: ns, port, annotations: annotations() }), endpointSlice({ service: 'a', namespace: ns, port: backendPort, ips: [podA, podB] })]);
     await waitFor('the tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
+    await settled();
     const seen = new Set<string>();
     for (let i = 0; i < 10; i++) seen.add((await roundTrip(port)).split('\n')[0]!);
     expect([...seen].sort()).toEqual(['pod-a', 'pod-b']);
@@ -100,6 +113,7 @@ describe('kubernetes source', () => {
       route(90, 10),
     ]);
     await waitFor('the split listener', () => roundTrip(parentPort).then(() => true), 20_000, 100);
+    await settled();
     const counts = { v1: 0, v2: 0 } as Record<string, number>;
     for (let i = 0; i < 1000; i++) counts[(await roundTrip(parentPort)).split('\n')[0]!]!++;
     const share = counts.v1! / 1000;
@@ -142,6 +156,7 @@ describe('kubernetes source', () => {
     const port = await freePort();
     await apply(admin, [service({ name: 'steady', namespace: ns, port, annotations: annotations() }), endpointSlice({ service: 'steady', namespace: ns, port: backendPort, ips: [podA] })]);
     await waitFor('steady tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
+    await settled();
     const open = await Client.connect(port);
     await open.echo('before\n');
     const modified = await originator.stat('listener_manager.listener_modified');
