@@ -1,5 +1,6 @@
-// gRPC service definitions built from the loaded protos. Responses are written as pre-encoded bytes,
-// so the response serializer passes a Buffer through untouched.
+// gRPC service definitions built from the loaded protos. The server writes responses as pre-encoded
+// bytes, so its response serializer passes a Buffer through untouched; clients (tests, benchmarks)
+// encode requests from objects and decode responses.
 import type * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../envoy/protos.js';
 
@@ -15,59 +16,26 @@ const passThrough = (bytes: Buffer): Buffer => bytes;
 
 const adsPath = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
-export function adsServiceDefinition(): grpc.ServiceDefinition {
-  const request = codec('envoy.service.discovery.v3.DiscoveryRequest');
-  const response = codec('envoy.service.discovery.v3.DiscoveryResponse');
-  const deltaRequest = codec('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-  const deltaResponse = codec('envoy.service.discovery.v3.DeltaDiscoveryResponse');
-  return {
-    DeltaAggregatedResources: {
-      path: `${adsPath}/DeltaAggregatedResources`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: deltaRequest.serialize,
-      requestDeserialize: deltaRequest.deserialize,
-      responseSerialize: passThrough,
-      responseDeserialize: deltaResponse.deserialize,
-      originalName: 'deltaAggregatedResources',
-    },
-    StreamAggregatedResources: {
-      path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
+function adsDefinition(side: 'server' | 'client'): grpc.ServiceDefinition {
+  const method = (name: string, originalName: string, messages: string) => {
+    const request = codec(`envoy.service.discovery.v3.${messages}Request`);
+    const response = codec(`envoy.service.discovery.v3.${messages}Response`);
+    return {
+      path: `${adsPath}/${name}`,
       requestStream: true,
       responseStream: true,
       requestSerialize: request.serialize,
       requestDeserialize: request.deserialize,
-      responseSerialize: passThrough,
+      responseSerialize: side === 'server' ? passThrough : response.serialize,
       responseDeserialize: response.deserialize,
-      originalName: 'streamAggregatedResources',
-    },
+      originalName,
+    };
+  };
+  return {
+    StreamAggregatedResources: method('StreamAggregatedResources', 'streamAggregatedResources', 'Discovery'),
+    DeltaAggregatedResources: method('DeltaAggregatedResources', 'deltaAggregatedResources', 'DeltaDiscovery'),
   } as grpc.ServiceDefinition;
 }
 
-/** The same service for clients (tests, benchmarks): requests encoded from objects, responses decoded. */
-export function adsClientDefinition(): grpc.ServiceDefinition {
-  const request = codec('envoy.service.discovery.v3.DiscoveryRequest');
-  const response = codec('envoy.service.discovery.v3.DiscoveryResponse');
-  const deltaRequest = codec('envoy.service.discovery.v3.DeltaDiscoveryRequest');
-  const deltaResponse = codec('envoy.service.discovery.v3.DeltaDiscoveryResponse');
-  return {
-    DeltaAggregatedResources: {
-      path: `${adsPath}/DeltaAggregatedResources`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: deltaRequest.serialize,
-      requestDeserialize: deltaRequest.deserialize,
-      responseSerialize: deltaResponse.serialize,
-      responseDeserialize: deltaResponse.deserialize,
-    },
-    StreamAggregatedResources: {
-      path: '/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources',
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: request.serialize,
-      requestDeserialize: request.deserialize,
-      responseSerialize: response.serialize,
-      responseDeserialize: response.deserialize,
-    },
-  } as grpc.ServiceDefinition;
-}
+export const adsServiceDefinition = () => adsDefinition('server');
+export const adsClientDefinition = () => adsDefinition('client');
