@@ -44,7 +44,7 @@ for (let i = 0; i < rounds; i++) {
 times.sort((a, b) => a - b);
 const at = (q: number) => times[Math.min(times.length - 1, Math.floor(q * times.length))]!.toFixed(1);
 console.log(`file change -> originator ACK, ${rounds} changes: median ${at(0.5)} ms, min ${at(0)} ms, max ${at(1)} ms`);
-console.log('  (includes the file watcher settle of 50 ms, the 50 ms debounce and polling /debug/nodes)');
+console.log('  (includes the file watcher settle of 50 ms and polling /debug/nodes)');
 console.log(`tunnel-shim serve RSS with the demo example loaded and one Envoy connected: ${(rssKb / 1024).toFixed(1)} MiB`);
 await envoy.stop();
 shim.kill('SIGTERM');

@@ -5,8 +5,7 @@ import YAML from 'yaml';
 import { createLogger, type LogFormat } from '../logger.js';
 import { Shim } from '../shim.js';
 import { FileSource } from '../sources/file.js';
-import { EventRecorder } from '../sources/kube-events.js';
-import { KubernetesSource } from '../sources/kubernetes.js';
+import type { EventRecorder } from '../sources/kube-events.js';
 import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
@@ -17,12 +16,17 @@ import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
-function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Source {
-  if (spec === 'kubernetes') return new KubernetesSource({ logger, namespaces });
+async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Promise<{ source: Source; events?: EventRecorder }> {
+  if (spec === 'kubernetes') {
+    // Loaded only when used: the Kubernetes client is tens of MB of heap a file-sourced shim never needs.
+    const [{ KubernetesSource }, { EventRecorder }] = await Promise.all([import('../sources/kubernetes.js'), import('../sources/kube-events.js')]);
+    const source = new KubernetesSource({ logger, namespaces });
+    return { source, events: new EventRecorder(source.kubeConfig, logger) };
+  }
   if (spec.startsWith('file:')) {
     const path = spec.slice('file:'.length);
     if (!fs.existsSync(path)) throw new Error(`--source ${spec}: ${path} does not exist`);
-    return new FileSource(path, logger);
+    return { source: new FileSource(path, logger) };
   }
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
 }
@@ -50,8 +54,7 @@ export function program(): Command {
     .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
-      const source = sourceFrom(o.source, logger, o.namespace);
-      const events = source instanceof KubernetesSource ? new EventRecorder(source.kubeConfig, logger) : undefined;
+      const { source, events } = await sourceFrom(o.source, logger, o.namespace);
       const shim = new Shim({
         source,
         events,
