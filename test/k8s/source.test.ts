@@ -150,6 +150,17 @@ describe('kubernetes source', () => {
     expect(event.message).toBe('metadata.annotations["tunnel-shim.io/tunnel-port"]: "eighty" is not a port (1-65535)');
     await waitFor('the good neighbour', () => roundTrip(goodPort).then(() => true), 20_000, 100);
     expect(await refused(badPort)).toBe(true);
+
+    // Rate limit: the same problem coming back within the interval is not recorded again.
+    const bad = (value: string) => service({ name: 'bad', namespace: ns, port: badPort, annotations: { 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/tunnel-port': value } });
+    for (const value of ['15008', 'eighty', '15008', 'eighty']) {
+      const rebuilds = shim.shim.pipeline.rebuilds;
+      await apply(admin, [bad(value)]);
+      await waitFor('the change to be rebuilt', () => shim.shim.pipeline.rebuilds > rebuilds, 20_000, 20);
+    }
+    await new Promise((r) => setTimeout(r, 1000));
+    const again = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=bad' });
+    expect(again.items.filter((e) => e.reason === 'InvalidAnnotation')).toHaveLength(1);
   });
 
   it('keeps Envoys serving through an API server restart and a relist after 410 Gone, then converges', async () => {
