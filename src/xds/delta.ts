@@ -2,13 +2,13 @@
 // holds, nonces and ACK state. Responses carry only what changed plus removed_resources, built from
 // `Resource` bytes encoded once per content version (envoy/encode.ts deltaResourceBytes). Like the
 // state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
-import { randomBytes } from 'node:crypto';
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
-import { isWildcardKind, kindOfTypeUrl, pushOrder, TypeUrl, type ResourceKind } from '../envoy/protos.js';
+import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
 import { applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
-import type { NackRecord, ResponseSink } from './stream.js';
+import type { NackRecord } from './stream.js';
+import { StreamTransport, type ResponseSink } from './transport.js';
 
 export interface DeltaTypeState extends DeltaSubscription {
   lastVersion?: string;
@@ -37,24 +37,13 @@ export interface DeltaStreamEvents {
 
 const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
 
-export class DeltaStream {
+export class DeltaStream extends StreamTransport {
   readonly mode = 'delta' as const;
   readonly types = new Map<ResourceKind, DeltaTypeState>();
-  readonly connectedAt = new Date();
-  private nonceCounter = 0;
-  private readonly noncePrefix = randomBytes(4).toString('hex');
-  private blocked = false;
-  /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
-  readonly counters = { bytes: 0, responses: 0, blocked: 0 };
-  private dirty = false;
 
-  constructor(
-    readonly node: NodeIdentity,
-    private readonly watch: Watch,
-    private readonly sink: ResponseSink,
-    private readonly events: DeltaStreamEvents,
-    private readonly controlPlaneId: string,
-  ) {}
+  constructor(node: NodeIdentity, watch: Watch, sink: ResponseSink, private readonly events: DeltaStreamEvents, controlPlaneId: string) {
+    super(node, watch, sink, controlPlaneId);
+  }
 
   onRequest(request: DecodedDeltaRequest): DeltaDecision | undefined {
     const kind = kindOfTypeUrl.get(request.type_url ?? '');
@@ -85,30 +74,8 @@ export class DeltaStream {
     return decision;
   }
 
-  push(): void {
-    for (const kind of pushOrder) {
-      if (this.blocked) {
-        this.dirty = true;
-        return;
-      }
-      this.pushKind(kind);
-    }
-  }
-
-  get isBlocked(): boolean {
-    return this.blocked;
-  }
-
-  onDrain(): void {
-    this.blocked = false;
-    if (this.dirty) {
-      this.dirty = false;
-      this.push();
-    }
-  }
-
-  close(): void {
-    this.watch.cancel();
+  protected pushChanges(kind: ResourceKind): void {
+    this.pushKind(kind);
   }
 
   private pushKind(kind: ResourceKind, full = false): void {
@@ -134,7 +101,7 @@ export class DeltaStream {
     }
     state.owesAnswer = false;
     const resources = send.map((name) => ts.resources.get(name)!);
-    const nonce = `${this.noncePrefix}-${++this.nonceCounter}`;
+    const nonce = this.nextNonce();
     const response = encodeDeltaDiscoveryResponse({
       systemVersionInfo: ts.version,
       typeUrl: TypeUrl[kind],
@@ -147,12 +114,7 @@ export class DeltaStream {
     state.lastVersion = ts.version;
     this.resendChildren(kind, resources);
     this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
-    this.counters.bytes += response.length;
-    this.counters.responses++;
-    if (!this.sink.write(response)) {
-      this.blocked = true;
-      this.counters.blocked++;
-    }
+    this.send(response);
   }
 
   /** A changed cluster or listener may need its endpoints or routes again while it warms. */

@@ -1,14 +1,13 @@
 // One state-of-the-world ADS stream: subscriptions, nonces, what was sent and acknowledged per type.
 // It sends only what changed for this node, in make-before-break order, and never queues more than
 // one pending state when the client reads slowly.
-import { randomBytes } from 'node:crypto';
-import { encodeDiscoveryResponse } from '../envoy/encode.js';
-import { isWildcardKind, kindOfTypeUrl, pushOrder, TypeUrl, type ResourceKind } from '../envoy/protos.js';
+import { encodeDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
+import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
 import { decide, isWildcard, type Decision } from './decide.js';
 import type { NodeIdentity } from './node.js';
 import type { Snapshot } from './snapshot.js';
-import type { EncodedResource } from '../envoy/encode.js';
+import { StreamTransport, type ResponseSink } from './transport.js';
 
 function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
   if (!b || a.length !== b.length) return false;
@@ -73,10 +72,7 @@ export interface StreamEvents {
   decided(stream: AdsStream, kind: ResourceKind, decision: Decision, version: string, nonce: string): void;
 }
 
-export interface ResponseSink {
-  /** Returns false when the transport is full; `onDrain` is then called once it has room again. */
-  write(response: Buffer): boolean;
-}
+export type { ResponseSink };
 
 export interface DecodedRequest {
   version_info?: string;
@@ -88,24 +84,13 @@ export interface DecodedRequest {
 
 const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
 
-export class AdsStream {
+export class AdsStream extends StreamTransport {
   readonly mode = 'sotw' as const;
   readonly types = new Map<ResourceKind, TypeState>();
-  readonly connectedAt = new Date();
-  private nonceCounter = 0;
-  private readonly noncePrefix = randomBytes(4).toString('hex');
-  private blocked = false;
-  /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
-  readonly counters = { bytes: 0, responses: 0, blocked: 0 };
-  private dirty = false;
 
-  constructor(
-    readonly node: NodeIdentity,
-    private readonly watch: Watch,
-    private readonly sink: ResponseSink,
-    private readonly events: StreamEvents,
-    private readonly controlPlaneId: string,
-  ) {}
+  constructor(node: NodeIdentity, watch: Watch, sink: ResponseSink, private readonly events: StreamEvents, controlPlaneId: string) {
+    super(node, watch, sink, controlPlaneId);
+  }
 
   /** Handles one request; returns the decision, or undefined for a type this server does not serve. */
   onRequest(request: DecodedRequest): Decision | undefined {
@@ -138,41 +123,13 @@ export class AdsStream {
     return decision;
   }
 
-  /** Called when the node's snapshot changed. */
-  push(): void {
-    if (this.blocked) {
-      this.dirty = true;
-      return;
-    }
-    for (const kind of pushOrder) {
-      if (this.blocked) {
-        this.dirty = true;
-        return;
-      }
-      this.pushKind(kind, false, true);
-    }
-  }
-
-  /** The transport drained: send the latest state once, whatever happened meanwhile. */
-  get isBlocked(): boolean {
-    return this.blocked;
-  }
-
-  onDrain(): void {
-    this.blocked = false;
-    if (this.dirty) {
-      this.dirty = false;
-      this.push();
-    }
+  protected pushChanges(kind: ResourceKind): void {
+    this.pushKind(kind, false, true);
   }
 
   /** The node's current snapshot (what it would be sent now). */
   snapshot(): Snapshot | undefined {
     return this.watch.snapshot();
-  }
-
-  close(): void {
-    this.watch.cancel();
   }
 
   private stateOf(kind: ResourceKind): TypeState {
@@ -280,7 +237,7 @@ export class AdsStream {
       toSend = changed;
     }
     const version = ts.version;
-    const nonce = `${this.noncePrefix}-${++this.nonceCounter}`;
+    const nonce = this.nextNonce();
     const response = encodeDiscoveryResponse({
       versionInfo: version,
       typeUrl: TypeUrl[kind],
@@ -306,11 +263,6 @@ export class AdsStream {
       childState.generation = -1;
     }
     this.events.sent(this, kind, version, nonce, toSend.length);
-    this.counters.bytes += response.length;
-    this.counters.responses++;
-    if (!this.sink.write(response)) {
-      this.blocked = true;
-      this.counters.blocked++;
-    }
+    this.send(response);
   }
 }
