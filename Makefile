@@ -7,7 +7,8 @@ setup:
 demo: setup
 	@npx tsx scripts/demo.ts
 
-test: setup
+test:
+	@scripts/setup.sh --test
 	@npx vitest run $(VITEST_ARGS)
 
 # Every scenario of bench/README.md, one table (about 8 minutes on 2 cores). BENCH_ARGS passes flags,

