@@ -11,6 +11,7 @@ import { freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
+import { debugNodes } from '../helpers/nodes.js';
 
 let dir: string;
 let xdsPort: number;
@@ -101,7 +102,7 @@ describe('maximum connection age', () => {
       await waitFor('three streams from one Envoy', async () => (await opened()) >= 3, 15_000, 100);
       expect(await envoy.stat('cluster.tunnel-shim-xds.upstream_cx_total')).toBeGreaterThanOrEqual(3);
       const nodes = await waitFor('SYNCED again', async () => {
-        const list = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; types: Record<string, { status: string }> }[];
+        const list = await debugNodes(shim.adminUrl);
         const node = list.find((n) => n.id === 'aging');
         return node && Object.values(node.types).every((t) => t.status === 'SYNCED') ? list : undefined;
       });

@@ -17,6 +17,7 @@ import { Client, freePort, roundTrip, startEcho, type EchoServer } from '../help
 import { podYaml, serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { sleep, waitFor } from '../helpers/wait.js';
+import { debugNodes } from '../helpers/nodes.js';
 
 let shim: TestShim;
 let originator: EnvoyProcess;
@@ -39,7 +40,7 @@ const prefix = (name: string) => `originate_e2e_${name}_${port[name]}`;
 const cluster = (name: string) => `cluster.originate/e2e/${name}/${port[name]}`;
 
 async function synced(ids: string[]): Promise<boolean> {
-  const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; types: Record<string, { status: string }> }[];
+  const nodes = await debugNodes(shim.adminUrl);
   return ids.every((id) => {
     const n = nodes.find((x) => x.id === id);
     return n && Object.values(n.types).length >= 2 && Object.values(n.types).every((t) => t.status === 'SYNCED');

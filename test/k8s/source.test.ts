@@ -8,6 +8,7 @@ import { Client, freePort, roundTrip } from '../helpers/net.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
 import { startApiServer, type ApiServer } from './harness.js';
+import { debugNodes, nodeStatus } from '../helpers/nodes.js';
 
 const ns = 'tunnels';
 let api: ApiServer;
@@ -36,7 +37,7 @@ async function listenerNames(): Promise<string[]> {
  */
 async function settled(): Promise<void> {
   await waitFor('both Envoys to ACK the latest config', async () => {
-    const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; types: Record<string, { status: string }> }[];
+    const nodes = await debugNodes(shim.adminUrl);
     const mine = nodes.filter((n) => n.id === 'k8s-originator' || n.id === 'k8s-terminator');
     return mine.length === 2 && mine.every((n) => Object.values(n.types).every((t) => t.status === 'SYNCED'));
   }, 20_000, 50);
@@ -122,11 +123,10 @@ describe('kubernetes source', () => {
     expect(share).toBeGreaterThanOrEqual(0.85);
     expect(share).toBeLessThanOrEqual(0.95);
 
-    const version = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json() as { id: string; types: { listener: { ackedVersion: string } } }[]).find((n) => n.id === 'k8s-originator')!.types.listener.ackedVersion;
+    const version = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!.ackedVersion;
     await apply(admin, [route(0, 100)]);
     await waitFor('the originator to ACK the new split', async () => {
-      const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; types: { listener: { ackedVersion: string; status: string } } }[];
-      const l = nodes.find((n) => n.id === 'k8s-originator')!.types.listener;
+      const l = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!;
       return l.status === 'SYNCED' && l.ackedVersion !== version;
     }, 20_000, 50);
     // Every connection opened after the ACK goes to v2.

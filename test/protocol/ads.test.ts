@@ -4,6 +4,7 @@ import { AdsClient, originateMeta, terminateMeta } from '../helpers/ads-client.j
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
+import { nodeStatus as getNodeStatus } from '../helpers/nodes.js';
 
 let shim: TestShim;
 const clients: AdsClient[] = [];
@@ -29,10 +30,7 @@ afterAll(async () => {
   await shim.stop();
 });
 
-async function nodeStatus(id: string) {
-  const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as any[];
-  return nodes.find((n) => n.id === id);
-}
+const nodeStatus = async (id: string): Promise<any> => getNodeStatus(shim.adminUrl, id);
 
 describe('ADS state of the world', () => {
   it('answers each type with a content version and a fresh nonce, and stays quiet after an ACK', async () => {

@@ -5,6 +5,7 @@ import { DeltaClient } from '../helpers/delta-client.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
+import { nodeStatus as getNodeStatus } from '../helpers/nodes.js';
 
 let shim: TestShim;
 const clients: DeltaClient[] = [];
@@ -32,10 +33,7 @@ afterAll(async () => {
   await shim.stop();
 });
 
-async function nodeStatus(id: string) {
-  const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as any[];
-  return nodes.find((n) => n.id === id);
-}
+const nodeStatus = async (id: string): Promise<any> => getNodeStatus(shim.adminUrl, id);
 
 describe('ADS delta', () => {
   it('wildcard CDS and LDS: an empty first request gets every resource, each with a version, and a fresh nonce', async () => {
