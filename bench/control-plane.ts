@@ -42,7 +42,7 @@ export function streamSpecs(originate: number, terminate: number): StreamSpec[] 
 
 export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   const cpu0 = cpuSeconds(server.pid);
-  const gen = new Child('loadgen.ts');
+  const gen = new Child('loadgen.ts', process.env.BENCH_PROFILE_LOADGEN ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles/loadgen'] : []);
   await gen.next('ready');
   const { start } = await gen.ask({ cmd: 'connect', address: server.xds, delta: o.delta, streams: streamSpecs(o.originate, o.terminate) }, 'connected');
   const quiet = await gen.ask({ cmd: 'quiet', ms: 1500 }, 'quiet', 300_000);
@@ -52,7 +52,10 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     const k = markerSeq++;
     const marker = markerAddress(k);
     const fire = await server.prepare((k * 37) % o.services, marker);
-    const seen = gen.next('seen', timeoutMs, (m) => m.marker === marker).then((m) => m.latencyMs as number, async () => {
+    const seen = gen.next('seen', timeoutMs, (m) => m.marker === marker).then((m) => {
+      if (process.env.BENCH_TRACE) process.stderr.write(`bench: change ${k}: first stream ${m.firstMs.toFixed(0)} ms, last ${m.latencyMs.toFixed(0)} ms\n`);
+      return m.latencyMs as number;
+    }, async () => {
       await gen.ask({ cmd: 'unwatch', marker }, 'unwatched');
       return undefined;
     });

@@ -1,7 +1,7 @@
 // `make bench`: every scenario of issue 6 in one run, one table. Benchmarks print figures; they are
 // not tests. Flags: --scale F multiplies Service and stream counts (default 1), --rate-seconds N
 // shortens the 20 changes/s run (default 60), --no-peer, --no-dataplane, --profile (node --cpu-prof
-// of the shim into bench/profiles/).
+// of the shim into bench/profiles/), --only sotw,delta,peer,s2,idle,dataplane (a subset, while tuning).
 import fs from 'node:fs';
 import { run, p, type RunResult } from './control-plane.js';
 import { startPeer, startShim, peerBinary } from './servers.js';
@@ -23,6 +23,9 @@ const scale = flag('--scale', 1);
 const rateSeconds = flag('--rate-seconds', 60);
 const profile = args.includes('--profile');
 const n = (x: number) => Math.max(1, Math.round(x * scale));
+const onlyAt = args.indexOf('--only');
+const only = onlyAt >= 0 ? new Set(args[onlyAt + 1]!.split(',')) : undefined;
+const runs = (part: string) => !only || only.has(part);
 
 const rows: string[][] = [];
 const row = (scenario: string, figure: string, value: string, goal: string, verdict: string) => {
@@ -47,21 +50,26 @@ async function s1(delta: boolean): Promise<RunResult> {
   return r;
 }
 
-const sotw = await s1(false);
 const tag = `S1 (${S1.services} svc, ${S1.originate}+${S1.terminate} streams)`;
+if (runs('sotw')) {
+const sotw = await s1(false);
 row(`${tag}, SotW`, 'initial sync, all streams ACKed', `${ms(sotw.syncMs)} (${sotw.syncedStreams} streams)`, '<= 3 s', ok(sotw.syncMs <= 3000));
 row(`${tag}, SotW`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(sotw.single, 50))} / ${ms(p(sotw.single, 99))}${sotw.singleMissed ? `, ${sotw.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(sotw.single, 99) <= 100 && !sotw.singleMissed));
 if (rateSeconds > 0) {
   row(`${tag}, SotW`, `20 changes/s for ${rateSeconds} s: convergence p99; shim CPU`, `${ms(p(sotw.rated, 99))}${sotw.rateMissed ? ` (${sotw.rateMissed} missed)` : ''}; ${sotw.rateCores.toFixed(2)} cores`, 'p99 <= 250 ms; <= 1 core', ok(p(sotw.rated, 99) <= 250 && sotw.rateCores <= 1 && !sotw.rateMissed));
 }
 row(`${tag}, SotW`, 'shim RSS after the run; load generator CPU', `${mb(sotw.rssBytes)}; ${sotw.loadgenCpu.toFixed(1)} s`, 'report', '');
+}
 
+if (runs('delta')) {
 const delta = await s1(true);
 row(`${tag}, delta`, 'initial sync, all streams ACKed', `${ms(delta.syncMs)} (${delta.syncedStreams} streams)`, '<= 3 s', ok(delta.syncMs <= 3000));
 row(`${tag}, delta`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(delta.single, 50))} / ${ms(p(delta.single, 99))}${delta.singleMissed ? `, ${delta.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(delta.single, 99) <= 100 && !delta.singleMissed));
 row(`${tag}, delta`, 'one endpoint change: bytes sent per originate stream', `${(delta.deltaBytesPerStream ?? NaN).toFixed(0)} B`, '<= 2 KB', ok((delta.deltaBytesPerStream ?? Infinity) <= 2048));
+row(`${tag}, delta`, 'shim RSS after the run; load generator CPU', `${mb(delta.rssBytes)}; ${delta.loadgenCpu.toFixed(1)} s`, 'report', '');
+}
 
-if (!args.includes('--no-peer')) {
+if (!args.includes('--no-peer') && runs('peer')) {
   if (!fs.existsSync(peerBinary)) log(`no peer binary at ${peerBinary}: run make bench (it builds it)`);
   else {
     const peer = await startPeer(S1.services);
@@ -80,7 +88,7 @@ if (!args.includes('--no-peer')) {
   }
 }
 
-{
+if (runs('s2')) {
   const S2 = { services: n(10000), originate: n(91), terminate: n(9) };
   const server = await startShim(S2.services);
   log(`S2 (${S2.services} Services, ${S2.originate}+${S2.terminate} streams): started`);
@@ -91,7 +99,7 @@ if (!args.includes('--no-peer')) {
   row(`S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`, 'shim RSS after sync (sync time)', `${mb(rss)} (${ms(r.syncMs)})`, '<= 200 MB', ok(rss <= 200e6));
 }
 
-{
+if (runs('idle')) {
   // Idle streams: a small configuration, then 1,000 more connected streams that only ACK.
   const server = await startShim(10);
   const base = new Child('loadgen.ts');
@@ -108,7 +116,7 @@ if (!args.includes('--no-peer')) {
   row(`idle streams (${count}, SotW, 10 svc)`, 'RSS added per connected stream', `${((after - before) / count / 1024).toFixed(1)} KB`, '<= 50 KB', ok((after - before) / count <= 50 * 1024));
 }
 
-if (!args.includes('--no-dataplane')) for (const r of await runDataPlane(scale)) row(...r);
+if (!args.includes('--no-dataplane') && runs('dataplane')) for (const r of await runDataPlane(scale)) row(...r);
 
 const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...[['scenario', 'figure', 'measured', 'goal', ''], ...rows].map((r) => r[i]!.length)));
 const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;

@@ -7,7 +7,7 @@
 import * as grpc from '@grpc/grpc-js';
 import protobuf from 'protobufjs';
 import { lookupType, TypeUrl } from '../src/envoy/protos.js';
-import { clusterOf, readResponse, type Light } from './wire.js';
+import { clusterOf, eachDeltaResource, eachResource, readResponse, type Light } from './wire.js';
 
 const now = () => performance.timeOrigin + performance.now();
 const passThrough = (b: Buffer) => b;
@@ -97,20 +97,21 @@ class EnvoyLike {
     this.responses++;
     const r = readResponse(raw, this.delta);
     this.onResponse(this, raw);
-    if (r.typeUrl === TypeUrl.cluster) this.onClusters(r);
+    if (r.typeUrl === TypeUrl.cluster) this.onClusters(raw, r);
     else if (r.typeUrl === TypeUrl.listener && this.spec.role === 'terminate') this.onListeners(raw, r);
     this.request(r.typeUrl, { nonce: r.nonce, version: r.version });
     this.lastAckAt = now();
   }
 
   /** Like Envoy: the endpoints of every EDS cluster are subscribed to once the clusters arrive. */
-  private onClusters(r: Light) {
+  private onClusters(raw: Buffer, r: Light) {
     const next = new Set(this.delta ? this.eds : []);
-    if (this.delta) for (const name of r.removed) next.delete(name);
-    for (const any of r.anys) {
-      const c = clusterOf(any);
-      if (c.eds) next.add(c.name);
-    }
+    if (this.delta) {
+      for (const name of r.removed) next.delete(name);
+      r.names.forEach((name, i) => {
+        if (edsOfResource(raw, r.versions[i]!, name)) next.add(name);
+      });
+    } else for (const name of edsOfState(raw, r.version)) next.add(name);
     this.follow(TypeUrl.endpoint, this.eds, next);
   }
 
@@ -135,11 +136,45 @@ class EnvoyLike {
   }
 }
 
+/**
+ * Which clusters are EDS clusters, read once per content rather than per stream: a SotW CDS version
+ * is a hash of the whole state (every server measured versions by content), a delta Resource version
+ * a hash of that resource. Without this the generator parsed 1,000 clusters per stream.
+ */
+const edsByStateVersion = new Map<string, string[]>();
+const edsByResourceVersion = new Map<string, boolean>();
+
+function edsOfState(raw: Buffer, version: string): string[] {
+  let names = edsByStateVersion.get(version);
+  if (!names) {
+    const found: string[] = [];
+    eachResource(raw, (any) => {
+      const c = clusterOf(any);
+      if (c.eds) found.push(c.name);
+    });
+    edsByStateVersion.set(version, (names = found));
+  }
+  return names;
+}
+
+function edsOfResource(raw: Buffer, version: string, name: string): boolean {
+  const key = `${name}|${version}`;
+  if (!edsByResourceVersion.has(key)) {
+    eachDeltaResource(raw, (v, any) => {
+      const c = clusterOf(any);
+      edsByResourceVersion.set(`${c.name}|${v}`, c.eds);
+    });
+  }
+  return edsByResourceVersion.get(key) ?? false;
+}
+
 interface Watch {
   marker: Buffer;
   t0: number;
   seen: Set<EnvoyLike>;
   last: number;
+  /** When the first stream saw it: with `last`, tells server latency from fan-out spread. */
+  first: number;
   expected: number;
 }
 
@@ -155,9 +190,10 @@ function onResponse(e: EnvoyLike, raw: Buffer) {
     if (w.seen.has(e) || raw.indexOf(w.marker) < 0) continue;
     w.seen.add(e);
     w.last = now();
+    w.first ||= w.last;
     if (w.seen.size === w.expected) {
       watches.delete(marker);
-      process.send!({ cmd: 'seen', marker, latencyMs: w.last - w.t0 });
+      process.send!({ cmd: 'seen', marker, latencyMs: w.last - w.t0, firstMs: w.first - w.t0 });
     }
   }
 }
@@ -168,7 +204,13 @@ process.on('message', async (m: any) => {
     const Client = grpc.makeGenericClientConstructor(definition(m.delta), 'Ads');
     for (let i = 0; i < m.streams.length; i++) {
       // Each Envoy has its own connection: no shared subchannel.
-      const client = new Client(m.address, grpc.credentials.createInsecure(), { 'grpc.use_local_subchannel_pool': 1, 'grpc.max_receive_message_length': 256 * 1024 * 1024 });
+      const client = new Client(m.address, grpc.credentials.createInsecure(), {
+        'grpc.use_local_subchannel_pool': 1,
+        'grpc.max_receive_message_length': 256 * 1024 * 1024,
+        // Envoy advertises large HTTP/2 windows (256 MiB by default); grpc-js's 64 KiB would make a
+        // 0.3 MB response wait for several window updates.
+        'grpc-node.flow_control_window': 16 * 1024 * 1024,
+      });
       clients.push(client);
       streams.push(new EnvoyLike(client, m.streams[i], m.delta, onResponse));
       if (i % 50 === 49) await new Promise((r) => setImmediate(r));
@@ -184,7 +226,7 @@ process.on('message', async (m: any) => {
     process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });
   } else if (m.cmd === 'watch') {
     const expected = streams.filter((s) => s.spec.role === 'originate').length;
-    watches.set(m.marker, { marker: Buffer.from(m.marker), t0: m.t0, seen: new Set(), last: 0, expected });
+    watches.set(m.marker, { marker: Buffer.from(m.marker), t0: m.t0, seen: new Set(), last: 0, first: 0, expected });
   } else if (m.cmd === 'unwatch') {
     const w = watches.get(m.marker);
     watches.delete(m.marker);

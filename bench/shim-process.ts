@@ -34,6 +34,16 @@ class MemorySource implements Source {
 const source = new MemorySource();
 const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', logger: pino({ level: 'warn' }) });
 
+// BENCH_TRACE=1: how long each model change takes inside the shim (rebuild + hand-off to every stream).
+if (process.env.BENCH_TRACE) {
+  const setModel = shim.cache.setModel.bind(shim.cache);
+  shim.cache.setModel = (model, changedAt) => {
+    const t0 = performance.now();
+    setModel(model, changedAt);
+    process.stderr.write(`shim: change applied in ${(performance.now() - t0).toFixed(1)} ms (${Date.now() - (changedAt ?? Date.now())} ms after the source event)\n`);
+  };
+}
+
 process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedObject[]> }) => {
   if (m.cmd === 'set') {
     source.set(m.updates!);

@@ -4,7 +4,6 @@
 export interface SotwRequest {
   versionInfo: string;
   responseNonce: string;
-  resourceNames: readonly string[];
   errorMessage?: string;
 }
 

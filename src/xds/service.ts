@@ -1,8 +1,10 @@
 // gRPC service definitions built from the loaded protos. The server writes responses as pre-encoded
-// bytes, so its response serializer passes a Buffer through untouched; clients (tests, benchmarks)
-// encode requests from objects and decode responses.
+// bytes, so its response serializer passes a Buffer through untouched, and reads SotW requests with
+// their resource_names left as bytes (request.ts); clients (tests, benchmarks) encode requests from
+// objects and decode responses.
 import type * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../envoy/protos.js';
+import { decodeSotwRequest } from './request.js';
 
 function codec(typeName: string) {
   const type = lookupType(typeName);
@@ -25,7 +27,7 @@ function adsDefinition(side: 'server' | 'client'): grpc.ServiceDefinition {
       requestStream: true,
       responseStream: true,
       requestSerialize: request.serialize,
-      requestDeserialize: request.deserialize,
+      requestDeserialize: side === 'server' && messages === 'Discovery' ? decodeSotwRequest : request.deserialize,
       responseSerialize: side === 'server' ? passThrough : response.serialize,
       responseDeserialize: response.deserialize,
       originalName,

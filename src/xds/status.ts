@@ -34,13 +34,11 @@ export function resourceStatuses(stream: AdsStream): ResourceStatus[] {
     const state = stream.types.get(kind);
     if (!state?.requested) continue;
     const current = snapshot?.[kind].resources ?? new Map<string, EncodedResource>();
-    const names = new Set<string>(state.delivered.keys());
-    if (state.wildcard || (isWildcardKind(kind) && state.names.size === 0)) for (const name of current.keys()) names.add(name);
-    else for (const name of state.names) names.add(name);
+    const names = state.wildcard || (isWildcardKind(kind) && state.names.size === 0) ? current.keys() : state.names;
     for (const name of [...names].sort()) {
-      const delivery = state.delivered.get(name);
+      const delivery = state.ledger.delivery(name);
       const inSnapshot = current.get(name);
-      const sentVersion = state.sent.get(name);
+      const sentVersion = state.ledger.sent(name)?.version;
       const entry: ResourceStatus = { kind, name, status: 'NOT_SENT', missing: !inSnapshot && !delivery };
       if (delivery) {
         entry.responseVersion = delivery.responseVersion;

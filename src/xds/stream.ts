@@ -1,25 +1,15 @@
 // One state-of-the-world ADS stream: subscriptions, nonces, what was sent and acknowledged per type.
 // It sends only what changed for this node, in make-before-break order, and never queues more than
 // one pending state when the client reads slowly.
-import { encodeDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
+import { discoveryResponseBody, withNonce, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
-import { decide, isWildcard, type Decision } from './decide.js';
+import { decide, type Decision } from './decide.js';
+import { SentLedger, type Delivery } from './ledger.js';
+import { subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
-import type { Snapshot } from './snapshot.js';
+import type { Snapshot, TypeSnapshot } from './snapshot.js';
 import { StreamTransport, type ResponseSink } from './transport.js';
-
-function sameList(a: readonly string[], b: readonly string[] | undefined): boolean {
-  if (!b || a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
-}
-
-function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
-}
 
 export interface NackRecord {
   nonce: string;
@@ -32,16 +22,17 @@ export interface NackRecord {
 export interface TypeState {
   requested: boolean;
   wildcard: boolean;
-  names: Set<string>;
-  /** Version of each resource as last sent on this stream. */
-  sent: Map<string, string>;
+  /** Subscribed names (without `*`); shared with other streams that sent the same list: read only. */
+  names: ReadonlySet<string>;
+  /** What was sent per name, and which response carried it (CSDS reports per resource). */
+  ledger: SentLedger;
   lastNonce?: string;
   lastVersion?: string;
   ackedVersion?: string;
   ackedNonce?: string;
   lastNack?: NackRecord;
-  /** Per resource: which response carried its current version (CSDS reports per resource). */
-  delivered: Map<string, Delivery>;
+  /** The last response's delivery record (a NACK marks it). */
+  lastDelivery?: Delivery;
   /** Sequence number of the last response sent and of the last one ACKed for this type (0: none). */
   lastSeq: number;
   ackedSeq: number;
@@ -52,20 +43,11 @@ export interface TypeState {
   changedAt?: number;
   /** Generation of the type snapshot this stream last reconciled with (-1: look at everything). */
   generation: number;
-  /** resource_names of the last request that changed the subscription, as sent. */
-  lastNames?: readonly string[];
+  /** resource_names bytes of the last request, to recognise an unchanged subscription without decoding it. */
+  namesRaw?: Uint8Array;
 }
 
-/** The response that last carried one resource on a stream. */
-export interface Delivery {
-  /** Position of that response on this stream; compare with TypeState.ackedSeq. */
-  seq: number;
-  /** version_info of that response. */
-  responseVersion: string;
-  at: Date;
-  /** Set when the client NACKed that response: it does not hold this version. */
-  nack?: NackRecord;
-}
+export type { Delivery };
 
 export interface StreamEvents {
   sent(stream: AdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
@@ -74,13 +56,7 @@ export interface StreamEvents {
 
 export type { ResponseSink };
 
-export interface DecodedRequest {
-  version_info?: string;
-  resource_names?: string[];
-  type_url?: string;
-  response_nonce?: string;
-  error_detail?: { code?: number; message?: string } | null;
-}
+export type { DecodedRequest };
 
 const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
 
@@ -97,12 +73,10 @@ export class AdsStream extends StreamTransport {
     const kind = kindOfTypeUrl.get(request.type_url ?? '');
     if (!kind) return undefined;
     const state = this.stateOf(kind);
-    const names = request.resource_names ?? [];
     const decision = decide(
       {
         versionInfo: request.version_info ?? '',
         responseNonce: request.response_nonce ?? '',
-        resourceNames: names,
         errorMessage: request.error_detail ? request.error_detail.message ?? `code ${request.error_detail.code ?? 0}` : undefined,
       },
       state,
@@ -116,9 +90,9 @@ export class AdsStream extends StreamTransport {
       state.ackedSeq = state.lastSeq;
     } else if (decision.kind === 'nack') {
       state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
-      for (const d of state.delivered.values()) if (d.seq === state.lastSeq) d.nack = state.lastNack;
+      if (state.lastDelivery) state.lastDelivery.nack = state.lastNack;
     }
-    const resubscribed = this.subscribe(kind, state, names, decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
+    const resubscribed = this.subscribe(kind, state, request.namesRaw ?? new Uint8Array(0), decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
     this.pushKind(kind, resubscribed || decision.kind === 'subscribe', false);
     return decision;
   }
@@ -135,35 +109,29 @@ export class AdsStream extends StreamTransport {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), sent: new Map(), delivered: new Map(), lastSeq: 0, ackedSeq: 0, generation: -1 };
+      state = { requested: false, wildcard: false, names: new Set(), ledger: new SentLedger(), lastSeq: 0, ackedSeq: 0, generation: -1 };
       this.types.set(kind, state);
     }
     return state;
   }
 
-  private subscribe(kind: ResourceKind, state: TypeState, names: readonly string[], clientVersion: string | undefined): boolean {
-    const wildcard = isWildcardKind(kind) && isWildcard(names);
-    // Every SotW ACK repeats the whole subscription (1,000 EDS names per Envoy in the benchmark): the
-    // common case, the same list in the same order, is recognised without building a set.
-    if (state.requested && wildcard === state.wildcard && sameList(names, state.lastNames)) {
+  private subscribe(kind: ResourceKind, state: TypeState, namesRaw: Uint8Array, clientVersion: string | undefined): boolean {
+    // Every SotW ACK repeats the whole subscription: the same bytes as last time mean no change.
+    if (state.requested && state.namesRaw && Buffer.compare(state.namesRaw, namesRaw) === 0) {
       this.reconnected(kind, state, clientVersion);
       return false;
     }
-    state.lastNames = names;
-    const next = new Set(names.filter((n) => n !== '*'));
-    const same = state.requested && wildcard === state.wildcard && sameSet(next, state.names);
+    const sub: Subscription = subscriptionOf(namesRaw);
+    state.namesRaw = Uint8Array.from(namesRaw);
+    const wildcard = isWildcardKind(kind) && sub.wildcardish;
+    const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
+    if (!same && !wildcard) {
+      // Names the client adds must be sent even if an earlier subscription had them.
+      for (const name of sub.set) if (!state.names.has(name) || state.wildcard) state.ledger.forget(name);
+    }
     state.requested = true;
     state.wildcard = wildcard;
-    if (!same) {
-      // Forget what was sent for names the client dropped, so re-subscribing sends them again.
-      for (const name of state.sent.keys()) {
-        if (!state.wildcard && !next.has(name)) {
-          state.sent.delete(name);
-          state.delivered.delete(name);
-        }
-      }
-      state.names = next;
-    }
+    state.names = sub.set;
     this.reconnected(kind, state, clientVersion);
     return !same;
   }
@@ -176,25 +144,12 @@ export class AdsStream extends StreamTransport {
     const snapshot = this.watch.snapshot();
     if (clientVersion && snapshot && snapshot[kind].version === clientVersion) {
       // The client holds this content from an earlier stream: it counts as sent and ACKed (seq 0).
-      const at = new Date();
-      for (const r of this.selected(kind, state, snapshot)) {
-        state.sent.set(r.name, r.version);
-        state.delivered.set(r.name, { seq: 0, responseVersion: clientVersion, at });
-      }
+      const ts = snapshot[kind];
+      state.ledger.settle(ts.resources, [], { seq: 0, responseVersion: clientVersion, at: new Date() }, true);
+      state.generation = ts.generation;
       state.lastVersion = clientVersion;
       state.ackedVersion = clientVersion;
     }
-  }
-
-  private selected(kind: ResourceKind, state: TypeState, snapshot: Snapshot): EncodedResource[] {
-    const resources = snapshot[kind].resources;
-    if (state.wildcard) return [...resources.values()];
-    const out = [];
-    for (const name of state.names) {
-      const r = resources.get(name);
-      if (r) out.push(r);
-    }
-    return out;
   }
 
   /**
@@ -213,56 +168,103 @@ export class AdsStream extends StreamTransport {
       return;
     }
     const ts = snapshot[kind];
-    if (!full && state.generation === ts.generation) return;
-    const candidates = !full && ts.changed && state.generation === ts.changed.since ? ts.changed.names : undefined;
+    if (!full && state.generation === ts.generation && !state.ledger.unsettled) return;
+    const candidates = !full && !state.ledger.unsettled && ts.changed && state.generation === ts.changed.since ? ts.changed.names : undefined;
     state.generation = ts.generation;
-    const look = candidates ?? new Set([...(state.wildcard ? ts.resources.keys() : state.names), ...state.sent.keys()]);
+    const subscribed = (name: string) => state.wildcard || state.names.has(name);
+    const look: Iterable<string> = candidates ?? (state.wildcard ? ts.resources.keys() : state.names);
     const changed: EncodedResource[] = [];
+    let present = 0;
     for (const name of look) {
       const r = ts.resources.get(name);
-      if (!r || !(state.wildcard || state.names.has(name))) {
-        state.sent.delete(name);
-        state.delivered.delete(name);
-        continue;
-      }
-      if (state.sent.get(name) !== r.version) changed.push(r);
+      if (!r || (candidates && !subscribed(name))) continue;
+      present++;
+      if (state.ledger.sent(name)?.version !== r.version) changed.push(r);
     }
     let toSend: EncodedResource[];
+    let whole = !candidates && changed.length === present;
     if (isWildcardKind(kind)) {
       // LDS and CDS responses carry the full state; send one whenever the state differs.
-      if (ts.version === state.lastVersion) return;
-      toSend = this.selected(kind, state, snapshot);
-    } else {
-      if (changed.length === 0) return;
-      toSend = changed;
+      const differs = ts.version !== state.lastVersion || changed.length > 0;
+      toSend = !differs ? [] : state.wildcard ? [...ts.resources.values()] : selected(ts, state.names);
+      whole = true;
+    } else toSend = changed;
+    if (toSend.length === 0 && !(isWildcardKind(kind) && ts.version !== state.lastVersion)) {
+      state.ledger.settle(ts.resources, [], undefined, false);
+      return;
     }
     const version = ts.version;
     const nonce = this.nextNonce();
-    const response = encodeDiscoveryResponse({
-      versionInfo: version,
-      typeUrl: TypeUrl[kind],
-      nonce,
-      controlPlaneId: this.controlPlaneId,
-      resources: toSend.map((r) => r.any),
-    });
-    const seq = ++state.lastSeq;
-    const at = new Date();
-    for (const r of toSend) {
-      state.sent.set(r.name, r.version);
-      state.delivered.set(r.name, { seq, responseVersion: version, at });
-    }
+    const body = sharedBody(ts, bodyKey(state, toSend, whole, this.controlPlaneId), () =>
+      discoveryResponseBody({ versionInfo: version, typeUrl: TypeUrl[kind], controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }),
+    );
+    const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
+    state.ledger.settle(ts.resources, toSend, delivery, whole);
+    state.lastDelivery = delivery;
     state.lastNonce = nonce;
     state.lastVersion = version;
-    state.changedAt = becauseOfChange ? snapshot[kind].changedAt : undefined;
+    state.changedAt = becauseOfChange ? ts.changedAt : undefined;
     // A changed cluster or listener may need its endpoints or routes again while it warms.
     const child = childKind[kind];
     const childState = child ? this.types.get(child) : undefined;
     if (childState && changed.length > 0) {
-      if (kind === 'cluster') for (const r of changed) childState.sent.delete(r.name);
-      else childState.sent.clear();
+      if (kind === 'cluster') for (const r of changed) childState.ledger.forget(r.name);
+      else childState.ledger.forgetAll();
       childState.generation = -1;
     }
     this.events.sent(this, kind, version, nonce, toSend.length);
-    this.send(response);
+    this.send(withNonce(body, nonce));
   }
+}
+
+function selected(ts: TypeSnapshot, names: ReadonlySet<string>): EncodedResource[] {
+  const out: EncodedResource[] = [];
+  for (const name of names) {
+    const r = ts.resources.get(name);
+    if (r) out.push(r);
+  }
+  return out;
+}
+
+function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
+  if (a === b) return true;
+  if (a.size !== b.size) return false;
+  for (const x of a) if (!b.has(x)) return false;
+  return true;
+}
+
+/**
+ * Response bodies (everything but the nonce) shared by the streams of a view: the 1,000 originators
+ * of the benchmark get one encoding of each response, not 1,000. Keyed per type snapshot by what the
+ * response carries; entries go with the snapshot.
+ */
+const bodies = new WeakMap<TypeSnapshot, Map<string, Uint8Array>>();
+const maxBodiesPerSnapshot = 64;
+
+function sharedBody(ts: TypeSnapshot, key: string | undefined, make: () => Uint8Array): Uint8Array {
+  if (key === undefined) return make();
+  let byKey = bodies.get(ts);
+  if (!byKey) bodies.set(ts, (byKey = new Map()));
+  let body = byKey.get(key);
+  if (!body) {
+    body = make();
+    if (byKey.size < maxBodiesPerSnapshot) byKey.set(key, body);
+  }
+  return body;
+}
+
+/** Ids for shared subscriptions, so "everything this subscription names" is a short key. */
+const subscriptionIds = new WeakMap<ReadonlySet<string>, number>();
+let nextSubscriptionId = 0;
+
+function bodyKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean, controlPlaneId: string): string | undefined {
+  if (state.wildcard) return `${controlPlaneId}|*`;
+  if (whole) {
+    // Everything this (shared) subscription names, in its order.
+    let id = subscriptionIds.get(state.names);
+    if (id === undefined) subscriptionIds.set(state.names, (id = nextSubscriptionId++));
+    return `${controlPlaneId}|all:${id}`;
+  }
+  if (toSend.length <= 32) return `${controlPlaneId}|${toSend.map((r) => r.name).join('\n')}`;
+  return undefined;
 }

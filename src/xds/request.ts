@@ -1,0 +1,141 @@
+// Decoding of state-of-the-world requests. Every SotW ACK repeats the client's whole subscription
+// (1,000 EDS names per originating Envoy in the benchmark), and almost always unchanged. So the names
+// are not decoded per request: the request keeps their raw bytes, and equal bytes map to one shared,
+// read-only subscription (the same Set object for every stream that sends the same list).
+import protobuf from 'protobufjs';
+import { lookupType } from '../envoy/protos.js';
+import { isWildcard } from './decide.js';
+
+export interface Subscription {
+  /** The names as sent, in order. */
+  readonly list: readonly string[];
+  /** The same names without `*`: shared by every stream that sent these bytes; never mutate it. */
+  readonly set: ReadonlySet<string>;
+  /** True for an empty list or one containing `*` (a wildcard request for LDS and CDS). */
+  readonly wildcardish: boolean;
+}
+
+export interface DecodedRequest {
+  version_info?: string;
+  type_url?: string;
+  response_nonce?: string;
+  error_detail?: { code?: number; message?: string } | null;
+  node?: unknown;
+  /** resource_names exactly as encoded (empty when none): compare these, decode only on a change. */
+  namesRaw?: Uint8Array;
+}
+
+interface Fields {
+  version: number;
+  node: number;
+  names: number;
+  typeUrl: number;
+  nonce: number;
+  error: number;
+  nodeType: protobuf.Type;
+  statusType: protobuf.Type;
+}
+let fields: Fields | undefined;
+
+function fieldIds(): Fields {
+  if (!fields) {
+    const t = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
+    const field = (name: string) => {
+      const f = t.fields[name];
+      if (!f) throw new Error(`DiscoveryRequest has no field ${name}`);
+      return f;
+    };
+    fields = {
+      version: field('version_info').id,
+      node: field('node').id,
+      names: field('resource_names').id,
+      typeUrl: field('type_url').id,
+      nonce: field('response_nonce').id,
+      error: field('error_detail').id,
+      nodeType: field('node').resolvedType as protobuf.Type,
+      statusType: field('error_detail').resolvedType as protobuf.Type,
+    };
+  }
+  return fields;
+}
+
+const empty = new Uint8Array(0);
+
+/** Decodes a DiscoveryRequest, leaving resource_names as raw bytes (see `subscriptionOf`). */
+export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
+  const f = fieldIds();
+  const r = protobuf.Reader.create(bytes);
+  const out: DecodedRequest = {};
+  let namesStart = -1;
+  let namesEnd = -1;
+  let contiguous = true;
+  while (r.pos < r.len) {
+    const at = r.pos;
+    const tag = r.uint32();
+    const id = tag >>> 3;
+    if (id === f.names) {
+      if (namesStart < 0) namesStart = at;
+      else if (namesEnd !== at) contiguous = false;
+      r.skipType(tag & 7);
+      namesEnd = r.pos;
+    } else if (id === f.version) out.version_info = r.string();
+    else if (id === f.typeUrl) out.type_url = r.string();
+    else if (id === f.nonce) out.response_nonce = r.string();
+    else if (id === f.node) out.node = f.nodeType.decode(r.bytes());
+    else if (id === f.error) out.error_detail = f.statusType.decode(r.bytes()) as DecodedRequest['error_detail'];
+    else r.skipType(tag & 7);
+  }
+  if (namesStart < 0) out.namesRaw = empty;
+  else if (contiguous) out.namesRaw = bytes.subarray(namesStart, namesEnd);
+  // Names interleaved with other fields (legal, never seen from Envoy): gather them.
+  else out.namesRaw = gatherNames(bytes, f.names);
+  return out;
+}
+
+function gatherNames(bytes: Uint8Array, namesId: number): Uint8Array {
+  const r = protobuf.Reader.create(bytes);
+  const parts: Uint8Array[] = [];
+  while (r.pos < r.len) {
+    const at = r.pos;
+    const tag = r.uint32();
+    r.skipType(tag & 7);
+    if (tag >>> 3 === namesId) parts.push(bytes.subarray(at, r.pos));
+  }
+  return Buffer.concat(parts);
+}
+
+/** Subscriptions by their raw bytes; recent ones only, since a fleet sends a handful of distinct lists. */
+const interned = new Map<string, { raw: Uint8Array; sub: Subscription }[]>();
+const maxInterned = 256;
+let internedCount = 0;
+
+/** The subscription that `raw` (resource_names bytes) encodes, shared with every equal request. */
+export function subscriptionOf(raw: Uint8Array): Subscription {
+  // Bucket by length and a few bytes; buckets are compared with memcmp.
+  const key = `${raw.length}:${raw.length > 0 ? raw[raw.length >> 1]! * 256 + raw[raw.length - 1]! : 0}`;
+  const bucket = interned.get(key);
+  const hit = bucket?.find((e) => Buffer.compare(e.raw, raw) === 0);
+  if (hit) return hit.sub;
+  const list = decodeNames(raw);
+  const sub: Subscription = { list, set: new Set(list.filter((n) => n !== '*')), wildcardish: isWildcard(list) };
+  if (internedCount >= maxInterned) {
+    interned.clear();
+    internedCount = 0;
+  }
+  // Own copy: `raw` points into a request buffer that would otherwise stay alive.
+  const entry = { raw: Uint8Array.from(raw), sub };
+  if (bucket) bucket.push(entry);
+  else interned.set(key, [entry]);
+  internedCount++;
+  return sub;
+}
+
+function decodeNames(raw: Uint8Array): string[] {
+  const r = protobuf.Reader.create(raw);
+  const out: string[] = [];
+  while (r.pos < r.len) {
+    r.uint32();
+    out.push(r.string());
+  }
+  return out;
+}
