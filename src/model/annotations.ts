@@ -71,6 +71,9 @@ function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
     err('hostname', `${JSON.stringify(s.hostname)} is decided per connection; list the authorities terminators may accept in ${a('domains')}`);
   }
   if (s.maxConcurrentStreams !== undefined && s.mode === 'h1') err('max-concurrent-streams', 'HTTP/1.1 tunnels carry one stream per connection; use h2 or h2-post');
+  for (const key of ['connection-keepalive-interval', 'connection-keepalive-timeout']) {
+    if (given.has(a(key)) && s.mode === 'h1') err(key, 'HTTP/1.1 tunnels have no HTTP/2 PING keepalive; use h2 or h2-post');
+  }
   if (s.accessLogFormat !== undefined && s.accessLog === undefined) err('access-log-format', `needs ${a('access-log')} (the file to write)`);
   if (s.hashPolicy && s.lbPolicy && s.lbPolicy !== 'RING_HASH' && s.lbPolicy !== 'MAGLEV') {
     err('lb-policy', `${s.lbPolicy} ignores ${a('hash-policy')}; use RING_HASH or MAGLEV`);

@@ -42,6 +42,12 @@ export interface TunnelSettings {
   defaultSubset?: Record<string, string>;
   fallbackPolicy?: FallbackPolicy;
   maxConcurrentStreams?: number;
+  /**
+   * HTTP/2 PING period and the deadline for its answer on the tunnel cluster's connections (proto JSON
+   * durations); unset, the defaults in translate/common.ts (`http2Keepalive`) apply.
+   */
+  connectionKeepaliveInterval?: string;
+  connectionKeepaliveTimeout?: string;
   /** Relays listen on this port and forward CONNECTs for this Service to its terminators. */
   relayPort?: number;
 }
