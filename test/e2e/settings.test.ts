@@ -35,6 +35,7 @@ let httpPort: number;
 let tmp: string;
 let serviceLog: string;
 
+const staticHostname = 'db.internal.example:5432';
 const authority = (name: string) => `${name}.e2e.svc.cluster.local:${port[name]}`;
 const prefix = (name: string) => `originate_e2e_${name}_${port[name]}`;
 const cluster = (name: string) => `cluster.originate/e2e/${name}/${port[name]}`;
@@ -76,6 +77,17 @@ function rawRequest(host: string, p: number, request: string): Promise<string> {
   });
 }
 
+/** The status a terminator answers an HTTP/2 request with, sent straight to its tunnel port. */
+function terminatorStatus(headers: http2.OutgoingHttpHeaders, address = '127.0.0.2'): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const client = http2.connect(`http://${address}:${tunnelPort}`);
+    client.on('error', reject);
+    const req = client.request(headers, { endStream: false });
+    req.on('response', (h) => (resolve(Number(h[':status'])), client.close()));
+    req.on('error', reject);
+  });
+}
+
 /** curl runs asynchronously: the backends it reaches live in this process and must keep serving. */
 async function curl(args: string[]): Promise<string> {
   return (await promisify(execFile)('curl', ['-sS', '--max-time', '5', ...args], { encoding: 'utf8' })).stdout;
@@ -96,7 +108,7 @@ beforeAll(async () => {
   const relayHttp = await startHttp('127.0.0.1', 'relay-http-backend');
   closers.push(() => new Promise((r) => tlsServer.close(r)), () => new Promise((r) => httpServer.close(r)), () => new Promise((r) => relayHttp.close(r)));
 
-  const names = ['h1', 'post', 'tls', 'logged', 'idle', 'bounded', 'retry', 'sticky', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
+  const names = ['h1', 'post', 'tls', 'static', 'logged', 'idle', 'bounded', 'retry', 'sticky', 'maglev', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
   for (const n of names) port[n] = await freePort();
   const on = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
   const at = (...ips: string[]) => ips.map((ip) => ({ ip, port: backendPort }));
@@ -107,6 +119,8 @@ beforeAll(async () => {
     'h1.yaml': svc('h1', { 'tunnel-shim.io/tunnel': 'h1' }),
     'post.yaml': svc('post', { 'tunnel-shim.io/tunnel': 'h2-post', 'tunnel-shim.io/post-path': '/tunnels/e2e' }),
     'tls.yaml': svc('tls', { 'tunnel-shim.io/hostname': '%REQUESTED_SERVER_NAME%:443', 'tunnel-shim.io/domains': 'allowed.example.com:443' }, [{ ip: '127.0.0.2', port: tlsPort }]),
+    // A static hostname: the terminator's only domain for this Service (no domains annotation).
+    'static.yaml': svc('static', { 'tunnel-shim.io/hostname': staticHostname }),
     'logged.yaml': svc('logged', {
       'tunnel-shim.io/headers-to-add': '{x-tenant: blue, x-client: "%DOWNSTREAM_REMOTE_ADDRESS%"}',
       'tunnel-shim.io/propagate-response-headers': 'true',
@@ -119,6 +133,7 @@ beforeAll(async () => {
     // ::1 has no terminator (it listens on IPv4 only): a dead endpoint the originator must retry past.
     'retry.yaml': svc('retry', { 'tunnel-shim.io/max-connect-attempts': '3' }, at('::1', '127.0.0.2')),
     'sticky.yaml': svc('sticky', { 'tunnel-shim.io/hash-policy': 'source-ip' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
+    'maglev.yaml': svc('maglev', { 'tunnel-shim.io/hash-policy': 'source-ip', 'tunnel-shim.io/lb-policy': 'MAGLEV' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'subset.yaml': svc('subset', { 'tunnel-shim.io/metadata-match': '{env: hema}' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'fallback.yaml': svc('fallback', { 'tunnel-shim.io/metadata-match': '{env: mark}', 'tunnel-shim.io/default-subset': '{env: taobao}' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'pods.yaml': [podYaml({ name: 'p2', namespace: 'e2e', ip: '127.0.0.2', labels: { env: 'hema' } }), podYaml({ name: 'p3', namespace: 'e2e', ip: '127.0.0.3', labels: { env: 'taobao' } }), podYaml({ name: 'p4', namespace: 'e2e', ip: '127.0.0.4', labels: { env: 'other' } })].join('---\n'),
@@ -176,15 +191,8 @@ describe('1. tunnel protocols', () => {
     expect(await roundTrip(port.post!, 'over post\n')).toBe('backend-127.0.0.2\nover post\n');
     const entry = await waitFor('post log line', () => terminator.accessLog().find((e) => e.authority === authority('post') && e.method === 'POST'));
     expect(entry).toMatchObject({ path: '/tunnels/e2e', protocol: 'HTTP/2', response_code: 200 });
-    const status = (headers: http2.OutgoingHttpHeaders) => new Promise<number>((resolve, reject) => {
-      const client = http2.connect(`http://127.0.0.2:${tunnelPort}`);
-      client.on('error', reject);
-      const req = client.request(headers, { endStream: false });
-      req.on('response', (h) => (resolve(Number(h[':status'])), client.close()));
-      req.on('error', reject);
-    });
-    expect(await status({ ':method': 'POST', ':path': '/other', ':authority': authority('post') })).toBe(404);
-    expect(await status({ ':method': 'CONNECT', ':authority': authority('post') })).toBe(404);
+    expect(await terminatorStatus({ ':method': 'POST', ':path': '/other', ':authority': authority('post') })).toBe(404);
+    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': authority('post') })).toBe(404);
   });
 
   it('h2: HTTP/2 CONNECT is the default', async () => {
@@ -214,6 +222,19 @@ describe('2. the tunnel request', () => {
     });
     expect(lines.find((e) => e.authority === 'allowed.example.com:443')).toMatchObject({ response_code: 200 });
     expect(lines.find((e) => e.authority === 'denied.example.com:443')).toMatchObject({ response_code: 404, upstream_host: null });
+  });
+
+  it('static hostname: the CONNECT carries it, and the terminator routes it because it is the Service\'s only domain', async () => {
+    expect(await roundTrip(port.static!, 'to db\n')).toBe('backend-127.0.0.2\nto db\n');
+    const entry = await waitFor('the static hostname log line', () => terminator.accessLog().find((e) => e.authority === staticHostname));
+    expect(entry).toMatchObject({ method: 'CONNECT', protocol: 'HTTP/2', response_code: 200, upstream_host: `127.0.0.2:${backendPort}`, upstream_cluster: `backend/e2e/static/${port.static}/127.0.0.2` });
+    // The domains default to the hostname alone: not the Service authority, not any other name.
+    const routes = JSON.parse(await terminator.get('/config_dump?resource=dynamic_route_configs')) as { configs: { route_config: { name: string; virtual_hosts: { name: string; domains: string[] }[] } }[] };
+    const hosts = routes.configs.flatMap((c) => c.route_config.virtual_hosts).filter((h) => h.name === `e2e/static:${port.static}`);
+    expect(hosts.length).toBeGreaterThan(0);
+    for (const h of hosts) expect(h.domains).toEqual([staticHostname]);
+    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': authority('static') })).toBe(404);
+    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': 'other.internal.example:5432' })).toBe(404);
   });
 
   it('headers-to-add (static and %DOWNSTREAM_REMOTE_ADDRESS%) reach the terminator; the per-Service log shows them', async () => {
@@ -288,6 +309,38 @@ describe('4. load balancing', () => {
     expect(await originator.stat(`${cluster('sticky')}.upstream_rq_total`)).toBeGreaterThanOrEqual(100);
     const config = await originator.get('/config_dump?resource=dynamic_active_clusters');
     expect(config).toContain('"lb_policy": "RING_HASH"');
+  });
+
+  it('hash-policy source-ip with lb-policy MAGLEV: 100 connections from one source IP all reach one backend of 3, from another IP too', async () => {
+    const backendsFrom = async (source: string) => {
+      const seen = new Set<string>();
+      for (let batch = 0; batch < 10; batch++) {
+        const names = await Promise.all(Array.from({ length: 10 }, () => roundTrip(port.maglev!, undefined, '127.0.0.1', source).then((r) => r.split('\n')[0]!)));
+        names.forEach((n) => seen.add(n));
+      }
+      return [...seen];
+    };
+    const [one, five] = [await backendsFrom('127.0.0.1'), await backendsFrom('127.0.0.5')];
+    console.log(`MAGLEV by source IP: 127.0.0.1 -> ${one.join(',')}, 127.0.0.5 -> ${five.join(',')} (100 connections each)`);
+    expect(one).toHaveLength(1);
+    expect(five).toHaveLength(1);
+    // The originator's own log: per source IP, one upstream host, over all 200 tunnels.
+    const lines = await waitFor('maglev log lines', () => {
+      const l = originator.accessLog().filter((e) => e.upstream_cluster === `originate/e2e/maglev/${port.maglev}`);
+      return l.length >= 200 ? l : undefined;
+    });
+    for (const source of ['127.0.0.1', '127.0.0.5']) {
+      const mine = lines.filter((e) => String(e.downstream_remote).startsWith(`${source}:`));
+      expect(mine).toHaveLength(100);
+      expect(new Set(mine.map((e) => e.upstream_host)).size).toBe(1);
+    }
+    // The cluster is MAGLEV: in its config, and in the stats only a Maglev load balancer keeps.
+    const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as { configs: { cluster: { name: string; lb_policy?: string } }[] };
+    expect(clusters.configs.find((c) => c.cluster.name === `originate/e2e/maglev/${port.maglev}`)?.cluster.lb_policy).toBe('MAGLEV');
+    const stats = await originator.stats();
+    expect(stats.get(`${cluster('maglev')}.maglev_lb.max_entries_per_host`)).toBeGreaterThan(0);
+    expect(stats.has(`${cluster('maglev')}.ring_hash_lb.size`)).toBe(false);
+    expect(stats.get(`${cluster('sticky')}.ring_hash_lb.size`)).toBeGreaterThan(0);
   });
 
   it('metadata-match picks the Pods labelled env=hema; an unmatched one falls back to the default subset env=taobao', async () => {
