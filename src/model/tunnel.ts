@@ -87,6 +87,11 @@ export interface Model {
 
 export interface ModelOptions {
   clusterDomain: string;
+  /**
+   * `serve --access-log-dir`: the directories per-Service access logs may be written under (absolute,
+   * normalised, no trailing slash). Unset or empty: any absolute path, as Envoy's own user may write.
+   */
+  accessLogDirs?: readonly string[];
 }
 
 export const defaultModelOptions: ModelOptions = { clusterDomain: 'cluster.local' };

@@ -34,11 +34,17 @@ let tlsPort: number;
 let httpPort: number;
 let tmp: string;
 let serviceLog: string;
+/** Beside the allowed folder, sharing its name as a prefix: outside it all the same. */
+let strayLog: string;
 
 const staticHostname = 'db.internal.example:5432';
 const authority = (name: string) => `${name}.e2e.svc.cluster.local:${port[name]}`;
 const prefix = (name: string) => `originate_e2e_${name}_${port[name]}`;
 const cluster = (name: string) => `cluster.originate/e2e/${name}/${port[name]}`;
+
+async function diagnostics(): Promise<string[]> {
+  return ((await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json()) as { text: string }[]).map((d) => d.text);
+}
 
 async function synced(ids: string[]): Promise<boolean> {
   const nodes = await debugNodes(shim.adminUrl);
@@ -96,6 +102,7 @@ async function curl(args: string[]): Promise<string> {
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'settings-e2e-'));
   serviceLog = path.join(tmp, 'logged.log');
+  strayLog = `${tmp}-stray.log`;
   [tunnelPort, busyTunnelPort, relayPort] = [await freePort(), await freePort(), await freePort()];
   backendPort = await freePort('127.0.0.2');
   const echoes: EchoServer[] = [];
@@ -108,7 +115,7 @@ beforeAll(async () => {
   const relayHttp = await startHttp('127.0.0.1', 'relay-http-backend');
   closers.push(() => new Promise((r) => tlsServer.close(r)), () => new Promise((r) => httpServer.close(r)), () => new Promise((r) => relayHttp.close(r)));
 
-  const names = ['h1', 'post', 'tls', 'static', 'logged', 'idle', 'bounded', 'retry', 'sticky', 'maglev', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
+  const names = ['h1', 'post', 'tls', 'static', 'logged', 'idle', 'bounded', 'retry', 'stray', 'sticky', 'maglev', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
   for (const n of names) port[n] = await freePort();
   const on = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
   const at = (...ips: string[]) => ips.map((ip) => ({ ip, port: backendPort }));
@@ -128,6 +135,7 @@ beforeAll(async () => {
       'tunnel-shim.io/access-log': serviceLog,
       'tunnel-shim.io/access-log-format': 'svc-log %CONNECTION_ID% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %REQ(:AUTHORITY)% tenant=%REQ(X-TENANT)% client=%REQ(X-CLIENT)% resp=%FILTER_STATE(envoy.tcp_proxy.propagate_response_headers:TYPED)%',
     }),
+    'stray.yaml': svc('stray', { 'tunnel-shim.io/access-log': strayLog }),
     'idle.yaml': svc('idle', { 'tunnel-shim.io/idle-timeout': '1s' }),
     'bounded.yaml': svc('bounded', { 'tunnel-shim.io/max-downstream-connection-duration': '2s' }),
     // ::1 has no terminator (it listens on IPv4 only): a dead endpoint the originator must retry past.
@@ -160,7 +168,9 @@ beforeAll(async () => {
       }),
     ].join('---\n'),
   };
-  shim = await startShim(files);
+  // Per-Service access logs only in this test's folder (serve --access-log-dir): `stray` asks for
+  // a file outside it.
+  shim = await startShim(files, { accessLogDirs: [tmp] });
   [terminator, originator, relay] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'terminator', xdsAddress: shim.xdsAddress, concurrency: 2 }),
     startEnvoy({ role: 'originate', nodeId: 'originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
@@ -169,8 +179,7 @@ beforeAll(async () => {
   // A relay without an HTTP backend, on its own address.
   bareRelay = await startEnvoy({ role: 'relay', nodeId: 'bare-relay', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.6' });
   await waitFor('all Envoys synced', () => synced(['terminator', 'originator', 'relay', 'bare-relay']), 30_000, 100);
-  const diagnostics = (await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json()) as { text: string }[];
-  expect(diagnostics.map((d) => d.text)).toEqual([]);
+  expect((await diagnostics()).filter((d) => !d.includes('Service e2e/stray:'))).toEqual([]);
   await waitFor('the tunnels to work', () => roundTrip(port.side!).then(() => true), 20_000, 200);
 });
 
@@ -178,6 +187,7 @@ afterAll(async () => {
   await Promise.all([originator?.stop(), terminator?.stop(), relay?.stop(), bareRelay?.stop()]);
   await shim?.stop();
   await Promise.all(closers.map((c) => c()));
+  fs.rmSync(strayLog, { force: true });
 });
 
 describe('1. tunnel protocols', () => {
@@ -280,6 +290,20 @@ describe('3. connection policy', () => {
     for (let i = 0; i < 10; i++) expect(await roundTrip(port.retry!)).toMatch(/^backend-127\.0\.0\.2\nping-/);
     expect(await originator.stat(`${cluster('retry')}.upstream_cx_connect_fail`)).toBeGreaterThan(0);
     expect(await originator.stat(`tcp.${prefix('retry')}.upstream_cx_connect_attempts_exceeded`)).toBe(0);
+  });
+
+  it('serve --access-log-dir: a Service asking for a log outside the allowed folder is an error naming it and the field, and no Envoy writes there', async () => {
+    expect(await diagnostics()).toEqual([
+      `error: ${path.join(shim.dir, 'stray.yaml')}:9: Service e2e/stray: metadata.annotations["tunnel-shim.io/access-log"]: ${JSON.stringify(strayLog)} is not under a directory this shim allows access logs in (--access-log-dir ${tmp}); /dev/stdout and /dev/stderr are always allowed`,
+    ]);
+    // Never served: no listener on the originator, nothing on the terminator, no file.
+    await expect(Client.connect(port.stray!)).rejects.toThrow(/ECONNREFUSED/);
+    const listeners = await originator.get('/config_dump?resource=dynamic_listeners');
+    expect(listeners).not.toContain(`originate/e2e/stray/`);
+    expect(await terminator.get('/config_dump')).not.toContain(strayLog);
+    expect(fs.existsSync(strayLog)).toBe(false);
+    // The log inside the folder is served and written (the per-Service log tests below read it).
+    expect(listeners).toContain(serviceLog);
   });
 
   it('access-log: the per-Service log has lines from both sides with connection, cluster, host and authority', async () => {
