@@ -15,6 +15,8 @@ export interface ShimOptions {
   xdsAddress: string;
   adminAddress: string;
   clusterDomain?: string;
+  /** Per-Service access logs only under these directories (see ModelOptions.accessLogDirs). */
+  accessLogDirs?: readonly string[];
   logger: Logger;
   /** Turns diagnostics on API objects into Kubernetes Events. */
   events?: EventRecorder;
@@ -33,7 +35,8 @@ export class Shim {
   adminPort = 0;
 
   constructor(private readonly options: ShimOptions) {
-    this.pipeline = new Pipeline(options.source, this.cache, { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain }, options.logger);
+    const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
+    this.pipeline = new Pipeline(options.source, this.cache, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
     this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams });
     const observe = this.metrics.observer();

@@ -1,6 +1,6 @@
 // tunnel-shim: the command line.
 import fs from 'node:fs';
-import { Command, Option } from 'commander';
+import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { createLogger, type LogFormat } from '../logger.js';
 import { Shim } from '../shim.js';
@@ -14,6 +14,7 @@ import { parseDuration } from '../translate/common.js';
 import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
+import { parseAccessLogDir } from '../model/annotations.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
 async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Promise<{ source: Source; events?: EventRecorder }> {
@@ -37,6 +38,15 @@ function durationMs(option: string, text: string): number {
   return Math.round(seconds * 1000);
 }
 
+/** Repeatable `--access-log-dir DIR`, each checked and normalised as it is parsed. */
+function accessLogDir(value: string, all: string[]): string[] {
+  const parsed = parseAccessLogDir(value);
+  if ('error' in parsed) throw new InvalidArgumentError(parsed.error);
+  return [...all, parsed.dir];
+}
+
+const accessLogDirHelp = 'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
+
 export function program(): Command {
   const cli = new Command('tunnel-shim').description('An xDS control plane that serves Envoy HTTP CONNECT tunnels').showHelpAfterError();
 
@@ -48,6 +58,7 @@ export function program(): Command {
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
+    .addOption(new Option('--access-log-dir <dir>', accessLogDirHelp).argParser(accessLogDir).default([], 'any absolute path'))
     .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
     .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
@@ -61,6 +72,7 @@ export function program(): Command {
         xdsAddress: o.xdsAddress,
         adminAddress: o.adminAddress,
         clusterDomain: o.clusterDomain,
+        accessLogDirs: o.accessLogDir,
         logger,
         maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
@@ -117,12 +129,13 @@ export function program(): Command {
     .option('--access-log <path>', 'as in tunnel-shim bootstrap')
     .option('--relay-http-backend <ip:port>', 'as in tunnel-shim bootstrap')
     .option('--cluster-domain <domain>', 'Kubernetes cluster domain', 'cluster.local')
+    .addOption(new Option('--access-log-dir <dir>', 'as in tunnel-shim serve (repeatable)').argParser(accessLogDir).default([], 'none'))
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const path = String(o.source).replace(/^file:/, '');
       if (!fs.existsSync(path)) throw new Error(`--source ${o.source}: ${path} does not exist`);
       const view = { role: o.role as Role, listenAddress: o.listenAddress, accessLog: o.accessLog, relayHttpBackend: o.relayHttpBackend };
-      const { resources, diagnostics } = render(new FileSource(path).read(), view, { clusterDomain: o.clusterDomain });
+      const { resources, diagnostics } = render(new FileSource(path).read(), view, { clusterDomain: o.clusterDomain, accessLogDirs: o.accessLogDir });
       const out = { node: o.nodeId, role: o.role, ...resources };
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));
       for (const line of diagnosticLines(diagnostics)) process.stderr.write(`${line}\n`);

@@ -146,5 +146,8 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/default-subset': { key: 'defaultSubset', parse: labelMap },
   'tunnel-shim.io/fallback-policy': { key: 'fallbackPolicy', parse: oneOf('fallback policy', fallbackPolicies) },
   'tunnel-shim.io/max-concurrent-streams': { key: 'maxConcurrentStreams', parse: integer(1, 2147483647) },
+  // Envoy's KeepaliveSettings: both at least 1ms.
+  'tunnel-shim.io/connection-keepalive-interval': { key: 'connectionKeepaliveInterval', parse: durationOf(0.001) },
+  'tunnel-shim.io/connection-keepalive-timeout': { key: 'connectionKeepaliveTimeout', parse: durationOf(0.001) },
   'tunnel-shim.io/relay-port': { key: 'relayPort', parse: port },
 };

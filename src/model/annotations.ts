@@ -1,5 +1,6 @@
 // The `tunnel-shim.io/*` annotations a Service carries, each parsed into a setting or a clear error.
 // Per-annotation parsing is the table in annotation-table.ts; the checks across settings live here.
+import path from 'node:path';
 import { annotationTable, tunnelModes } from './annotation-table.js';
 import { hasFormatCommand } from './format.js';
 import type { TunnelMode, TunnelSettings } from './tunnel.js';
@@ -71,6 +72,9 @@ function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
     err('hostname', `${JSON.stringify(s.hostname)} is decided per connection; list the authorities terminators may accept in ${a('domains')}`);
   }
   if (s.maxConcurrentStreams !== undefined && s.mode === 'h1') err('max-concurrent-streams', 'HTTP/1.1 tunnels carry one stream per connection; use h2 or h2-post');
+  for (const key of ['connection-keepalive-interval', 'connection-keepalive-timeout']) {
+    if (given.has(a(key)) && s.mode === 'h1') err(key, 'HTTP/1.1 tunnels have no HTTP/2 PING keepalive; use h2 or h2-post');
+  }
   if (s.accessLogFormat !== undefined && s.accessLog === undefined) err('access-log-format', `needs ${a('access-log')} (the file to write)`);
   if (s.hashPolicy && s.lbPolicy && s.lbPolicy !== 'RING_HASH' && s.lbPolicy !== 'MAGLEV') {
     err('lb-policy', `${s.lbPolicy} ignores ${a('hash-policy')}; use RING_HASH or MAGLEV`);
@@ -83,4 +87,30 @@ function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
   if (s.relayPort !== undefined && s.mode === 'h2-post') err('relay-port', 'relays forward CONNECT; an h2-post tunnel cannot be relayed');
   if (s.relayPort !== undefined && s.relayPort === s.tunnelPort) err('relay-port', `must differ from the tunnel port ${s.tunnelPort}`);
   return errors;
+}
+
+/** Envoy's own output streams write no file of the host: always allowed. */
+const outputStreams = ['/dev/stdout', '/dev/stderr'];
+
+/**
+ * A directory given to `--access-log-dir`, normalised (`/var/log/tunnels/` -> `/var/log/tunnels`), or
+ * an error: it must be absolute and without `..`, like the paths it admits.
+ */
+export function parseAccessLogDir(text: string): { dir: string } | { error: string } {
+  const d = text.trim();
+  if (!d.startsWith('/') || d.split('/').includes('..') || /[\s\0]/.test(d)) return { error: 'expected an absolute directory without .. like /var/log/tunnels' };
+  const normal = path.posix.normalize(d);
+  return { dir: normal.length > 1 ? normal.replace(/\/+$/, '') : normal };
+}
+
+/**
+ * Why a per-Service log path (already absolute, without `..`) is not admitted under `dirs`; undefined
+ * when it is, or when no directories were given. The path as written is checked: the shim cannot see
+ * the Envoy hosts' file systems, so it cannot follow symlinks there.
+ */
+export function accessLogOutsideDirs(file: string, dirs: readonly string[] | undefined): string | undefined {
+  if (!dirs || dirs.length === 0 || outputStreams.includes(file)) return undefined;
+  const normal = path.posix.normalize(file);
+  if (dirs.some((d) => normal.startsWith(d === '/' ? d : `${d}/`))) return undefined;
+  return `${JSON.stringify(file)} is not under a directory this shim allows access logs in (--access-log-dir ${dirs.join(', ')}); /dev/stdout and /dev/stderr are always allowed`;
 }

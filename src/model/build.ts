@@ -1,6 +1,6 @@
 // objects -> tunnels + diagnostics. Pure: the same input always gives the same output, sorted.
 import { isIP } from 'node:net';
-import { Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
+import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { isTCPRoute, parseRoute } from './routes.js';
 import type { Diagnostic } from './diagnostics.js';
 import { refKey, refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
@@ -139,6 +139,8 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
     else report.warn('UnknownAnnotation', path, e.message);
   }
   if (!settings) return [];
+  const outside = settings.accessLog === undefined ? undefined : accessLogOutsideDirs(settings.accessLog, options.accessLogDirs);
+  if (outside) report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/access-log'], outside);
   if (!ref.name) {
     report.error('InvalidObject', ['metadata', 'name'], 'Service has no name');
     return undefined;

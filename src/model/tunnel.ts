@@ -42,6 +42,12 @@ export interface TunnelSettings {
   defaultSubset?: Record<string, string>;
   fallbackPolicy?: FallbackPolicy;
   maxConcurrentStreams?: number;
+  /**
+   * HTTP/2 PING period and the deadline for its answer on the tunnel cluster's connections (proto JSON
+   * durations); unset, the defaults in translate/common.ts (`http2Keepalive`) apply.
+   */
+  connectionKeepaliveInterval?: string;
+  connectionKeepaliveTimeout?: string;
   /** Relays listen on this port and forward CONNECTs for this Service to its terminators. */
   relayPort?: number;
 }
@@ -81,6 +87,11 @@ export interface Model {
 
 export interface ModelOptions {
   clusterDomain: string;
+  /**
+   * `serve --access-log-dir`: the directories per-Service access logs may be written under (absolute,
+   * normalised, no trailing slash). Unset or empty: any absolute path, as Envoy's own user may write.
+   */
+  accessLogDirs?: readonly string[];
 }
 
 export const defaultModelOptions: ModelOptions = { clusterDomain: 'cluster.local' };

@@ -33,8 +33,8 @@ export function socketAddress(address: string, port: number): ResourceObject {
 
 export const adsConfigSource: ResourceObject = { ads: {}, resource_api_version: 'V3' };
 
-/** HTTP/2 keepalive pings so a dead peer is noticed in seconds, not at the TCP timeout. */
-export const http2Keepalive: ResourceObject = { interval: duration('30s'), timeout: duration('10s') };
+/** HTTP/2 keepalive pings so a dead peer is noticed in seconds, not at the TCP timeout (tunnel clusters: unless a Service sets its own). */
+export const http2Keepalive = { interval: duration('30s'), timeout: duration('10s') };
 
 /** Stat prefixes become dotted Envoy stat names: keep them to one token. */
 export function statPrefix(...parts: (string | number)[]): string {

@@ -22,12 +22,17 @@ export const sourceIpHeader = 'x-tunnel-shim-source-ip';
 /** Sidecar placement picks the endpoint here, so load balancing and subsets live on this cluster. */
 const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
 
+/** The Service's keepalive annotations over the defaults: a dead terminator is noticed after interval + timeout. */
+function keepalive(s: Tunnel['settings']) {
+  return { interval: s.connectionKeepaliveInterval ?? http2Keepalive.interval, timeout: s.connectionKeepaliveTimeout ?? http2Keepalive.timeout };
+}
+
 /** The cluster carrying tunnels to a Service's terminators: used by originators and relays alike. */
 export function tunnelCluster(t: Tunnel, name = originateName(t)) {
   const s = t.settings;
   const http = s.mode === 'h1'
     ? { http_protocol_options: {} }
-    : { http2_protocol_options: { connection_keepalive: http2Keepalive, ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}) } };
+    : { http2_protocol_options: { connection_keepalive: keepalive(s), ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}) } };
   const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
   return {
     name,

@@ -34,10 +34,17 @@ let tlsPort: number;
 let httpPort: number;
 let tmp: string;
 let serviceLog: string;
+/** Beside the allowed folder, sharing its name as a prefix: outside it all the same. */
+let strayLog: string;
 
+const staticHostname = 'db.internal.example:5432';
 const authority = (name: string) => `${name}.e2e.svc.cluster.local:${port[name]}`;
 const prefix = (name: string) => `originate_e2e_${name}_${port[name]}`;
 const cluster = (name: string) => `cluster.originate/e2e/${name}/${port[name]}`;
+
+async function diagnostics(): Promise<string[]> {
+  return ((await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json()) as { text: string }[]).map((d) => d.text);
+}
 
 async function synced(ids: string[]): Promise<boolean> {
   const nodes = await debugNodes(shim.adminUrl);
@@ -76,6 +83,17 @@ function rawRequest(host: string, p: number, request: string): Promise<string> {
   });
 }
 
+/** The status a terminator answers an HTTP/2 request with, sent straight to its tunnel port. */
+function terminatorStatus(headers: http2.OutgoingHttpHeaders, address = '127.0.0.2'): Promise<number> {
+  return new Promise<number>((resolve, reject) => {
+    const client = http2.connect(`http://${address}:${tunnelPort}`);
+    client.on('error', reject);
+    const req = client.request(headers, { endStream: false });
+    req.on('response', (h) => (resolve(Number(h[':status'])), client.close()));
+    req.on('error', reject);
+  });
+}
+
 /** curl runs asynchronously: the backends it reaches live in this process and must keep serving. */
 async function curl(args: string[]): Promise<string> {
   return (await promisify(execFile)('curl', ['-sS', '--max-time', '5', ...args], { encoding: 'utf8' })).stdout;
@@ -84,6 +102,7 @@ async function curl(args: string[]): Promise<string> {
 beforeAll(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'settings-e2e-'));
   serviceLog = path.join(tmp, 'logged.log');
+  strayLog = `${tmp}-stray.log`;
   [tunnelPort, busyTunnelPort, relayPort] = [await freePort(), await freePort(), await freePort()];
   backendPort = await freePort('127.0.0.2');
   const echoes: EchoServer[] = [];
@@ -96,7 +115,7 @@ beforeAll(async () => {
   const relayHttp = await startHttp('127.0.0.1', 'relay-http-backend');
   closers.push(() => new Promise((r) => tlsServer.close(r)), () => new Promise((r) => httpServer.close(r)), () => new Promise((r) => relayHttp.close(r)));
 
-  const names = ['h1', 'post', 'tls', 'logged', 'idle', 'bounded', 'retry', 'sticky', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
+  const names = ['h1', 'post', 'tls', 'static', 'logged', 'idle', 'bounded', 'retry', 'stray', 'sticky', 'maglev', 'subset', 'fallback', 'busy', 'relayed', 'gw', 'side', 'gwsticky', 'gwsubset', 'split', 'split-hema', 'split-taobao'];
   for (const n of names) port[n] = await freePort();
   const on = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
   const at = (...ips: string[]) => ips.map((ip) => ({ ip, port: backendPort }));
@@ -107,6 +126,8 @@ beforeAll(async () => {
     'h1.yaml': svc('h1', { 'tunnel-shim.io/tunnel': 'h1' }),
     'post.yaml': svc('post', { 'tunnel-shim.io/tunnel': 'h2-post', 'tunnel-shim.io/post-path': '/tunnels/e2e' }),
     'tls.yaml': svc('tls', { 'tunnel-shim.io/hostname': '%REQUESTED_SERVER_NAME%:443', 'tunnel-shim.io/domains': 'allowed.example.com:443' }, [{ ip: '127.0.0.2', port: tlsPort }]),
+    // A static hostname: the terminator's only domain for this Service (no domains annotation).
+    'static.yaml': svc('static', { 'tunnel-shim.io/hostname': staticHostname }),
     'logged.yaml': svc('logged', {
       'tunnel-shim.io/headers-to-add': '{x-tenant: blue, x-client: "%DOWNSTREAM_REMOTE_ADDRESS%"}',
       'tunnel-shim.io/propagate-response-headers': 'true',
@@ -114,11 +135,13 @@ beforeAll(async () => {
       'tunnel-shim.io/access-log': serviceLog,
       'tunnel-shim.io/access-log-format': 'svc-log %CONNECTION_ID% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %REQ(:AUTHORITY)% tenant=%REQ(X-TENANT)% client=%REQ(X-CLIENT)% resp=%FILTER_STATE(envoy.tcp_proxy.propagate_response_headers:TYPED)%',
     }),
+    'stray.yaml': svc('stray', { 'tunnel-shim.io/access-log': strayLog }),
     'idle.yaml': svc('idle', { 'tunnel-shim.io/idle-timeout': '1s' }),
     'bounded.yaml': svc('bounded', { 'tunnel-shim.io/max-downstream-connection-duration': '2s' }),
     // ::1 has no terminator (it listens on IPv4 only): a dead endpoint the originator must retry past.
     'retry.yaml': svc('retry', { 'tunnel-shim.io/max-connect-attempts': '3' }, at('::1', '127.0.0.2')),
     'sticky.yaml': svc('sticky', { 'tunnel-shim.io/hash-policy': 'source-ip' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
+    'maglev.yaml': svc('maglev', { 'tunnel-shim.io/hash-policy': 'source-ip', 'tunnel-shim.io/lb-policy': 'MAGLEV' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'subset.yaml': svc('subset', { 'tunnel-shim.io/metadata-match': '{env: hema}' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'fallback.yaml': svc('fallback', { 'tunnel-shim.io/metadata-match': '{env: mark}', 'tunnel-shim.io/default-subset': '{env: taobao}' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'pods.yaml': [podYaml({ name: 'p2', namespace: 'e2e', ip: '127.0.0.2', labels: { env: 'hema' } }), podYaml({ name: 'p3', namespace: 'e2e', ip: '127.0.0.3', labels: { env: 'taobao' } }), podYaml({ name: 'p4', namespace: 'e2e', ip: '127.0.0.4', labels: { env: 'other' } })].join('---\n'),
@@ -145,7 +168,9 @@ beforeAll(async () => {
       }),
     ].join('---\n'),
   };
-  shim = await startShim(files);
+  // Per-Service access logs only in this test's folder (serve --access-log-dir): `stray` asks for
+  // a file outside it.
+  shim = await startShim(files, { accessLogDirs: [tmp] });
   [terminator, originator, relay] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'terminator', xdsAddress: shim.xdsAddress, concurrency: 2 }),
     startEnvoy({ role: 'originate', nodeId: 'originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
@@ -154,8 +179,7 @@ beforeAll(async () => {
   // A relay without an HTTP backend, on its own address.
   bareRelay = await startEnvoy({ role: 'relay', nodeId: 'bare-relay', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.6' });
   await waitFor('all Envoys synced', () => synced(['terminator', 'originator', 'relay', 'bare-relay']), 30_000, 100);
-  const diagnostics = (await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json()) as { text: string }[];
-  expect(diagnostics.map((d) => d.text)).toEqual([]);
+  expect((await diagnostics()).filter((d) => !d.includes('Service e2e/stray:'))).toEqual([]);
   await waitFor('the tunnels to work', () => roundTrip(port.side!).then(() => true), 20_000, 200);
 });
 
@@ -163,6 +187,7 @@ afterAll(async () => {
   await Promise.all([originator?.stop(), terminator?.stop(), relay?.stop(), bareRelay?.stop()]);
   await shim?.stop();
   await Promise.all(closers.map((c) => c()));
+  fs.rmSync(strayLog, { force: true });
 });
 
 describe('1. tunnel protocols', () => {
@@ -176,15 +201,8 @@ describe('1. tunnel protocols', () => {
     expect(await roundTrip(port.post!, 'over post\n')).toBe('backend-127.0.0.2\nover post\n');
     const entry = await waitFor('post log line', () => terminator.accessLog().find((e) => e.authority === authority('post') && e.method === 'POST'));
     expect(entry).toMatchObject({ path: '/tunnels/e2e', protocol: 'HTTP/2', response_code: 200 });
-    const status = (headers: http2.OutgoingHttpHeaders) => new Promise<number>((resolve, reject) => {
-      const client = http2.connect(`http://127.0.0.2:${tunnelPort}`);
-      client.on('error', reject);
-      const req = client.request(headers, { endStream: false });
-      req.on('response', (h) => (resolve(Number(h[':status'])), client.close()));
-      req.on('error', reject);
-    });
-    expect(await status({ ':method': 'POST', ':path': '/other', ':authority': authority('post') })).toBe(404);
-    expect(await status({ ':method': 'CONNECT', ':authority': authority('post') })).toBe(404);
+    expect(await terminatorStatus({ ':method': 'POST', ':path': '/other', ':authority': authority('post') })).toBe(404);
+    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': authority('post') })).toBe(404);
   });
 
   it('h2: HTTP/2 CONNECT is the default', async () => {
@@ -214,6 +232,19 @@ describe('2. the tunnel request', () => {
     });
     expect(lines.find((e) => e.authority === 'allowed.example.com:443')).toMatchObject({ response_code: 200 });
     expect(lines.find((e) => e.authority === 'denied.example.com:443')).toMatchObject({ response_code: 404, upstream_host: null });
+  });
+
+  it('static hostname: the CONNECT carries it, and the terminator routes it because it is the Service\'s only domain', async () => {
+    expect(await roundTrip(port.static!, 'to db\n')).toBe('backend-127.0.0.2\nto db\n');
+    const entry = await waitFor('the static hostname log line', () => terminator.accessLog().find((e) => e.authority === staticHostname));
+    expect(entry).toMatchObject({ method: 'CONNECT', protocol: 'HTTP/2', response_code: 200, upstream_host: `127.0.0.2:${backendPort}`, upstream_cluster: `backend/e2e/static/${port.static}/127.0.0.2` });
+    // The domains default to the hostname alone: not the Service authority, not any other name.
+    const routes = JSON.parse(await terminator.get('/config_dump?resource=dynamic_route_configs')) as { configs: { route_config: { name: string; virtual_hosts: { name: string; domains: string[] }[] } }[] };
+    const hosts = routes.configs.flatMap((c) => c.route_config.virtual_hosts).filter((h) => h.name === `e2e/static:${port.static}`);
+    expect(hosts.length).toBeGreaterThan(0);
+    for (const h of hosts) expect(h.domains).toEqual([staticHostname]);
+    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': authority('static') })).toBe(404);
+    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': 'other.internal.example:5432' })).toBe(404);
   });
 
   it('headers-to-add (static and %DOWNSTREAM_REMOTE_ADDRESS%) reach the terminator; the per-Service log shows them', async () => {
@@ -261,6 +292,20 @@ describe('3. connection policy', () => {
     expect(await originator.stat(`tcp.${prefix('retry')}.upstream_cx_connect_attempts_exceeded`)).toBe(0);
   });
 
+  it('serve --access-log-dir: a Service asking for a log outside the allowed folder is an error naming it and the field, and no Envoy writes there', async () => {
+    expect(await diagnostics()).toEqual([
+      `error: ${path.join(shim.dir, 'stray.yaml')}:9: Service e2e/stray: metadata.annotations["tunnel-shim.io/access-log"]: ${JSON.stringify(strayLog)} is not under a directory this shim allows access logs in (--access-log-dir ${tmp}); /dev/stdout and /dev/stderr are always allowed`,
+    ]);
+    // Never served: no listener on the originator, nothing on the terminator, no file.
+    await expect(Client.connect(port.stray!)).rejects.toThrow(/ECONNREFUSED/);
+    const listeners = await originator.get('/config_dump?resource=dynamic_listeners');
+    expect(listeners).not.toContain(`originate/e2e/stray/`);
+    expect(await terminator.get('/config_dump')).not.toContain(strayLog);
+    expect(fs.existsSync(strayLog)).toBe(false);
+    // The log inside the folder is served and written (the per-Service log tests below read it).
+    expect(listeners).toContain(serviceLog);
+  });
+
   it('access-log: the per-Service log has lines from both sides with connection, cluster, host and authority', async () => {
     const lines = await waitFor('originate and terminate lines', () => {
       const all = fs.existsSync(serviceLog) ? fs.readFileSync(serviceLog, 'utf8').split('\n').filter(Boolean) : [];
@@ -288,6 +333,38 @@ describe('4. load balancing', () => {
     expect(await originator.stat(`${cluster('sticky')}.upstream_rq_total`)).toBeGreaterThanOrEqual(100);
     const config = await originator.get('/config_dump?resource=dynamic_active_clusters');
     expect(config).toContain('"lb_policy": "RING_HASH"');
+  });
+
+  it('hash-policy source-ip with lb-policy MAGLEV: 100 connections from one source IP all reach one backend of 3, from another IP too', async () => {
+    const backendsFrom = async (source: string) => {
+      const seen = new Set<string>();
+      for (let batch = 0; batch < 10; batch++) {
+        const names = await Promise.all(Array.from({ length: 10 }, () => roundTrip(port.maglev!, undefined, '127.0.0.1', source).then((r) => r.split('\n')[0]!)));
+        names.forEach((n) => seen.add(n));
+      }
+      return [...seen];
+    };
+    const [one, five] = [await backendsFrom('127.0.0.1'), await backendsFrom('127.0.0.5')];
+    console.log(`MAGLEV by source IP: 127.0.0.1 -> ${one.join(',')}, 127.0.0.5 -> ${five.join(',')} (100 connections each)`);
+    expect(one).toHaveLength(1);
+    expect(five).toHaveLength(1);
+    // The originator's own log: per source IP, one upstream host, over all 200 tunnels.
+    const lines = await waitFor('maglev log lines', () => {
+      const l = originator.accessLog().filter((e) => e.upstream_cluster === `originate/e2e/maglev/${port.maglev}`);
+      return l.length >= 200 ? l : undefined;
+    });
+    for (const source of ['127.0.0.1', '127.0.0.5']) {
+      const mine = lines.filter((e) => String(e.downstream_remote).startsWith(`${source}:`));
+      expect(mine).toHaveLength(100);
+      expect(new Set(mine.map((e) => e.upstream_host)).size).toBe(1);
+    }
+    // The cluster is MAGLEV: in its config, and in the stats only a Maglev load balancer keeps.
+    const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as { configs: { cluster: { name: string; lb_policy?: string } }[] };
+    expect(clusters.configs.find((c) => c.cluster.name === `originate/e2e/maglev/${port.maglev}`)?.cluster.lb_policy).toBe('MAGLEV');
+    const stats = await originator.stats();
+    expect(stats.get(`${cluster('maglev')}.maglev_lb.max_entries_per_host`)).toBeGreaterThan(0);
+    expect(stats.has(`${cluster('maglev')}.ring_hash_lb.size`)).toBe(false);
+    expect(stats.get(`${cluster('sticky')}.ring_hash_lb.size`)).toBeGreaterThan(0);
   });
 
   it('metadata-match picks the Pods labelled env=hema; an unmatched one falls back to the default subset env=taobao', async () => {

@@ -34,13 +34,26 @@ export function service(s: { name: string; namespace: string; port: number; anno
   } as KubernetesObject;
 }
 
-export function endpointSlice(s: { service: string; namespace: string; port: number; ips: string[]; portName?: string; name?: string }): KubernetesObject {
+/** `pods` names the Pod behind an address (the endpoint's `targetRef`), as the EndpointSlice controller writes it. */
+export function endpointSlice(s: { service: string; namespace: string; port: number; ips: string[]; portName?: string; name?: string; pods?: Record<string, string> }): KubernetesObject {
   return {
     apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
     metadata: { name: s.name ?? `${s.service}-1`, namespace: s.namespace, labels: { 'kubernetes.io/service-name': s.service } },
     addressType: 'IPv4',
     ports: [{ name: s.portName ?? 'tcp', port: s.port, protocol: 'TCP' }],
-    endpoints: s.ips.map((ip) => ({ addresses: [ip], conditions: { ready: true } })),
+    endpoints: s.ips.map((ip) => ({
+      addresses: [ip], conditions: { ready: true },
+      ...(s.pods?.[ip] ? { targetRef: { kind: 'Pod', namespace: s.namespace, name: s.pods[ip] } } : {}),
+    })),
+  } as KubernetesObject;
+}
+
+/** A Pod as the API server keeps it: no scheduler or kubelet runs here, so it stays Pending; its labels are what count. */
+export function pod(p: { name: string; namespace: string; labels: Record<string, string> }): KubernetesObject {
+  return {
+    apiVersion: 'v1', kind: 'Pod',
+    metadata: { name: p.name, namespace: p.namespace, labels: p.labels },
+    spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
   } as KubernetesObject;
 }
 

@@ -48,8 +48,9 @@ export class Client {
     socket.on('error', () => {});
   }
 
-  static async connect(port: number, host = '127.0.0.1', timeoutMs = 5000): Promise<Client> {
-    const socket = net.connect(port, host);
+  /** `localAddress` picks the source IP (any 127.0.0.0/8 address on loopback). */
+  static async connect(port: number, host = '127.0.0.1', timeoutMs = 5000, localAddress?: string): Promise<Client> {
+    const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`connect ${host}:${port} timed out`)), timeoutMs);
       socket.once('connect', () => (clearTimeout(timer), resolve()));
@@ -77,8 +78,8 @@ export class Client {
 }
 
 /** Opens a connection, checks one echo round trip, closes. Returns everything received. */
-export async function roundTrip(port: number, text = `ping-${Math.random().toString(36).slice(2)}\n`, host = '127.0.0.1'): Promise<string> {
-  const client = await Client.connect(port, host);
+export async function roundTrip(port: number, text = `ping-${Math.random().toString(36).slice(2)}\n`, host = '127.0.0.1', localAddress?: string): Promise<string> {
+  const client = await Client.connect(port, host, 5000, localAddress);
   try {
     return await client.echo(text);
   } finally {

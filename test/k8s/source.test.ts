@@ -3,7 +3,7 @@
 import { CoreV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
-import { apply, deployObjects, endpointSlice, remove, service, startKubeShim, type KubeShim } from '../helpers/kube.js';
+import { apply, deployObjects, endpointSlice, pod, remove, service, startKubeShim, type KubeShim } from '../helpers/kube.js';
 import { Client, freePort, roundTrip } from '../helpers/net.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { waitFor } from '../helpers/wait.js';
@@ -131,6 +131,47 @@ describe('kubernetes source', () => {
     }, 20_000, 50);
     // Every connection opened after the ACK goes to v2.
     for (let i = 0; i < 100; i++) expect(await roundTrip(parentPort)).toMatch(/^v2\n/);
+  });
+
+  it('subsets from Pod labels (field guide 001): env=taobao reaches only the taobao Pod; switching to env=hema moves new connections', async () => {
+    const port = await freePort();
+    const shop = (env: string) => service({ name: 'shop', namespace: ns, port, annotations: { ...annotations(), 'tunnel-shim.io/metadata-match': `{env: ${env}}` } });
+    const objects = [
+      pod({ name: 'shop-hema', namespace: ns, labels: { app: 'shop', env: 'hema' } }),
+      pod({ name: 'shop-taobao', namespace: ns, labels: { app: 'shop', env: 'taobao' } }),
+      shop('taobao'),
+      // Both Pods back the one Service; the slice names each endpoint's Pod, as the controller does.
+      endpointSlice({ service: 'shop', namespace: ns, port: backendPort, ips: [podA, podB], pods: { [podA]: 'shop-hema', [podB]: 'shop-taobao' } }),
+    ];
+    await apply(admin, objects);
+    // NO_FALLBACK: until the Pods' labels reach the endpoints, no endpoint matches and connections fail.
+    await waitFor('the shop tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
+    await settled();
+    // The labels came from the Pods (through the targetRefs) into the originator's endpoint metadata.
+    const eds = JSON.parse(await originator.get('/config_dump?resource=dynamic_endpoint_configs&include_eds')) as { configs: { endpoint_config: { cluster_name: string; endpoints?: { lb_endpoints: { endpoint: { address: { socket_address: { address: string } } }; metadata?: { filter_metadata: Record<string, Record<string, string>> } }[] }[] } }[] };
+    const shopEds = eds.configs.find((c) => c.endpoint_config.cluster_name === `originate/${ns}/shop/${port}`)!;
+    const envOf = Object.fromEntries(shopEds.endpoint_config.endpoints![0]!.lb_endpoints.map((e) => [e.endpoint.address.socket_address.address, e.metadata?.filter_metadata['envoy.lb']?.env]));
+    expect(envOf).toEqual({ [podA]: 'hema', [podB]: 'taobao' });
+
+    const shopLog = () => terminator.accessLog().filter((e) => e.authority === `shop.${ns}.svc.cluster.local:${port}`);
+    const before = shopLog().length;
+    for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-b\n/);
+    const taobao = await waitFor('20 terminator log lines', () => (shopLog().length >= before + 20 ? shopLog().slice(before) : undefined));
+    expect(new Set(taobao.map((e) => e.upstream_host))).toEqual(new Set([`${podB}:${backendPort}`]));
+    expect(await originator.stat(`cluster.originate/${ns}/shop/${port}.lb_subsets_selected`)).toBeGreaterThanOrEqual(20);
+
+    const version = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!.ackedVersion;
+    await apply(admin, [shop('hema')]);
+    await waitFor('the originator to ACK metadata_match env=hema', async () => {
+      const l = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!;
+      return l.status === 'SYNCED' && l.ackedVersion !== version;
+    }, 20_000, 50);
+    const switched = shopLog().length;
+    // Every connection opened after the ACK goes to the hema Pod.
+    for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-a\n/);
+    const hema = await waitFor('20 more terminator log lines', () => (shopLog().length >= switched + 20 ? shopLog().slice(switched) : undefined));
+    expect(new Set(hema.map((e) => e.upstream_host))).toEqual(new Set([`${podA}:${backendPort}`]));
+    await remove(admin, objects);
   });
 
   it('turns a malformed annotation into a Warning Event naming the field, and keeps the neighbours working', async () => {

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { parseAccessLogDir } from '../../src/model/annotations.js';
 import { buildModel } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
@@ -35,6 +36,28 @@ describe('model', () => {
     const after = model(`${a}---\n${b}`, before);
     expect(after.tunnels.map((t) => t.service.name)).toEqual(['z-first']);
     expect(after.diagnostics[0]!.message).toBe('10.96.0.1:80 is already used by Service n/z-first');
+  });
+
+  it('serve --access-log-dir admits per-Service logs under those folders only (and Envoy\'s stdout/stderr)', () => {
+    let port = 80;
+    const logAt = (name: string, file: string) => serviceYaml({ name, namespace: 'n', port: port++, annotations: { 'tunnel-shim.io/access-log': file } });
+    const yaml = [
+      logAt('inside', '/var/log/tunnels/a.log'), logAt('nested', '/var/log/tunnels//db/./b.log'), logAt('stdout', '/dev/stdout'),
+      logAt('sibling', '/var/log/tunnels-evil/c.log'), logAt('folder', '/var/log/tunnels'), logAt('device', '/dev/sda'),
+    ].join('---\n');
+    const m = buildModel(parseYamlObjects('in.yaml', yaml).objects, { ...options, accessLogDirs: ['/var/log/tunnels', '/srv/logs'] });
+    expect(m.tunnels.map((t) => t.service.name)).toEqual(['inside', 'nested', 'stdout']);
+    const refused = (line: number, name: string, file: string) =>
+      `error: in.yaml:${line}: Service n/${name}: metadata.annotations["tunnel-shim.io/access-log"]: "${file}" is not under a directory this shim allows access logs in (--access-log-dir /var/log/tunnels, /srv/logs); /dev/stdout and /dev/stderr are always allowed`;
+    expect(m.diagnostics.map(formatDiagnostic)).toEqual([
+      refused(78, 'device', '/dev/sda'), refused(64, 'folder', '/var/log/tunnels'), refused(50, 'sibling', '/var/log/tunnels-evil/c.log'),
+    ]);
+    // Without the flag every absolute path is admitted, as before.
+    expect(model(yaml).tunnels).toHaveLength(6);
+    expect(parseAccessLogDir('/var/log/tunnels/')).toEqual({ dir: '/var/log/tunnels' });
+    expect(parseAccessLogDir('/')).toEqual({ dir: '/' });
+    expect(parseAccessLogDir('logs')).toHaveProperty('error');
+    expect(parseAccessLogDir('/var/../etc')).toHaveProperty('error');
   });
 
   it('reads Envoy-style durations', () => {

@@ -1,6 +1,8 @@
 // The annotation table's parsers and checks, the relay node view and bootstrap: the parts of the
 // settings that the golden files show only through their output.
+import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { annotationTable } from '../../src/model/annotation-table.js';
 import { buildBootstrap, checkBootstrap } from '../../src/cli/bootstrap.js';
 import { parseTunnelSettings } from '../../src/model/annotations.js';
 import { checkFormat, checkHeaderName } from '../../src/model/format.js';
@@ -53,6 +55,18 @@ describe('annotations', () => {
     expect(parse({ 'tunnel-shim.io/hostname': '%REQUESTED_SERVER_NAME%:443' }).errors[0]?.message).toMatch(/tunnel-shim.io\/domains/);
     expect(parse({ 'tunnel-shim.io/hostname': '%REQUESTED_SERVER_NAME%:443', 'tunnel-shim.io/domains': 'a.example.com:443' }).errors).toEqual([]);
     expect(parse({ 'tunnel-shim.io/domains': '*' }).errors[0]?.message).toMatch(/open proxy/);
+  });
+
+  it('the README reference table has a row for every annotation, and no row for one that does not exist', () => {
+    const readme = fs.readFileSync(new URL('../../README.md', import.meta.url), 'utf8');
+    const rows = [...readme.matchAll(/^\| `(tunnel-shim\.io\/[a-z-]+)` \|/gm)].map((m) => m[1]);
+    expect(rows.sort()).toEqual(['tunnel-shim.io/tunnel', ...Object.keys(annotationTable)].sort());
+  });
+
+  it('keepalive durations are normalised; HTTP/1.1 tunnels have no PINGs to tune', () => {
+    expect(parse({ 'tunnel-shim.io/connection-keepalive-interval': '1s', 'tunnel-shim.io/connection-keepalive-timeout': '250ms' }).settings)
+      .toMatchObject({ connectionKeepaliveInterval: '1s', connectionKeepaliveTimeout: '0.25s' });
+    expect(parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h1', 'tunnel-shim.io/connection-keepalive-interval': '1s' }).errors[0]?.message).toMatch(/no HTTP\/2 PING/);
   });
 
   it('subset annotations alone on an untunneled Service are not stray (TCPRoute backends use them)', () => {
