@@ -95,6 +95,8 @@ if (runs('s2')) {
   const r = await run(server, { ...S2, delta: false, changes: 5, rate: 0, rateSeconds: 0 });
   await sleep(2000);
   const rss = rssBytes(server.pid);
+  const memory = await server.stats?.();
+  if (memory) log(`S2 shim memory: ${JSON.stringify(memory)}`);
   await server.stop();
   row(`S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`, 'shim RSS after sync (sync time)', `${mb(rss)} (${ms(r.syncMs)})`, '<= 200 MB', ok(rss <= 200e6));
 }

@@ -19,6 +19,8 @@ export interface Server {
   /** Prepares change `i` (Service i's first endpoint moves to `marker`); calling the result makes it happen. */
   prepare(i: number, marker: string): Promise<() => void>;
   stop(): Promise<void>;
+  /** The shim only: process.memoryUsage() of the server. */
+  stats?(): Promise<NodeJS.MemoryUsage>;
 }
 
 export async function startShim(services: number, profile = false): Promise<Server> {
@@ -33,6 +35,7 @@ export async function startShim(services: number, profile = false): Promise<Serv
     xds,
     pid: child.pid,
     prepare: async (i, marker) => () => child.send({ cmd: 'set', updates: { [`s${i}`]: serviceObjects(i, marker) } }),
+    stats: async () => (await child.ask({ cmd: 'stats' }, 'stats')).memory,
     stop: async () => {
       child.send({ cmd: 'stop' });
       await new Promise((r) => child.process.once('exit', r));

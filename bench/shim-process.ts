@@ -53,7 +53,7 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
     await shim.start();
     process.send!({ cmd: 'started', xds: `127.0.0.1:${shim.xdsPort}` });
   }
-  if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount() });
+  if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount(), memory: process.memoryUsage() });
   if (m.cmd === 'stop') {
     await shim.stop();
     process.exit(0);
