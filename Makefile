@@ -15,7 +15,8 @@ test:
 # e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 bench: setup bench/peers/gcp/gcp-peer
-	@npx tsx bench/convergence.ts $(BENCH_ARGS)
+	@npx tsc -p tsconfig.bench.json
+	@node dist/bench/convergence.js $(BENCH_ARGS)
 
 # The go-control-plane peer, built from the Go module proxy at the versions pinned in its go.mod.
 bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod

@@ -4,6 +4,11 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
+// `make bench` runs the compiled benchmark (dist/bench, plain node, as `tunnel-shim serve` runs from
+// dist/src); run with tsx it forks the TypeScript files through tsx.
+const compiled = here.endsWith(path.join('dist', 'bench'));
+/** The benchmark's source folder (templates, the peer), wherever this file runs from. */
+export const benchDir = compiled ? path.join(here, '..', '..', 'bench') : here;
 
 /** Every process the benchmark started: killed when it exits, also after a failure. */
 export const started = new Set<ChildProcess>();
@@ -17,7 +22,8 @@ export class Child {
   readonly listeners = new Map<string, (m: any) => void>();
 
   constructor(file: string, execArgv: string[] = []) {
-    this.process = fork(path.join(here, file), [], { execArgv: ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    const script = path.join(here, compiled ? file.replace(/\.ts$/, '.js') : file);
+    this.process = fork(script, [], { execArgv: compiled ? execArgv : ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
     started.add(this.process);
     this.process.once('exit', () => started.delete(this.process));
     this.process.on('message', (m: any) => {

@@ -94,6 +94,7 @@ if (runs('s2')) {
   log(`S2 (${S2.services} Services, ${S2.originate}+${S2.terminate} streams): started`);
   const r = await run(server, { ...S2, delta: false, changes: 5, rate: 0, rateSeconds: 0 });
   await sleep(2000);
+  await server.collect?.();
   const rss = rssBytes(server.pid);
   const memory = await server.stats?.();
   if (memory) log(`S2 shim memory: ${JSON.stringify(memory)}`);
@@ -107,11 +108,13 @@ if (runs('idle')) {
   const base = new Child('loadgen.ts');
   await base.next('ready');
   await sleep(1000);
+  await server.collect?.();
   const before = rssBytes(server.pid);
   const count = n(1000);
   await base.ask({ cmd: 'connect', address: server.xds, delta: false, streams: (await import('./control-plane.js')).streamSpecs(count, 0) }, 'connected');
   await base.ask({ cmd: 'quiet', ms: 1500 }, 'quiet');
   await sleep(2000);
+  await server.collect?.();
   const after = rssBytes(server.pid);
   await base.ask({ cmd: 'close' }, 'closed');
   await server.stop();

@@ -8,16 +8,14 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import pino from 'pino';
 import { Shim } from '../src/shim.js';
 import { FileSource } from '../src/sources/file.js';
 import { envoyBinary, startEnvoy } from '../test/helpers/envoy.js';
 import { freePort } from '../test/helpers/net.js';
 import { serviceYaml } from '../test/helpers/objects.js';
-import { percentile, sleep } from './child.js';
+import { benchDir, percentile, sleep } from './child.js';
 
-const here = path.dirname(fileURLToPath(import.meta.url));
 type Row = [string, string, string, string, string];
 
 /** 'T' + 8-byte length: swallow that many bytes, then answer 'k'. 'E': echo everything. */
@@ -118,7 +116,7 @@ async function waitListening(port: number, host: string): Promise<void> {
 
 async function staticEnvoy(template: string, vars: Record<string, string | number>) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-envoy-'));
-  let text = fs.readFileSync(path.join(here, 'static', template), 'utf8');
+  let text = fs.readFileSync(path.join(benchDir, 'static', template), 'utf8');
   for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`\${${k}}`, String(v));
   fs.writeFileSync(path.join(dir, 'envoy.yaml'), text);
   const child = spawn(envoyBinary(), ['-c', path.join(dir, 'envoy.yaml'), '--concurrency', '1', '--disable-hot-restart', '-l', 'error', '--base-id-path', path.join(dir, 'base-id'), '--use-dynamic-base-id'], { stdio: 'ignore' });

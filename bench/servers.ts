@@ -3,13 +3,12 @@
 // renders for each node view, as Envoy JSON.
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { buildModel } from '../src/model/build.js';
 import type { SourcedObject } from '../src/model/objects.js';
 import { defaultModelOptions } from '../src/model/tunnel.js';
 import { translate } from '../src/translate/index.js';
 import { viewKey, type NodeView } from '../src/translate/view.js';
-import { Child, started } from './child.js';
+import { benchDir, Child, started } from './child.js';
 import { podAddress, podCount, serviceObjects } from './fixtures.js';
 
 export interface Server {
@@ -21,10 +20,12 @@ export interface Server {
   stop(): Promise<void>;
   /** The shim only: process.memoryUsage() of the server. */
   stats?(): Promise<NodeJS.MemoryUsage>;
+  /** The shim only: a full garbage collection, so RSS shows live memory rather than GC timing. */
+  collect?(): Promise<void>;
 }
 
 export async function startShim(services: number, profile = false): Promise<Server> {
-  const child = new Child('shim-process.ts', profile ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : []);
+  const child = new Child('shim-process.ts', ['--expose-gc', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [])]);
   await child.next('ready');
   const updates: Record<string, SourcedObject[]> = {};
   for (let i = 0; i < services; i++) updates[`s${i}`] = serviceObjects(i);
@@ -36,6 +37,7 @@ export async function startShim(services: number, profile = false): Promise<Serv
     pid: child.pid,
     prepare: async (i, marker) => () => child.send({ cmd: 'set', updates: { [`s${i}`]: serviceObjects(i, marker) } }),
     stats: async () => (await child.ask({ cmd: 'stats' }, 'stats')).memory,
+    collect: async () => void (await child.ask({ cmd: 'gc' }, 'gc')),
     stop: async () => {
       child.send({ cmd: 'stop' });
       await new Promise((r) => child.process.once('exit', r));
@@ -43,8 +45,7 @@ export async function startShim(services: number, profile = false): Promise<Serv
   };
 }
 
-const here = path.dirname(fileURLToPath(import.meta.url));
-export const peerBinary = path.join(here, 'peers', 'gcp', 'gcp-peer');
+export const peerBinary = path.join(benchDir, 'peers', 'gcp', 'gcp-peer');
 
 const plural = { listener: 'listeners', route: 'routes', cluster: 'clusters', endpoint: 'endpoints' } as const;
 

@@ -32,6 +32,8 @@ class MemorySource implements Source {
 }
 
 const source = new MemorySource();
+// SIGUSR2 writes a heap snapshot (looking into memory figures).
+process.on('SIGUSR2', async () => process.stderr.write(`shim: heap snapshot ${(await import('node:v8')).writeHeapSnapshot('bench/profiles/shim.heapsnapshot')}\n`));
 const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', logger: pino({ level: 'warn' }) });
 
 // BENCH_TRACE=1: how long each model change takes inside the shim (rebuild + hand-off to every stream).
@@ -52,6 +54,10 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
   if (m.cmd === 'start') {
     await shim.start();
     process.send!({ cmd: 'started', xds: `127.0.0.1:${shim.xdsPort}` });
+  }
+  if (m.cmd === 'gc') {
+    (globalThis as { gc?: () => void }).gc?.();
+    process.send!({ cmd: 'gc' });
   }
   if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount(), memory: process.memoryUsage() });
   if (m.cmd === 'stop') {

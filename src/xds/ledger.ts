@@ -20,37 +20,37 @@ export interface Delivery {
 export class SentLedger {
   /** For every subscribed name not in `overrides`, what the client was sent is `base.get(name)`. */
   private base?: ReadonlyMap<string, EncodedResource>;
-  /** Names whose sent state differs from `base` (undefined: not sent). */
-  private readonly overrides = new Map<string, EncodedResource | undefined>();
+  /** Names whose sent state differs from `base` (undefined: not sent); made when first needed. */
+  private overrides?: Map<string, EncodedResource | undefined>;
   /** The response that last carried everything, and the names carried by later responses. */
   private baseDelivery?: Delivery;
-  private readonly deliveries = new Map<string, Delivery>();
+  private deliveries?: Map<string, Delivery>;
 
   /** What the client was sent for `name` (meaningful for subscribed names only). */
   sent(name: string): EncodedResource | undefined {
-    return this.overrides.has(name) ? this.overrides.get(name) : this.base?.get(name);
+    return this.overrides?.has(name) ? this.overrides.get(name) : this.base?.get(name);
   }
 
   delivery(name: string): Delivery | undefined {
-    return this.sent(name) ? this.deliveries.get(name) ?? this.baseDelivery : undefined;
+    return this.sent(name) ? this.deliveries?.get(name) ?? this.baseDelivery : undefined;
   }
 
   /** The client must be sent `name` again (re-subscribed, or its parent changed). */
   forget(name: string): void {
-    if (this.base || this.overrides.size > 0) this.overrides.set(name, undefined);
-    this.deliveries.delete(name);
+    if (this.base) (this.overrides ??= new Map()).set(name, undefined);
+    this.deliveries?.delete(name);
   }
 
   forgetAll(): void {
     this.base = undefined;
-    this.overrides.clear();
+    this.overrides = undefined;
     this.baseDelivery = undefined;
-    this.deliveries.clear();
+    this.deliveries = undefined;
   }
 
   /** True when some name is out of line with `base`: the next look must check every name. */
   get unsettled(): boolean {
-    return this.overrides.size > 0;
+    return (this.overrides?.size ?? 0) > 0;
   }
 
   /**
@@ -59,11 +59,11 @@ export class SentLedger {
    */
   settle(resources: ReadonlyMap<string, EncodedResource>, carried: readonly EncodedResource[], delivery: Delivery | undefined, whole: boolean): void {
     this.base = resources;
-    this.overrides.clear();
+    this.overrides = undefined;
     if (!delivery) return;
     if (whole) {
       this.baseDelivery = delivery;
-      this.deliveries.clear();
-    } else for (const r of carried) this.deliveries.set(r.name, delivery);
+      this.deliveries = undefined;
+    } else for (const r of carried) (this.deliveries ??= new Map()).set(r.name, delivery);
   }
 }

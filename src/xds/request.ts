@@ -7,6 +7,8 @@ import { lookupType } from '../envoy/protos.js';
 import { isWildcard } from './decide.js';
 
 export interface Subscription {
+  /** The resource_names bytes (an own copy, shared like the rest). */
+  readonly raw: Uint8Array;
   /** The names as sent, in order. */
   readonly list: readonly string[];
   /** The same names without `*`: shared by every stream that sent these bytes; never mutate it. */
@@ -117,13 +119,13 @@ export function subscriptionOf(raw: Uint8Array): Subscription {
   const hit = bucket?.find((e) => Buffer.compare(e.raw, raw) === 0);
   if (hit) return hit.sub;
   const list = decodeNames(raw);
-  const sub: Subscription = { list, set: new Set(list.filter((n) => n !== '*')), wildcardish: isWildcard(list) };
+  // Own copy: `raw` points into a request buffer that would otherwise stay alive.
+  const sub: Subscription = { raw: Uint8Array.from(raw), list, set: new Set(list.filter((n) => n !== '*')), wildcardish: isWildcard(list) };
   if (internedCount >= maxInterned) {
     interned.clear();
     internedCount = 0;
   }
-  // Own copy: `raw` points into a request buffer that would otherwise stay alive.
-  const entry = { raw: Uint8Array.from(raw), sub };
+  const entry = { raw: sub.raw, sub };
   if (bucket) bucket.push(entry);
   else interned.set(key, [entry]);
   internedCount++;

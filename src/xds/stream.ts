@@ -1,6 +1,7 @@
 // One state-of-the-world ADS stream: subscriptions, nonces, what was sent and acknowledged per type.
 // It sends only what changed for this node, in make-before-break order, and never queues more than
 // one pending state when the client reads slowly.
+import { randomBytes } from 'node:crypto';
 import { discoveryResponseBody, withNonce, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
@@ -122,7 +123,7 @@ export class AdsStream extends StreamTransport {
       return false;
     }
     const sub: Subscription = subscriptionOf(namesRaw);
-    state.namesRaw = Uint8Array.from(namesRaw);
+    state.namesRaw = sub.raw;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
     const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
     if (!same && !wildcard) {
@@ -194,10 +195,13 @@ export class AdsStream extends StreamTransport {
       return;
     }
     const version = ts.version;
-    const nonce = this.nextNonce();
-    const body = sharedBody(ts, bodyKey(state, toSend, whole, this.controlPlaneId), () =>
-      discoveryResponseBody({ versionInfo: version, typeUrl: TypeUrl[kind], controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }),
-    );
+    const build = (nonce: string) =>
+      withNonce(discoveryResponseBody({ versionInfo: version, typeUrl: TypeUrl[kind], controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }), nonce);
+    const shared = sharedResponse(ts, bodyKey(state, toSend, whole, this.controlPlaneId), build);
+    // A nonce names a response within one stream; a shared response may only be sent once per stream.
+    const reuse = shared && shared.nonce !== state.lastNonce;
+    const nonce = reuse ? shared.nonce : this.nextNonce();
+    const response = reuse ? shared.bytes : build(nonce);
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
     state.ledger.settle(ts.resources, toSend, delivery, whole);
     state.lastDelivery = delivery;
@@ -213,7 +217,7 @@ export class AdsStream extends StreamTransport {
       childState.generation = -1;
     }
     this.events.sent(this, kind, version, nonce, toSend.length);
-    this.send(withNonce(body, nonce));
+    this.send(response);
   }
 }
 
@@ -234,23 +238,32 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
 }
 
 /**
- * Response bodies (everything but the nonce) shared by the streams of a view: the 1,000 originators
- * of the benchmark get one encoding of each response, not 1,000. Keyed per type snapshot by what the
- * response carries; entries go with the snapshot.
+ * Whole responses shared by the streams of a view: the 1,000 originators of the benchmark get one
+ * encoding of each response, not 1,000, and the shim writes the same bytes to each (gRPC framing is
+ * the only copy). They share the nonce too, which is fine: a nonce only has to tell one stream's
+ * responses apart. Keyed per type snapshot by what the response carries; entries go with the snapshot.
  */
-const bodies = new WeakMap<TypeSnapshot, Map<string, Uint8Array>>();
-const maxBodiesPerSnapshot = 64;
+const responses = new WeakMap<TypeSnapshot, Map<string, SharedResponse>>();
+const maxResponsesPerSnapshot = 64;
+const sharedNoncePrefix = randomBytes(4).toString('hex');
+let sharedNonces = 0;
 
-function sharedBody(ts: TypeSnapshot, key: string | undefined, make: () => Uint8Array): Uint8Array {
-  if (key === undefined) return make();
-  let byKey = bodies.get(ts);
-  if (!byKey) bodies.set(ts, (byKey = new Map()));
-  let body = byKey.get(key);
-  if (!body) {
-    body = make();
-    if (byKey.size < maxBodiesPerSnapshot) byKey.set(key, body);
+interface SharedResponse {
+  bytes: Buffer;
+  nonce: string;
+}
+
+function sharedResponse(ts: TypeSnapshot, key: string | undefined, build: (nonce: string) => Buffer): SharedResponse | undefined {
+  if (key === undefined) return undefined;
+  let byKey = responses.get(ts);
+  if (!byKey) responses.set(ts, (byKey = new Map()));
+  let shared = byKey.get(key);
+  if (!shared) {
+    const nonce = `${sharedNoncePrefix}-s${++sharedNonces}`;
+    shared = { bytes: build(nonce), nonce };
+    if (byKey.size < maxResponsesPerSnapshot) byKey.set(key, shared);
   }
-  return body;
+  return shared;
 }
 
 /** Ids for shared subscriptions, so "everything this subscription names" is a short key. */
