@@ -7,6 +7,7 @@ import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../en
 import type { Watch } from './cache.js';
 import { applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
+import { changedSince } from './snapshot.js';
 import type { NackRecord } from './stream.js';
 import { StreamTransport, type ResponseSink } from './transport.js';
 
@@ -90,7 +91,7 @@ export class DeltaStream extends StreamTransport {
     }
     const ts = snapshot[kind];
     if (!full && !state.owesAnswer && state.generation === ts.generation) return;
-    const incremental = !full && ts.changed && state.generation === ts.changed.since ? ts.changed.names : undefined;
+    const incremental = full ? undefined : changedSince(ts, state.generation);
     state.generation = ts.generation;
     const versions = versionsOf(ts.resources);
     const { send, removed } = deltaChanges(state, versions, incremental);

@@ -20,8 +20,12 @@ export interface TypeSnapshot {
   changedAt?: number;
   /** Increases whenever the content of this type (in this view) changes. */
   generation: number;
-  /** Names added, changed or removed since generation `since`: lets streams look only at those. */
-  changed?: { since: number; names: ReadonlySet<string> };
+  /**
+   * The last few steps that led here, oldest first: names added, changed or removed since generation
+   * `since`. Lets a stream look only at those (see changedSince), also when it skipped a generation
+   * or two because changes came faster than it was served.
+   */
+  changes?: readonly { since: number; names: ReadonlySet<string> }[];
 }
 
 export type Snapshot = Record<ResourceKind, TypeSnapshot>;
@@ -116,7 +120,24 @@ function diffType(prior: TypeSnapshot, map: Map<string, EncodedResource>): TypeS
   for (const [name, r] of map) if (prior.resources.get(name)?.version !== r.version) names.add(name);
   for (const name of prior.resources.keys()) if (!map.has(name)) names.add(name);
   if (names.size === 0) return prior;
-  return { resources: map, version: setVersion(map.values()), generation: ++generations, changed: { since: prior.generation, names } };
+  const changes = [...(prior.changes ?? []).slice(1 - changeHistory), { since: prior.generation, names }];
+  return { resources: map, version: setVersion(map.values()), generation: ++generations, changes };
+}
+
+/** How many steps a TypeSnapshot remembers. */
+const changeHistory = 8;
+
+/** Names that changed since generation `generation`, or undefined when that is too long ago to say. */
+export function changedSince(ts: TypeSnapshot, generation: number): ReadonlySet<string> | undefined {
+  const steps = ts.changes ?? [];
+  for (let i = steps.length - 1; i >= 0; i--) {
+    if (steps[i]!.since !== generation) continue;
+    if (i === steps.length - 1) return steps[i]!.names;
+    const names = new Set<string>();
+    for (const step of steps.slice(i)) for (const name of step.names) names.add(name);
+    return names;
+  }
+  return undefined;
 }
 
 function invalidResource(kind: ResourceKind, name: string, message: string): Diagnostic {

@@ -9,7 +9,7 @@ import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
 import { subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
-import type { Snapshot, TypeSnapshot } from './snapshot.js';
+import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
 import { StreamTransport, type ResponseSink } from './transport.js';
 
 export interface NackRecord {
@@ -170,7 +170,7 @@ export class AdsStream extends StreamTransport {
     }
     const ts = snapshot[kind];
     if (!full && state.generation === ts.generation && !state.ledger.unsettled) return;
-    const candidates = !full && !state.ledger.unsettled && ts.changed && state.generation === ts.changed.since ? ts.changed.names : undefined;
+    const candidates = full || state.ledger.unsettled ? undefined : changedSince(ts, state.generation);
     state.generation = ts.generation;
     const subscribed = (name: string) => state.wildcard || state.names.has(name);
     const look: Iterable<string> = candidates ?? (state.wildcard ? ts.resources.keys() : state.names);
