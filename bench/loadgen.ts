@@ -48,6 +48,7 @@ class EnvoyLike {
   bytes = 0;
   responses = 0;
   lastAckAt = 0;
+  firstAt = 0;
   private first = true;
   private readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
   private readonly eds = new Set<string>();
@@ -95,6 +96,7 @@ class EnvoyLike {
   private receive(raw: Buffer) {
     this.bytes += raw.length;
     this.responses++;
+    this.firstAt ||= now();
     const r = readResponse(raw, this.delta);
     this.onResponse(this, raw);
     if (r.typeUrl === TypeUrl.cluster) this.onClusters(raw, r);
@@ -182,6 +184,8 @@ const streams: EnvoyLike[] = [];
 const clients: grpc.Client[] = [];
 const watches = new Map<string, Watch>();
 let lastResponseAt = 0;
+let connectStart = 0;
+let connectedAt = 0;
 let bytesMark = new Map<EnvoyLike, number>();
 
 function onResponse(e: EnvoyLike, raw: Buffer) {
@@ -200,8 +204,12 @@ function onResponse(e: EnvoyLike, raw: Buffer) {
 
 process.on('message', async (m: any) => {
   if (m.cmd === 'connect') {
-    const start = now();
+    // First every Envoy's connection (TCP + HTTP/2, as Envoys that are already up have), then every
+    // stream at once. One process stands in for 1,000 Envoys: opening connections while it is busy
+    // reading responses would make the later Envoys wait on this process, not on the server.
+    connectStart = now();
     const Client = grpc.makeGenericClientConstructor(definition(m.delta), 'Ads');
+    const fresh: grpc.Client[] = [];
     for (let i = 0; i < m.streams.length; i++) {
       // Each Envoy has its own connection: no shared subchannel.
       const client = new Client(m.address, grpc.credentials.createInsecure(), {
@@ -211,11 +219,15 @@ process.on('message', async (m: any) => {
         // 0.3 MB response wait for several window updates.
         'grpc-node.flow_control_window': 16 * 1024 * 1024,
       });
-      clients.push(client);
-      streams.push(new EnvoyLike(client, m.streams[i], m.delta, onResponse));
+      fresh.push(client);
       if (i % 50 === 49) await new Promise((r) => setImmediate(r));
     }
-    process.send!({ cmd: 'connected', start });
+    await Promise.all(fresh.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 60_000, (err) => (err ? reject(err) : resolve())))));
+    connectedAt = now();
+    const start = now();
+    for (let i = 0; i < fresh.length; i++) streams.push(new EnvoyLike(fresh[i]!, m.streams[i], m.delta, onResponse));
+    clients.push(...fresh);
+    process.send!({ cmd: 'connected', start, connectMs: connectedAt - connectStart });
   } else if (m.cmd === 'quiet') {
     // Resolves once no response arrived for `ms`: the last ACK then ends the sync.
     for (;;) {
@@ -223,6 +235,12 @@ process.on('message', async (m: any) => {
       if (lastResponseAt > 0 && now() - lastResponseAt >= m.ms) break;
     }
     const lastAck = Math.max(...streams.map((s) => s.lastAckAt));
+    if (process.env.BENCH_TRACE) {
+      const at = (xs: number[], q: number) => xs.sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]! - connectedAt;
+      const first = streams.map((s) => s.firstAt);
+      const last = streams.map((s) => s.lastAckAt);
+      process.stderr.write(`loadgen: connections up in ${(connectedAt - connectStart).toFixed(0)} ms; after the streams opened: first response p50 +${at(first, 0.5).toFixed(0)} max +${at(first, 1).toFixed(0)}; last ACK p50 +${at(last, 0.5).toFixed(0)} max +${at(last, 1).toFixed(0)} ms\n`);
+    }
     process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });
   } else if (m.cmd === 'watch') {
     const expected = streams.filter((s) => s.spec.role === 'originate').length;

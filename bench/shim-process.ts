@@ -54,6 +54,17 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
   if (m.cmd === 'start') {
     await shim.start();
     process.send!({ cmd: 'started', xds: `127.0.0.1:${shim.xdsPort}` });
+    if (process.env.BENCH_TRACE) {
+      // The first 15 s: streams connected and bytes handed to gRPC, every half second.
+      const t0 = performance.now();
+      const timer = setInterval(() => {
+        const all = [...shim.xds.streams, ...shim.xds.deltaStreams];
+        const bytes = all.reduce((n, s) => n + s.counters.bytes, 0);
+        const served = all.filter((s) => s.counters.responses > 0).length;
+        process.stderr.write(`shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB in flight\n`);
+        if (performance.now() - t0 > 15_000) clearInterval(timer);
+      }, 500);
+    }
   }
   if (m.cmd === 'gc') {
     (globalThis as { gc?: () => void }).gc?.();

@@ -2,7 +2,7 @@
 // Struct as plain JSON, wrappers as bare values, Any with "@type") to the object form protobufjs encodes.
 // Resources are written, shown and golden-tested in the form Envoy users read; only encoding converts.
 import protobuf from 'protobufjs';
-import { lookupType } from './protos.js';
+import { fullNameOf, lookupType } from './protos.js';
 
 const wrappers = new Set(['DoubleValue', 'FloatValue', 'Int64Value', 'UInt64Value', 'Int32Value', 'UInt32Value', 'BoolValue', 'StringValue', 'BytesValue'].map((n) => `.google.protobuf.${n}`));
 
@@ -28,7 +28,7 @@ function struct(v: Record<string, unknown>): Record<string, unknown> {
 
 /** Converts a value of `type` from Envoy JSON form to protobufjs object form. */
 export function fromEnvoyJson(type: protobuf.Type, value: unknown, path = ''): any {
-  const name = type.fullName;
+  const name = fullNameOf(type);
   if (name === '.google.protobuf.Duration') return typeof value === 'string' ? parseProtoDuration(value) : value;
   if (name === '.google.protobuf.Struct') return struct(value as Record<string, unknown>);
   if (name === '.google.protobuf.Value') return structValue(value);
@@ -44,7 +44,7 @@ export function fromEnvoyJson(type: protobuf.Type, value: unknown, path = ''): a
   const out: Record<string, unknown> = {};
   for (const [key, v] of Object.entries(object)) {
     const field = type.fields[key];
-    if (!field) throw new Error(`${path ? `${path}.` : ''}${key}: no such field in ${type.fullName.slice(1)}`);
+    if (!field) throw new Error(`${path ? `${path}.` : ''}${key}: no such field in ${fullNameOf(type).slice(1)}`);
     const here = path ? `${path}.${key}` : key;
     field.resolve();
     const inner = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;

@@ -49,8 +49,22 @@ export function envoyRoot(): protobuf.Root {
   return cached;
 }
 
+const types = new Map<string, protobuf.Type>();
+
+/** The type by name; remembered, since encoding and validation ask for the same few types constantly. */
 export function lookupType(fullName: string): protobuf.Type {
-  return envoyRoot().lookupType(fullName);
+  let type = types.get(fullName);
+  if (!type) types.set(fullName, (type = envoyRoot().lookupType(fullName)));
+  return type;
+}
+
+const fullNames = new WeakMap<protobuf.ReflectionObject, string>();
+
+/** `type.fullName`, remembered: protobufjs rebuilds the string from the parents on every read. */
+export function fullNameOf(type: protobuf.ReflectionObject): string {
+  let name = fullNames.get(type);
+  if (name === undefined) fullNames.set(type, (name = type.fullName));
+  return name;
 }
 
 export const TypeUrl = {

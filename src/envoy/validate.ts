@@ -2,7 +2,7 @@
 // Envoy's own protos carry as `(validate.rules)` field options. Envoy enforces the same rules on
 // receipt; checking first means a bad resource becomes a diagnostic instead of a NACK.
 import protobuf from 'protobufjs';
-import { lookupType } from './protos.js';
+import { fullNameOf, lookupType } from './protos.js';
 
 export interface Violation {
   path: string;
@@ -93,7 +93,7 @@ export function validateMessage(typeName: string, object: Record<string, unknown
 }
 
 function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: string, out: Violation[]) {
-  if (type.fullName === '.google.protobuf.Any') {
+  if (fullNameOf(type) === '.google.protobuf.Any') {
     const typeUrl = object['@type'];
     if (typeof typeUrl !== 'string') return;
     const inner = lookupType(typeUrl.slice(typeUrl.lastIndexOf('/') + 1));
@@ -154,11 +154,11 @@ function checkValue(field: protobuf.Field, path: string, value: unknown, rules: 
 }
 
 function isWrapper(type: protobuf.Type): boolean {
-  return type.fullName.startsWith('.google.protobuf.') && type.name.endsWith('Value') && type.name !== 'Value';
+  return fullNameOf(type).startsWith('.google.protobuf.') && type.name.endsWith('Value') && type.name !== 'Value';
 }
 
 function isWrapperOrDuration(type: protobuf.Type): boolean {
-  return type.fullName === '.google.protobuf.Duration' || type.fullName === '.google.protobuf.Struct';
+  return fullNameOf(type) === '.google.protobuf.Duration' || fullNameOf(type) === '.google.protobuf.Struct';
 }
 
 function join(prefix: string, name: string): string {

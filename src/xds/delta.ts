@@ -102,20 +102,15 @@ export class DeltaStream extends StreamTransport {
     }
     state.owesAnswer = false;
     const resources = send.map((name) => ts.resources.get(name)!);
-    const nonce = this.nextNonce();
-    const response = encodeDeltaDiscoveryResponse({
-      systemVersionInfo: ts.version,
-      typeUrl: TypeUrl[kind],
-      nonce,
-      controlPlaneId: this.controlPlaneId,
-      resources: resources.map(deltaResourceBytes),
-      removed,
-    });
+    // Shareable: everything (a first sync), or a small change; both are the same for every stream of the view.
+    const key = removed.length === 0 && send.length === ts.resources.size ? 'all' : send.length + removed.length <= 32 ? `${send.join('\n')}|${removed.join('\n')}` : undefined;
+    const nonce = this.respond(ts, key, state.lastNonce, (n) =>
+      encodeDeltaDiscoveryResponse({ systemVersionInfo: ts.version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: resources.map(deltaResourceBytes), removed }),
+    );
     state.lastNonce = nonce;
     state.lastVersion = ts.version;
     this.resendChildren(kind, resources);
     this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
-    this.send(response);
   }
 
   /** A changed cluster or listener may need its endpoints or routes again while it warms. */

@@ -1,7 +1,6 @@
 // One state-of-the-world ADS stream: subscriptions, nonces, what was sent and acknowledged per type.
 // It sends only what changed for this node, in make-before-break order, and never queues more than
 // one pending state when the client reads slowly.
-import { randomBytes } from 'node:crypto';
 import { discoveryResponseBody, withNonce, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
@@ -195,13 +194,9 @@ export class AdsStream extends StreamTransport {
       return;
     }
     const version = ts.version;
-    const build = (nonce: string) =>
-      withNonce(discoveryResponseBody({ versionInfo: version, typeUrl: TypeUrl[kind], controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }), nonce);
-    const shared = sharedResponse(ts, bodyKey(state, toSend, whole, this.controlPlaneId), build);
-    // A nonce names a response within one stream; a shared response may only be sent once per stream.
-    const reuse = shared && shared.nonce !== state.lastNonce;
-    const nonce = reuse ? shared.nonce : this.nextNonce();
-    const response = reuse ? shared.bytes : build(nonce);
+    const nonce = this.respond(ts, bodyKey(state, toSend, whole), state.lastNonce, (n) =>
+      withNonce(discoveryResponseBody({ versionInfo: version, typeUrl: TypeUrl[kind], controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }), n),
+    );
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
     state.ledger.settle(ts.resources, toSend, delivery, whole);
     state.lastDelivery = delivery;
@@ -217,7 +212,6 @@ export class AdsStream extends StreamTransport {
       childState.generation = -1;
     }
     this.events.sent(this, kind, version, nonce, toSend.length);
-    this.send(response);
   }
 }
 
@@ -237,47 +231,18 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-/**
- * Whole responses shared by the streams of a view: the 1,000 originators of the benchmark get one
- * encoding of each response, not 1,000, and the shim writes the same bytes to each (gRPC framing is
- * the only copy). They share the nonce too, which is fine: a nonce only has to tell one stream's
- * responses apart. Keyed per type snapshot by what the response carries; entries go with the snapshot.
- */
-const responses = new WeakMap<TypeSnapshot, Map<string, SharedResponse>>();
-const maxResponsesPerSnapshot = 64;
-const sharedNoncePrefix = randomBytes(4).toString('hex');
-let sharedNonces = 0;
-
-interface SharedResponse {
-  bytes: Buffer;
-  nonce: string;
-}
-
-function sharedResponse(ts: TypeSnapshot, key: string | undefined, build: (nonce: string) => Buffer): SharedResponse | undefined {
-  if (key === undefined) return undefined;
-  let byKey = responses.get(ts);
-  if (!byKey) responses.set(ts, (byKey = new Map()));
-  let shared = byKey.get(key);
-  if (!shared) {
-    const nonce = `${sharedNoncePrefix}-s${++sharedNonces}`;
-    shared = { bytes: build(nonce), nonce };
-    if (byKey.size < maxResponsesPerSnapshot) byKey.set(key, shared);
-  }
-  return shared;
-}
-
 /** Ids for shared subscriptions, so "everything this subscription names" is a short key. */
 const subscriptionIds = new WeakMap<ReadonlySet<string>, number>();
 let nextSubscriptionId = 0;
 
-function bodyKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean, controlPlaneId: string): string | undefined {
-  if (state.wildcard) return `${controlPlaneId}|*`;
+function bodyKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
+  if (state.wildcard) return '*';
   if (whole) {
     // Everything this (shared) subscription names, in its order.
     let id = subscriptionIds.get(state.names);
     if (id === undefined) subscriptionIds.set(state.names, (id = nextSubscriptionId++));
-    return `${controlPlaneId}|all:${id}`;
+    return `all:${id}`;
   }
-  if (toSend.length <= 32) return `${controlPlaneId}|${toSend.map((r) => r.name).join('\n')}`;
+  if (toSend.length <= 32) return toSend.map((r) => r.name).join('\n');
   return undefined;
 }

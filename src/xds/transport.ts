@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
 import type { NodeIdentity } from './node.js';
+import type { TypeSnapshot } from './snapshot.js';
 
 export interface ResponseSink {
   /** Returns false when the transport is full; `onDrain` is then called once it has room again. */
@@ -11,6 +12,7 @@ export interface ResponseSink {
 }
 
 export abstract class StreamTransport {
+  abstract readonly mode: 'sotw' | 'delta';
   readonly connectedAt = new Date();
   /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
   readonly counters = { bytes: 0, responses: 0, blocked: 0 };
@@ -61,6 +63,22 @@ export abstract class StreamTransport {
     return `${this.noncePrefix}-${++this.nonceCounter}`;
   }
 
+  /**
+   * Sends the response `build(nonce)` makes, shared with every stream that sends the same `key` for
+   * the same type snapshot (undefined: not shareable). Returns the nonce it carries.
+   */
+  protected respond(ts: TypeSnapshot, key: string | undefined, lastNonce: string | undefined, build: (nonce: string) => Buffer): string {
+    const shared = key === undefined ? undefined : sharedResponse(ts, `${this.mode}|${this.controlPlaneId}|${key}`, build);
+    // A nonce names a response within one stream; a shared response may only be sent once per stream.
+    if (shared && shared.nonce !== lastNonce) {
+      this.send(shared.bytes);
+      return shared.nonce;
+    }
+    const nonce = this.nextNonce();
+    this.send(build(nonce));
+    return nonce;
+  }
+
   protected send(response: Buffer): void {
     this.counters.bytes += response.length;
     this.counters.responses++;
@@ -69,4 +87,32 @@ export abstract class StreamTransport {
       this.counters.blocked++;
     }
   }
+}
+
+/**
+ * Whole responses shared by the streams of a view: the 1,000 originators of the benchmark get one
+ * encoding of each response, not 1,000, and the shim writes the same bytes to each (gRPC framing is
+ * the only copy). They share the nonce too, which is fine: a nonce only has to tell one stream's
+ * responses apart. Kept per type snapshot, so they go with it.
+ */
+const responses = new WeakMap<TypeSnapshot, Map<string, SharedResponse>>();
+const maxResponsesPerSnapshot = 64;
+const sharedNoncePrefix = randomBytes(4).toString('hex');
+let sharedNonces = 0;
+
+interface SharedResponse {
+  bytes: Buffer;
+  nonce: string;
+}
+
+function sharedResponse(ts: TypeSnapshot, key: string, build: (nonce: string) => Buffer): SharedResponse {
+  let byKey = responses.get(ts);
+  if (!byKey) responses.set(ts, (byKey = new Map()));
+  let shared = byKey.get(key);
+  if (!shared) {
+    const nonce = `${sharedNoncePrefix}-s${++sharedNonces}`;
+    shared = { bytes: build(nonce), nonce };
+    if (byKey.size < maxResponsesPerSnapshot) byKey.set(key, shared);
+  }
+  return shared;
 }
