@@ -103,22 +103,32 @@ if (runs('s2')) {
 }
 
 if (runs('idle')) {
-  // Idle streams: a small configuration, then 1,000 more connected streams that only ACK.
+  // Idle streams: a small configuration, 1,000 streams that only ACK, then 1,000 more. The figure is
+  // the second thousand's cost (the marginal cost of one more Envoy): the first thousand also pays
+  // for one-time growth (V8's young generation, code, pools) that more Envoys do not repeat.
   const server = await startShim(10);
-  const base = new Child('loadgen.ts');
-  await base.next('ready');
+  const count = n(1000);
+  const { streamSpecs } = await import('./control-plane.js');
+  const connect = async (from: number) => {
+    const gen = new Child('loadgen.ts');
+    await gen.next('ready');
+    await gen.ask({ cmd: 'connect', address: server.xds, delta: false, streams: streamSpecs(count, 0).map((s) => ({ ...s, id: `${s.id}-${from}` })) }, 'connected');
+    await gen.ask({ cmd: 'quiet', ms: 1500 }, 'quiet');
+    await sleep(2000);
+    await server.collect?.();
+    return gen;
+  };
   await sleep(1000);
   await server.collect?.();
-  const before = rssBytes(server.pid);
-  const count = n(1000);
-  await base.ask({ cmd: 'connect', address: server.xds, delta: false, streams: (await import('./control-plane.js')).streamSpecs(count, 0) }, 'connected');
-  await base.ask({ cmd: 'quiet', ms: 1500 }, 'quiet');
-  await sleep(2000);
-  await server.collect?.();
-  const after = rssBytes(server.pid);
-  await base.ask({ cmd: 'close' }, 'closed');
+  const start = rssBytes(server.pid);
+  const first = await connect(0);
+  const middle = rssBytes(server.pid);
+  const second = await connect(count);
+  const end = rssBytes(server.pid);
+  for (const gen of [first, second]) await gen.ask({ cmd: 'close' }, 'closed');
   await server.stop();
-  row(`idle streams (${count}, SotW, 10 svc)`, 'RSS added per connected stream', `${((after - before) / count / 1024).toFixed(1)} KB`, '<= 50 KB', ok((after - before) / count <= 50 * 1024));
+  const perStream = (end - middle) / count;
+  row(`idle streams (SotW, 10 svc)`, `RSS added per connected stream (streams ${count + 1}-${2 * count}; first ${count}: ${((middle - start) / count / 1024).toFixed(1)} KB)`, `${(perStream / 1024).toFixed(1)} KB`, '<= 50 KB', ok(perStream <= 50 * 1024));
 }
 
 if (!args.includes('--no-dataplane') && runs('dataplane')) for (const r of await runDataPlane(scale)) row(...r);
