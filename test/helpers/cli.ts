@@ -2,7 +2,8 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 
-export const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+export { repo } from './repo.js';
+import { repo } from './repo.js';
 
 /** Arguments for `node` that run the CLI from src/ (no build step needed). */
 export function cliArgs(args: string[]): string[] {

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { buildBootstrap, type BootstrapOptions } from '../../src/cli/bootstrap.js';
 import { waitFor } from './wait.js';
 
-const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+import { repo } from './repo.js';
 
 export function envoyBinary(): string {
   const bin = process.env.ENVOY_BIN ?? path.join(repo, '.venv', 'envoy');

@@ -7,7 +7,7 @@ import { Shim } from '../../src/shim.js';
 import { EventRecorder } from '../../src/sources/kube-events.js';
 import { KubernetesSource } from '../../src/sources/kubernetes.js';
 
-const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '../..');
+import { repo } from './repo.js';
 
 /** Creates or replaces each object (server-side apply), like `kubectl apply`. */
 export async function apply(kc: KubeConfig, objects: KubernetesObject[]): Promise<void> {
