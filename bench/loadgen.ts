@@ -43,6 +43,7 @@ function nodeOf(s: StreamSpec) {
 const sotwRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
 const deltaRequest = lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
 const namesField = sotwRequest.fields.resource_names!.id;
+const noNames = new Uint8Array(0);
 
 class EnvoyLike {
   bytes = 0;
@@ -74,17 +75,17 @@ class EnvoyLike {
   }
 
   private request(typeUrl: string, r: { nonce?: string; version?: string; subscribe?: string[]; unsubscribe?: string[] }) {
-    let bytes: Uint8Array;
     const node = this.first ? nodeOf(this.spec) : undefined;
     this.first = false;
     if (this.delta) {
-      bytes = deltaRequest.encode(deltaRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', resource_names_subscribe: r.subscribe ?? [], resource_names_unsubscribe: r.unsubscribe ?? [] })).finish();
-    } else {
-      const head = sotwRequest.encode(sotwRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', version_info: r.version ?? '' })).finish();
-      const names = this.namesBytes.get(typeUrl);
-      bytes = names ? Buffer.concat([head, names]) : head;
+      const bytes = deltaRequest.encode(deltaRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', resource_names_subscribe: r.subscribe ?? [], resource_names_unsubscribe: r.unsubscribe ?? [] })).finish();
+      this.call.write(Buffer.from(bytes));
+      return;
     }
-    this.call.write(Buffer.from(bytes));
+    // Fields in number order, as Envoy writes them; the (cached) names are copied once.
+    const head = sotwRequest.encode(sotwRequest.fromObject({ node, version_info: r.version ?? '' })).finish();
+    const tail = sotwRequest.encode(sotwRequest.fromObject({ type_url: typeUrl, response_nonce: r.nonce ?? '' })).finish();
+    this.call.write(Buffer.concat([head, this.namesBytes.get(typeUrl) ?? noNames, tail]));
   }
 
   private setNames(typeUrl: string, names: Set<string>) {

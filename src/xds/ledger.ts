@@ -17,6 +17,8 @@ export interface Delivery {
   nack?: NackRecord;
 }
 
+const maxDeliveries = 256;
+
 export class SentLedger {
   /** For every subscribed name not in `overrides`, what the client was sent is `base.get(name)`. */
   private base?: ReadonlyMap<string, EncodedResource>;
@@ -45,6 +47,18 @@ export class SentLedger {
     this.base = undefined;
     this.overrides = undefined;
     this.baseDelivery = undefined;
+    this.deliveries = undefined;
+  }
+
+  /**
+   * Per-name delivery records grow with every change a stream receives (up to one per name). Once the
+   * client has ACKed everything, more than `maxDeliveries` of them are folded into one: each resource
+   * then reads as carried by `latest`, the response it ACKed last. Exact for the recent changes that
+   * matter while a rollout is in flight; bounded for a stream that lives through thousands of changes.
+   */
+  compact(latest: Delivery | undefined): void {
+    if (!latest || (this.deliveries?.size ?? 0) <= maxDeliveries) return;
+    this.baseDelivery = latest;
     this.deliveries = undefined;
   }
 

@@ -76,6 +76,14 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
     const tag = r.uint32();
     const id = tag >>> 3;
     if (id === f.names) {
+      // An ACK repeats a subscription seen before: recognise it with one memcmp instead of walking it.
+      const known = namesStart < 0 ? knownNamesAt(bytes, at, f.names) : undefined;
+      if (known) {
+        out.namesRaw = known.raw;
+        r.pos = at + known.raw.length;
+        namesStart = -2;
+        continue;
+      }
       if (namesStart < 0) namesStart = at;
       else if (namesEnd !== at) contiguous = false;
       r.skipType(tag & 7);
@@ -87,6 +95,7 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
     else if (id === f.error) out.error_detail = f.statusType.decode(r.bytes()) as DecodedRequest['error_detail'];
     else r.skipType(tag & 7);
   }
+  if (namesStart === -2) return out;
   if (namesStart < 0) out.namesRaw = empty;
   else if (contiguous) out.namesRaw = bytes.subarray(namesStart, namesEnd);
   // Names interleaved with other fields (legal, never seen from Envoy): gather them.
@@ -106,18 +115,45 @@ function gatherNames(bytes: Uint8Array, namesId: number): Uint8Array {
   return Buffer.concat(parts);
 }
 
-/** Subscriptions by their raw bytes; recent ones only, since a fleet sends a handful of distinct lists. */
-const interned = new Map<string, { raw: Uint8Array; sub: Subscription }[]>();
+/**
+ * Subscriptions by the bytes of their first name (a fleet sends a handful of distinct lists); the
+ * most recent ones only. Buckets are compared with memcmp.
+ */
+const interned = new Map<string, Subscription[]>();
 const maxInterned = 256;
 let internedCount = 0;
+const latin1 = new TextDecoder('latin1');
+
+/** The first field of encoded resource_names at `at`, as a map key. */
+function firstFieldKey(bytes: Uint8Array, at: number): string {
+  const r = protobuf.Reader.create(bytes);
+  r.pos = at;
+  r.uint32();
+  r.skipType(2);
+  return latin1.decode(bytes.subarray(at, r.pos));
+}
+
+/** A known subscription whose bytes start at `at` in `bytes` and are followed by no further name. */
+function knownNamesAt(bytes: Uint8Array, at: number, namesId: number): Subscription | undefined {
+  const bucket = interned.get(firstFieldKey(bytes, at));
+  if (!bucket) return undefined;
+  for (const sub of bucket) {
+    const end = at + sub.raw.length;
+    if (end > bytes.length || Buffer.compare(bytes.subarray(at, end), sub.raw) !== 0) continue;
+    if (end === bytes.length) return sub;
+    const r = protobuf.Reader.create(bytes);
+    r.pos = end;
+    if (r.uint32() >>> 3 !== namesId) return sub;
+  }
+  return undefined;
+}
 
 /** The subscription that `raw` (resource_names bytes) encodes, shared with every equal request. */
 export function subscriptionOf(raw: Uint8Array): Subscription {
-  // Bucket by length and a few bytes; buckets are compared with memcmp.
-  const key = `${raw.length}:${raw.length > 0 ? raw[raw.length >> 1]! * 256 + raw[raw.length - 1]! : 0}`;
+  const key = raw.length === 0 ? '' : firstFieldKey(raw, 0);
   const bucket = interned.get(key);
-  const hit = bucket?.find((e) => Buffer.compare(e.raw, raw) === 0);
-  if (hit) return hit.sub;
+  const hit = bucket?.find((sub) => sub.raw === raw || Buffer.compare(sub.raw, raw) === 0);
+  if (hit) return hit;
   const list = decodeNames(raw);
   // Own copy: `raw` points into a request buffer that would otherwise stay alive.
   const sub: Subscription = { raw: Uint8Array.from(raw), list, set: new Set(list.filter((n) => n !== '*')), wildcardish: isWildcard(list) };
@@ -125,9 +161,8 @@ export function subscriptionOf(raw: Uint8Array): Subscription {
     interned.clear();
     internedCount = 0;
   }
-  const entry = { raw: sub.raw, sub };
-  if (bucket) bucket.push(entry);
-  else interned.set(key, [entry]);
+  if (bucket) bucket.push(sub);
+  else interned.set(key, [sub]);
   internedCount++;
   return sub;
 }

@@ -88,6 +88,7 @@ export class AdsStream extends StreamTransport {
       state.ackedVersion = request.version_info ?? '';
       state.ackedNonce = request.response_nonce;
       state.ackedSeq = state.lastSeq;
+      state.ledger.compact(state.lastDelivery);
     } else if (decision.kind === 'nack') {
       state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
       if (state.lastDelivery) state.lastDelivery.nack = state.lastNack;
@@ -117,7 +118,7 @@ export class AdsStream extends StreamTransport {
 
   private subscribe(kind: ResourceKind, state: TypeState, namesRaw: Uint8Array, clientVersion: string | undefined): boolean {
     // Every SotW ACK repeats the whole subscription: the same bytes as last time mean no change.
-    if (state.requested && state.namesRaw && Buffer.compare(state.namesRaw, namesRaw) === 0) {
+    if (state.requested && state.namesRaw && (state.namesRaw === namesRaw || Buffer.compare(state.namesRaw, namesRaw) === 0)) {
       this.reconnected(kind, state, clientVersion);
       return false;
     }

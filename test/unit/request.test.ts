@@ -26,6 +26,17 @@ describe('SotW request decoding: names kept as bytes, subscriptions shared', () 
     expect([...other.set]).toEqual(['c1', 'c3']);
   });
 
+  it('recognises a known subscription by its bytes, but not one that merely starts like it', () => {
+    const known = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['p1', 'p2'], type_url: EDS })).namesRaw!);
+    const ack = decodeSotwRequest(encode({ version_info: 'v', resource_names: ['p1', 'p2'], type_url: EDS, response_nonce: 'n-2' }));
+    expect(ack.namesRaw).toBe(known.raw);
+    expect(ack).toMatchObject({ version_info: 'v', type_url: EDS, response_nonce: 'n-2' });
+    const longer = decodeSotwRequest(encode({ resource_names: ['p1', 'p2', 'p3'], type_url: EDS }));
+    expect(subscriptionOf(longer.namesRaw!).list).toEqual(['p1', 'p2', 'p3']);
+    const shorter = decodeSotwRequest(encode({ resource_names: ['p1'], type_url: EDS }));
+    expect(subscriptionOf(shorter.namesRaw!).list).toEqual(['p1']);
+  });
+
   it('no names and * are wildcard requests; * is not a name', () => {
     expect(subscriptionOf(decodeSotwRequest(encode({ type_url: EDS })).namesRaw!)).toMatchObject({ list: [], wildcardish: true });
     const star = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['*', 'a'] })).namesRaw!);
