@@ -233,7 +233,9 @@ process.on('message', async (m: any) => {
     // Resolves once no response arrived for `ms`: the last ACK then ends the sync.
     for (;;) {
       await new Promise((r) => setTimeout(r, 50));
-      if (lastResponseAt > 0 && now() - lastResponseAt >= m.ms) break;
+      // Every stream answered at least for clusters and listeners, then silence: a server that is still
+      // building a view (10,000 Services) is not mistaken for one that is done.
+      if (lastResponseAt > 0 && now() - lastResponseAt >= m.ms && streams.every((e) => e.responses >= 2)) break;
     }
     const lastAck = Math.max(...streams.map((s) => s.lastAckAt));
     if (process.env.BENCH_TRACE) {

@@ -61,7 +61,7 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
         const all = [...shim.xds.streams, ...shim.xds.deltaStreams];
         const bytes = all.reduce((n, s) => n + s.counters.bytes, 0);
         const served = all.filter((s) => s.counters.responses > 0).length;
-        process.stderr.write(`shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB in flight\n`);
+        process.stderr.write(`shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB in flight, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB, heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, external ${(process.memoryUsage().external / 1e6).toFixed(0)} MB\n`);
         if (performance.now() - t0 > 15_000) clearInterval(timer);
       }, 500);
     }

@@ -22,6 +22,8 @@ export interface ShimOptions {
   events?: EventRecorder;
   /** See XdsServerOptions. */
   maxConnectionAgeMs?: number;
+  /** See XdsServerOptions.writeBudget (tests use a small one). */
+  writeBudget?: { bytes?: number; stuckAfterMs?: number };
   maxConnectionAgeGraceMs?: number;
 }
 
@@ -46,6 +48,7 @@ export class Shim {
       logger: options.logger,
       maxConnectionAgeMs: options.maxConnectionAgeMs,
       maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
+      writeBudget: options.writeBudget,
       observe: {
         ...observe,
         connected: (stream) => {

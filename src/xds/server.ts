@@ -27,6 +27,8 @@ export interface XdsServerOptions {
   maxConnectionAgeMs?: number;
   /** How long a connection past its age may finish its streams before it is closed. */
   maxConnectionAgeGraceMs?: number;
+  /** Bytes all streams together may have in flight, and when a stream's unread bytes stop counting. */
+  writeBudget?: { bytes?: number; stuckAfterMs?: number };
   /** Observers for metrics; the server itself only logs. */
   observe?: Partial<StreamEvents> & {
     deltaSent?: DeltaStreamEvents['sent'];
@@ -40,11 +42,13 @@ export class XdsServer {
   readonly streams = new Set<AdsStream>();
   /** Delta streams: shown in /debug/nodes; not yet in CSDS or the per-stream metrics. */
   readonly deltaStreams = new Set<DeltaStream>();
-  readonly budget = new WriteBudget();
+  readonly budget: WriteBudget;
   private server?: grpc.Server;
   boundPort = 0;
 
-  constructor(private readonly options: XdsServerOptions) {}
+  constructor(private readonly options: XdsServerOptions) {
+    this.budget = new WriteBudget(options.writeBudget?.bytes, options.writeBudget?.stuckAfterMs);
+  }
 
   async start(): Promise<number> {
     const server = new grpc.Server({
@@ -169,39 +173,84 @@ const inFlightLimit = 64 * 1024;
 
 /**
  * All streams together may have this many bytes in flight: a full state sent to 1,000 Envoys at once
- * would otherwise sit in memory 1,000 times over. Streams over budget wait (FIFO) and send their
- * latest state when there is room; the socket, not memory, sets the pace.
+ * would otherwise sit in memory 1,000 times over. A stream asks before it writes (hasRoom) and, when
+ * the budget is spent, waits (FIFO) and sends its latest state when there is room; the sockets, not
+ * memory, set the pace. Bytes a stuck Envoy has not read for `stuckAfterMs` stop counting, so a few
+ * dead peers cannot starve everyone else (each still holds at most one response: its own limit).
  */
 export class WriteBudget {
   inFlight = 0;
   private readonly waiting = new Set<() => void>();
-  constructor(readonly limit = 32 * 1024 * 1024) {}
+  private readonly pending = new Set<PendingBytes>();
+  private sweeper?: NodeJS.Timeout;
+  constructor(
+    readonly limit = 32 * 1024 * 1024,
+    readonly stuckAfterMs = 10_000,
+  ) {}
   get full(): boolean {
     return this.inFlight >= this.limit;
   }
-  take(n: number): void {
+  take(n: number, from: PendingBytes): void {
     this.inFlight += n;
+    from.counted += n;
+    if (from.since === 0) from.since = performance.now();
+    this.pending.add(from);
+    this.sweeper ??= setInterval(() => this.sweep(), Math.min(1000, this.stuckAfterMs)).unref();
   }
-  give(n: number): void {
-    this.inFlight -= n;
+  /** `from` finished writing `n` bytes; `idle`: it has nothing else in flight. */
+  give(n: number, from: PendingBytes, idle: boolean): void {
+    const back = Math.min(n, from.counted);
+    from.counted -= back;
+    this.inFlight -= back;
+    if (idle) {
+      from.since = 0;
+      this.pending.delete(from);
+    }
+    this.wake();
+  }
+  wait(wake: () => void): void {
+    this.waiting.add(wake);
+  }
+  forget(wake: () => void, from: PendingBytes): void {
+    this.waiting.delete(wake);
+    this.give(from.counted, from, true);
+  }
+  private wake(): void {
     for (const wake of this.waiting) {
       if (this.full) break;
       this.waiting.delete(wake);
       wake();
     }
   }
-  wait(wake: () => void): void {
-    this.waiting.add(wake);
+  private sweep(): void {
+    const now = performance.now();
+    for (const p of this.pending) {
+      if (now - p.since < this.stuckAfterMs) continue;
+      this.inFlight -= p.counted;
+      p.counted = 0;
+      this.pending.delete(p);
+    }
+    if (this.pending.size === 0) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+    this.wake();
   }
-  forget(wake: () => void): void {
-    this.waiting.delete(wake);
-  }
+}
+
+/** One stream's bytes in flight as the budget sees them. */
+interface PendingBytes {
+  /** Bytes still counted against the budget (a stuck stream's stop counting). */
+  counted: number;
+  /** When its oldest unfinished write started (0: none). */
+  since: number;
 }
 
 function boundedSink(call: AnyCall, budget: WriteBudget, onDrain: () => void) {
   let inFlight = 0;
   let blocked = false;
   let closed = false;
+  const mine: PendingBytes = { counted: 0, since: 0 };
   const maybeDrain = () => {
     if (!blocked || closed || inFlight > 0) return;
     if (budget.full) return budget.wait(maybeDrain);
@@ -212,22 +261,28 @@ function boundedSink(call: AnyCall, budget: WriteBudget, onDrain: () => void) {
     write(bytes: Buffer): boolean {
       const n = bytes.length;
       inFlight += n;
-      budget.take(n);
+      budget.take(n, mine);
       call.write(bytes, () => {
         if (closed) return;
         inFlight -= n;
-        budget.give(n);
+        budget.give(n, mine, inFlight === 0);
         maybeDrain();
       });
       if (inFlight > inFlightLimit || budget.full) blocked = true;
       return !blocked;
     },
+    hasRoom(): boolean {
+      if (blocked) return false;
+      if (!budget.full) return true;
+      blocked = true;
+      budget.wait(maybeDrain);
+      return false;
+    },
     /** The stream ended: what it had in flight no longer counts (grpc-js may never call back). */
     close(): void {
       if (closed) return;
       closed = true;
-      budget.forget(maybeDrain);
-      budget.give(inFlight);
+      budget.forget(maybeDrain, mine);
       inFlight = 0;
     },
   };
@@ -237,10 +292,10 @@ const noBytes = Buffer.alloc(1);
 
 /**
  * grpc-js 1.14's StreamDecoder keeps the last request's chunks, slices of 64 KiB socket reads, until
- * the next request arrives: on an idle stream that holds tens of kilobytes (the measured cost of an
- * idle Envoy) and at 10,000 Services a 300 KB ACK per stream. Between messages the decoder overwrites
- * both fields before reading them, so dropping them then is safe. Private fields: if a grpc-js
- * upgrade renames them this does nothing (the idle-stream benchmark would show it).
+ * the next request arrives: on an idle stream that holds tens of kilobytes, and at 10,000 Services a
+ * 300 KB ACK per stream. Between messages the decoder overwrites both fields before reading them, so
+ * dropping them then is safe. Private fields: if a grpc-js upgrade renames them this does nothing
+ * (the idle-stream benchmark would show it).
  */
 function releaseReadBuffers(call: AnyCall): void {
   const decoder = (call as unknown as { call?: { decoder?: { readState?: number; readPartialMessage?: unknown[]; readCompressFlag?: Buffer } } }).call?.decoder;

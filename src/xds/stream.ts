@@ -162,7 +162,7 @@ export class AdsStream extends StreamTransport {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
     if (!state?.requested || !snapshot) return;
-    if (this.blocked) {
+    if (!this.mayWrite()) {
       // Sent on drain; a subscription change then needs a full look.
       this.dirty = true;
       if (full) state.generation = -1;

@@ -9,6 +9,11 @@ import type { TypeSnapshot } from './snapshot.js';
 export interface ResponseSink {
   /** Returns false when the transport is full; `onDrain` is then called once it has room again. */
   write(response: Buffer): boolean;
+  /**
+   * False when the stream must not write now (its own bytes or all streams' together are over their
+   * limits); `onDrain` is then called once it may. Asked before building a response.
+   */
+  hasRoom(): boolean;
 }
 
 export abstract class StreamTransport {
@@ -34,12 +39,21 @@ export abstract class StreamTransport {
   /** Called when the node's snapshot changed. */
   push(): void {
     for (const kind of pushOrder) {
-      if (this.blocked) {
+      if (!this.mayWrite()) {
         this.dirty = true;
         return;
       }
       this.pushChanges(kind);
     }
+  }
+
+  /** Whether a response may be written now; if not, the stream waits for `onDrain`. */
+  protected mayWrite(): boolean {
+    if (this.blocked) return false;
+    if (this.sink.hasRoom()) return true;
+    this.blocked = true;
+    this.counters.blocked++;
+    return false;
   }
 
   get isBlocked(): boolean {

@@ -81,4 +81,32 @@ describe('backpressure', () => {
     expect(stuckStream.counters.responses - writesWhileBlocked).toBeLessThanOrEqual(2);
     stuck.close();
   });
+
+  it('a spent write budget makes streams wait before writing, and stuck Envoys stop counting against it', async () => {
+    // A budget smaller than three full states, and a short time after which unread bytes stop counting.
+    const small = await startShim(Object.fromEntries(Array.from({ length: services }, (_, i) => [`b${i}.yaml`, svc(i)])), { writeBudget: { bytes: 128 * 1024, stuckAfterMs: 1000 } });
+    const stuck = Array.from({ length: 4 }, (_, i) => new StuckClient(small.xdsAddress, `stuck-${i}`, originateMeta, ['cluster', 'listener']));
+    try {
+      await waitFor('four stuck streams', () => [...small.shim.xds.streams].filter((s) => s.node.id.startsWith('stuck') && s.isBlocked).length === 4);
+      const budget = small.shim.xds.budget;
+      // In flight never exceeds the budget by more than the responses that crossed it.
+      expect(budget.inFlight).toBeLessThan(budget.limit + 4 * 256 * 1024);
+      const healthy = new AdsClient(small.xdsAddress, { id: 'healthy', metadata: originateMeta });
+      clients.push(healthy);
+      healthy.autoAck = true;
+      healthy.lazy = true;
+      const t0 = performance.now();
+      healthy.send('cluster');
+      healthy.send('listener');
+      await waitFor('the healthy client to get every listener', () => healthy.responses.some((r) => r.kind === 'listener' && r.resources.length === services), 15_000);
+      const waited = performance.now() - t0;
+      console.log(`4 stuck streams spent a 128 KiB budget; a healthy stream got its full state after ${waited.toFixed(0)} ms; in flight now ${budget.inFlight} bytes`);
+      // It waited for the stuck bytes to stop counting (1 s), not forever.
+      expect(waited).toBeGreaterThan(500);
+      expect(waited).toBeLessThan(10_000);
+    } finally {
+      for (const s of stuck) s.close();
+      await small.stop();
+    }
+  });
 });
