@@ -41,10 +41,16 @@ const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 const S1 = { services: n(1000), originate: n(1000), terminate: n(100) };
 log(`S1 = ${S1.services} Services x 3 endpoints, ${S1.originate} originate + ${S1.terminate} terminate streams${scale !== 1 ? ` (scaled by ${scale})` : ''}; rate run ${rateSeconds} s`);
 
+function rateRow(scenario: string, r: RunResult) {
+  if (rateSeconds <= 0) return;
+  const value = `${ms(p(r.rated, 99))}${r.rateMissed ? ` (${r.rateMissed} missed)` : ''}; ${r.rateCores.toFixed(2)} cores`;
+  row(scenario, `20 changes/s for ${rateSeconds} s: convergence p99; shim CPU`, value, 'p99 <= 250 ms; <= 1 core', ok(p(r.rated, 99) <= 250 && r.rateCores <= 1 && !r.rateMissed));
+}
+
 async function s1(delta: boolean): Promise<RunResult> {
   const server = await startShim(S1.services, profile);
   log(`shim S1 ${delta ? 'delta' : 'sotw'}: started`);
-  const r = await run(server, { ...S1, delta, changes: 50, rate: 20, rateSeconds: delta ? 0 : rateSeconds });
+  const r = await run(server, { ...S1, delta, changes: 50, rate: 20, rateSeconds });
   await server.stop();
   log(`shim S1 ${delta ? 'delta' : 'sotw'}: done`);
   return r;
@@ -55,9 +61,7 @@ if (runs('sotw')) {
 const sotw = await s1(false);
 row(`${tag}, SotW`, 'initial sync, all streams ACKed', `${ms(sotw.syncMs)} (${sotw.syncedStreams} streams)`, '<= 3 s', ok(sotw.syncMs <= 3000));
 row(`${tag}, SotW`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(sotw.single, 50))} / ${ms(p(sotw.single, 99))}${sotw.singleMissed ? `, ${sotw.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(sotw.single, 99) <= 100 && !sotw.singleMissed));
-if (rateSeconds > 0) {
-  row(`${tag}, SotW`, `20 changes/s for ${rateSeconds} s: convergence p99; shim CPU`, `${ms(p(sotw.rated, 99))}${sotw.rateMissed ? ` (${sotw.rateMissed} missed)` : ''}; ${sotw.rateCores.toFixed(2)} cores`, 'p99 <= 250 ms; <= 1 core', ok(p(sotw.rated, 99) <= 250 && sotw.rateCores <= 1 && !sotw.rateMissed));
-}
+rateRow(`${tag}, SotW`, sotw);
 row(`${tag}, SotW`, 'shim RSS after the run; load generator CPU', `${mb(sotw.rssBytes)}; ${sotw.loadgenCpu.toFixed(1)} s`, 'report', '');
 }
 
@@ -65,6 +69,7 @@ if (runs('delta')) {
 const delta = await s1(true);
 row(`${tag}, delta`, 'initial sync, all streams ACKed', `${ms(delta.syncMs)} (${delta.syncedStreams} streams)`, '<= 3 s', ok(delta.syncMs <= 3000));
 row(`${tag}, delta`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(delta.single, 50))} / ${ms(p(delta.single, 99))}${delta.singleMissed ? `, ${delta.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(delta.single, 99) <= 100 && !delta.singleMissed));
+rateRow(`${tag}, delta`, delta);
 row(`${tag}, delta`, 'one endpoint change: bytes sent per originate stream', `${(delta.deltaBytesPerStream ?? NaN).toFixed(0)} B`, '<= 2 KB', ok((delta.deltaBytesPerStream ?? Infinity) <= 2048));
 row(`${tag}, delta`, 'shim RSS after the run; load generator CPU', `${mb(delta.rssBytes)}; ${delta.loadgenCpu.toFixed(1)} s`, 'report', '');
 }

@@ -62,24 +62,25 @@ function fieldIds() {
 const controlPlaneType = () => lookupType('envoy.config.core.v3.ControlPlane');
 
 /**
- * The part of a DiscoveryResponse that every stream receiving it shares: version, the already-encoded
- * Any resources, type and control plane. Written once per response content; `withNonce` adds the one
- * per-stream field (protobuf fields may come in any order).
+ * A DiscoveryResponse written around already-encoded Any resources. Streams that receive the same
+ * response share these bytes (xds/transport.ts), nonce included.
  */
-export function discoveryResponseBody(args: { versionInfo: string; typeUrl: string; controlPlaneId: string; resources: readonly Uint8Array[] }): Uint8Array {
+export function encodeDiscoveryResponse(args: {
+  versionInfo: string;
+  typeUrl: string;
+  nonce: string;
+  controlPlaneId: string;
+  resources: readonly Uint8Array[];
+}): Buffer {
   const ids = fieldIds();
   const w = protobuf.Writer.create();
   w.uint32((ids.version << 3) | 2).string(args.versionInfo);
   for (const any of args.resources) w.uint32((ids.resources << 3) | 2).bytes(any);
   w.uint32((ids.typeUrl << 3) | 2).string(args.typeUrl);
+  w.uint32((ids.nonce << 3) | 2).string(args.nonce);
   const cp = controlPlaneType();
   w.uint32((ids.controlPlane << 3) | 2).bytes(cp.encode(cp.create({ identifier: args.controlPlaneId })).finish());
-  return w.finish();
-}
-
-export function withNonce(body: Uint8Array, nonce: string): Buffer {
-  const tail = protobuf.Writer.create().uint32((fieldIds().nonce << 3) | 2).string(nonce).finish();
-  return Buffer.concat([body, tail], body.length + tail.length);
+  return Buffer.from(w.finish());
 }
 
 /** Decodes Any-wrapped resources to JSON-friendly objects (for tests and debugging). */

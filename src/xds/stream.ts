@@ -1,7 +1,7 @@
 // One state-of-the-world ADS stream: subscriptions, nonces, what was sent and acknowledged per type.
 // It sends only what changed for this node, in make-before-break order, and never queues more than
 // one pending state when the client reads slowly.
-import { discoveryResponseBody, withNonce, type EncodedResource } from '../envoy/encode.js';
+import { encodeDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
 import { decide, type Decision } from './decide.js';
@@ -195,8 +195,8 @@ export class AdsStream extends StreamTransport {
       return;
     }
     const version = ts.version;
-    const nonce = this.respond(ts, bodyKey(state, toSend, whole), state.lastNonce, (n) =>
-      withNonce(discoveryResponseBody({ versionInfo: version, typeUrl: TypeUrl[kind], controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }), n),
+    const nonce = this.respond(ts, responseKey(state, toSend, whole), state.lastNonce, (n) =>
+      encodeDiscoveryResponse({ versionInfo: version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }),
     );
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
     state.ledger.settle(ts.resources, toSend, delivery, whole);
@@ -232,11 +232,11 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-/** Ids for shared subscriptions, so "everything this subscription names" is a short key. */
+/** Ids for shared subscriptions, so "everything this subscription names" is a short key for a shared response. */
 const subscriptionIds = new WeakMap<ReadonlySet<string>, number>();
 let nextSubscriptionId = 0;
 
-function bodyKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
+function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
   if (state.wildcard) return '*';
   if (whole) {
     // Everything this (shared) subscription names, in its order.
