@@ -11,7 +11,7 @@ test:
 	@scripts/setup.sh --test
 	@npx vitest run $(VITEST_ARGS)
 
-# Every scenario of bench/README.md, one table (about 8 minutes on 2 cores). BENCH_ARGS passes flags,
+# Every scenario of bench/README.md, one table (about 12 minutes on 2 cores). BENCH_ARGS passes flags,
 # e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 bench: setup bench/peers/gcp/gcp-peer
