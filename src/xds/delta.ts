@@ -9,7 +9,7 @@ import { applySubscription, decideDelta, deltaChanges, newSubscription, type Del
 import type { NodeIdentity } from './node.js';
 import { changedSince } from './snapshot.js';
 import type { NackRecord } from './stream.js';
-import { StreamTransport, type ResponseSink } from './transport.js';
+import { childKind, StreamTransport, type ResponseSink } from './transport.js';
 
 export interface DeltaTypeState extends DeltaSubscription {
   lastVersion?: string;
@@ -35,8 +35,6 @@ export interface DeltaStreamEvents {
   sent(stream: DeltaStream, kind: ResourceKind, version: string, nonce: string, count: number, removed: number): void;
   decided(stream: DeltaStream, kind: ResourceKind, decision: DeltaDecision, nonce: string): void;
 }
-
-const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
 
 export class DeltaStream extends StreamTransport {
   readonly mode = 'delta' as const;

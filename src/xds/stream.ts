@@ -9,7 +9,7 @@ import { SentLedger, type Delivery } from './ledger.js';
 import { subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { StreamTransport, type ResponseSink } from './transport.js';
+import { childKind, StreamTransport, type ResponseSink } from './transport.js';
 
 export interface NackRecord {
   nonce: string;
@@ -57,8 +57,6 @@ export interface StreamEvents {
 export type { ResponseSink };
 
 export type { DecodedRequest };
-
-const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
 
 export class AdsStream extends StreamTransport {
   readonly mode = 'sotw' as const;

@@ -16,6 +16,9 @@ export interface ResponseSink {
   hasRoom(): boolean;
 }
 
+/** A changed cluster or listener may need its endpoints or routes sent again while it warms. */
+export const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
+
 export abstract class StreamTransport {
   abstract readonly mode: 'sotw' | 'delta';
   readonly connectedAt = new Date();
