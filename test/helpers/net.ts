@@ -1,12 +1,20 @@
 // Loopback sockets for tests: free ports, echo backends, clients that prove bytes came back.
 import net from 'node:net';
 
+/** Ports this process has handed out: the kernel may offer a port again once it is closed. */
+const handedOut = new Set<number>();
+
+/** A port free on `host` now, never one this process handed out before (tests give each its own). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise((r) => server.close(r));
-  return port;
+  for (;;) {
+    const server = net.createServer();
+    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
+    const { port } = server.address() as net.AddressInfo;
+    await new Promise((r) => server.close(r));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export interface EchoServer {
