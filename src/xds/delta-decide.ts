@@ -21,7 +21,7 @@ export interface DeltaSubscription {
    * What the client holds, as far as this stream knows: name -> version it was sent (or reported in
    * initial_resource_versions), or null when it was told the name does not exist.
    */
-  known: Map<string, string | null>;
+  known: KnownMap;
   lastNonce?: string;
 }
 
@@ -37,8 +37,61 @@ export type DeltaDecision =
   /** Answers an older response; its subscription changes still apply. */
   | { kind: 'stale' };
 
+/** The part of a Map that `known` needs; a plain Map works (tests), KnownVersions is what streams use. */
+export interface KnownMap {
+  get(name: string): string | null | undefined;
+  has(name: string): boolean;
+  set(name: string, version: string | null): unknown;
+  delete(name: string): boolean;
+  keys(): Iterable<string>;
+}
+
+const gone = Symbol('not known');
+
+/**
+ * `known` for a stream that follows its view: a reference to the view's name -> version map (shared
+ * by every stream of the view) plus the names that differ from it. After a full look that leaves
+ * the client holding exactly the view's versions, it is a pointer instead of 3,000 entries per
+ * originating Envoy.
+ */
+export class KnownVersions implements KnownMap {
+  private base?: ReadonlyMap<string, string>;
+  private readonly overrides = new Map<string, string | null | typeof gone>();
+
+  get(name: string): string | null | undefined {
+    const o = this.overrides.get(name);
+    if (o !== undefined) return o === gone ? undefined : o;
+    return this.base?.get(name);
+  }
+  has(name: string): boolean {
+    return this.get(name) !== undefined;
+  }
+  set(name: string, version: string | null): this {
+    if (this.base?.get(name) === version && version !== null) this.overrides.delete(name);
+    else this.overrides.set(name, version);
+    return this;
+  }
+  delete(name: string): boolean {
+    const had = this.has(name);
+    if (this.base?.has(name)) this.overrides.set(name, gone);
+    else this.overrides.delete(name);
+    return had;
+  }
+  *keys(): Iterable<string> {
+    for (const name of this.base?.keys() ?? []) if (this.has(name)) yield name;
+    for (const [name, v] of this.overrides) if (v !== gone && !this.base?.has(name)) yield name;
+  }
+  /** The client holds `versions` exactly, plus the names it was told do not exist. */
+  rebase(versions: ReadonlyMap<string, string>): void {
+    const missing = [...this.overrides].filter(([, v]) => v === null);
+    this.base = versions;
+    this.overrides.clear();
+    for (const [name] of missing) if (!versions.has(name)) this.overrides.set(name, null);
+  }
+}
+
 export function newSubscription(): DeltaSubscription {
-  return { started: false, wildcard: false, names: new Set(), known: new Map() };
+  return { started: false, wildcard: false, names: new Set(), known: new KnownVersions() };
 }
 
 export function decideDelta(request: DeltaRequest, state: Pick<DeltaSubscription, 'started' | 'lastNonce'>): DeltaDecision {
@@ -128,6 +181,8 @@ export function deltaChanges(state: DeltaSubscription, versions: ReadonlyMap<str
       state.known.delete(name);
     }
   }
+  // A full look leaves the client with exactly the view's versions when it wants every name in it.
+  if (!candidates && state.known instanceof KnownVersions && (state.wildcard || [...versions.keys()].every((n) => state.names.has(n)))) state.known.rebase(versions);
   return { send: send.sort(), removed: removed.sort() };
 }
 

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaRequest, type DeltaSubscription } from '../../src/xds/delta-decide.js';
+import { KnownVersions, applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaRequest, type DeltaSubscription } from '../../src/xds/delta-decide.js';
 
 const req = (r: Partial<DeltaRequest>): DeltaRequest => ({ responseNonce: '', subscribe: [], unsubscribe: [], initialVersions: {}, ...r });
 
@@ -45,7 +45,7 @@ describe('applySubscription', () => {
     const s = sub({ names: new Set(['a', 'b']), known: new Map([['a', 'v1'], ['b', 'v1']]) });
     applySubscription(s, req({ subscribe: ['a'], unsubscribe: ['b', 'never-had'] }), false);
     expect([...s.names]).toEqual(['a']);
-    expect([...s.known]).toEqual([]);
+    expect([...s.known.keys()]).toEqual([]);
   });
 });
 
@@ -72,5 +72,39 @@ describe('deltaChanges: what a response carries', () => {
   it('with candidates, looks only at those names', () => {
     const s = sub({ wildcard: true });
     expect(deltaChanges(s, versions, ['b'])).toEqual({ send: ['b'], removed: [] });
+  });
+});
+
+describe('KnownVersions: what a delta client holds, as the view versions plus differences', () => {
+  const view = new Map([['a', 'v1'], ['b', 'v1'], ['c', 'v1']]);
+  it('after a full look over a wildcard subscription it is the view itself, plus names reported missing', () => {
+    const s = sub({ wildcard: true, names: new Set(['zz']), known: new KnownVersions() });
+    const first = deltaChanges(s, view);
+    expect(first).toEqual({ send: ['a', 'b', 'c'], removed: ['zz'] });
+    expect([...s.known.keys()].sort()).toEqual(['a', 'b', 'c', 'zz']);
+    expect(s.known.get('zz')).toBeNull();
+    // A changed resource, looked at alone: only it is sent, and the client is then known to hold it.
+    const next = new Map([...view, ['b', 'v2']]);
+    expect(deltaChanges(s, next, ['b'])).toEqual({ send: ['b'], removed: [] });
+    expect(s.known.get('b')).toBe('v2');
+    expect(s.known.get('a')).toBe('v1');
+  });
+  it('forgets and drops names over the shared base without touching it', () => {
+    const k = new KnownVersions();
+    k.rebase(view);
+    expect(k.delete('a')).toBe(true);
+    expect(k.has('a')).toBe(false);
+    expect(view.get('a')).toBe('v1');
+    k.set('d', null);
+    k.set('b', 'v1');
+    expect([...k.keys()].sort()).toEqual(['b', 'c', 'd']);
+    k.set('a', 'v1');
+    expect(k.get('a')).toBe('v1');
+  });
+  it('a client that holds a name it no longer wants (names only) is told nothing about it again', () => {
+    const s = sub({ names: new Set(['a']), known: new KnownVersions() });
+    expect(deltaChanges(s, view)).toEqual({ send: ['a'], removed: [] });
+    // Not every view name is wanted: no rebase, so b and c are not thought to be held.
+    expect(s.known.has('b')).toBe(false);
   });
 });
