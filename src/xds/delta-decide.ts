@@ -57,6 +57,8 @@ const gone = Symbol('not known');
 export class KnownVersions implements KnownMap {
   private base?: ReadonlyMap<string, string>;
   private readonly overrides = new Map<string, string | null | typeof gone>();
+  /** The view generation whose versions the client holds exactly (plus missing names); any edit clears it. */
+  inLineAt?: number;
 
   get(name: string): string | null | undefined {
     const o = this.overrides.get(name);
@@ -67,11 +69,13 @@ export class KnownVersions implements KnownMap {
     return this.get(name) !== undefined;
   }
   set(name: string, version: string | null): this {
+    this.inLineAt = undefined;
     if (this.base?.get(name) === version && version !== null) this.overrides.delete(name);
     else this.overrides.set(name, version);
     return this;
   }
   delete(name: string): boolean {
+    this.inLineAt = undefined;
     const had = this.has(name);
     if (this.base?.has(name)) this.overrides.set(name, gone);
     else this.overrides.delete(name);
@@ -82,11 +86,12 @@ export class KnownVersions implements KnownMap {
     for (const [name, v] of this.overrides) if (v !== gone && !this.base?.has(name)) yield name;
   }
   /** The client holds `versions` exactly, plus the names it was told do not exist. */
-  rebase(versions: ReadonlyMap<string, string>): void {
+  rebase(versions: ReadonlyMap<string, string>, generation?: number): void {
     const missing = [...this.overrides].filter(([, v]) => v === null);
     this.base = versions;
     this.overrides.clear();
     for (const [name] of missing) if (!versions.has(name)) this.overrides.set(name, null);
+    this.inLineAt = generation;
   }
 }
 
@@ -181,9 +186,21 @@ export function deltaChanges(state: DeltaSubscription, versions: ReadonlyMap<str
       state.known.delete(name);
     }
   }
-  // A full look leaves the client with exactly the view's versions when it wants every name in it.
-  if (!candidates && state.known instanceof KnownVersions && (state.wildcard || [...versions.keys()].every((n) => state.names.has(n)))) state.known.rebase(versions);
   return { send: send.sort(), removed: removed.sort() };
+}
+
+/**
+ * After deltaChanges: when the client now holds exactly the view's versions, `known` becomes the view's
+ * map again (plus names reported missing), at `generation`. That is so after a full look when the
+ * client wants every name of the view, and after a look at just the changed names when it held exactly
+ * the previous generation's versions (`inLine`, read before deltaChanges ran) and wants every
+ * changed name.
+ */
+export function settleKnown(state: DeltaSubscription, versions: ReadonlyMap<string, string>, generation: number, candidates: Iterable<string> | undefined, inLine: boolean): void {
+  if (!(state.known instanceof KnownVersions)) return;
+  const wanted = (names: Iterable<string>) => state.wildcard || [...names].every((n) => !versions.has(n) || state.names.has(n));
+  const holdsView = candidates ? inLine && wanted(candidates) : wanted(versions.keys());
+  if (holdsView) state.known.rebase(versions, generation);
 }
 
 function allRelevant(state: DeltaSubscription, versions: ReadonlyMap<string, string>): Set<string> {

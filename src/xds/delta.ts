@@ -5,7 +5,7 @@
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
-import { applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
+import { applySubscription, decideDelta, deltaChanges, KnownVersions, newSubscription, settleKnown, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
 import { changedSince } from './snapshot.js';
 import type { NackRecord } from './stream.js';
@@ -90,9 +90,11 @@ export class DeltaStream extends StreamTransport {
     const ts = snapshot[kind];
     if (!full && !state.owesAnswer && state.generation === ts.generation) return;
     const incremental = full ? undefined : changedSince(ts, state.generation);
+    const inLine = state.known instanceof KnownVersions && state.known.inLineAt === state.generation;
     state.generation = ts.generation;
     const versions = versionsOf(ts.resources);
     const { send, removed } = deltaChanges(state, versions, incremental);
+    settleKnown(state, versions, ts.generation, incremental, inLine);
     if (send.length === 0 && removed.length === 0 && !state.owesAnswer) {
       // Nothing for the client, which therefore already has this version (reconnect with all known).
       if (state.lastVersion === undefined) state.lastVersion = state.ackedVersion = ts.version;

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { KnownVersions, applySubscription, decideDelta, deltaChanges, newSubscription, type DeltaRequest, type DeltaSubscription } from '../../src/xds/delta-decide.js';
+import { KnownVersions, applySubscription, decideDelta, deltaChanges, newSubscription, settleKnown, type DeltaRequest, type DeltaSubscription } from '../../src/xds/delta-decide.js';
 
 const req = (r: Partial<DeltaRequest>): DeltaRequest => ({ responseNonce: '', subscribe: [], unsubscribe: [], initialVersions: {}, ...r });
 
@@ -80,14 +80,20 @@ describe('KnownVersions: what a delta client holds, as the view versions plus di
   it('after a full look over a wildcard subscription it is the view itself, plus names reported missing', () => {
     const s = sub({ wildcard: true, names: new Set(['zz']), known: new KnownVersions() });
     const first = deltaChanges(s, view);
+    settleKnown(s, view, 1, undefined, false);
     expect(first).toEqual({ send: ['a', 'b', 'c'], removed: ['zz'] });
+    expect((s.known as KnownVersions).inLineAt).toBe(1);
     expect([...s.known.keys()].sort()).toEqual(['a', 'b', 'c', 'zz']);
     expect(s.known.get('zz')).toBeNull();
     // A changed resource, looked at alone: only it is sent, and the client is then known to hold it.
     const next = new Map([...view, ['b', 'v2']]);
+    const inLine = (s.known as KnownVersions).inLineAt === 1;
     expect(deltaChanges(s, next, ['b'])).toEqual({ send: ['b'], removed: [] });
+    settleKnown(s, next, 2, ['b'], inLine);
+    expect((s.known as KnownVersions).inLineAt).toBe(2);
     expect(s.known.get('b')).toBe('v2');
     expect(s.known.get('a')).toBe('v1');
+    expect(s.known.get('zz')).toBeNull();
   });
   it('forgets and drops names over the shared base without touching it', () => {
     const k = new KnownVersions();
@@ -104,7 +110,9 @@ describe('KnownVersions: what a delta client holds, as the view versions plus di
   it('a client that holds a name it no longer wants (names only) is told nothing about it again', () => {
     const s = sub({ names: new Set(['a']), known: new KnownVersions() });
     expect(deltaChanges(s, view)).toEqual({ send: ['a'], removed: [] });
+    settleKnown(s, view, 1, undefined, false);
     // Not every view name is wanted: no rebase, so b and c are not thought to be held.
     expect(s.known.has('b')).toBe(false);
+    expect((s.known as KnownVersions).inLineAt).toBeUndefined();
   });
 });
