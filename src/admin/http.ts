@@ -9,7 +9,6 @@ import type { SnapshotCache } from '../xds/cache.js';
 import type { XdsServer, XdsStream } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
 import { resourceStatuses, typeStatus } from '../xds/status.js';
-import type { AdsStream } from '../xds/stream.js';
 
 export interface AdminDeps {
   pipeline: Pipeline;

@@ -70,22 +70,20 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
   const out: DecodedRequest = {};
   let namesStart = -1;
   let namesEnd = -1;
-  let contiguous = true;
+  let known: Subscription | undefined;
+  let interleaved = false;
   while (r.pos < r.len) {
     const at = r.pos;
     const tag = r.uint32();
     const id = tag >>> 3;
     if (id === f.names) {
       // An ACK repeats a subscription seen before: recognise it with one memcmp instead of walking it.
-      const known = namesStart < 0 ? knownNamesAt(bytes, at, f.names) : undefined;
-      if (known) {
-        out.namesRaw = known.raw;
+      if (namesStart < 0 && !known && (known = knownNamesAt(bytes, at, f.names))) {
         r.pos = at + known.raw.length;
-        namesStart = -2;
         continue;
       }
+      if (known || (namesStart >= 0 && namesEnd !== at)) interleaved = true;
       if (namesStart < 0) namesStart = at;
-      else if (namesEnd !== at) contiguous = false;
       r.skipType(tag & 7);
       namesEnd = r.pos;
     } else if (id === f.version) out.version_info = r.string();
@@ -95,11 +93,9 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
     else if (id === f.error) out.error_detail = f.statusType.decode(r.bytes()) as DecodedRequest['error_detail'];
     else r.skipType(tag & 7);
   }
-  if (namesStart === -2) return out;
-  if (namesStart < 0) out.namesRaw = empty;
-  else if (contiguous) out.namesRaw = bytes.subarray(namesStart, namesEnd);
   // Names interleaved with other fields (legal, never seen from Envoy): gather them.
-  else out.namesRaw = gatherNames(bytes, f.names);
+  if (interleaved) out.namesRaw = gatherNames(bytes, f.names);
+  else out.namesRaw = known?.raw ?? (namesStart < 0 ? empty : bytes.subarray(namesStart, namesEnd));
   return out;
 }
 

@@ -56,6 +56,14 @@ describe('SotW request decoding: names kept as bytes, subscriptions shared', () 
     expect(subscriptionOf(r.namesRaw!).list).toEqual(['a', 'b']);
   });
 
+  it('gathers a known list followed, after another field, by more names', () => {
+    const known = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['k1', 'k2'] })).namesRaw!);
+    const namesId = DiscoveryRequest.fields.resource_names!.id;
+    const nonceId = DiscoveryRequest.fields.response_nonce!.id;
+    const bytes = Buffer.concat([known.raw, protobuf.Writer.create().uint32((nonceId << 3) | 2).string('n').uint32((namesId << 3) | 2).string('k3').finish()]);
+    expect(subscriptionOf(decodeSotwRequest(bytes).namesRaw!).list).toEqual(['k1', 'k2', 'k3']);
+  });
+
   it('rejects bytes that are not a DiscoveryRequest instead of guessing', () => {
     expect(() => decodeSotwRequest(Uint8Array.from([0x1a, 0x05, 0x61]))).toThrow();
   });
