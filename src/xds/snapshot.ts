@@ -26,6 +26,8 @@ export interface TypeSnapshot {
    * or two because changes came faster than it was served.
    */
   changes?: readonly { since: number; names: ReadonlySet<string> }[];
+  /** Sum of the entries' hashes (mod 2^64), which `version` shows: updated per changed name, not recomputed. */
+  sum: bigint;
 }
 
 export type Snapshot = Record<ResourceKind, TypeSnapshot>;
@@ -37,11 +39,27 @@ export interface BuiltSnapshot {
 
 const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint'];
 
-/** The version of a set of resources, as sent in `version_info`. */
-export function setVersion(entries: Iterable<EncodedResource>): string {
-  const parts: string[] = [];
-  for (const e of entries) parts.push(`${e.name}=${e.version}`);
-  return contentVersion(parts.sort().join('\n'));
+const entryHashes = new WeakMap<EncodedResource, bigint>();
+
+/** 64 bits naming one (name, content) pair; an encoding is shared, so this is computed once per encoding. */
+function entryHash(e: EncodedResource): bigint {
+  let h = entryHashes.get(e);
+  if (h === undefined) {
+    h = BigInt(`0x${contentVersion(e.name, '\n', e.version)}`);
+    entryHashes.set(e, h);
+  }
+  return h;
+}
+
+const mask64 = (1n << 64n) - 1n;
+
+/**
+ * The version of a set of resources, as sent in `version_info`: the sum of its entries' hashes, so a
+ * change of one name updates it in O(1) (equal sets always give equal versions; a different set gives
+ * a different one but with probability 2^-64).
+ */
+function versionOf(sum: bigint): string {
+  return sum.toString(16).padStart(16, '0');
 }
 
 let generations = 0;
@@ -66,13 +84,37 @@ export class ResourceEncoder {
     for (const kind of kinds) {
       const prior = previous?.[kind];
       const map = new Map<string, EncodedResource>();
+      // Changed names are found in this one pass: an entry whose encoding is the prior one's is unchanged.
+      const changed = new Set<string>();
+      let sum = prior?.sum ?? 0n;
+      let kept = 0;
       for (const { name, object, key } of resources[kind]) {
         const known = prior?.resources.get(name);
-        const encoded = (key !== undefined && known?.key === key ? known : undefined) ?? this.byObject.get(object) ?? sameContent(known, object, key) ?? this.encode(kind, name, object, key);
-        if (Array.isArray(encoded)) diagnostics.push(...encoded);
-        else map.set(name, encoded);
+        const encoded = (known && (known.object === object || (key !== undefined && known.key === key)) ? known : undefined) ?? this.byObject.get(object) ?? sameContent(known, object, key) ?? this.encode(kind, name, object, key);
+        if (Array.isArray(encoded)) {
+          diagnostics.push(...encoded);
+          continue;
+        }
+        if (map.has(name)) continue;
+        map.set(name, encoded);
+        if (known) kept++;
+        if (known === encoded || known?.version === encoded.version) continue;
+        changed.add(name);
+        if (known) sum -= entryHash(known);
+        sum += entryHash(encoded);
       }
-      snapshot[kind] = prior ? diffType(prior, map) : { resources: map, version: setVersion(map.values()), generation: ++generations };
+      // Every prior name still present was counted in `kept`; any other prior name was removed.
+      if (prior && kept < prior.resources.size) {
+        for (const [name, old] of prior.resources) {
+          if (map.has(name)) continue;
+          changed.add(name);
+          sum -= entryHash(old);
+        }
+      }
+      sum &= mask64;
+      snapshot[kind] = !prior
+        ? { resources: map, version: versionOf(sum), generation: ++generations, sum }
+        : changed.size === 0 ? prior : stepType(prior, map, changed, sum);
     }
     return { snapshot, diagnostics };
   }
@@ -114,14 +156,10 @@ function sameContent(known: EncodedResource | undefined, object: Record<string, 
   return json === JSON.stringify(object) ? known : undefined;
 }
 
-/** The new TypeSnapshot for `map`, or `prior` itself when nothing changed. */
-function diffType(prior: TypeSnapshot, map: Map<string, EncodedResource>): TypeSnapshot {
-  const names = new Set<string>();
-  for (const [name, r] of map) if (prior.resources.get(name)?.version !== r.version) names.add(name);
-  for (const name of prior.resources.keys()) if (!map.has(name)) names.add(name);
-  if (names.size === 0) return prior;
+/** The TypeSnapshot after `prior` when `names` changed. */
+function stepType(prior: TypeSnapshot, map: Map<string, EncodedResource>, names: ReadonlySet<string>, sum: bigint): TypeSnapshot {
   const changes = [...(prior.changes ?? []).slice(1 - changeHistory), { since: prior.generation, names }];
-  return { resources: map, version: setVersion(map.values()), generation: ++generations, changes };
+  return { resources: map, version: versionOf(sum), generation: ++generations, changes, sum };
 }
 
 /** How many steps a TypeSnapshot remembers. */
