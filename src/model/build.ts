@@ -1,9 +1,15 @@
 // objects -> tunnels + diagnostics. Pure: the same input always gives the same output, sorted.
+// Incremental underneath: what was built from a Service object and its endpoint lists is reused while
+// both are the same objects, and unchanged tunnels keep their identity, so a change costs about what
+// it touches (see identity.ts, endpoints.ts).
 import { isIP } from 'node:net';
 import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
-import { isTCPRoute, parseRoute } from './routes.js';
+import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
-import { refKey, refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
+import { indexEndpoints, indexPods, isEndpointSlice, isPod, type EndpointIndex } from './endpoints.js';
+import { keepIdentity } from './identity.js';
+import { refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
+import { isTCPRoute, parseRoute } from './routes.js';
 import type { Endpoint, Model, ModelOptions, Tunnel, TunnelSettings } from './tunnel.js';
 
 interface ServicePort {
@@ -17,121 +23,14 @@ interface ServiceSpec {
   ports?: ServicePort[];
 }
 
-interface SliceEndpoint {
-  addresses?: string[];
-  conditions?: { ready?: boolean | null };
-  targetRef?: { kind?: string; name?: string; namespace?: string };
-}
-
-interface SliceSpec {
-  addressType?: string;
-  endpoints?: SliceEndpoint[];
-  ports?: { name?: string; port?: unknown; protocol?: string }[];
-}
-
-const serviceNameLabel = 'kubernetes.io/service-name';
-
 function isService(o: KubeObject) {
   return o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1';
-}
-
-function isPod(o: KubeObject) {
-  return o.kind === 'Pod' && (o.apiVersion ?? 'v1') === 'v1';
-}
-
-/** Pod labels by `namespace/name` and by `namespace/ip`: what metadata-match selects endpoints by. */
-type PodIndex = Map<string, Record<string, string>>;
-
-function indexPods(pods: SourcedObject[]): PodIndex {
-  const index: PodIndex = new Map();
-  for (const { object } of pods) {
-    const ns = object.metadata?.namespace ?? 'default';
-    const labels = object.metadata?.labels ?? {};
-    if (object.metadata?.name) index.set(`${ns}/${object.metadata.name}`, labels);
-    const status = (object.status ?? {}) as { podIP?: string; podIPs?: { ip?: string }[] };
-    for (const ip of [status.podIP, ...(status.podIPs ?? []).map((p) => p.ip)]) if (ip) index.set(`${ns}/ip/${ip}`, labels);
-  }
-  return index;
-}
-
-function isEndpointSlice(o: KubeObject) {
-  return o.kind === 'EndpointSlice' && (o.apiVersion ?? '').startsWith('discovery.k8s.io/');
-}
-
-class Collector {
-  readonly diagnostics: Diagnostic[] = [];
-  constructor(private readonly current: SourcedObject) {}
-  error(reason: string, path: FieldPath, message: string) {
-    this.diagnostics.push({ severity: 'error', reason, object: refOf(this.current.object), path, message, origin: this.current.origin });
-  }
-  warn(reason: string, path: FieldPath, message: string) {
-    this.diagnostics.push({ severity: 'warning', reason, object: refOf(this.current.object), path, message, origin: this.current.origin });
-  }
-}
-
-/** Ready endpoints per Service (`namespace/name`) and per port name. */
-type EndpointIndex = Map<string, Map<string, Endpoint[]>>;
-
-function indexEndpoints(slices: SourcedObject[], pods: PodIndex, diagnostics: Diagnostic[]): EndpointIndex {
-  const index: EndpointIndex = new Map();
-  for (const sourced of slices) {
-    const slice = sourced.object;
-    const report = new Collector(sourced);
-    const serviceName = slice.metadata?.labels?.[serviceNameLabel];
-    if (!serviceName) {
-      report.warn('MissingServiceName', ['metadata', 'labels', serviceNameLabel], 'EndpointSlice has no service-name label; ignored');
-      diagnostics.push(...report.diagnostics);
-      continue;
-    }
-    const spec = slice as KubeObject & SliceSpec;
-    if (spec.addressType === 'FQDN') {
-      report.warn('UnsupportedAddressType', ['addressType'], 'FQDN endpoints are not tunneled');
-      diagnostics.push(...report.diagnostics);
-      continue;
-    }
-    const serviceKey = `${slice.metadata?.namespace ?? 'default'}/${serviceName}`;
-    const byPort = index.get(serviceKey) ?? new Map<string, Endpoint[]>();
-    index.set(serviceKey, byPort);
-    (spec.ports ?? []).forEach((p, pi) => {
-      const port = Number(p.port);
-      if (!Number.isInteger(port) || port < 1 || port > 65535) {
-        report.error('InvalidPort', ['ports', pi, 'port'], `${JSON.stringify(p.port)} is not a port (1-65535)`);
-        return;
-      }
-      const list = byPort.get(p.name ?? '') ?? [];
-      byPort.set(p.name ?? '', list);
-      (spec.endpoints ?? []).forEach((e, ei) => {
-        if (e.conditions?.ready === false) return;
-        const address = e.addresses?.[0];
-        if (!address || isIP(address) === 0) {
-          report.error('InvalidAddress', ['endpoints', ei, 'addresses', 0], `${JSON.stringify(address)} is not an IP address`);
-          return;
-        }
-        const ns = slice.metadata?.namespace ?? 'default';
-        const ref = e.targetRef;
-        const labels = (ref?.kind === 'Pod' && ref.name ? pods.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined) ?? pods.get(`${ns}/ip/${address}`);
-        list.push(labels ? { address, port, labels } : { address, port });
-      });
-    });
-    diagnostics.push(...report.diagnostics);
-  }
-  for (const byPort of index.values()) {
-    for (const [name, list] of byPort) byPort.set(name, dedupeSorted(list));
-  }
-  return index;
-}
-
-function dedupeSorted(list: Endpoint[]): Endpoint[] {
-  const seen = new Map<string, Endpoint>();
-  for (const e of list) seen.set(`${e.address}|${e.port}`, e);
-  return [...seen.values()].sort((a, b) => (a.address === b.address ? a.port - b.port : a.address < b.address ? -1 : 1));
 }
 
 function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoints: EndpointIndex, report: Collector): Tunnel[] | undefined {
   const service = sourced.object;
   const ref = refOf(service);
-  const annotations = service.metadata?.annotations ?? {};
-  const { settings, errors } = parseTunnelSettings(annotations);
+  const { settings, errors } = settingsOf(service.metadata?.annotations ?? {});
   for (const e of errors) {
     const known = e.message !== 'is not a tunnel-shim annotation' && !e.message.startsWith('has no effect');
     const path = ['metadata', 'annotations', e.annotation];
@@ -183,10 +82,46 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
   return tunnels;
 }
 
-function sortKey(s: SourcedObject): string {
-  const r = refOf(s.object);
-  return `${r.namespace}/${r.name}`;
+const parsedSettings = new WeakMap<Record<string, string>, ReturnType<typeof parseTunnelSettings>>();
+
+/** Parsed once per annotations object: unchanged Services keep theirs, so their settings keep their identity. */
+function settingsOf(annotations: Record<string, string>): ReturnType<typeof parseTunnelSettings> {
+  let parsed = parsedSettings.get(annotations);
+  if (!parsed) {
+    parsed = parseTunnelSettings(annotations);
+    parsedSettings.set(annotations, parsed);
+  }
+  return parsed;
 }
+
+const sortKeys = new WeakMap<SourcedObject, string>();
+
+function sortKey(s: SourcedObject): string {
+  let key = sortKeys.get(s);
+  if (key === undefined) {
+    const r = refOf(s.object);
+    key = `${r.namespace}/${r.name}`;
+    sortKeys.set(s, key);
+  }
+  return key;
+}
+
+/** What one Service object gave, reused while the object and its endpoint lists are the same. */
+interface ServiceBuild {
+  endpoints?: Map<string, Endpoint[]>;
+  tunnels: Tunnel[];
+  diagnostics: Diagnostic[];
+  failed: boolean;
+}
+
+interface BuildState {
+  options: ModelOptions;
+  endpoints: EndpointIndex;
+  services: Map<SourcedObject, ServiceBuild>;
+}
+
+/** Per model, what the next build may reuse. */
+const buildStates = new WeakMap<Model, BuildState>();
 
 /**
  * Builds the tunnel model. A Service with an error keeps the tunnels it had in `previous` (with fresh
@@ -194,68 +129,104 @@ function sortKey(s: SourcedObject): string {
  */
 export function buildModel(objects: readonly SourcedObject[], options: ModelOptions, previous?: Model): Model {
   const diagnostics: Diagnostic[] = [];
-  const services = objects.filter((o) => isService(o.object)).sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1));
+  const prior = previous && buildStates.get(previous);
+  const reusable = prior?.options === options ? prior : undefined;
+  const services = objects.filter((o) => isService(o.object)).map((o) => ({ o, key: sortKey(o) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const pods = indexPods(objects.filter((o) => isPod(o.object)));
-  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), pods, diagnostics);
-  const previousByService = new Map<string, Tunnel[]>();
-  for (const t of previous?.tunnels ?? []) {
-    if (t.via) continue;
-    const k = refKey(t.service);
-    previousByService.set(k, [...(previousByService.get(k) ?? []), t]);
-  }
+  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), pods, diagnostics, prior?.endpoints);
+  let previousByService: Map<string, Tunnel[]> | undefined;
 
-  const tunnels: Marked[] = [];
+  const state: BuildState = { options, endpoints, services: new Map() };
+  const tunnels: Tunnel[] = [];
   const seenServices = new Set<string>();
-  for (const sourced of services) {
-    const report = new Collector(sourced);
-    const ref = refOf(sourced.object);
-    if (seenServices.has(refKey(ref))) {
+  for (const { o: sourced, key } of services) {
+    if (seenServices.has(key)) {
+      const ref = refOf(sourced.object);
+      const report = new Collector(sourced);
       report.error('DuplicateObject', ['metadata', 'name'], `Service ${ref.namespace}/${ref.name} is defined more than once; the first one is used`);
       diagnostics.push(...report.diagnostics);
       continue;
     }
-    seenServices.add(refKey(ref));
-    const own = tunnelsOfService(sourced, options, endpoints, report) ?? [];
-    const failed = report.diagnostics.some((d) => d.severity === 'error');
-    const kept = failed ? previousByService.get(refKey(ref)) : undefined;
-    if (kept) {
-      report.warn('KeptLastGood', [], 'serving the last good configuration of this Service until the errors are fixed');
-      tunnels.push(...kept.map((t) => ({ ...t, split: undefined, endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(t.portName) ?? [] })));
-    } else if (!failed) {
-      tunnels.push(...own);
+    seenServices.add(key);
+    const serviceEndpoints = endpoints.get(key);
+    let built = reusable?.services.get(sourced);
+    if (!built || built.endpoints !== serviceEndpoints) {
+      const report = new Collector(sourced);
+      const own = tunnelsOfService(sourced, options, endpoints, report) ?? [];
+      built = { endpoints: serviceEndpoints, tunnels: own, diagnostics: report.diagnostics, failed: report.diagnostics.some((d) => d.severity === 'error') };
     }
-    diagnostics.push(...report.diagnostics);
+    state.services.set(sourced, built);
+    diagnostics.push(...built.diagnostics);
+    if (!built.failed) {
+      tunnels.push(...built.tunnels);
+      continue;
+    }
+    previousByService ??= tunnelsByService(previous);
+    const kept = previousByService.get(key);
+    if (!kept) continue;
+    diagnostics.push(keptLastGood(sourced));
+    tunnels.push(...kept.map((t) => ({ ...t, split: undefined, endpoints: serviceEndpoints?.get(t.portName) ?? [] })));
   }
-  rejectDuplicateAddresses(tunnels, services, previous, diagnostics);
-  rejectDuplicateDomains(tunnels, diagnostics);
-  tunnels.push(...applyRoutes(objects.filter((o) => isTCPRoute(o.object)), tunnels, services, endpoints, options, diagnostics));
-  return { tunnels: tunnels.filter((t) => !t.rejected).map(stripRejected), diagnostics };
+  const rejected = new Set<Tunnel>();
+  rejectDuplicateAddresses(tunnels, services.map((s) => s.o), previous, rejected, diagnostics);
+  rejectDuplicateDomains(tunnels, rejected, diagnostics);
+  const routes = objects.filter((o) => isTCPRoute(o.object));
+  const { splits, created } = applyRoutes(routes, tunnels, rejected, services.map((s) => s.o), endpoints, options, diagnostics);
+  const previousByKey = new Map((previous?.tunnels ?? []).map((t) => [t.key, t]));
+  const out: Tunnel[] = [];
+  for (const t of [...tunnels, ...created]) {
+    if (rejected.has(t)) continue;
+    const split = splits.get(t);
+    out.push(keepIdentity(split ? { ...t, split } : t, previousByKey.get(t.key)));
+  }
+  const model = { tunnels: out, diagnostics };
+  buildStates.set(model, state);
+  return model;
 }
 
-type Marked = Tunnel & { rejected?: boolean };
+function keptLastGood(sourced: SourcedObject): Diagnostic {
+  const report = new Collector(sourced);
+  report.warn('KeptLastGood', [], 'serving the last good configuration of this Service until the errors are fixed');
+  return report.diagnostics[0]!;
+}
 
-function stripRejected(t: Marked): Tunnel {
-  const { rejected: _r, ...rest } = t;
-  return rest;
+/** The previous model's own (not TCPRoute-made) tunnels by Service `namespace/name`. */
+function tunnelsByService(previous: Model | undefined): Map<string, Tunnel[]> {
+  const byService = new Map<string, Tunnel[]>();
+  for (const t of previous?.tunnels ?? []) {
+    if (t.via) continue;
+    const k = `${t.service.namespace}/${t.service.name}`;
+    const list = byService.get(k);
+    if (list) list.push(t);
+    else byService.set(k, [t]);
+  }
+  return byService;
 }
 
 /** Two Services on one clusterIP:port cannot both have a listener: the earlier owner keeps it. */
-function rejectDuplicateAddresses(tunnels: Marked[], services: SourcedObject[], previous: Model | undefined, diagnostics: Diagnostic[]) {
-  const previousOwner = new Map<string, string>();
-  for (const t of previous?.tunnels ?? []) if (t.clusterIP) previousOwner.set(`${t.clusterIP}:${t.port}`, t.key);
-  const byAddress = new Map<string, Marked[]>();
+function rejectDuplicateAddresses(tunnels: Tunnel[], services: SourcedObject[], previous: Model | undefined, rejected: Set<Tunnel>, diagnostics: Diagnostic[]) {
+  const byAddress = new Map<string, Tunnel | Tunnel[]>();
+  let clashes = false;
   for (const t of tunnels) {
     if (!t.clusterIP) continue;
     const address = `${t.clusterIP}:${t.port}`;
-    byAddress.set(address, [...(byAddress.get(address) ?? []), t]);
+    const known = byAddress.get(address);
+    if (!known) byAddress.set(address, t);
+    else {
+      byAddress.set(address, Array.isArray(known) ? [...known, t] : [known, t]);
+      clashes = true;
+    }
   }
+  if (!clashes) return;
+  const previousOwner = new Map<string, string>();
+  for (const t of previous?.tunnels ?? []) if (t.clusterIP) previousOwner.set(`${t.clusterIP}:${t.port}`, t.key);
   for (const [address, claimants] of byAddress) {
-    if (claimants.length < 2) continue;
+    if (!Array.isArray(claimants)) continue;
     const owner = claimants.find((t) => t.key === previousOwner.get(address)) ?? claimants[0]!;
     for (const t of claimants) {
       if (t === owner) continue;
-      t.rejected = true;
-      const sourced = services.find((s) => refKey(refOf(s.object)) === refKey(t.service));
+      rejected.add(t);
+      const sourced = services.find((s) => sortKey(s) === `${t.service.namespace}/${t.service.name}`);
       const portIndex = ((sourced?.object.spec as ServiceSpec | undefined)?.ports ?? []).findIndex((p) => Number(p.port) === t.port);
       diagnostics.push({
         severity: 'error',
@@ -275,15 +246,17 @@ function rejectDuplicateAddresses(tunnels: Marked[], services: SourcedObject[], 
  * becomes a tunnel reached through the parent with the parent's settings. A missing backend keeps its
  * share (those connections fail) rather than silently sending it to the others.
  */
-function applyRoutes(routes: SourcedObject[], tunnels: Marked[], services: SourcedObject[], endpoints: EndpointIndex, options: ModelOptions, diagnostics: Diagnostic[]): Tunnel[] {
-  const serviceByKey = new Map(services.map((s) => [`${refOf(s.object).namespace}/${refOf(s.object).name}`, s]));
+function applyRoutes(routes: SourcedObject[], tunnels: Tunnel[], rejected: Set<Tunnel>, services: SourcedObject[], endpoints: EndpointIndex, options: ModelOptions, diagnostics: Diagnostic[]): { splits: Map<Tunnel, Split[]>; created: Tunnel[] } {
+  const splits = new Map<Tunnel, Split[]>();
   const created: Tunnel[] = [];
+  if (routes.length === 0) return { splits, created };
+  const serviceByKey = new Map(services.map((s) => [sortKey(s), s]));
   for (const route of [...routes].sort((a, b) => (sortKey(a) < sortKey(b) ? -1 : 1))) {
     const { attachments, diagnostics: found } = parseRoute(route);
     diagnostics.push(...found);
     const report = new Collector(route);
     attachments.forEach((a, ai) => {
-      const parents = tunnels.filter((t) => !t.rejected && t.service.namespace === a.parentNamespace && t.service.name === a.parentName && (a.parentPort === undefined || t.port === a.parentPort));
+      const parents = tunnels.filter((t) => !rejected.has(t) && t.service.namespace === a.parentNamespace && t.service.name === a.parentName && (a.parentPort === undefined || t.port === a.parentPort));
       if (parents.length === 0) {
         const exists = serviceByKey.has(`${a.parentNamespace}/${a.parentName}`);
         report.error(exists ? 'ParentNotTunneled' : 'ParentNotFound', ['spec', 'parentRefs', ai], exists
@@ -292,7 +265,7 @@ function applyRoutes(routes: SourcedObject[], tunnels: Marked[], services: Sourc
         return;
       }
       for (const parent of parents) {
-        if (parent.split) {
+        if (splits.has(parent)) {
           report.error('ConflictingRoute', ['spec', 'parentRefs', ai], `${parent.key} is already split by another TCPRoute; this one is ignored for it`);
           continue;
         }
@@ -302,17 +275,19 @@ function applyRoutes(routes: SourcedObject[], tunnels: Marked[], services: Sourc
         if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
           report.warn('ZeroWeights', ['spec', 'rules', 0, 'backendRefs'], `every backend has weight 0: connections to ${parent.key} are refused`);
         }
-        parent.split = a.backends.map((b) => {
+        splits.set(parent, a.backends.map((b) => {
           const backend = backendTunnel(parent, b, serviceByKey, endpoints, options, route, report);
           created.push(backend);
           return { tunnelKey: backend.key, weight: b.weight };
-        });
+        }));
       }
     });
     diagnostics.push(...report.diagnostics);
   }
-  return created;
+  return { splits, created };
 }
+
+type Split = NonNullable<Tunnel['split']>[number];
 
 function backendTunnel(parent: Tunnel, b: { namespace: string; name: string; port: number; path: FieldPath }, serviceByKey: Map<string, SourcedObject>, endpoints: EndpointIndex, options: ModelOptions, route: SourcedObject, report: Collector): Tunnel {
   const service = serviceByKey.get(`${b.namespace}/${b.name}`);
@@ -346,15 +321,15 @@ export function domainsOf(t: Tunnel): string[] {
 }
 
 /** Envoy NACKs a route configuration with a domain twice: on one port the earlier Service keeps it. */
-function rejectDuplicateDomains(tunnels: Marked[], diagnostics: Diagnostic[]) {
-  const owners = new Map<string, Marked>();
+function rejectDuplicateDomains(tunnels: Tunnel[], rejected: Set<Tunnel>, diagnostics: Diagnostic[]) {
+  const owners = new Map<string, Tunnel>();
   for (const t of tunnels) {
-    if (t.rejected) continue;
+    if (rejected.has(t)) continue;
     const keys = domainsOf(t).map((d) => `tunnel ${t.settings.tunnelPort} ${d}`);
     if (t.settings.relayPort !== undefined) keys.push(...domainsOf(t).map((d) => `relay ${t.settings.relayPort} ${d}`));
     const clash = keys.map((k) => [k, owners.get(k)] as const).find(([, o]) => o && o.key !== t.key);
     if (clash) {
-      t.rejected = true;
+      rejected.add(t);
       const owner = clash[1]!;
       diagnostics.push({
         severity: 'error', reason: 'DuplicateAuthority', object: t.service, path: ['metadata', 'annotations', 'tunnel-shim.io/domains'], origin: t.origin,

@@ -92,13 +92,21 @@ export class KubernetesSource implements Source {
     await Promise.all(this.informers.map(({ informer }) => informer.stop()));
   }
 
+  private readonly sourced = new WeakMap<object, SourcedObject>();
+
   /** Every object the informers hold, with kind and apiVersion (list items lack them). */
   state(): SourceState {
     const objects: SourcedObject[] = [];
     for (const { kind, informer } of this.informers) {
       for (const o of informer.list()) {
-        const object = { ...(o as object), kind: kind.kind, apiVersion: (o as KubeObject).apiVersion ?? kind.apiVersion } as KubeObject;
-        objects.push({ object, origin: { kube: { apiVersion: object.apiVersion!, uid: o.metadata?.uid ?? '' } } });
+        // An unchanged object is handed on as the very same object, so the model reuses what it built from it.
+        let sourced = this.sourced.get(o);
+        if (!sourced) {
+          const object = { ...(o as object), kind: kind.kind, apiVersion: (o as KubeObject).apiVersion ?? kind.apiVersion } as KubeObject;
+          sourced = { object, origin: { kube: { apiVersion: object.apiVersion!, uid: o.metadata?.uid ?? '' } } };
+          this.sourced.set(o, sourced);
+        }
+        objects.push(sourced);
       }
     }
     return { objects, diagnostics: [] };

@@ -3,6 +3,7 @@ import type { Model } from '../model/tunnel.js';
 import { translateOriginate } from './originate.js';
 import { sortResourceSet, type Translation } from './resources.js';
 import { translateRelay } from './relay.js';
+import { tunnelsConcerning } from './scope.js';
 import { translateTerminate } from './terminate.js';
 import type { NodeView } from './view.js';
 
@@ -12,7 +13,7 @@ export function translate(model: Model, view: NodeView): Translation {
     return { resources: sortResourceSet(resources), diagnostics };
   }
   if (view.role === 'relay') return { resources: sortResourceSet(translateRelay(model.tunnels, view).resources), diagnostics: [] };
-  return { resources: sortResourceSet(translateTerminate(model.tunnels, view).resources), diagnostics: [] };
+  return { resources: sortResourceSet(translateTerminate(tunnelsConcerning(model.tunnels, view), view).resources), diagnostics: [] };
 }
 
 export type { NodeView, Role } from './view.js';

@@ -95,10 +95,10 @@ function accessLogs(t: Tunnel, view: NodeView) {
 }
 
 /** Where the listener sends connections: the Service's own cluster, or a weighted split. */
-function clusterSpecifier(t: Tunnel, byKey: Map<string, Tunnel>) {
+function clusterSpecifier(t: Tunnel, byKey: () => Map<string, Tunnel>) {
   if (!t.split) return { cluster: originateName(t) };
   const clusters = t.split.filter((s) => s.weight > 0).map((s) => {
-    const backend = byKey.get(s.tunnelKey)!;
+    const backend = byKey().get(s.tunnelKey)!;
     // A backend Service's own metadata-match narrows its share to the Pods with those labels.
     const match = picksEndpoint(backend) ? lbMetadataMatch(backend.settings) : undefined;
     return { name: originateName(backend), weight: s.weight, ...(match ? { metadata_match: match } : {}) };
@@ -108,7 +108,7 @@ function clusterSpecifier(t: Tunnel, byKey: Map<string, Tunnel>) {
   return { weighted_clusters: { clusters } };
 }
 
-function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: Map<string, Tunnel>) {
+function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: () => Map<string, Tunnel>) {
   const name = originateName(t);
   return {
     name,
@@ -142,7 +142,9 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
   const resources = emptyResourceSet();
   const diagnostics: Diagnostic[] = [];
   const claimed = new Map<string, Tunnel>();
-  const byKey = new Map(tunnels.map((t) => [t.key, t]));
+  // Only splits look tunnels up by key: the map is made once, for the first split, not on every translation.
+  let byKeyMap: Map<string, Tunnel> | undefined;
+  const byKey = () => (byKeyMap ??= new Map(tunnels.map((t) => [t.key, t])));
   for (const t of tunnels) {
     if (t.via) {
       resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });

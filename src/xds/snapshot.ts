@@ -90,7 +90,7 @@ export class ResourceEncoder {
       let kept = 0;
       for (const { name, object, key } of resources[kind]) {
         const known = prior?.resources.get(name);
-        const encoded = (known && (known.object === object || (key !== undefined && known.key === key)) ? known : undefined) ?? this.byObject.get(object) ?? sameContent(known, object, key) ?? this.encode(kind, name, object, key);
+        const encoded = (known && (known.object === object || (key !== undefined && known.key === key)) ? known : undefined) ?? this.byObject.get(object) ?? this.sameContent(known, object, key) ?? this.encode(kind, name, object, key);
         if (Array.isArray(encoded)) {
           diagnostics.push(...encoded);
           continue;
@@ -119,6 +119,23 @@ export class ResourceEncoder {
     return { snapshot, diagnostics };
   }
 
+  /**
+   * For objects the translation memo does not cover (a changed tunnel's pieces, relays, splits): the
+   * previous encoding of the same name, if its content is equal. Compared as JSON, only on a memo miss;
+   * a match is remembered for the object, so a memoised object is compared once, not on every rebuild.
+   */
+  private sameContent(known: EncodedResource | undefined, object: Record<string, unknown>, key: string | undefined): EncodedResource | undefined {
+    if (!known || key !== undefined) return undefined;
+    let json = jsonOf.get(known);
+    if (json === undefined) {
+      json = JSON.stringify(known.object);
+      jsonOf.set(known, json);
+    }
+    if (json !== JSON.stringify(object)) return undefined;
+    this.byObject.set(object, known);
+    return known;
+  }
+
   private encode(kind: ResourceKind, name: string, object: Record<string, unknown>, key?: string): Encoded {
     const known = this.byObject.get(object);
     if (known) return known;
@@ -142,19 +159,6 @@ export class ResourceEncoder {
 
 const jsonOf = new WeakMap<EncodedResource, string>();
 
-/**
- * For objects the translation memo does not cover (a changed tunnel's pieces, relays, splits): the
- * previous encoding of the same name, if its content is equal. Compared as JSON, only on a memo miss.
- */
-function sameContent(known: EncodedResource | undefined, object: Record<string, unknown>, key: string | undefined): EncodedResource | undefined {
-  if (!known || key !== undefined) return undefined;
-  let json = jsonOf.get(known);
-  if (json === undefined) {
-    json = JSON.stringify(known.object);
-    jsonOf.set(known, json);
-  }
-  return json === JSON.stringify(object) ? known : undefined;
-}
 
 /** The TypeSnapshot after `prior` when `names` changed. */
 function stepType(prior: TypeSnapshot, map: Map<string, EncodedResource>, names: ReadonlySet<string>, sum: bigint): TypeSnapshot {

@@ -7,6 +7,10 @@ import { describe, expect, it } from 'vitest';
 import { diagnosticLines, render } from '../../src/render.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
 import type { NodeView, Role } from '../../src/translate/view.js';
+import { buildModel } from '../../src/model/build.js';
+import { defaultModelOptions } from '../../src/model/tunnel.js';
+import { concerns, tunnelsConcerning } from '../../src/translate/scope.js';
+import { translateTerminate } from '../../src/translate/terminate.js';
 
 const dir = path.join(path.dirname(new URL(import.meta.url).pathname), 'golden');
 const cases = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml') && !f.endsWith('.golden.yaml'));
@@ -34,6 +38,20 @@ describe('golden translation', () => {
       const goldenPath = path.join(dir, file.replace(/\.yaml$/, '.golden.yaml'));
       if (process.env.UPDATE_GOLDEN || !fs.existsSync(goldenPath)) fs.writeFileSync(goldenPath, actual);
       expect(actual).toBe(fs.readFileSync(goldenPath, 'utf8'));
+    });
+
+    // Bound terminators are translated from only the tunnels that concern them (translate/scope.ts):
+    // that must give exactly what translating from every tunnel gives, for each endpoint IP.
+    it(`${file}: a bound terminator's tunnels are all it needs`, () => {
+      const model = buildModel(parseYamlObjects(file, fs.readFileSync(path.join(dir, file), 'utf8')).objects, defaultModelOptions);
+      // Every endpoint IP, and one no tunnel has.
+      const ips = [...new Set(model.tunnels.flatMap((t) => t.endpoints.map((e) => e.address))), '10.255.255.254'];
+      for (const ip of ips) {
+        const view: NodeView = { role: 'terminate', listenAddress: ip };
+        const scoped = tunnelsConcerning(model.tunnels, view);
+        expect(scoped).toEqual(model.tunnels.filter((t) => concerns(view, t)));
+        expect(translateTerminate(scoped, view)).toEqual(translateTerminate(model.tunnels, view));
+      }
     });
   }
 });

@@ -17,6 +17,22 @@ describe('model', () => {
     expect(m.tunnels[0]!.endpoints).toEqual([{ address: '10.0.0.1', port: 8080 }, { address: '10.0.0.2', port: 8080 }]);
   });
 
+  it('hands back an unchanged tunnel as the same object, whether its objects are the same or parsed anew', () => {
+    const yaml = (ip: string) => [serviceYaml({ name: 'a', namespace: 'n', port: 80, endpoints: [{ ip: '10.0.0.1', port: 1 }] }), serviceYaml({ name: 'b', namespace: 'n', port: 81, annotations: { 'tunnel-shim.io/idle-timeout': '5s' }, endpoints: [{ ip, port: 1 }] })].join('---\n');
+    const objects = parseYamlObjects('in.yaml', yaml('10.0.0.2')).objects;
+    const first = buildModel(objects, options);
+    // The same objects (a watch source): every tunnel kept.
+    const again = buildModel([...objects], options, first);
+    expect(again.tunnels[0]).toBe(first.tunnels[0]);
+    expect(again.tunnels[1]).toBe(first.tunnels[1]);
+    // Parsed anew (the file source), one endpoint moved: only that Service's tunnel is new.
+    const moved = model(yaml('10.0.0.3'), again);
+    expect(moved.tunnels[0]).toBe(first.tunnels[0]);
+    expect(moved.tunnels[1]).not.toBe(first.tunnels[1]);
+    expect(moved.tunnels[1]!.endpoints).toEqual([{ address: '10.0.0.3', port: 1 }]);
+    expect(moved.tunnels[1]!.settings.idleTimeout).toBe('5s');
+  });
+
   it('keeps serving the last good settings of a Service whose annotation breaks, with fresh endpoints', () => {
     const good = model(serviceYaml({ name: 'a', namespace: 'n', port: 80, annotations: { 'tunnel-shim.io/tunnel-port': '15100' }, endpoints: [{ ip: '10.0.0.1', port: 1 }] }));
     const broken = model(serviceYaml({ name: 'a', namespace: 'n', port: 80, annotations: { 'tunnel-shim.io/tunnel-port': 'abc' }, endpoints: [{ ip: '10.0.0.7', port: 1 }] }), good);
