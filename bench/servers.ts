@@ -7,6 +7,7 @@ import { buildModel } from '../src/model/build.js';
 import type { SourcedObject } from '../src/model/objects.js';
 import { defaultModelOptions } from '../src/model/tunnel.js';
 import { translate } from '../src/translate/index.js';
+import { objectOf } from '../src/translate/resources.js';
 import { viewKey, type NodeView } from '../src/translate/view.js';
 import { benchDir, Child, started } from './child.js';
 import { podAddress, podCount, serviceObjects } from './fixtures.js';
@@ -25,7 +26,7 @@ export interface Server {
 }
 
 export async function startShim(services: number, profile = false): Promise<Server> {
-  const child = new Child('shim-process.ts', ['--expose-gc', ...(profile ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [])]);
+  const child = new Child('shim-process.ts', ['--expose-gc', ...(process.env.BENCH_SHIM_FLAGS ?? '').split(' ').filter(Boolean), ...(profile ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [])]);
   await child.next('ready');
   const updates: Record<string, SourcedObject[]> = {};
   for (let i = 0; i < services; i++) updates[`s${i}`] = serviceObjects(i);
@@ -64,7 +65,7 @@ export async function startPeer(services: number): Promise<Server> {
     const model = buildModel([...objects.values()].flat(), defaultModelOptions);
     const { resources } = translate(model, view);
     const out: Record<string, unknown> = { version: String(++version) };
-    for (const [kind, list] of Object.entries(resources)) out[plural[kind as keyof typeof plural]] = list.map((r) => r.object);
+    for (const [kind, list] of Object.entries(resources)) out[plural[kind as keyof typeof plural]] = list.map(objectOf);
     return JSON.stringify(out);
   };
   const post = async (view: NodeView, json: string) => {

@@ -85,12 +85,13 @@ export class Pipeline {
     this.lastApply = started;
     this.sourceDiagnostics = state.diagnostics;
     this.model = buildModel(state.objects, this.options, this.model);
+    const modelMs = performance.now() - started;
     this.cache.setModel(this.model, this.firstPendingAt);
     this.firstPendingAt = undefined;
     this.synced = true;
     this.rebuilds++;
     this.report();
-    this.logger.info({ tunnels: this.model.tunnels.length, objects: state.objects.length, ms: Math.round(performance.now() - started) }, 'configuration rebuilt');
+    this.logger.info({ tunnels: this.model.tunnels.length, objects: state.objects.length, ms: Math.round(performance.now() - started), modelMs: Math.round(modelMs) }, 'configuration rebuilt');
     for (const listener of this.changeListeners) listener(this.model);
   }
 

@@ -6,7 +6,7 @@ import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
 import { defaultModelOptions, type ModelOptions } from './model/tunnel.js';
 import type { SourceState } from './sources/source.js';
 import type { NodeView } from './translate/view.js';
-import { ResourceEncoder } from './xds/snapshot.js';
+import { ResourceEncoder, resourceObjects } from './xds/snapshot.js';
 
 export interface Rendered {
   resources: Record<'clusters' | 'endpoints' | 'listeners' | 'routes', unknown[]>;
@@ -18,8 +18,10 @@ const plural = { cluster: 'clusters', endpoint: 'endpoints', listener: 'listener
 export function render(state: SourceState, view: NodeView, options: ModelOptions = defaultModelOptions): Rendered {
   const model = buildModel(state.objects, options);
   const { snapshot, diagnostics } = new ResourceEncoder().build(model, view);
+  const objects = resourceObjects(model, view);
   const resources = { clusters: [], endpoints: [], listeners: [], routes: [] } as Rendered['resources'];
-  for (const kind of pushOrder) resources[plural[kind]] = [...snapshot[kind].resources.values()].map((r) => r.object);
+  // What is served: the resources that validated and encoded, shown as the Envoy JSON they came from.
+  for (const kind of pushOrder) resources[plural[kind]] = [...snapshot[kind].resources.keys()].map((name) => objects[kind].get(name));
   return { resources, diagnostics: [...state.diagnostics, ...model.diagnostics, ...diagnostics] };
 }
 

@@ -84,12 +84,14 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         if (deltaStream) {
           // Delta streams: the resources served; per-resource ACK state is tracked for SotW streams only.
           const { snapshot } = deps.cache.peek(deltaStream.node.view);
+          const objects = deps.cache.objects(deltaStream.node.view);
           const out: Record<string, unknown> = { node: deltaStream.node.id, role: deltaStream.node.view.role, protocol: 'delta' };
-          for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: r.object })) : [];
+          for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: objects?.[kind].get(r.name) })) : [];
           return json(res, 200, out);
         }
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
         const { snapshot } = deps.cache.peek(stream.node.view);
+        const objects = deps.cache.objects(stream.node.view);
         const out: Record<string, unknown> = { node: stream.node.id, role: stream.node.view.role };
         // Each resource with what this node did with it (SYNCED, STALE, NACKED, NOT_SENT).
         const statuses = new Map(resourceStatuses(stream).map((r) => [`${r.kind}|${r.name}`, r]));
@@ -97,7 +99,7 @@ export function createAdminServer(deps: AdminDeps): http.Server {
           out[kind] = snapshot
             ? [...snapshot[kind].resources.values()].map((r) => {
                 const s = statuses.get(`${kind}|${r.name}`);
-                return { name: r.name, version: r.version, status: s?.status ?? 'NOT_SENT', nack: s?.nack?.message ?? null, resource: r.object };
+                return { name: r.name, version: r.version, status: s?.status ?? 'NOT_SENT', nack: s?.nack?.message ?? null, resource: objects?.[kind].get(r.name) };
               })
             : [];
         }

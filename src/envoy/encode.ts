@@ -6,16 +6,19 @@ import { lookupType, messageNameOf } from './protos.js';
 
 export type ResourceObject = Record<string, unknown>;
 
-/** A resource encoded once: its Any bytes and a version derived from its content. */
+/**
+ * A resource encoded once: its Any bytes and a version derived from its content. Only bytes are kept
+ * (the Envoy JSON it came from is garbage once encoded; views that show it translate again).
+ */
 export interface EncodedResource {
   name: string;
   typeUrl: string;
   version: string;
   /** google.protobuf.Any bytes (type_url + value). */
   any: Uint8Array;
-  /** The same resource as plain JSON-friendly data, for admin views and golden files. */
-  object: ResourceObject;
-  /** What the translation memo calls this content (assembled resources): equal keys, equal bytes. */
+  /** Hash of the Envoy JSON it was encoded from: a re-translated resource with the same hash is not encoded again. */
+  jsonHash: string;
+  /** What the translation calls this content (assembled resources): equal keys, equal bytes. */
   key?: string;
 }
 
@@ -29,7 +32,11 @@ export function encodeResource(typeUrl: string, name: string, protoForm: Resourc
   const value = encodeMessage(typeUrl, protoForm);
   const any = lookupType('google.protobuf.Any');
   const anyBytes = any.encode(any.create({ type_url: typeUrl, value })).finish();
-  return { name, typeUrl, version: contentVersion(anyBytes), any: anyBytes, object };
+  return { name, typeUrl, version: contentVersion(anyBytes), any: anyBytes, jsonHash: jsonHash(object) };
+}
+
+export function jsonHash(object: ResourceObject): string {
+  return contentVersion(JSON.stringify(object));
 }
 
 export function contentVersion(...parts: (Uint8Array | string)[]): string {

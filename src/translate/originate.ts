@@ -168,13 +168,14 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
       continue;
     }
     claimed.set(`${address}:${t.port}`, t);
-    // Memoised per tunnel: an unchanged tunnel hands back the very same objects (and so bytes). A
-    // split's listener names its backends' clusters, so it is rebuilt (and compared by content).
+    // Built lazily, and encoded once per tunnel object (owner, piece): an unchanged tunnel is served
+    // its previous bytes without being translated again. A split's listener names its backends'
+    // clusters, so it is rebuilt (and compared by content).
     const name = memo(t, 'name', () => originateName(t));
-    resources.cluster.push({ name, object: memo(t, 'cluster', () => tunnelCluster(t)) });
-    resources.endpoint.push({ name, object: memo(t, 'endpoints', () => (t.split ? { cluster_name: name, endpoints: [] } : tunnelEndpoints(t))) });
+    resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) });
+    resources.endpoint.push({ name, owner: t, piece: 'endpoints', object: () => (t.split ? { cluster_name: name, endpoints: [] } : tunnelEndpoints(t)) });
     const listener = () => tunnelListener(t, address, view, byKey);
-    resources.listener.push({ name, object: t.split ? listener() : memo(t, `listener|${address}|${view.accessLog ?? ''}`, listener) });
+    resources.listener.push(t.split ? { name, object: listener() } : { name, owner: t, piece: `listener|${address}|${view.accessLog ?? ''}`, object: listener });
   }
   return { resources, diagnostics };
 }

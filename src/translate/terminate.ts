@@ -137,16 +137,18 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       seen.add(domainsOf(t).join(','));
       if (t.settings.placement === 'gateway') {
         const name = backendClusterName(t);
-        resources.cluster.push({ name, object: memo(t, 'gw-cluster', () => edsCluster(name, t)) });
+        resources.cluster.push({ name, owner: t, piece: 'gw-cluster', object: () => edsCluster(name, t) });
         resources.endpoint.push({
           name,
-          object: memo(t, 'gw-endpoints', () => {
+          owner: t,
+          piece: 'gw-endpoints',
+          object: () => {
             const lbEndpoints = t.endpoints.map((e) => {
               const metadata = endpointMetadata(t.settings, e.labels);
               return { endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}) };
             });
             return { cluster_name: name, endpoints: lbEndpoints.length ? [{ lb_endpoints: lbEndpoints }] : [] };
-          }),
+          },
         });
         gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
@@ -156,7 +158,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       const ips = memo(t, 'ips', () => [...new Set(t.endpoints.map((e) => e.address))]).filter((ip) => !boundTo || ip === boundTo);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
-        resources.cluster.push({ name, object: memo(t, `cluster|${ip}`, () => staticCluster(name, t.endpoints.filter((e) => e.address === ip))) });
+        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t.endpoints.filter((e) => e.address === ip)) });
         const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
         const list = sidecarHosts.get(ip);
         if (list) list.push(host);

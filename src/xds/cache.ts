@@ -4,7 +4,7 @@ import type { Model } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
 import type { ResourceKind } from '../envoy/protos.js';
-import { ResourceEncoder, type Snapshot, type TypeSnapshot } from './snapshot.js';
+import { ResourceEncoder, resourceObjects, type Snapshot, type TypeSnapshot } from './snapshot.js';
 import { concerns, reuseTunnels, type TunnelIndex } from './tunnels.js';
 
 /** Streams told per turn of the event loop when a change reaches many of them. */
@@ -96,6 +96,11 @@ export class SnapshotCache {
     if (entry) return entry;
     if (!this.model) return { diagnostics: [] };
     return this.encoder.build(this.model, view);
+  }
+
+  /** A view's resources as Envoy JSON (translated again: snapshots keep only bytes), for the admin endpoint. */
+  objects(view: NodeView): ReturnType<typeof resourceObjects> | undefined {
+    return this.model ? resourceObjects(this.model, view) : undefined;
   }
 
   watch(view: NodeView, onChange: () => void): Watch {

@@ -1,13 +1,15 @@
 // A node view's resources, validated and encoded once. Encodings are shared across views and across
-// rebuilds: a translated object that did not change (same identity, see translate/memo.ts) or an
-// assembled one with the same parts (same memo key) is never validated or encoded again.
-import { encodeResource, contentVersion, type EncodedResource } from '../envoy/encode.js';
+// rebuilds: a per-tunnel resource of a tunnel object already seen (owner and piece), an object seen
+// before (same identity, see translate/memo.ts) or an assembled one with the same parts (same key) is
+// never built, validated or encoded again.
+import { encodeResource, contentVersion, jsonHash, type EncodedResource, type ResourceObject } from '../envoy/encode.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType, messageNameOf, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import { validateMessage } from '../envoy/validate.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Model } from '../model/tunnel.js';
 import { translate, type NodeView } from '../translate/index.js';
+import { objectOf, type NamedResource } from '../translate/resources.js';
 
 export interface TypeSnapshot {
   resources: Map<string, EncodedResource>;
@@ -64,11 +66,27 @@ function versionOf(sum: bigint): string {
 
 let generations = 0;
 
+/**
+ * A view's resources as Envoy JSON, by kind and name: translated again, since snapshots keep only
+ * bytes. For views that show them (render, the admin endpoint), not for serving.
+ */
+export function resourceObjects(model: Model, view: NodeView): Record<ResourceKind, Map<string, ResourceObject>> {
+  const { resources } = translate(model, view);
+  const out = {} as Record<ResourceKind, Map<string, ResourceObject>>;
+  for (const kind of kinds) {
+    out[kind] = new Map();
+    for (const r of resources[kind]) if (!out[kind].has(r.name)) out[kind].set(r.name, objectOf(r));
+  }
+  return out;
+}
+
 type Encoded = EncodedResource | Diagnostic[];
 
 export class ResourceEncoder {
   /** Encodings by translated object: an object that lives on (memoised translation) keeps its bytes. */
   private byObject = new WeakMap<object, Encoded>();
+  /** Encodings of per-tunnel resources, by tunnel object and piece: they live exactly as long as the tunnel. */
+  private byPiece = new WeakMap<object, Map<string, Encoded>>();
   /** How many resources were validated and encoded (not served from a memo): for tests and benchmarks. */
   encodeCount = 0;
   /** Called for every real encode (not a memo hit): lets a test see exactly what was encoded. */
@@ -88,9 +106,10 @@ export class ResourceEncoder {
       const changed = new Set<string>();
       let sum = prior?.sum ?? 0n;
       let kept = 0;
-      for (const { name, object, key } of resources[kind]) {
+      for (const resource of resources[kind]) {
+        const name = resource.name;
         const known = prior?.resources.get(name);
-        const encoded = (known && (known.object === object || (key !== undefined && known.key === key)) ? known : undefined) ?? this.byObject.get(object) ?? this.sameContent(known, object, key) ?? this.encode(kind, name, object, key);
+        const encoded = (known && resource.key !== undefined && known.key === resource.key ? known : undefined) ?? this.encodingOf(kind, resource, known);
         if (Array.isArray(encoded)) {
           diagnostics.push(...encoded);
           continue;
@@ -119,26 +138,39 @@ export class ResourceEncoder {
     return { snapshot, diagnostics };
   }
 
+  /** The known encoding of a resource, or a new one; per-tunnel resources are built only on a miss. */
+  private encodingOf(kind: ResourceKind, resource: NamedResource, known: EncodedResource | undefined): Encoded {
+    const { owner, piece } = resource;
+    let pieces: Map<string, Encoded> | undefined;
+    if (owner && piece !== undefined) {
+      pieces = this.byPiece.get(owner);
+      const found = pieces?.get(piece);
+      if (found) return found;
+    } else if (typeof resource.object !== 'function') {
+      const found = this.byObject.get(resource.object);
+      if (found) return found;
+    }
+    const object = objectOf(resource);
+    const encoded = this.sameContent(known, object, resource.key) ?? this.encode(kind, resource.name, object, resource.key);
+    if (owner && piece !== undefined) {
+      if (!pieces) this.byPiece.set(owner, (pieces = new Map()));
+      pieces.set(piece, encoded);
+    } else {
+      this.byObject.set(object, encoded);
+    }
+    return encoded;
+  }
+
   /**
-   * For objects the translation memo does not cover (a changed tunnel's pieces, relays, splits): the
-   * previous encoding of the same name, if its content is equal. Compared as JSON, only on a memo miss;
-   * a match is remembered for the object, so a memoised object is compared once, not on every rebuild.
+   * For resources built anew (a changed tunnel's, relays, splits): the previous encoding of the same
+   * name, if the JSON it was made from is equal (by hash), so equal content is not encoded again.
    */
   private sameContent(known: EncodedResource | undefined, object: Record<string, unknown>, key: string | undefined): EncodedResource | undefined {
     if (!known || key !== undefined) return undefined;
-    let json = jsonOf.get(known);
-    if (json === undefined) {
-      json = JSON.stringify(known.object);
-      jsonOf.set(known, json);
-    }
-    if (json !== JSON.stringify(object)) return undefined;
-    this.byObject.set(object, known);
-    return known;
+    return known.jsonHash === jsonHash(object) ? known : undefined;
   }
 
   private encode(kind: ResourceKind, name: string, object: Record<string, unknown>, key?: string): Encoded {
-    const known = this.byObject.get(object);
-    if (known) return known;
     this.encodeCount++;
     this.onEncode?.(kind, name);
     const typeUrl = TypeUrl[kind];
@@ -157,7 +189,6 @@ export class ResourceEncoder {
   }
 }
 
-const jsonOf = new WeakMap<EncodedResource, string>();
 
 
 /** The TypeSnapshot after `prior` when `names` changed. */

@@ -8,7 +8,8 @@ import { diagnosticLines, render } from '../../src/render.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
 import type { NodeView, Role } from '../../src/translate/view.js';
 import { buildModel } from '../../src/model/build.js';
-import { defaultModelOptions } from '../../src/model/tunnel.js';
+import { defaultModelOptions, type Tunnel } from '../../src/model/tunnel.js';
+import { objectOf } from '../../src/translate/resources.js';
 import { concerns, tunnelsConcerning } from '../../src/translate/scope.js';
 import { translateTerminate } from '../../src/translate/terminate.js';
 
@@ -50,7 +51,8 @@ describe('golden translation', () => {
         const view: NodeView = { role: 'terminate', listenAddress: ip };
         const scoped = tunnelsConcerning(model.tunnels, view);
         expect(scoped).toEqual(model.tunnels.filter((t) => concerns(view, t)));
-        expect(translateTerminate(scoped, view)).toEqual(translateTerminate(model.tunnels, view));
+        const resolved = (tunnels: readonly Tunnel[]) => Object.entries(translateTerminate(tunnels, view).resources).map(([kind, list]) => [kind, list.map((r) => ({ ...r, object: objectOf(r) }))]);
+        expect(resolved(scoped)).toEqual(resolved(model.tunnels));
       }
     });
   }
