@@ -13,6 +13,8 @@ export interface Netns {
   addresses: string[];
   /** Command prefix that runs a program inside the namespace. */
   exec: string[];
+  /** The veth pair's ends: `host` here, `peer` inside the namespace (for tc, or to replace the link). */
+  links: { host: string; peer: string };
   /** Echo servers inside the namespace: `${address}:${port}` answer with `name\n` then echo. */
   startEcho(servers: { address: string; port: number; name: string }[]): Promise<void>;
   destroy(): void;
@@ -57,6 +59,7 @@ export function createNetns(count = 2): Netns {
     hostAddress: `${prefix}.1`,
     addresses,
     exec,
+    links: { host, peer },
     destroy,
     async startEcho(servers) {
       const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'echo-main.ts');
