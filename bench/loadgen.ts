@@ -1,16 +1,17 @@
 // The load generator: its own process, N ADS streams (state of the world or delta) that act like
 // Envoys: each names its node and role, subscribes to CDS and LDS (wildcard), then to the endpoints
 // of every EDS cluster and the routes its listeners name, and ACKs every response at once with its
-// nonce. Responses are read only as far as needed (wire.ts), and requests are written from cached
-// bytes, so the generator stays cheap; it reports its own CPU so a reader can check it was not the
-// bottleneck. Driven over IPC by bench/convergence.ts.
-import * as grpc from '@grpc/grpc-js';
+// nonce. Responses are read only as far as needed (wire.ts), requests are written from cached bytes,
+// and gRPC is spoken directly over node:http2 (length-prefixed messages; a gRPC library's per-message
+// machinery cost this process more than reading the responses), so the generator stays cheap; it
+// reports its own CPU so a reader can check it was not the bottleneck. Driven over IPC by
+// bench/convergence.ts.
+import http2 from 'node:http2';
 import protobuf from 'protobufjs';
 import { lookupType, TypeUrl } from '../src/envoy/protos.js';
 import { clusterOf, eachDeltaResource, eachResource, readResponse, type Light } from './wire.js';
 
 const now = () => performance.timeOrigin + performance.now();
-const passThrough = (b: Buffer) => b;
 
 export interface StreamSpec {
   id: string;
@@ -18,18 +19,61 @@ export interface StreamSpec {
   listenAddress?: string;
 }
 
-const definition = (delta: boolean) =>
-  ({
-    call: {
-      path: `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`,
-      requestStream: true,
-      responseStream: true,
-      requestSerialize: passThrough,
-      requestDeserialize: passThrough,
-      responseSerialize: passThrough,
-      responseDeserialize: passThrough,
-    },
-  }) as grpc.ServiceDefinition;
+const adsPath = (delta: boolean) => `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`;
+
+/** Envoy advertises large HTTP/2 windows (256 MiB by default); 64 KiB would make a 0.3 MB response wait for window updates. */
+const window = 16 * 1024 * 1024;
+
+/** One Envoy's connection: HTTP/2 to the server with Envoy-sized windows. */
+async function connectEnvoy(address: string): Promise<http2.ClientHttp2Session> {
+  const session = http2.connect(`http://${address}`, { settings: { initialWindowSize: window } });
+  session.on('error', () => {});
+  await new Promise<void>((resolve, reject) => {
+    session.once('connect', () => resolve());
+    session.once('error', reject);
+  });
+  session.setLocalWindowSize(window);
+  return session;
+}
+
+/** One gRPC bidirectional stream: each message is written and read with its 5-byte length prefix. */
+class GrpcStream {
+  private readonly stream: http2.ClientHttp2Stream;
+  private chunks: Buffer[] = [];
+  private buffered = 0;
+
+  constructor(session: http2.ClientHttp2Session, path: string, onMessage: (message: Buffer) => void) {
+    this.stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    this.stream.on('error', () => {});
+    this.stream.on('data', (chunk: Buffer) => {
+      this.chunks.push(chunk);
+      this.buffered += chunk.length;
+      // Concatenated once a whole message is in, not on every chunk (a first response is ~1 MB).
+      while (this.buffered >= 5) {
+        const head = this.chunks[0]!.length >= 5 ? this.chunks[0]! : Buffer.concat(this.chunks);
+        const length = head.readUInt32BE(1);
+        if (this.buffered < 5 + length) return;
+        const all = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks);
+        onMessage(all.subarray(5, 5 + length));
+        const rest = all.subarray(5 + length);
+        this.chunks = rest.length ? [rest] : [];
+        this.buffered = rest.length;
+      }
+    });
+  }
+
+  write(message: Uint8Array): void {
+    const head = Buffer.allocUnsafe(5);
+    head[0] = 0;
+    head.writeUInt32BE(message.length, 1);
+    this.stream.write(head);
+    this.stream.write(message);
+  }
+
+  close(): void {
+    this.stream.close(http2.constants.NGHTTP2_CANCEL);
+  }
+}
 
 const routeName = /terminate\/\d+(?:\/[0-9.]+)?/g;
 const latin1 = new TextDecoder('latin1');
@@ -51,27 +95,25 @@ class EnvoyLike {
   lastAckAt = 0;
   firstAt = 0;
   private first = true;
-  private readonly call: grpc.ClientDuplexStream<Buffer, Buffer>;
+  private readonly call: GrpcStream;
   private readonly eds = new Set<string>();
   private readonly rds = new Set<string>();
   /** SotW: resource_names bytes per type, rebuilt only when the subscription changes. */
   private readonly namesBytes = new Map<string, Uint8Array>();
 
   constructor(
-    client: grpc.Client,
+    session: http2.ClientHttp2Session,
     readonly spec: StreamSpec,
     private readonly delta: boolean,
     private readonly onResponse: (e: EnvoyLike, raw: Buffer) => void,
   ) {
-    this.call = (client as any).call();
-    this.call.on('data', (raw: Buffer) => this.receive(raw));
-    this.call.on('error', () => {});
+    this.call = new GrpcStream(session, adsPath(delta), (raw) => this.receive(raw));
     this.request(TypeUrl.cluster, {});
     this.request(TypeUrl.listener, {});
   }
 
   close() {
-    this.call.cancel();
+    this.call.close();
   }
 
   private request(typeUrl: string, r: { nonce?: string; version?: string; subscribe?: string[]; unsubscribe?: string[] }) {
@@ -79,7 +121,7 @@ class EnvoyLike {
     this.first = false;
     if (this.delta) {
       const bytes = deltaRequest.encode(deltaRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', resource_names_subscribe: r.subscribe ?? [], resource_names_unsubscribe: r.unsubscribe ?? [] })).finish();
-      this.call.write(Buffer.from(bytes));
+      this.call.write(bytes);
       return;
     }
     // Fields in number order, as Envoy writes them; the (cached) names are copied once.
@@ -182,7 +224,7 @@ interface Watch {
 }
 
 const streams: EnvoyLike[] = [];
-const clients: grpc.Client[] = [];
+const sessions: http2.ClientHttp2Session[] = [];
 const watches = new Map<string, Watch>();
 let lastResponseAt = 0;
 let connectStart = 0;
@@ -209,25 +251,13 @@ process.on('message', async (m: any) => {
     // stream at once. One process stands in for 1,000 Envoys: opening connections while it is busy
     // reading responses would make the later Envoys wait on this process, not on the server.
     connectStart = now();
-    const Client = grpc.makeGenericClientConstructor(definition(m.delta), 'Ads');
-    const fresh: grpc.Client[] = [];
-    for (let i = 0; i < m.streams.length; i++) {
-      // Each Envoy has its own connection: no shared subchannel.
-      const client = new Client(m.address, grpc.credentials.createInsecure(), {
-        'grpc.use_local_subchannel_pool': 1,
-        'grpc.max_receive_message_length': 256 * 1024 * 1024,
-        // Envoy advertises large HTTP/2 windows (256 MiB by default); grpc-js's 64 KiB would make a
-        // 0.3 MB response wait for several window updates.
-        'grpc-node.flow_control_window': 16 * 1024 * 1024,
-      });
-      fresh.push(client);
-      if (i % 50 === 49) await new Promise((r) => setImmediate(r));
-    }
-    await Promise.all(fresh.map((c) => new Promise<void>((resolve, reject) => c.waitForReady(Date.now() + 60_000, (err) => (err ? reject(err) : resolve())))));
+    // Each Envoy has its own connection; opened 50 at a time.
+    const fresh: http2.ClientHttp2Session[] = [];
+    for (let i = 0; i < m.streams.length; i += 50) fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map(() => connectEnvoy(m.address)))));
     connectedAt = now();
     const start = now();
     for (let i = 0; i < fresh.length; i++) streams.push(new EnvoyLike(fresh[i]!, m.streams[i], m.delta, onResponse));
-    clients.push(...fresh);
+    sessions.push(...fresh);
     process.send!({ cmd: 'connected', start, connectMs: connectedAt - connectStart });
   } else if (m.cmd === 'quiet') {
     // Resolves once no response arrived for `ms`: the last ACK then ends the sync.
@@ -262,7 +292,7 @@ process.on('message', async (m: any) => {
     process.send!({ cmd: 'cpu', seconds: (u.user + u.system) / 1e6 });
   } else if (m.cmd === 'close') {
     for (const s of streams) s.close();
-    for (const c of clients) c.close();
+    for (const session of sessions) session.close();
     process.send!({ cmd: 'closed' });
     setTimeout(() => process.exit(0), 100);
   }
