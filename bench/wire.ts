@@ -65,11 +65,13 @@ export interface Light {
   typeUrl: string;
   nonce: string;
   version: string;
-  /** Delta only: names and versions of the resources carried, and names removed. */
+  /** Delta only: names and versions of the resources carried (read for clusters only: the generator needs no others), and names removed. */
   names: string[];
   versions: string[];
   removed: string[];
 }
+
+const clusterType = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
 
 const latin1 = new TextDecoder('latin1');
 const str = (buf: Uint8Array, f: Field) => text.decode(buf.subarray(f.start, f.end));
@@ -77,6 +79,7 @@ const str = (buf: Uint8Array, f: Field) => text.decode(buf.subarray(f.start, f.e
 /** The top-level fields the load generator acts on; resources are left where they are (see eachResource). */
 export function readResponse(buf: Uint8Array, delta: boolean): Light {
   const out: Light = { typeUrl: '', nonce: '', version: '', names: [], versions: [], removed: [] };
+  const ranges: number[] = [];
   const d = F.delta;
   const s = F.sotw;
   eachField(buf, (x) => {
@@ -84,17 +87,19 @@ export function readResponse(buf: Uint8Array, delta: boolean): Light {
       if (x.id === d.typeUrl) out.typeUrl = latin1.decode(buf.subarray(x.start, x.end));
       else if (x.id === d.nonce) out.nonce = str(buf, x);
       else if (x.id === d.removed) out.removed.push(str(buf, x));
-      else if (x.id === d.resources) {
-        const r = buf.subarray(x.start, x.end);
-        eachField(r, (y) => {
-          if (y.id === F.resource.name) out.names.push(str(r, y));
-          else if (y.id === F.resource.version) out.versions.push(str(r, y));
-        });
-      }
+      else if (x.id === d.resources) ranges.push(x.start, x.end);
     } else if (x.id === s.typeUrl) out.typeUrl = latin1.decode(buf.subarray(x.start, x.end));
     else if (x.id === s.nonce) out.nonce = str(buf, x);
     else if (x.id === s.version) out.version = str(buf, x);
   });
+  if (out.typeUrl !== clusterType) return out;
+  for (let i = 0; i < ranges.length; i += 2) {
+    const r = buf.subarray(ranges[i], ranges[i + 1]);
+    eachField(r, (y) => {
+      if (y.id === F.resource.name) out.names.push(str(r, y));
+      else if (y.id === F.resource.version) out.versions.push(str(r, y));
+    });
+  }
   return out;
 }
 

@@ -20,8 +20,6 @@ export interface DeltaTypeState extends DeltaSubscription {
   generation: number;
   /** The first request of the type gets an answer even when there is nothing to add: Envoy waits for it. */
   owesAnswer: boolean;
-  /** The last response has not been answered yet: changes wait for the answer (see AdsStream.pushChanges). */
-  awaiting?: boolean;
 }
 
 export interface DecodedDeltaRequest {
@@ -63,7 +61,6 @@ export class DeltaStream extends StreamTransport {
     };
     const decision = decideDelta(req, state);
     this.events.decided(this, kind, decision, req.responseNonce);
-    if (decision.kind === 'ack' || decision.kind === 'nack') state.awaiting = false;
     if (decision.kind === 'ack') {
       state.ackedVersion = state.lastVersion;
       state.ackedNonce = req.responseNonce;
@@ -76,9 +73,7 @@ export class DeltaStream extends StreamTransport {
     return decision;
   }
 
-  /** As in state of the world: one response in flight per type; the client's answer sends what changed meanwhile. */
   protected pushChanges(kind: ResourceKind): void {
-    if (this.types.get(kind)?.awaiting) return;
     this.pushKind(kind);
   }
 
@@ -113,7 +108,6 @@ export class DeltaStream extends StreamTransport {
       encodeDeltaDiscoveryResponse({ systemVersionInfo: ts.version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: resources.map(deltaResourceBytes), removed }),
     );
     state.lastNonce = nonce;
-    state.awaiting = true;
     state.lastVersion = ts.version;
     this.resendChildren(kind, resources);
     this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);

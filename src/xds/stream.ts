@@ -45,8 +45,6 @@ export interface TypeState {
   generation: number;
   /** resource_names bytes of the last request, to recognise an unchanged subscription without decoding it. */
   namesRaw?: Uint8Array;
-  /** The last response has not been answered (ACK or NACK) yet: changes wait for the answer, then go out together. */
-  awaiting?: boolean;
 }
 
 export type { Delivery };
@@ -84,7 +82,6 @@ export class AdsStream extends StreamTransport {
     this.events.decided(this, kind, decision, request.version_info ?? '', request.response_nonce ?? '');
     if (decision.kind === 'stale') return decision;
     state.changedAt = undefined;
-    state.awaiting = false;
     if (decision.kind === 'ack') {
       state.ackedVersion = request.version_info ?? '';
       state.ackedNonce = request.response_nonce;
@@ -99,14 +96,7 @@ export class AdsStream extends StreamTransport {
     return decision;
   }
 
-  /**
-   * A change is not pushed while the client has not answered the last response of this type: its
-   * answer pushes whatever changed meanwhile, in one response. So a client keeps at most one response
-   * in flight per type (as go-control-plane's request-driven watches do), and at a high change rate
-   * the server and every client handle one response and one ACK per round trip, not one per change.
-   */
   protected pushChanges(kind: ResourceKind): void {
-    if (this.types.get(kind)?.awaiting) return;
     this.pushKind(kind, false, true);
   }
 
@@ -209,7 +199,6 @@ export class AdsStream extends StreamTransport {
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
     state.ledger.settle(ts.resources, toSend, delivery, whole);
     state.lastDelivery = delivery;
-    state.awaiting = true;
     state.lastNonce = nonce;
     state.lastVersion = version;
     state.changedAt = becauseOfChange ? ts.changedAt : undefined;

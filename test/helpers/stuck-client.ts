@@ -1,7 +1,6 @@
 // A state-of-the-world ADS client on raw HTTP/2 that stops reading, as a stuck Envoy does. (A grpc-js
 // client keeps reading and buffering whatever arrives, so it cannot stand in for one.) HTTP/2 flow
-// control then stops the server's writes once the stream window (64 KiB) is full. Once resumed it reads
-// and ACKs every response, as an Envoy that recovered would.
+// control then stops the server's writes once the stream window (64 KiB) is full.
 import http2 from 'node:http2';
 import { TypeUrl, lookupType, type ResourceKind } from '../../src/envoy/protos.js';
 
@@ -44,7 +43,6 @@ export class StuckClient {
       const r = type.decode(this.buffer.subarray(5, 5 + length)) as any;
       this.buffer = this.buffer.subarray(5 + length);
       this.responses.push({ kind: r.type_url, resources: r.resources.length, nonce: r.nonce, version: r.version_info });
-      this.stream.write(frame('envoy.service.discovery.v3.DiscoveryRequest', { type_url: r.type_url, version_info: r.version_info, response_nonce: r.nonce }));
     }
   }
 

@@ -57,31 +57,6 @@ describe('ADS delta', () => {
     expect(s.protocol).toBe('delta');
   });
 
-  it('holds a change until the last response of its type is answered, then sends everything that changed meanwhile at once', async () => {
-    const c = client('d-inflight');
-    c.send('endpoint', { subscribe: [A, B] });
-    c.ack(await c.next('endpoint'));
-    shim.write('alpha.yaml', alpha([{ ip: '10.1.0.5', port: 8080 }]));
-    const first = await c.next('endpoint');
-    expect(first.resources.map((r) => r.name)).toEqual([A]);
-    // Not answered yet: two more changes wait.
-    const rebuilds = shim.shim.pipeline.rebuilds;
-    shim.write('alpha.yaml', alpha([{ ip: '10.1.0.6', port: 8080 }]));
-    shim.write('beta.yaml', serviceYaml({ name: 'beta', namespace: 'd', clusterIP: '10.96.2.2', port: 7002, endpoints: [{ ip: '10.1.0.7', port: 8080 }] }));
-    await waitFor('both changes applied', () => shim.shim.pipeline.rebuilds > rebuilds && JSON.stringify(shim.shim.pipeline.model?.tunnels.map((t) => t.endpoints)).includes('10.1.0.7'));
-    expect(await c.quiet(300)).toEqual([]);
-    // The ACK brings both, in one response.
-    c.ack(first);
-    const both = await c.next('endpoint');
-    expect(both.resources.map((r) => r.name).sort()).toEqual([A, B]);
-    expect(JSON.stringify(both.resources.map((r) => r.object))).toContain('10.1.0.6');
-    c.ack(both);
-    expect(await c.quiet(300)).toEqual([]);
-    shim.write('alpha.yaml', alpha());
-    shim.write('beta.yaml', beta);
-    c.ack(await c.next('endpoint'));
-  });
-
   it('subscribes and unsubscribes EDS by name, sending only the named resources', async () => {
     const c = client('d-sub');
     c.send('endpoint', { subscribe: [A] });
