@@ -5,7 +5,7 @@ import type { Tunnel } from '../model/tunnel.js';
 import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';
-import { emptyResourceSet, type ResourceSet } from './resources.js';
+import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
 import type { NodeView } from './view.js';
 
 export function originateName(t: Tunnel): string {
@@ -145,6 +145,7 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
   // Only splits look tunnels up by key: the map is made once, for the first split, not on every translation.
   let byKeyMap: Map<string, Tunnel> | undefined;
   const byKey = () => (byKeyMap ??= new Map(tunnels.map((t) => [t.key, t])));
+  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}`;
   for (const t of tunnels) {
     if (t.via) {
       resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });
@@ -168,14 +169,31 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
       continue;
     }
     claimed.set(`${address}:${t.port}`, t);
-    // Built lazily, and encoded once per tunnel object (owner, piece): an unchanged tunnel is served
-    // its previous bytes without being translated again. A split's listener names its backends'
-    // clusters, so it is rebuilt (and compared by content).
-    const name = memo(t, 'name', () => originateName(t));
-    resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) });
-    resources.endpoint.push({ name, owner: t, piece: 'endpoints', object: () => (t.split ? { cluster_name: name, endpoints: [] } : tunnelEndpoints(t)) });
-    const listener = () => tunnelListener(t, address, view, byKey);
-    resources.listener.push(t.split ? { name, object: listener() } : { name, owner: t, piece: `listener|${address}|${view.accessLog ?? ''}`, object: listener });
+    // A split's listener names its backends' clusters, so it is rebuilt (and compared by content).
+    if (t.split) {
+      const name = originateName(t);
+      resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) });
+      resources.endpoint.push({ name, object: { cluster_name: name, endpoints: [] } });
+      resources.listener.push({ name, object: tunnelListener(t, address, view, byKey) });
+      continue;
+    }
+    // The same three entries for as long as the tunnel object lives (per listen address and log):
+    // the encoder then knows them by identity, and their objects are built only when first encoded.
+    const entries = memo(t, view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}` : viewPiece, () => tunnelEntries(t, address, view));
+    resources.cluster.push(entries.cluster);
+    resources.endpoint.push(entries.endpoint);
+    resources.listener.push(entries.listener);
   }
   return { resources, diagnostics };
+}
+
+function tunnelEntries(t: Tunnel, address: string, view: NodeView) {
+  const name = originateName(t);
+  const piece = `listener|${address}|${view.accessLog ?? ''}`;
+  return {
+    cluster: { name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) },
+    endpoint: { name, owner: t, piece: 'endpoints', object: () => tunnelEndpoints(t) },
+    // Not a split: its listener looks up no other tunnel.
+    listener: { name, owner: t, piece, object: () => tunnelListener(t, address, view, () => new Map()) },
+  } satisfies Record<string, NamedResource>;
 }

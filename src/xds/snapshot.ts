@@ -87,6 +87,12 @@ export class ResourceEncoder {
   private byObject = new WeakMap<object, Encoded>();
   /** Encodings of per-tunnel resources, by tunnel object and piece: they live exactly as long as the tunnel. */
   private byPiece = new WeakMap<object, Map<string, Encoded>>();
+  /**
+   * The translation each type snapshot was built from, when every entry of it was served (no invalid
+   * resource, no name twice): the next build compares entries by identity and looks only at those
+   * that differ.
+   */
+  private sources = new WeakMap<TypeSnapshot, readonly NamedResource[]>();
   /** How many resources were validated and encoded (not served from a memo): for tests and benchmarks. */
   encodeCount = 0;
   /** Called for every real encode (not a memo hit): lets a test see exactly what was encoded. */
@@ -101,6 +107,12 @@ export class ResourceEncoder {
     const snapshot = {} as Snapshot;
     for (const kind of kinds) {
       const prior = previous?.[kind];
+      const list = resources[kind];
+      const same = prior && this.stepByIdentity(kind, prior, list);
+      if (same) {
+        snapshot[kind] = same;
+        continue;
+      }
       const map = new Map<string, EncodedResource>();
       // Changed names are found in this one pass: an entry whose encoding is the prior one's is unchanged.
       const changed = new Set<string>();
@@ -134,8 +146,46 @@ export class ResourceEncoder {
       snapshot[kind] = !prior
         ? { resources: map, version: versionOf(sum), generation: ++generations, sum }
         : changed.size === 0 ? prior : stepType(prior, map, changed, sum);
+      if (map.size === list.length) this.sources.set(snapshot[kind], list);
     }
     return { snapshot, diagnostics };
+  }
+
+  /**
+   * The usual change touches a few tunnels of many: when the translation lists the same names in the
+   * same order as the one `prior` was built from, entries that are the very same objects are
+   * unchanged, and only the others are looked at. Undefined when that does not apply (names added,
+   * removed or moved; an entry that does not encode): the full pass then runs.
+   */
+  private stepByIdentity(kind: ResourceKind, prior: TypeSnapshot, list: readonly NamedResource[]): TypeSnapshot | undefined {
+    const before = this.sources.get(prior);
+    if (!before || before.length !== list.length) return undefined;
+    const differs: number[] = [];
+    for (let i = 0; i < list.length; i++) {
+      if (list[i] === before[i]) continue;
+      if (list[i]!.name !== before[i]!.name) return undefined;
+      differs.push(i);
+    }
+    const updates: [string, EncodedResource][] = [];
+    for (const i of differs) {
+      const resource = list[i]!;
+      const known = prior.resources.get(resource.name)!;
+      const encoded = resource.key !== undefined && known.key === resource.key ? known : this.encodingOf(kind, resource, known);
+      if (Array.isArray(encoded)) return undefined;
+      if (encoded !== known && encoded.version !== known.version) updates.push([resource.name, encoded]);
+    }
+    let next = prior;
+    if (updates.length > 0) {
+      const map = new Map(prior.resources);
+      let sum = prior.sum;
+      for (const [name, encoded] of updates) {
+        sum += entryHash(encoded) - entryHash(map.get(name)!);
+        map.set(name, encoded);
+      }
+      next = stepType(prior, map, new Set(updates.map(([name]) => name)), sum & mask64);
+    }
+    this.sources.set(next, list);
+    return next;
   }
 
   /** The known encoding of a resource, or a new one; per-tunnel resources are built only on a miss. */
