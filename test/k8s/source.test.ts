@@ -143,8 +143,14 @@ describe('kubernetes source', () => {
       // Both Pods back the one Service; the slice names each endpoint's Pod, as the controller does.
       endpointSlice({ service: 'shop', namespace: ns, port: backendPort, ips: [podA, podB], pods: { [podA]: 'shop-hema', [podB]: 'shop-taobao' } }),
     ];
+    // The terminator's lines for tunnels that opened (200), in the order Envoy wrote them: it writes
+    // a line when a connection ends and flushes in that order, so counting lines, not reading them
+    // at a moment, tells which connections they belong to.
+    const shopLog = () => terminator.accessLog().filter((e) => e.authority === `shop.${ns}.svc.cluster.local:${port}` && e.response_code === 200);
+    const start = shopLog().length;
     await apply(admin, objects);
-    // NO_FALLBACK: until the Pods' labels reach the endpoints, no endpoint matches and connections fail.
+    // NO_FALLBACK: until the Pods' labels reach the endpoints, no endpoint matches and connections fail
+    // (at the originator: the terminator sees only the one that gets through).
     await waitFor('the shop tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
     await settled();
     // The labels came from the Pods (through the targetRefs) into the originator's endpoint metadata.
@@ -153,10 +159,8 @@ describe('kubernetes source', () => {
     const envOf = Object.fromEntries(shopEds.endpoint_config.endpoints![0]!.lb_endpoints.map((e) => [e.endpoint.address.socket_address.address, e.metadata?.filter_metadata['envoy.lb']?.env]));
     expect(envOf).toEqual({ [podA]: 'hema', [podB]: 'taobao' });
 
-    const shopLog = () => terminator.accessLog().filter((e) => e.authority === `shop.${ns}.svc.cluster.local:${port}`);
-    const before = shopLog().length;
     for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-b\n/);
-    const taobao = await waitFor('20 terminator log lines', () => (shopLog().length >= before + 20 ? shopLog().slice(before) : undefined));
+    const taobao = await waitFor('21 terminator log lines', () => (shopLog().length >= start + 21 ? shopLog().slice(start) : undefined));
     expect(new Set(taobao.map((e) => e.upstream_host))).toEqual(new Set([`${podB}:${backendPort}`]));
     expect(await originator.stat(`cluster.originate/${ns}/shop/${port}.lb_subsets_selected`)).toBeGreaterThanOrEqual(20);
 
@@ -166,10 +170,9 @@ describe('kubernetes source', () => {
       const l = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!;
       return l.status === 'SYNCED' && l.ackedVersion !== version;
     }, 20_000, 50);
-    const switched = shopLog().length;
     // Every connection opened after the ACK goes to the hema Pod.
     for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-a\n/);
-    const hema = await waitFor('20 more terminator log lines', () => (shopLog().length >= switched + 20 ? shopLog().slice(switched) : undefined));
+    const hema = await waitFor('20 more terminator log lines', () => (shopLog().length >= start + 41 ? shopLog().slice(start + 21) : undefined));
     expect(new Set(hema.map((e) => e.upstream_host))).toEqual(new Set([`${podA}:${backendPort}`]));
     await remove(admin, objects);
   });
