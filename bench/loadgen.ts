@@ -213,13 +213,15 @@ function edsOfResource(raw: Buffer, version: string, name: string): boolean {
   return edsByResourceVersion.get(key) ?? false;
 }
 
-interface Watch {
-  marker: Buffer;
-  t0: number;
+/** Who has seen a change's marker address, and when the first and the last of them saw it. */
+interface Sightings {
   seen: Set<EnvoyLike>;
-  last: number;
-  /** When the first stream saw it: with `last`, tells server latency from fan-out spread. */
   first: number;
+  last: number;
+}
+
+interface Watch {
+  t0: number;
   expected: number;
 }
 
@@ -231,18 +233,42 @@ let connectStart = 0;
 let connectedAt = 0;
 let bytesMark = new Map<EnvoyLike, number>();
 
+/**
+ * Every change moves an endpoint to a unique address in 10.200.0.0/16 (fixtures.ts). Each response is
+ * searched for those addresses as it arrives, whether or not the change is watched yet: the watch
+ * comes over IPC and, when this process is busy, can be read after the first responses carrying the
+ * change (those would then have gone uncounted).
+ */
+const markerPrefix = Buffer.from('10.200.');
+const sightings = new Map<string, Sightings>();
+const done = new Set<string>();
+
 function onResponse(e: EnvoyLike, raw: Buffer) {
   lastResponseAt = now();
-  for (const [marker, w] of watches) {
-    if (w.seen.has(e) || raw.indexOf(w.marker) < 0) continue;
-    w.seen.add(e);
-    w.last = now();
-    w.first ||= w.last;
-    if (w.seen.size === w.expected) {
-      watches.delete(marker);
-      process.send!({ cmd: 'seen', marker, latencyMs: w.last - w.t0, firstMs: w.first - w.t0 });
-    }
+  for (let i = raw.indexOf(markerPrefix); i >= 0; i = raw.indexOf(markerPrefix, i + 1)) {
+    let end = i + markerPrefix.length;
+    while (end < raw.length && ((raw[end]! >= 0x30 && raw[end]! <= 0x39) || raw[end] === 0x2e)) end++;
+    const marker = latin1.decode(raw.subarray(i, end));
+    if (done.has(marker)) continue;
+    let s = sightings.get(marker);
+    if (!s) sightings.set(marker, (s = { seen: new Set(), first: 0, last: 0 }));
+    if (s.seen.has(e) || e.spec.role !== 'originate') continue;
+    s.seen.add(e);
+    s.last = now();
+    s.first ||= s.last;
+    settle(marker);
   }
+}
+
+/** Reports a watched change once every originator has seen it. */
+function settle(marker: string) {
+  const w = watches.get(marker);
+  const s = sightings.get(marker);
+  if (!w || !s || s.seen.size < w.expected) return;
+  watches.delete(marker);
+  sightings.delete(marker);
+  done.add(marker);
+  process.send!({ cmd: 'seen', marker, latencyMs: s.last - w.t0, firstMs: s.first - w.t0 });
 }
 
 process.on('message', async (m: any) => {
@@ -277,11 +303,13 @@ process.on('message', async (m: any) => {
     process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });
   } else if (m.cmd === 'watch') {
     const expected = streams.filter((s) => s.spec.role === 'originate').length;
-    watches.set(m.marker, { marker: Buffer.from(m.marker), t0: m.t0, seen: new Set(), last: 0, first: 0, expected });
+    watches.set(m.marker, { t0: m.t0, expected });
+    settle(m.marker);
   } else if (m.cmd === 'unwatch') {
-    const w = watches.get(m.marker);
     watches.delete(m.marker);
-    process.send!({ cmd: 'unwatched', marker: m.marker, seen: w?.seen.size ?? -1 });
+    done.add(m.marker);
+    process.send!({ cmd: 'unwatched', marker: m.marker, seen: sightings.get(m.marker)?.seen.size ?? -1 });
+    sightings.delete(m.marker);
   } else if (m.cmd === 'markBytes') {
     bytesMark = new Map(streams.map((s) => [s, s.bytes]));
   } else if (m.cmd === 'bytes') {
