@@ -239,8 +239,6 @@ export class ResourceEncoder {
   }
 }
 
-
-
 /** The TypeSnapshot after `prior` when `names` changed. */
 function stepType(prior: TypeSnapshot, map: Map<string, EncodedResource>, names: ReadonlySet<string>, sum: bigint): TypeSnapshot {
   const changes = [...(prior.changes ?? []).slice(1 - changeHistory), { since: prior.generation, names }];
