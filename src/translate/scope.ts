@@ -29,7 +29,7 @@ interface TerminatorIndex {
 const addresses = new WeakMap<Tunnel, string[]>();
 
 /** A tunnel's distinct endpoint IPs, worked out once per tunnel object (unchanged tunnels live on). */
-function addressesOf(t: Tunnel): string[] {
+export function addressesOf(t: Tunnel): string[] {
   let ips = addresses.get(t);
   if (!ips) {
     ips = [...new Set(t.endpoints.map((e) => e.address))];

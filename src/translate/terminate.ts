@@ -15,6 +15,7 @@ import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
 import { memo, objectId } from './memo.js';
+import { addressesOf } from './scope.js';
 
 export function terminateListenerName(port: number): string {
   return `terminate/${port}`;
@@ -152,10 +153,10 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         });
         gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
-        for (const ip of memo(t, 'ips', () => [...new Set(t.endpoints.map((e) => e.address))])) if (!boundTo || ip === boundTo) gatewayIps.add(ip);
+        for (const ip of addressesOf(t)) if (!boundTo || ip === boundTo) gatewayIps.add(ip);
         continue;
       }
-      const ips = memo(t, 'ips', () => [...new Set(t.endpoints.map((e) => e.address))]).filter((ip) => !boundTo || ip === boundTo);
+      const ips = addressesOf(t).filter((ip) => !boundTo || ip === boundTo);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t.endpoints.filter((e) => e.address === ip)) });

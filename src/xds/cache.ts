@@ -5,7 +5,7 @@ import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
 import type { ResourceKind } from '../envoy/protos.js';
 import { ResourceEncoder, resourceObjects, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { concerns, reuseTunnels, type TunnelIndex } from './tunnels.js';
+import { changedTunnels, concerns, type TunnelIndex } from './tunnels.js';
 
 /** Streams told per turn of the event loop when a change reaches many of them. */
 const fanOutSlice = 64;
@@ -48,9 +48,9 @@ export class SnapshotCache {
   setModel(model: Model, changedAt = Date.now()): void {
     this.onRebuild?.();
     this.changedAt = changedAt;
-    const { tunnels, index, changes, portsChanged } = reuseTunnels(this.index, model.tunnels);
+    const { index, changes, portsChanged } = changedTunnels(this.index, model.tunnels);
     this.index = index;
-    this.model = { ...model, tunnels };
+    this.model = model;
     const changed: ViewEntry[] = [];
     for (const entry of this.views.values()) {
       const touched = portsChanged || !entry.snapshot || changes.some((c) => (c.before && concerns(entry.view, c.before)) || (c.after && concerns(entry.view, c.after)));
