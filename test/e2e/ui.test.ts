@@ -159,3 +159,76 @@ describe('the /ui topology page', () => {
     expect(split).toContain('10%');
   });
 });
+
+describe('the /ui topology page at 1,000 Services and 1,000 nodes', () => {
+  const namespaces = 50;
+  const perNamespace = 20;
+  let big: TestShim;
+  let bigPage: Page;
+  const terminators: AdsClient[] = [];
+  const ipOf = (i: number) => `10.1.${Math.floor(i / 250)}.${(i % 250) + 1}`;
+  const nsYaml = (n: number, backendPort = (i: number) => 9000 + (i % 7)) =>
+    Array.from({ length: perNamespace }, (_, j) => {
+      const i = n * perNamespace + j;
+      return serviceYaml({ name: `svc-${j}`, namespace: `ns-${String(n).padStart(2, '0')}`, clusterIP: `10.96.${n}.${j + 1}`, port: 7000, endpoints: [{ ip: ipOf(i), port: backendPort(i) }] });
+    }).join('---\n');
+
+  beforeAll(async () => {
+    const files: Record<string, string> = {};
+    for (let n = 0; n < namespaces; n++) files[`ns-${n}.yaml`] = nsYaml(n);
+    big = await startShim(files);
+    // 1,000 terminators, each bound to one Service's endpoint IP: each holds that Service's chains only,
+    // so a change to one Service changes one node's status and one row of the page.
+    for (let i = 0; i < namespaces * perNamespace; i++) {
+      const c = new AdsClient(big.xdsAddress, { id: `pod-${i}.ns-${String(Math.floor(i / perNamespace)).padStart(2, '0')}`, metadata: { ...terminateMeta, 'tunnel-shim.io/listen-address': ipOf(i) } });
+      c.autoAck = true;
+      c.lazy = true;
+      c.send('listener');
+      terminators.push(c);
+    }
+    await waitFor('1,000 terminators SYNCED', async () => {
+      const state = (await (await fetch(`${big.adminUrl}/ui/state`)).json()) as { nodes: { types: Record<string, { status: string }> }[] };
+      return state.nodes.length === 1000 && state.nodes.every((n) => n.types.listener?.status === 'SYNCED');
+    }, 120_000, 500);
+    bigPage = await browser.newPage();
+    await bigPage.setViewport({ width: 1440, height: 900 });
+  }, 240_000);
+
+  afterAll(async () => {
+    for (const c of terminators) c.close();
+    await bigPage?.close();
+    await big?.stop();
+  });
+
+  it('groups by namespace, searches, and rebuilds only the row of the Service that changed', async () => {
+    const state = await (await fetch(`${big.adminUrl}/ui/state`)).text();
+    const started = Date.now();
+    await bigPage.goto(`${big.adminUrl}/ui`, { waitUntil: 'domcontentloaded', timeout: 15_000 });
+    await bigPage.waitForFunction(() => document.querySelectorAll('#services .svc').length === 1000 && document.querySelectorAll('#nodes .node').length === 1000, { timeout: 30_000 });
+    const firstRender = Date.now() - started;
+    // 50 namespace groups, closed at this size: the page starts as 50 lines.
+    expect(await bigPage.$$eval('#services details.group', (els) => els.map((e) => (e as HTMLDetailsElement).open))).toEqual(Array(50).fill(false));
+
+    // Count which rows the page rebuilds when one Service changes (its backend port).
+    await bigPage.evaluate(() => {
+      const w = window as unknown as { rebuilt: string[] };
+      w.rebuilt = [];
+      new MutationObserver((records) => {
+        for (const r of records) if ((r.target as HTMLElement).classList?.contains('svc')) w.rebuilt.push((r.target as HTMLElement).dataset.key!);
+      }).observe(document.getElementById('services')!, { childList: true, subtree: true });
+    });
+    const changedAt = Date.now();
+    big.write('ns-7.yaml', nsYaml(7, (i) => (i === 7 * perNamespace + 3 ? 9999 : 9000 + (i % 7))));
+    await bigPage.waitForFunction(() => document.querySelector('[data-key="ns-07/svc-3:7000"]')?.textContent?.includes(':9999'), { timeout: 5000 });
+    const changeShown = Date.now() - changedAt;
+    await new Promise((r) => setTimeout(r, 1000)); // let the terminator's ACK and every status update land
+    const rebuilt = await bigPage.evaluate(() => [...new Set((window as unknown as { rebuilt: string[] }).rebuilt)]);
+    expect(rebuilt).toEqual(['ns-07/svc-3:7000']);
+
+    await bigPage.type('#search', 'ns-07/svc-1');
+    await bigPage.waitForFunction(() => [...document.querySelectorAll('#services .svc')].filter((e) => !(e as HTMLElement).hidden).length === 11, { timeout: 5000 });
+    const visibleGroups = await bigPage.$$eval('#services details.group', (els) => els.filter((e) => !(e as HTMLElement).hidden).map((e) => (e as HTMLDetailsElement).open));
+    expect(visibleGroups).toEqual([true]);
+    console.log(`1,000 Services, 1,000 nodes: state ${(state.length / 1024).toFixed(0)} KiB; page rendered in ${firstRender} ms; a one-Service change shown in ${changeShown} ms`);
+  });
+});
