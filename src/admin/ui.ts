@@ -74,7 +74,9 @@ export class TopologyPage {
   }
 
   private subscribe(req: http.IncomingMessage, res: http.ServerResponse): void {
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' });
+    // `connection: close`: when the stream ends (the admin server is stopping), so does its connection,
+    // instead of idling in keep-alive and holding up the server's close.
+    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close', 'x-content-type-options': 'nosniff' });
     // A new page gets every part now; the others only what changes from here on.
     const parts = topologyParts(this.deps);
     for (const part of ['services', 'nodes', 'diagnostics'] as const) res.write(`event: ${part}\ndata: ${parts[part]}\n\n`);

@@ -160,6 +160,20 @@ describe('the /ui topology page', () => {
   });
 });
 
+describe('the event stream', () => {
+  it('ends with the shim: an open page does not hold up its stop', async () => {
+    const other = await startShim({});
+    const res = await fetch(`${other.adminUrl}/ui/events`);
+    const reader = res.body!.getReader();
+    expect(new TextDecoder().decode((await reader.read()).value)).toContain('event: services');
+    const started = Date.now();
+    await other.stop();
+    // One check interval (250 ms) and no keep-alive wait (5 s) after the stream ends.
+    expect(Date.now() - started).toBeLessThan(1000);
+    expect((await reader.read()).done).toBe(true);
+  });
+});
+
 describe('the /ui topology page at 1,000 Services and 1,000 nodes', () => {
   const namespaces = 50;
   const perNamespace = 20;

@@ -136,6 +136,7 @@ export function renderDiagnostics(list, emptyNote, counter, diagnostics, query) 
   }
   list.replaceChildren(...items);
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
-  counter.textContent = diagnostics.length ? `${errors} errors, ${diagnostics.length - errors} warnings` : '';
+  const count = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
+  counter.textContent = diagnostics.length ? `${count(errors, 'error')}, ${count(diagnostics.length - errors, 'warning')}` : '';
   emptyNote.hidden = diagnostics.length > 0;
 }
