@@ -15,7 +15,9 @@ const adminUrl = 'http://127.0.0.1:18080';
 const once = process.argv.includes('--once');
 
 /** A line through the tunnel with nothing but Node (nc is not installed everywhere); the README shows it too. */
-const tryIt = `node -e "const s = require('net').connect(7000, '127.0.0.1', () => s.write('hi\\n')); s.on('data', (d) => { process.stdout.write(d); s.end(); })"`;
+const tryIt =
+  `node -e "const s = require('net').connect(7000, '127.0.0.1', () => s.write('hi\\n')); ` +
+  `s.on('data', (d) => { process.stdout.write(d); s.end(); })"`;
 
 const say = (text: string) => process.stdout.write(`\x1b[1m==> ${text}\x1b[0m\n`);
 

@@ -36,7 +36,9 @@ async function main() {
   const podIp = pods.addresses[0]!;
   await pods.startEcho([{ address: podIp, port: 9000, name: 'echo-pod' }]);
 
-  say(`kubectl apply: Service demo/echo (tunnel-shim.io/tunnel: h2, port ${appPort}) and its EndpointSlice (${podIp}:9000)`);
+  say(
+    `kubectl apply: Service demo/echo (tunnel-shim.io/tunnel: h2, port ${appPort}) and its EndpointSlice (${podIp}:9000)`,
+  );
   const admin = api.kubeConfig('admin');
   await apply(admin, [
     { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'demo' } },
@@ -47,22 +49,48 @@ async function main() {
   // The shim's xDS listens on the host's end of the namespace's link, so the pod's Envoy reaches it.
   const xdsAddress = `${pods.hostAddress}:${await freePort(pods.hostAddress)}`;
   const adminAddress = `127.0.0.1:${await freePort()}`;
-  const args = ['serve', '--source', 'kubernetes', '--xds-address', xdsAddress, '--admin-address', adminAddress, '--log-level', 'warn'];
+  const args = [
+    'serve',
+    '--source',
+    'kubernetes',
+    '--xds-address',
+    xdsAddress,
+    '--admin-address',
+    adminAddress,
+    '--log-level',
+    'warn',
+  ];
   say(`KUBECONFIG=${api.kubeconfigPath} tunnel-shim ${args.join(' ')}`);
-  const shim = spawn(process.execPath, [path.join(repo, 'bin/tunnel-shim.js'), ...args], { env: { ...process.env, KUBECONFIG: api.kubeconfigPath }, stdio: ['ignore', 'inherit', 'inherit'] });
+  const shim = spawn(process.execPath, [path.join(repo, 'bin/tunnel-shim.js'), ...args], {
+    env: { ...process.env, KUBECONFIG: api.kubeconfigPath },
+    stdio: ['ignore', 'inherit', 'inherit'],
+  });
   cleanup.push(() => void shim.kill('SIGTERM'));
-  await waitFor('the shim to be ready', async () => {
-    if (shim.exitCode !== null) throw new Error(`tunnel-shim exited with code ${shim.exitCode}`);
-    return (await fetch(`http://${adminAddress}/readyz`)).ok;
-  }, 30_000, 100);
+  await waitFor(
+    'the shim to be ready',
+    async () => {
+      if (shim.exitCode !== null) throw new Error(`tunnel-shim exited with code ${shim.exitCode}`);
+      return (await fetch(`http://${adminAddress}/readyz`)).ok;
+    },
+    30_000,
+    100,
+  );
 
   say(`terminating Envoy in the pod's namespace, originating Envoy on 127.0.0.1:${appPort}`);
   const [terminator, originator] = await Promise.all([
-    startEnvoy({ role: 'terminate', nodeId: 'pod-terminator', xdsAddress, netns: { exec: pods.exec, adminHost: podIp } }),
+    startEnvoy({
+      role: 'terminate',
+      nodeId: 'pod-terminator',
+      xdsAddress,
+      netns: { exec: pods.exec, adminHost: podIp },
+    }),
     startEnvoy({ role: 'originate', nodeId: 'laptop-originator', xdsAddress, listenAddress: '127.0.0.1' }),
   ]);
   cleanup.push(...[terminator, originator].map((e) => () => fs.rmSync(e.dir, { recursive: true, force: true })));
-  cleanup.push(() => terminator.stop(), () => originator.stop());
+  cleanup.push(
+    () => terminator.stop(),
+    () => originator.stop(),
+  );
 
   say('sending 5 connections through the tunnel');
   await waitFor('the tunnel', () => roundTrip(appPort).then(() => true), 30_000, 200);
@@ -77,7 +105,9 @@ async function main() {
   }
   process.stdout.write(`    bytes echoed back through the tunnel   ${bytes}\n`);
   if (once) return stop();
-  say(`running: admin http://${adminAddress}/ui, KUBECONFIG=${api.kubeconfigPath} (edit the Service with kubectl); Ctrl-C to stop`);
+  say(
+    `running: admin http://${adminAddress}/ui, KUBECONFIG=${api.kubeconfigPath} (edit the Service with kubectl); Ctrl-C to stop`,
+  );
 }
 
 main().catch(async (err: Error) => {

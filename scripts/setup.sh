@@ -49,7 +49,10 @@ if [ "${1:-}" = "--test" ]; then
   scripts/k8s-binaries.sh >/dev/null
   # Debian's Chromium for the /ui browser test (puppeteer-core drives it and downloads no browser).
   if ! command -v chromium >/dev/null; then
-    [ "$(id -u)" = 0 ] || { echo "setup: the browser test needs Debian's chromium: apt-get install chromium" >&2; exit 1; }
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: the browser test needs Debian's chromium: apt-get install chromium" >&2
+      exit 1
+    fi
     echo "setup: chromium (apt-get)"
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null

@@ -75,7 +75,14 @@ export function topologyNode(stream: XdsStream): TopologyNode {
     types[kind] = { status: typeStatus(t), version: t.lastVersion ?? null, nack };
   }
   const view = stream.node.view;
-  return { id: stream.node.id, role: view.role, listenAddress: view.listenAddress ?? null, protocol: stream.mode, connectedAt: stream.connectedAt.toISOString(), types };
+  return {
+    id: stream.node.id,
+    role: view.role,
+    listenAddress: view.listenAddress ?? null,
+    protocol: stream.mode,
+    connectedAt: stream.connectedAt.toISOString(),
+    types,
+  };
 }
 
 export interface TopologySources {
@@ -85,8 +92,12 @@ export interface TopologySources {
 
 /** The three parts of the page's state, each as the JSON text the page receives. */
 export function topologyParts(deps: TopologySources): { services: string; nodes: string; diagnostics: string } {
-  const nodes = [...deps.xds.streams, ...deps.xds.deltaStreams].map(topologyNode).sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
-  const diagnostics: TopologyDiagnostic[] = deps.pipeline.diagnostics().map((d) => ({ severity: d.severity, reason: d.reason, object: d.object, text: formatDiagnostic(d) }));
+  const nodes = [...deps.xds.streams, ...deps.xds.deltaStreams]
+    .map(topologyNode)
+    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const diagnostics: TopologyDiagnostic[] = deps.pipeline
+    .diagnostics()
+    .map((d) => ({ severity: d.severity, reason: d.reason, object: d.object, text: formatDiagnostic(d) }));
   return {
     services: JSON.stringify(topologyServices(deps.pipeline.model?.tunnels ?? [])),
     nodes: JSON.stringify(nodes),

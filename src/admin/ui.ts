@@ -28,7 +28,8 @@ function uiDirectory(): string {
 // Everything the page shows is data from clients and files: it never becomes markup (the page uses
 // textContent), and this policy stops any script that is not the page's own file.
 const pageHeaders = {
-  'content-security-policy': "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+  'content-security-policy':
+    "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   'x-content-type-options': 'nosniff',
   'cache-control': 'no-cache',
 };
@@ -47,7 +48,10 @@ export class TopologyPage {
   private timer?: NodeJS.Timeout;
   private dir?: string;
 
-  constructor(private readonly deps: TopologySources, private readonly server: http.Server) {
+  constructor(
+    private readonly deps: TopologySources,
+    private readonly server: http.Server,
+  ) {
     deps.pipeline.onChange(() => {
       if (this.clients.size > 0) setImmediate(() => this.publish());
     });
@@ -76,10 +80,16 @@ export class TopologyPage {
   private subscribe(req: http.IncomingMessage, res: http.ServerResponse): void {
     // `connection: close`: when the stream ends (the admin server is stopping), so does its connection,
     // instead of idling in keep-alive and holding up the server's close.
-    res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'close', 'x-content-type-options': 'nosniff' });
+    res.writeHead(200, {
+      'content-type': 'text/event-stream',
+      'cache-control': 'no-cache',
+      connection: 'close',
+      'x-content-type-options': 'nosniff',
+    });
     // A new page gets every part now; the others only what changes from here on.
     const parts = topologyParts(this.deps);
-    for (const part of ['services', 'nodes', 'diagnostics'] as const) res.write(`event: ${part}\ndata: ${parts[part]}\n\n`);
+    for (const part of ['services', 'nodes', 'diagnostics'] as const)
+      res.write(`event: ${part}\ndata: ${parts[part]}\n\n`);
     this.clients.add(res);
     req.on('close', () => this.clients.delete(res));
     this.timer ??= setInterval(() => this.publish(), pollMs).unref();

@@ -23,7 +23,11 @@ export interface BootstrapOptions {
 }
 
 /** One default admin port per role: an originator and a terminator on one laptop do not collide. */
-export const defaultAdminAddress: Record<Role, string> = { originate: '127.0.0.1:9901', terminate: '127.0.0.1:9902', relay: '127.0.0.1:9903' };
+export const defaultAdminAddress: Record<Role, string> = {
+  originate: '127.0.0.1:9901',
+  terminate: '127.0.0.1:9902',
+  relay: '127.0.0.1:9903',
+};
 
 /**
  * How to start Envoy with a bootstrap: a second Envoy on the same host also needs its own hot-restart
@@ -33,7 +37,8 @@ export const envoyRunFlags = '--use-dynamic-base-id';
 
 /** The YAML `bootstrap` prints: the bootstrap under a comment saying how to start Envoy with it. */
 export function bootstrapYaml(bootstrap: Record<string, unknown>, stringify: (value: unknown) => string): string {
-  const admin = (bootstrap.admin as { address: { socket_address: { address: string; port_value: number } } }).address.socket_address;
+  type Admin = { address: { socket_address: { address: string; port_value: number } } };
+  const admin = (bootstrap.admin as Admin).address.socket_address;
   return [
     `# Start with: envoy -c THIS_FILE ${envoyRunFlags}   (in a clone of tunnel-shim, envoy is .venv/envoy)`,
     `# ${envoyRunFlags} lets several Envoys share a host; this one's admin is ${admin.address}:${admin.port_value}.`,

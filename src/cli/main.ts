@@ -108,7 +108,7 @@ export function program(): Command {
     .option('--node-cluster <name>', 'the Envoy node cluster')
     .option('--xds-address <host:port>', 'where the shim serves ADS', '127.0.0.1:18000')
     .option('--listen-address <ip>', 'originate: listen here instead of on Service clusterIPs; terminate: bind tunnels here only')
-    .option('--admin-address <host:port>', "Envoy's own admin address (default: 127.0.0.1:9901 originate, :9902 terminate, :9903 relay)")
+    .option('--admin-address <host:port>', "Envoy's own admin address (default 127.0.0.1:9901, :9902, :9903 by role)")
     .option('--access-log <path>', 'file for the access logs of tunnel listeners')
     .option('--relay-http-backend <ip:port>', 'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404')
     .option('--delta', 'use incremental xDS (api_type DELTA_GRPC) instead of state of the world')
@@ -127,7 +127,8 @@ export function program(): Command {
       });
       const problems = checkBootstrap(bootstrap);
       if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
-      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : bootstrapYaml(bootstrap, (b) => YAML.stringify(b, { aliasDuplicateObjects: false })));
+      const yaml = (b: unknown) => YAML.stringify(b, { aliasDuplicateObjects: false });
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : bootstrapYaml(bootstrap, yaml));
     });
 
   cli

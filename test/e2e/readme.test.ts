@@ -24,7 +24,11 @@ const tmp = () => fs.mkdtempSync(path.join(os.tmpdir(), 'readme-'));
 async function runCliLine(line: string, dir?: string) {
   const [command, redirect] = line.split(' > ');
   expect(command!.startsWith(cli), `${line} runs the CLI`).toBe(true);
-  const result = await runCli(words(command!.slice(cli.length)).map((w) => (dir && w.startsWith('file:') && !w.includes('/') ? `file:${path.join(dir, w.slice(5))}` : w)));
+  const result = await runCli(
+    words(command!.slice(cli.length)).map((w) =>
+      dir && w.startsWith('file:') && !w.includes('/') ? `file:${path.join(dir, w.slice(5))}` : w,
+    ),
+  );
   if (redirect) fs.writeFileSync(path.join(dir!, redirect.trim()), result.stdout);
   return result;
 }
@@ -33,17 +37,28 @@ describe('Quick start: make demo', () => {
   it('answers the README one-liner while up, and leaves no envoy-demo-* folder after Ctrl-C', async () => {
     const line = commands(codeBlocks(section('Quick start'), 'sh')[1]!)[0]!;
     expect(line).toMatch(/^node -e /);
-    for (const port of [18000, 18080, 7000, 15008]) expect(await isFree(port), `make demo's fixed port ${port} is free`).toBe(true);
+    for (const port of [18000, 18080, 7000, 15008])
+      expect(await isFree(port), `make demo's fixed port ${port} is free`).toBe(true);
     const dir = tmp();
-    const demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], { cwd: repo, env: { ...process.env, TMPDIR: dir }, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const demo = spawn(process.execPath, ['--import', 'tsx', 'scripts/demo.ts'], {
+      cwd: repo,
+      env: { ...process.env, TMPDIR: dir },
+      detached: true,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     demo.stdout.on('data', (d) => (out += d));
     demo.stderr.on('data', (d) => (out += d));
     try {
-      await waitFor('the demo to be up', () => {
-        if (demo.exitCode !== null) throw new Error(`demo exited: ${out}`);
-        return out.includes('Ctrl-C to stop');
-      }, 90_000, 200);
+      await waitFor(
+        'the demo to be up',
+        () => {
+          if (demo.exitCode !== null) throw new Error(`demo exited: ${out}`);
+          return out.includes('Ctrl-C to stop');
+        },
+        90_000,
+        200,
+      );
       expect(out).toContain(line);
       expect(fs.readdirSync(dir).filter((f) => f.startsWith('envoy-demo-'))).toHaveLength(2);
       const { stdout } = await execFileP('bash', ['-c', line], { cwd: repo, timeout: 10_000 });
@@ -65,27 +80,41 @@ describe('What each Envoy gets: bootstrap', () => {
     const dir = tmp();
     try {
       for (const line of bootstraps!) expect((await runCliLine(line, dir)).code).toBe(0);
-      const admin = (file: string) => (YAML.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as { admin: { address: { socket_address: { port_value: number } } } }).admin.address.socket_address.port_value;
+      const admin = (file: string) =>
+        (
+          YAML.parse(fs.readFileSync(path.join(dir, file), 'utf8')) as {
+            admin: { address: { socket_address: { port_value: number } } };
+          }
+        ).admin.address.socket_address.port_value;
       expect(['originate.yaml', 'terminate.yaml', 'relay.yaml'].map(admin)).toEqual([9901, 9902, 9903]);
       // Run them as the README says, with their admin and xDS moved to free ports (nothing answers there).
       const xds = `127.0.0.1:${await freePort()}`;
-      for (const line of bootstraps!.slice(0, 2)) await runCliLine(line.replace(' >', ` --admin-address 127.0.0.1:0 --xds-address ${xds} >`), dir);
+      for (const line of bootstraps!.slice(0, 2))
+        await runCliLine(line.replace(' >', ` --admin-address 127.0.0.1:0 --xds-address ${xds} >`), dir);
       expect(run).toHaveLength(2);
       const envoys = run!.map((line, i) => {
         const [bin, ...args] = words(line);
         expect(bin).toBe('.venv/envoy');
         const adminPath = path.join(dir, `admin-${i}`);
-        const child = spawn(envoyBinary(), [...args, '--admin-address-path', adminPath, '-l', 'warning'], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] });
+        const child = spawn(envoyBinary(), [...args, '--admin-address-path', adminPath, '-l', 'warning'], {
+          cwd: dir,
+          stdio: ['ignore', 'ignore', 'pipe'],
+        });
         let log = '';
         child.stderr.on('data', (d) => (log += d));
         return { child, adminPath, log: () => log };
       });
       try {
         for (const e of envoys) {
-          await waitFor('both Envoys up', () => {
-            if (e.child.exitCode !== null) throw new Error(`Envoy exited: ${e.log()}`);
-            return fs.existsSync(e.adminPath) && fs.readFileSync(e.adminPath, 'utf8').trim() !== '';
-          }, 20_000, 100);
+          await waitFor(
+            'both Envoys up',
+            () => {
+              if (e.child.exitCode !== null) throw new Error(`Envoy exited: ${e.log()}`);
+              return fs.existsSync(e.adminPath) && fs.readFileSync(e.adminPath, 'utf8').trim() !== '';
+            },
+            20_000,
+            100,
+          );
         }
         for (const e of envoys) expect(e.child.exitCode).toBeNull();
       } finally {
@@ -96,7 +125,7 @@ describe('What each Envoy gets: bootstrap', () => {
     }
   }, 60_000);
 
-  it('envoy-configs/ holds exactly what the command in each file\'s first line writes, and git tracks them', async () => {
+  it("envoy-configs/ holds exactly what the command in each file's first line writes, and git tracks them", async () => {
     for (const file of ['originate.yaml', 'terminate.yaml']) {
       const text = fs.readFileSync(path.join(repo, 'envoy-configs', file), 'utf8');
       const [first, ...rest] = text.split('\n');
@@ -120,22 +149,40 @@ describe('Debug a proxy: against a demo-like shim with real Envoys', () => {
   let tunnelPort: number;
   let appPort: number;
   // The demo's own file, on free ports; outputs are mapped back to the demo's ports before comparing.
-  const demoPorts = (text: string) => text.replaceAll(String(tunnelPort), '15008').replaceAll(`:${appPort}`, ':7000').replaceAll(`/${appPort}`, '/7000');
-  const withShim = (line: string) => line.replaceAll('127.0.0.1:18080', shim.adminUrl.slice('http://'.length)).replaceAll('127.0.0.1:18000', shim.xdsAddress);
+  const demoPorts = (text: string) =>
+    text.replaceAll(String(tunnelPort), '15008').replaceAll(`:${appPort}`, ':7000').replaceAll(`/${appPort}`, '/7000');
+  const withShim = (line: string) =>
+    line
+      .replaceAll('127.0.0.1:18080', shim.adminUrl.slice('http://'.length))
+      .replaceAll('127.0.0.1:18000', shim.xdsAddress);
 
   beforeAll(async () => {
     tunnelPort = await freePort();
     appPort = await freePort();
-    const services = fs.readFileSync(path.join(repo, 'envoy-configs/demo/services.yaml'), 'utf8').replace('"15008"', `"${tunnelPort}"`).replace('port: 7000', `port: ${appPort}`);
+    const services = fs
+      .readFileSync(path.join(repo, 'envoy-configs/demo/services.yaml'), 'utf8')
+      .replace('"15008"', `"${tunnelPort}"`)
+      .replace('port: 7000', `port: ${appPort}`);
     shim = await startShim({ 'services.yaml': services });
     envoys = await Promise.all([
-      startEnvoy({ role: 'originate', nodeId: 'demo-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1', concurrency: 2 }),
+      startEnvoy({
+        role: 'originate',
+        nodeId: 'demo-originator',
+        xdsAddress: shim.xdsAddress,
+        listenAddress: '127.0.0.1',
+        concurrency: 2,
+      }),
       startEnvoy({ role: 'terminate', nodeId: 'demo-terminator', xdsAddress: shim.xdsAddress }),
     ]);
-    await waitFor('both demo Envoys SYNCED', async () => {
-      const { stdout } = await runCli(['status', '--admin-address', shim.adminUrl.slice('http://'.length)]);
-      return stdout.split('\n').filter((l) => l.startsWith('demo-') && !/STALE|NOT_SENT|NACKED/.test(l)).length === 2;
-    }, 30_000, 200);
+    await waitFor(
+      'both demo Envoys SYNCED',
+      async () => {
+        const { stdout } = await runCli(['status', '--admin-address', shim.adminUrl.slice('http://'.length)]);
+        return stdout.split('\n').filter((l) => l.startsWith('demo-') && !/STALE|NOT_SENT|NACKED/.test(l)).length === 2;
+      },
+      30_000,
+      200,
+    );
   });
 
   afterAll(async () => {
@@ -151,7 +198,9 @@ describe('Debug a proxy: against a demo-like shim with real Envoys', () => {
       'node bin/tunnel-shim.js status demo-originator --output yaml',
     ]);
     for (const { command, output } of examples) {
-      const line = command.includes('--admin-address') ? withShim(command) : `${command} --admin-address ${shim.adminUrl.slice('http://'.length)}`;
+      const line = command.includes('--admin-address')
+        ? withShim(command)
+        : `${command} --admin-address ${shim.adminUrl.slice('http://'.length)}`;
       const result = await runCliLine(line);
       expect(result.code, result.stderr).toBe(0);
       if (output.trim()) expect(shape(demoPorts(result.stdout))).toBe(shape(output));
@@ -164,12 +213,19 @@ describe('Debug a proxy: against a demo-like shim with real Envoys', () => {
     const csds = blocks.filter((l) => l.startsWith('scripts/csds.sh'));
     expect(csds).toHaveLength(2);
     for (const line of csds) {
-      const { stdout } = await execFileP('bash', ['-c', withShim(line)], { cwd: repo, timeout: 20_000, maxBuffer: 16 << 20 });
+      const { stdout } = await execFileP('bash', ['-c', withShim(line)], {
+        cwd: repo,
+        timeout: 20_000,
+        maxBuffer: 16 << 20,
+      });
       expect(stdout).toContain('"demo-originator"');
     }
     const curls = blocks.filter((l) => l.startsWith('curl '));
     expect(curls).toHaveLength(2);
-    for (const line of curls) expect(JSON.parse((await execFileP('bash', ['-c', `${withShim(line)} -sf`], { timeout: 10_000 })).stdout)).toHaveProperty('previous');
+    for (const line of curls)
+      expect(
+        JSON.parse((await execFileP('bash', ['-c', `${withShim(line)} -sf`], { timeout: 10_000 })).stdout),
+      ).toHaveProperty('previous');
   });
 });
 
@@ -184,7 +240,9 @@ describe('Migrate from EnvoyFilter', () => {
       expect((await runCliLine(check![0]!, dir)).code).toBe(0);
       const rendered = await runCliLine(check![1]!, dir);
       expect(rendered.code, rendered.stderr).toBe(0);
-      expect((YAML.parse(rendered.stdout) as { listeners: { name: string }[] }).listeners.map((l) => l.name)).toEqual(['originate/payments/db/5432']);
+      expect((YAML.parse(rendered.stdout) as { listeners: { name: string }[] }).listeners.map((l) => l.name)).toEqual([
+        'originate/payments/db/5432',
+      ]);
     } finally {
       fs.rmSync(dir, { recursive: true, force: true });
     }
@@ -194,10 +252,17 @@ describe('Migrate from EnvoyFilter', () => {
 describe('Run it in Kubernetes: the local tunnel recipe (real kube-apiserver, network namespace, root)', () => {
   it('sends bytes through a Kubernetes-sourced tunnel with the README command', async () => {
     const text = section('Run it in Kubernetes');
-    const line = codeBlocks(text, 'sh').map(commands).flat().find((l) => l.startsWith('npm run dev:k8s-tunnel'));
+    const line = codeBlocks(text, 'sh')
+      .map(commands)
+      .flat()
+      .find((l) => l.startsWith('npm run dev:k8s-tunnel'));
     expect(line).toBe('npm run dev:k8s-tunnel');
     const promised = /`bytes echoed back through the tunnel +(\d+)`/.exec(text)?.[0].slice(1, -1);
-    const { stdout } = await execFileP('bash', ['-c', `${line} -- --once`], { cwd: repo, timeout: 240_000, maxBuffer: 16 << 20 });
+    const { stdout } = await execFileP('bash', ['-c', `${line} -- --once`], {
+      cwd: repo,
+      timeout: 240_000,
+      maxBuffer: 16 << 20,
+    });
     expect(stdout).toContain(promised);
     expect(stdout).toContain('first answer: "echo-pod\\nhello #1');
   }, 300_000);

@@ -35,12 +35,22 @@ function tcpRoute(namespace: string, parent: string, backends: [string, number, 
 
 /** A TCPRoute backend: a plain Service (not tunneled itself) and its endpoint. */
 function backendYaml(name: string, port: number, ip: string): string {
-  return serviceYaml({ name, namespace: 'shop', port, endpoints: [{ ip, port: 5432 }] }).replace(/\n {2}annotations:\n {4}tunnel-shim.io\/tunnel: h2/, '');
+  return serviceYaml({ name, namespace: 'shop', port, endpoints: [{ ip, port: 5432 }] }).replace(
+    /\n {2}annotations:\n {4}tunnel-shim.io\/tunnel: h2/,
+    '',
+  );
 }
 
 function apiYaml(extra: Record<string, string> = {}): string {
   const annotations = { 'tunnel-shim.io/relay-port': String(ports.relay), ...extra };
-  return serviceYaml({ name: 'api', namespace: 'edge', clusterIP: '10.96.1.3', port: ports.api!, annotations, endpoints: [{ ip: '127.0.0.4', port: 8080 }] });
+  return serviceYaml({
+    name: 'api',
+    namespace: 'edge',
+    clusterIP: '10.96.1.3',
+    port: ports.api!,
+    annotations,
+    endpoints: [{ ip: '127.0.0.4', port: 8080 }],
+  });
 }
 
 /** Waits in the page (polling every animation frame) until `selector` matches, at most `timeoutMs`. */
@@ -52,18 +62,33 @@ beforeAll(async () => {
   for (const name of ['echo', 'db', 'dbV1', 'dbV2', 'api', 'relay', 'tunnel']) ports[name] = await freePort();
   const tunnel = { 'tunnel-shim.io/tunnel-port': String(ports.tunnel) };
   shim = await startShim({
-    'echo.yaml': serviceYaml({ name: 'echo', namespace: 'demo', clusterIP: '10.96.0.10', port: ports.echo!, annotations: tunnel, endpoints: [{ ip: '127.0.0.2', port: 9000 }] }),
+    'echo.yaml': serviceYaml({
+      name: 'echo',
+      namespace: 'demo',
+      clusterIP: '10.96.0.10',
+      port: ports.echo!,
+      annotations: tunnel,
+      endpoints: [{ ip: '127.0.0.2', port: 9000 }],
+    }),
     'db.yaml': [
       serviceYaml({ name: 'db', namespace: 'shop', clusterIP: '10.96.1.1', port: ports.db!, annotations: tunnel }),
       backendYaml('db-v1', ports.dbV1!, '127.0.0.3'),
       backendYaml('db-v2', ports.dbV2!, '127.0.0.5'),
-      tcpRoute('shop', 'db', [['db-v1', ports.dbV1!, 90], ['db-v2', ports.dbV2!, 10]]),
+      tcpRoute('shop', 'db', [
+        ['db-v1', ports.dbV1!, 90],
+        ['db-v2', ports.dbV2!, 10],
+      ]),
     ].join('---\n'),
     'api.yaml': apiYaml(),
   });
   envoys.push(
     ...(await Promise.all([
-      startEnvoy({ role: 'originate', nodeId: 'demo-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
+      startEnvoy({
+        role: 'originate',
+        nodeId: 'demo-originator',
+        xdsAddress: shim.xdsAddress,
+        listenAddress: '127.0.0.1',
+      }),
       startEnvoy({ role: 'terminate', nodeId: 'demo-terminator', xdsAddress: shim.xdsAddress }),
       startEnvoy({ role: 'relay', nodeId: 'edge-relay', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
     ])),
@@ -77,7 +102,10 @@ beforeAll(async () => {
   await page.goto(`${shim.adminUrl}/ui`, { waitUntil: 'domcontentloaded', timeout: 15_000 });
   await shown('[data-key="demo/echo:' + ports.echo + '"]');
   // All three Envoys connected and SYNCED before the tests look at statuses.
-  await page.waitForFunction(() => document.querySelectorAll('#nodes .node').length === 3 && !document.querySelector('#nodes .badge.STALE'), { timeout: 30_000 });
+  await page.waitForFunction(
+    () => document.querySelectorAll('#nodes .node').length === 3 && !document.querySelector('#nodes .badge.STALE'),
+    { timeout: 30_000 },
+  );
   expect(problems).toEqual([]);
 });
 
@@ -94,10 +122,22 @@ describe('the /ui topology page', () => {
     const key = `demo/fresh:${port}`;
     expect(await page.$(`[data-key="${key}"]`)).toBeNull();
     const started = Date.now();
-    shim.write('fresh.yaml', serviceYaml({ name: 'fresh', namespace: 'demo', clusterIP: '10.96.0.11', port, endpoints: [{ ip: '127.0.0.6', port: 9000 }] }));
+    shim.write(
+      'fresh.yaml',
+      serviceYaml({
+        name: 'fresh',
+        namespace: 'demo',
+        clusterIP: '10.96.0.11',
+        port,
+        endpoints: [{ ip: '127.0.0.6', port: 9000 }],
+      }),
+    );
     await shown(`[data-key="${key}"]`, 1000);
     const ms = Date.now() - started;
-    const row = await page.$eval(`[data-key="${key}"]`, (el) => ({ text: el.textContent, visible: (el as HTMLElement).offsetParent !== null }));
+    const row = await page.$eval(`[data-key="${key}"]`, (el) => ({
+      text: el.textContent,
+      visible: (el as HTMLElement).offsetParent !== null,
+    }));
     expect(row.visible).toBe(true);
     expect(row.text).toContain('127.0.0.6:9000');
     expect(ms).toBeLessThan(1000);
@@ -128,13 +168,25 @@ describe('the /ui topology page', () => {
     const client = new AdsClient(shim.xdsAddress, { id: hostile, metadata: { 'tunnel-shim.io/role': 'originate' } });
     client.send('cluster');
     await client.next('cluster');
-    await page.waitForFunction((id) => [...document.querySelectorAll('#nodes .node')].some((n) => (n as HTMLElement).dataset.node === id), { timeout: 5000 }, hostile);
+    await page.waitForFunction(
+      (id) => [...document.querySelectorAll('#nodes .node')].some((n) => (n as HTMLElement).dataset.node === id),
+      { timeout: 5000 },
+      hostile,
+    );
     const shownIds = await page.$$eval('#nodes .node-id', (els) => els.map((e) => e.textContent));
     expect(shownIds).toContain(hostile);
     // Open its details and its Service membership list: still text everywhere.
-    await page.$$eval('#nodes .node', (els, id) => (els.find((n) => (n as HTMLElement).dataset.node === id) as HTMLElement).click(), hostile);
+    await page.$$eval(
+      '#nodes .node',
+      (els, id) => (els.find((n) => (n as HTMLElement).dataset.node === id) as HTMLElement).click(),
+      hostile,
+    );
     await page.click(`[data-key="demo/echo:${ports.echo}"] button[data-role="originate"]`);
-    await page.waitForFunction((id) => [...document.querySelectorAll('.members .chip')].some((c) => c.textContent === id), { timeout: 5000 }, hostile);
+    await page.waitForFunction(
+      (id) => [...document.querySelectorAll('.members .chip')].some((c) => c.textContent === id),
+      { timeout: 5000 },
+      hostile,
+    );
     expect(await page.$$('main img, main script')).toHaveLength(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     client.close();
@@ -184,7 +236,13 @@ describe('the /ui topology page at 1,000 Services and 1,000 nodes', () => {
   const nsYaml = (n: number, backendPort = (i: number) => 9000 + (i % 7)) =>
     Array.from({ length: perNamespace }, (_, j) => {
       const i = n * perNamespace + j;
-      return serviceYaml({ name: `svc-${j}`, namespace: `ns-${String(n).padStart(2, '0')}`, clusterIP: `10.96.${n}.${j + 1}`, port: 7000, endpoints: [{ ip: ipOf(i), port: backendPort(i) }] });
+      return serviceYaml({
+        name: `svc-${j}`,
+        namespace: `ns-${String(n).padStart(2, '0')}`,
+        clusterIP: `10.96.${n}.${j + 1}`,
+        port: 7000,
+        endpoints: [{ ip: ipOf(i), port: backendPort(i) }],
+      });
     }).join('---\n');
 
   beforeAll(async () => {
@@ -194,16 +252,26 @@ describe('the /ui topology page at 1,000 Services and 1,000 nodes', () => {
     // 1,000 terminators, each bound to one Service's endpoint IP: each holds that Service's chains only,
     // so a change to one Service changes one node's status and one row of the page.
     for (let i = 0; i < namespaces * perNamespace; i++) {
-      const c = new AdsClient(big.xdsAddress, { id: `pod-${i}.ns-${String(Math.floor(i / perNamespace)).padStart(2, '0')}`, metadata: { ...terminateMeta, 'tunnel-shim.io/listen-address': ipOf(i) } });
+      const c = new AdsClient(big.xdsAddress, {
+        id: `pod-${i}.ns-${String(Math.floor(i / perNamespace)).padStart(2, '0')}`,
+        metadata: { ...terminateMeta, 'tunnel-shim.io/listen-address': ipOf(i) },
+      });
       c.autoAck = true;
       c.lazy = true;
       c.send('listener');
       terminators.push(c);
     }
-    await waitFor('1,000 terminators SYNCED', async () => {
-      const state = (await (await fetch(`${big.adminUrl}/ui/state`)).json()) as { nodes: { types: Record<string, { status: string }> }[] };
-      return state.nodes.length === 1000 && state.nodes.every((n) => n.types.listener?.status === 'SYNCED');
-    }, 120_000, 500);
+    await waitFor(
+      '1,000 terminators SYNCED',
+      async () => {
+        const state = (await (await fetch(`${big.adminUrl}/ui/state`)).json()) as {
+          nodes: { types: Record<string, { status: string }> }[];
+        };
+        return state.nodes.length === 1000 && state.nodes.every((n) => n.types.listener?.status === 'SYNCED');
+      },
+      120_000,
+      500,
+    );
     bigPage = await browser.newPage();
     await bigPage.setViewport({ width: 1440, height: 900 });
   }, 240_000);
@@ -218,31 +286,53 @@ describe('the /ui topology page at 1,000 Services and 1,000 nodes', () => {
     const state = await (await fetch(`${big.adminUrl}/ui/state`)).text();
     const started = Date.now();
     await bigPage.goto(`${big.adminUrl}/ui`, { waitUntil: 'domcontentloaded', timeout: 15_000 });
-    await bigPage.waitForFunction(() => document.querySelectorAll('#services .svc').length === 1000 && document.querySelectorAll('#nodes .node').length === 1000, { timeout: 30_000 });
+    await bigPage.waitForFunction(
+      () =>
+        document.querySelectorAll('#services .svc').length === 1000 &&
+        document.querySelectorAll('#nodes .node').length === 1000,
+      { timeout: 30_000 },
+    );
     const firstRender = Date.now() - started;
     // 50 namespace groups, closed at this size: the page starts as 50 lines.
-    expect(await bigPage.$$eval('#services details.group', (els) => els.map((e) => (e as HTMLDetailsElement).open))).toEqual(Array(50).fill(false));
+    expect(
+      await bigPage.$$eval('#services details.group', (els) => els.map((e) => (e as HTMLDetailsElement).open)),
+    ).toEqual(Array(50).fill(false));
 
     // Count which rows the page rebuilds when one Service changes (its backend port).
     await bigPage.evaluate(() => {
       const w = window as unknown as { rebuilt: string[] };
       w.rebuilt = [];
       new MutationObserver((records) => {
-        for (const r of records) if ((r.target as HTMLElement).classList?.contains('svc')) w.rebuilt.push((r.target as HTMLElement).dataset.key!);
+        for (const r of records)
+          if ((r.target as HTMLElement).classList?.contains('svc'))
+            w.rebuilt.push((r.target as HTMLElement).dataset.key!);
       }).observe(document.getElementById('services')!, { childList: true, subtree: true });
     });
     const changedAt = Date.now();
-    big.write('ns-7.yaml', nsYaml(7, (i) => (i === 7 * perNamespace + 3 ? 9999 : 9000 + (i % 7))));
-    await bigPage.waitForFunction(() => document.querySelector('[data-key="ns-07/svc-3:7000"]')?.textContent?.includes(':9999'), { timeout: 5000 });
+    big.write(
+      'ns-7.yaml',
+      nsYaml(7, (i) => (i === 7 * perNamespace + 3 ? 9999 : 9000 + (i % 7))),
+    );
+    await bigPage.waitForFunction(
+      () => document.querySelector('[data-key="ns-07/svc-3:7000"]')?.textContent?.includes(':9999'),
+      { timeout: 5000 },
+    );
     const changeShown = Date.now() - changedAt;
     await new Promise((r) => setTimeout(r, 1000)); // let the terminator's ACK and every status update land
     const rebuilt = await bigPage.evaluate(() => [...new Set((window as unknown as { rebuilt: string[] }).rebuilt)]);
     expect(rebuilt).toEqual(['ns-07/svc-3:7000']);
 
     await bigPage.type('#search', 'ns-07/svc-1');
-    await bigPage.waitForFunction(() => [...document.querySelectorAll('#services .svc')].filter((e) => !(e as HTMLElement).hidden).length === 11, { timeout: 5000 });
-    const visibleGroups = await bigPage.$$eval('#services details.group', (els) => els.filter((e) => !(e as HTMLElement).hidden).map((e) => (e as HTMLDetailsElement).open));
+    await bigPage.waitForFunction(
+      () => [...document.querySelectorAll('#services .svc')].filter((e) => !(e as HTMLElement).hidden).length === 11,
+      { timeout: 5000 },
+    );
+    const visibleGroups = await bigPage.$$eval('#services details.group', (els) =>
+      els.filter((e) => !(e as HTMLElement).hidden).map((e) => (e as HTMLDetailsElement).open),
+    );
     expect(visibleGroups).toEqual([true]);
-    console.log(`1,000 Services, 1,000 nodes: state ${(state.length / 1024).toFixed(0)} KiB; page rendered in ${firstRender} ms; a one-Service change shown in ${changeShown} ms`);
+    console.log(
+      `1,000 Services, 1,000 nodes: state ${(state.length / 1024).toFixed(0)} KiB; page rendered in ${firstRender} ms; a one-Service change shown in ${changeShown} ms`,
+    );
   });
 });

@@ -7,7 +7,8 @@ import { repo } from './repo.js';
 
 export function chromiumBinary(): string {
   const bin = process.env.CHROMIUM_BIN ?? '/usr/bin/chromium';
-  if (!fs.existsSync(bin)) throw new Error(`Chromium not found at ${bin}: run scripts/setup.sh --test (it installs Debian's chromium)`);
+  if (!fs.existsSync(bin))
+    throw new Error(`Chromium not found at ${bin}: run scripts/setup.sh --test (it installs Debian's chromium)`);
   return bin;
 }
 

@@ -24,7 +24,12 @@ export function codeBlocks(text: string, lang: string): string[] {
 export function commands(block: string): string[] {
   return block
     .split('\n')
-    .map((line) => line.replace(/\s+#\s.*$/, '').replace(/\s*&\s*$/, '').trim())
+    .map((line) =>
+      line
+        .replace(/\s+#\s.*$/, '')
+        .replace(/\s*&\s*$/, '')
+        .trim(),
+    )
     .filter((line) => line && !line.startsWith('#'));
 }
 
@@ -41,7 +46,8 @@ export function consoleExamples(block: string): { command: string; output: strin
 /** Splits a simple shell command line into words (single and double quotes, no expansions). */
 export function words(line: string): string[] {
   const out: string[] = [];
-  for (const m of line.matchAll(/'([^']*)'|"((?:\\.|[^"\\])*)"|(\S+)/g)) out.push(m[1] ?? m[2]?.replace(/\\(["\\$`])/g, '$1') ?? m[3]!);
+  for (const m of line.matchAll(/'([^']*)'|"((?:\\.|[^"\\])*)"|(\S+)/g))
+    out.push(m[1] ?? m[2]?.replace(/\\(["\\$`])/g, '$1') ?? m[3]!);
   return out;
 }
 
@@ -49,7 +55,12 @@ export function words(line: string): string[] {
 export function shape(text: string): string {
   return text
     .split('\n')
-    .map((l) => l.replace(/\b[0-9a-f]{8}\b/g, 'HASH').replace(/ {2,}/g, '  ').trimEnd())
+    .map((l) =>
+      l
+        .replace(/\b[0-9a-f]{8}\b/g, 'HASH')
+        .replace(/ {2,}/g, '  ')
+        .trimEnd(),
+    )
     .join('\n')
     .trim();
 }

@@ -23,7 +23,11 @@ function select(id) {
 
 function showDetails() {
   if (selected === null) return;
-  renderDetails($('details'), state.nodes.find((n) => n.id === selected), selected);
+  renderDetails(
+    $('details'),
+    state.nodes.find((n) => n.id === selected),
+    selected,
+  );
 }
 
 $('close-details').addEventListener('click', () => {
@@ -42,11 +46,14 @@ function render() {
     nodes.filter(query);
     showDetails();
   }
-  if (changed.has('diagnostics')) renderDiagnostics($('diagnostics'), $('no-diagnostics'), $('diag-count'), state.diagnostics, query);
+  if (changed.has('diagnostics'))
+    renderDiagnostics($('diagnostics'), $('no-diagnostics'), $('diag-count'), state.diagnostics, query);
   changed.clear();
   const nacked = state.nodes.filter((n) => nodeStatus(n) === 'NACKED').length;
   const namespaces = new Set(state.services.map((s) => s.namespace)).size;
-  $('counts').textContent = `${state.services.length} Service ports in ${namespaces} namespaces · ${state.nodes.length} nodes` + (nacked ? ` · ${nacked} NACKED` : '');
+  $('counts').textContent =
+    `${state.services.length} Service ports in ${namespaces} namespaces · ${state.nodes.length} nodes` +
+    (nacked ? ` · ${nacked} NACKED` : '');
   $('node-count').textContent = String(state.nodes.length);
 }
 

@@ -46,7 +46,12 @@ export class NodesPane {
       let group = this.groups.get(role);
       if (!group) this.groups.set(role, (group = makeGroup(label, open)));
       const keys = rows.map((r) => r.node.id);
-      placeInOrder(group.body, keys, group.keys, rows.map((r) => r.el));
+      placeInOrder(
+        group.body,
+        keys,
+        group.keys,
+        rows.map((r) => r.el),
+      );
       group.keys = keys;
       let status;
       for (const r of rows) status = worse(status, nodeStatus(r.node));
@@ -101,7 +106,10 @@ export function renderDetails(container, node, id) {
   const fact = (name, value) => facts.append(el('dt', '', name), el('dd', 'mono', value ?? '-'));
   fact('id', node.id);
   fact('role', node.role);
-  fact('listen address', node.listenAddress ?? (node.role === 'originate' ? 'each Service clusterIP' : 'all addresses'));
+  fact(
+    'listen address',
+    node.listenAddress ?? (node.role === 'originate' ? 'each Service clusterIP' : 'all addresses'),
+  );
   fact('protocol', node.protocol === 'delta' ? 'delta xDS' : 'state of the world');
   fact('connected at', node.connectedAt);
   const table = el('table', 'types');
@@ -113,7 +121,11 @@ export function renderDetails(container, node, id) {
     const tr = el('tr');
     const statusCell = el('td');
     statusCell.append(el('span', `badge ${t?.status ?? ''}`, t?.status ?? 'not subscribed'));
-    tr.append(el('td', '', `${short} (${kind}s)`), statusCell, el('td', 'mono', t?.version ? t.version.slice(0, 12) : '-'));
+    tr.append(
+      el('td', '', `${short} (${kind}s)`),
+      statusCell,
+      el('td', 'mono', t?.version ? t.version.slice(0, 12) : '-'),
+    );
     table.append(tr);
     if (t?.nack) {
       const nackRow = el('tr');
@@ -137,6 +149,8 @@ export function renderDiagnostics(list, emptyNote, counter, diagnostics, query) 
   list.replaceChildren(...items);
   const errors = diagnostics.filter((d) => d.severity === 'error').length;
   const count = (n, what) => `${n} ${what}${n === 1 ? '' : 's'}`;
-  counter.textContent = diagnostics.length ? `${count(errors, 'error')}, ${count(diagnostics.length - errors, 'warning')}` : '';
+  counter.textContent = diagnostics.length
+    ? `${count(errors, 'error')}, ${count(diagnostics.length - errors, 'warning')}`
+    : '';
   emptyNote.hidden = diagnostics.length > 0;
 }

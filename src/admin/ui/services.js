@@ -9,7 +9,13 @@ const protocolOf = { h2: 'HTTP/2 CONNECT', h1: 'HTTP/1.1 CONNECT', 'h2-post': 'H
 /** Nodes per role, worked out once per update: a Service's stages are sums of these, not scans of every node. */
 export function roleIndex(nodes) {
   const bucket = () => ({ nodes: [], status: undefined });
-  const index = { originate: bucket(), relay: bucket(), everyTerminator: bucket(), anyAddress: bucket(), byIp: new Map() };
+  const index = {
+    originate: bucket(),
+    relay: bucket(),
+    everyTerminator: bucket(),
+    anyAddress: bucket(),
+    byIp: new Map(),
+  };
   for (const node of nodes) {
     const status = nodeStatus(node);
     const add = (b) => {
@@ -48,7 +54,8 @@ function stageOf(buckets) {
 }
 
 function membersOf(role, svc, index) {
-  const buckets = role === 'originate' ? [index.originate] : role === 'relay' ? [index.relay] : terminatorBuckets(svc, index);
+  const buckets =
+    role === 'originate' ? [index.originate] : role === 'relay' ? [index.relay] : terminatorBuckets(svc, index);
   return buckets.flatMap((b) => b.nodes).map((n) => ({ id: n.id, status: nodeStatus(n) }));
 }
 
@@ -112,7 +119,8 @@ export class ServicesPane {
       if (!byNamespace.has(svc.namespace)) byNamespace.set(svc.namespace, []);
       byNamespace.get(svc.namespace).push(row);
     }
-    for (const [key, row] of this.rows) if (!this.byKey.get(key) || this.byKey.get(key).via) (row.el.remove(), this.rows.delete(key));
+    for (const [key, row] of this.rows)
+      if (!this.byKey.get(key) || this.byKey.get(key).via) (row.el.remove(), this.rows.delete(key));
     const open = shown.length <= 60;
     const namespaces = [...byNamespace.keys()].sort();
     for (const ns of namespaces) {
@@ -120,14 +128,26 @@ export class ServicesPane {
       if (!group) this.groups.set(ns, (group = makeGroup(ns, open)));
       const rows = byNamespace.get(ns).sort((a, b) => (a.svc.key < b.svc.key ? -1 : 1));
       const keys = rows.map((r) => r.svc.key);
-      placeInOrder(group.body, keys, group.keys, rows.map((r) => r.el));
+      placeInOrder(
+        group.body,
+        keys,
+        group.keys,
+        rows.map((r) => r.el),
+      );
       group.keys = keys;
       let status;
-      for (const r of rows) for (const stage of [r.view.originate, r.view.relay, r.view.terminate]) status = worse(status, stage?.status ?? undefined);
+      for (const r of rows)
+        for (const stage of [r.view.originate, r.view.relay, r.view.terminate])
+          status = worse(status, stage?.status ?? undefined);
       setGroupSummary(group, `${rows.length} ${rows.length === 1 ? 'Service port' : 'Service ports'}`, status);
     }
     for (const [ns, group] of this.groups) if (!byNamespace.has(ns)) (group.details.remove(), this.groups.delete(ns));
-    placeInOrder(this.container, namespaces, this.groupOrder, namespaces.map((ns) => this.groups.get(ns).details));
+    placeInOrder(
+      this.container,
+      namespaces,
+      this.groupOrder,
+      namespaces.map((ns) => this.groups.get(ns).details),
+    );
     this.groupOrder = namespaces;
     this.emptyNote.hidden = shown.length > 0;
   }
@@ -137,13 +157,22 @@ export class ServicesPane {
     row.view = view;
     const { svc } = view;
     const head = el('div', 'svc-head');
-    head.append(el('span', 'svc-name', svc.name), el('span', 'mono', `:${svc.port}`), el('span', 'tag', svc.mode), el('span', 'tag', svc.placement));
+    head.append(
+      el('span', 'svc-name', svc.name),
+      el('span', 'mono', `:${svc.port}`),
+      el('span', 'tag', svc.mode),
+      el('span', 'tag', svc.placement),
+    );
     head.append(el('span', 'tag', `tunnel :${svc.tunnelPort}`));
     if (svc.relayPort) head.append(el('span', 'tag', `relay :${svc.relayPort}`));
     head.append(el('span', 'authority', svc.authority));
     const flow = el('div', 'flow');
-    flow.append(this.stage('originate', 'originator', view.originate, view.open), edge(protocolOf[svc.mode] ?? svc.mode));
-    if (view.relay) flow.append(this.stage('relay', 'relay', view.relay, view.open), edge(protocolOf[svc.mode] ?? svc.mode));
+    flow.append(
+      this.stage('originate', 'originator', view.originate, view.open),
+      edge(protocolOf[svc.mode] ?? svc.mode),
+    );
+    if (view.relay)
+      flow.append(this.stage('relay', 'relay', view.relay, view.open), edge(protocolOf[svc.mode] ?? svc.mode));
     flow.append(this.stage('terminate', 'terminator', view.terminate, view.open), edge('TCP'), this.backends(svc));
     const parts = [head, flow];
     if (view.members) {
@@ -171,7 +200,11 @@ export class ServicesPane {
     button.type = 'button';
     button.dataset.role = role;
     const label = stage.count === 1 ? what : `${what}s`;
-    button.append(el('span', 'n', stage.count), el('span', 'what', label), el('span', 'st', stage.count ? stage.status : 'none connected'));
+    button.append(
+      el('span', 'n', stage.count),
+      el('span', 'what', label),
+      el('span', 'st', stage.count ? stage.status : 'none connected'),
+    );
     return button;
   }
 
@@ -183,7 +216,8 @@ export class ServicesPane {
         const backend = this.byKey.get(s.key);
         const line = el('div', 'backend');
         line.append(el('span', 'weight', `${Math.round((100 * s.weight) / total)}%`));
-        if (backend) line.append(el('span', 'svc-name', `${backend.name}:${backend.port}`), ...addresses(backend.endpoints, 3));
+        if (backend)
+          line.append(el('span', 'svc-name', `${backend.name}:${backend.port}`), ...addresses(backend.endpoints, 3));
         else line.append(el('span', 'addr missing', `${s.key}: no such backend, this share fails`));
         box.append(line);
       }
@@ -200,7 +234,13 @@ export class ServicesPane {
       for (const key of group.keys) {
         const row = this.rows.get(key);
         const { svc } = row;
-        const hit = matches(query, svc.key, svc.authority, ...svc.endpoints.map((e) => e.address), ...row.view.diagnostics.map((d) => d.text));
+        const hit = matches(
+          query,
+          svc.key,
+          svc.authority,
+          ...svc.endpoints.map((e) => e.address),
+          ...row.view.diagnostics.map((d) => d.text),
+        );
         row.el.hidden = !hit;
         if (hit) shown++;
       }
@@ -213,7 +253,9 @@ export class ServicesPane {
 /** Up to `max` endpoint addresses, and how many more there are. */
 function addresses(endpoints, max) {
   if (endpoints.length === 0) return [el('span', 'addr missing', 'no ready endpoints')];
-  const out = endpoints.slice(0, max).map((e) => el('span', 'addr', e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`));
+  const out = endpoints
+    .slice(0, max)
+    .map((e) => el('span', 'addr', e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`));
   if (endpoints.length > max) out.push(el('span', 'count', `and ${endpoints.length - max} more`));
   return out;
 }
