@@ -17,12 +17,12 @@ const files: Record<string, string> = {
 };
 
 /** Next to this module when run from src/ (tsx), or back in src/ when run from dist/src/admin (tsc emits no assets). */
-function uiDirectory(): string {
+function uiDirectory(): string | undefined {
   for (const candidate of ['./ui/', '../../../src/admin/ui/']) {
     const dir = fileURLToPath(new URL(candidate, import.meta.url));
     if (fs.existsSync(`${dir}index.html`)) return dir;
   }
-  throw new Error('the /ui page files (src/admin/ui) are missing from this installation');
+  return undefined;
 }
 
 // Everything the page shows is data from clients and files: it never becomes markup (the page uses
@@ -46,7 +46,7 @@ export class TopologyPage {
   private readonly clients = new Set<http.ServerResponse>();
   private readonly last: Record<Part, string> = { services: '', nodes: '', diagnostics: '' };
   private timer?: NodeJS.Timeout;
-  private dir?: string;
+  private dir?: string | undefined;
 
   constructor(
     private readonly deps: TopologySources,
@@ -72,7 +72,12 @@ export class TopologyPage {
     } else if (name === 'events') this.subscribe(req, res);
     else if (Object.hasOwn(files, name)) {
       this.dir ??= uiDirectory();
-      res.writeHead(200, { 'content-type': files[name]!, ...pageHeaders }).end(fs.readFileSync(this.dir + name));
+      if (this.dir)
+        res.writeHead(200, { 'content-type': files[name]!, ...pageHeaders }).end(fs.readFileSync(this.dir + name));
+      else
+        res
+          .writeHead(500, { 'content-type': 'text/plain' })
+          .end('the /ui page files (src/admin/ui) are missing here\n');
     } else res.writeHead(404, { 'content-type': 'text/plain' }).end(`no such page file: ${name.slice(0, 100)}\n`);
     return true;
   }

@@ -1,6 +1,7 @@
 // The live topology page (/ui) in a real headless Chromium, against a shim with real Envoys: it follows
 // file changes and NACKs live, shows whatever a client sends as text, and leaves a screenshot of a
 // demo-like setup in test-output/ui/.
+import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Browser, Page } from 'puppeteer-core';
@@ -8,6 +9,7 @@ import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdsClient, terminateMeta } from '../helpers/ads-client.js';
 import { launchBrowser, outputDir } from '../helpers/browser.js';
+import { repo } from '../helpers/repo.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { freePort } from '../helpers/net.js';
 import { serviceYaml } from '../helpers/objects.js';
@@ -209,6 +211,34 @@ describe('the /ui topology page', () => {
     const split = await page.$eval(`[data-key="shop/db:${ports.db}"] .backends`, (el) => el.textContent);
     expect(split).toContain('90%');
     expect(split).toContain('10%');
+  });
+});
+
+describe('the page as the built CLI serves it', () => {
+  it('serves every page file from dist/ (bin/tunnel-shim.js), with its Content-Security-Policy', async () => {
+    expect(fs.existsSync(path.join(repo, 'dist/src/cli/main.js')), 'dist/ is built (scripts/setup.sh)').toBe(true);
+    const admin = `127.0.0.1:${await freePort()}`;
+    const args = [
+      'serve',
+      '--source',
+      `file:${path.join(repo, 'envoy-configs/demo/services.yaml')}`,
+      '--log-level',
+      'warn',
+    ];
+    args.push('--xds-address', `127.0.0.1:${await freePort()}`, '--admin-address', admin);
+    const child = spawn(process.execPath, [path.join(repo, 'bin/tunnel-shim.js'), ...args], { stdio: 'ignore' });
+    try {
+      await waitFor('the built shim', () => fetch(`http://${admin}/readyz`).then((r) => r.ok), 15_000, 100);
+      const page = await fetch(`http://${admin}/ui`);
+      expect(page.headers.get('content-security-policy')).toContain("script-src 'self'");
+      for (const file of (await page.text()).matchAll(/(?:src|href)="\/ui\/([\w.]+)"/g)) {
+        expect((await fetch(`http://${admin}/ui/${file[1]}`)).status, file[1]).toBe(200);
+      }
+      for (const file of ['dom.js', 'nodes.js', 'services.js'])
+        expect((await fetch(`http://${admin}/ui/${file}`)).status).toBe(200);
+    } finally {
+      child.kill('SIGTERM');
+    }
   });
 });
 
