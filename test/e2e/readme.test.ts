@@ -138,7 +138,7 @@ describe('What each Envoy gets: bootstrap', () => {
 
   it('prints the version with --version', async () => {
     const { version } = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };
-    expect(section('Quick start')).toContain('node bin/tunnel-shim.js\n--version');
+    expect(section('Quick start')).toContain('`node bin/tunnel-shim.js --version` prints the version');
     expect((await runCli(['--version'])).stdout).toBe(`${version}\n`);
   });
 });
