@@ -226,6 +226,7 @@ describe('Debug a proxy: against a demo-like shim with real Envoys', () => {
       expect(
         JSON.parse((await execFileP('bash', ['-c', `${withShim(line)} -sf`], { timeout: 10_000 })).stdout),
       ).toHaveProperty('previous');
+    await fetch(`${shim.adminUrl}/debug/log-level?level=silent`, { method: 'PUT' }); // the test shim's own level
   });
 });
 
