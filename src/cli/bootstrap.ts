@@ -1,5 +1,6 @@
 // `tunnel-shim bootstrap`: a complete Envoy bootstrap for one role, so nobody writes one by hand.
 import { isIP } from 'node:net';
+import YAML from 'yaml';
 import { splitHostPort } from '../admin/http.js';
 import { NodeMetadata, roles, type Role } from '../translate/view.js';
 import { validateMessage } from '../envoy/validate.js';
@@ -33,16 +34,16 @@ export const defaultAdminAddress: Record<Role, string> = {
  * How to start Envoy with a bootstrap: a second Envoy on the same host also needs its own hot-restart
  * base id (else "unable to bind domain socket with base_id=0"), which only the command line can set.
  */
-export const envoyRunFlags = '--use-dynamic-base-id';
+const envoyRunFlags = '--use-dynamic-base-id';
 
 /** The YAML `bootstrap` prints: the bootstrap under a comment saying how to start Envoy with it. */
-export function bootstrapYaml(bootstrap: Record<string, unknown>, stringify: (value: unknown) => string): string {
+export function bootstrapYaml(bootstrap: Record<string, unknown>): string {
   type Admin = { address: { socket_address: { address: string; port_value: number } } };
   const admin = (bootstrap.admin as Admin).address.socket_address;
   return [
     `# Start with: envoy -c THIS_FILE ${envoyRunFlags}   (in a clone of tunnel-shim, envoy is .venv/envoy)`,
     `# ${envoyRunFlags} lets several Envoys share a host; this one's admin is ${admin.address}:${admin.port_value}.`,
-    stringify(bootstrap),
+    YAML.stringify(bootstrap, { aliasDuplicateObjects: false }),
   ].join('\n');
 }
 

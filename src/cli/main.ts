@@ -127,8 +127,7 @@ export function program(): Command {
       });
       const problems = checkBootstrap(bootstrap);
       if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
-      const yaml = (b: unknown) => YAML.stringify(b, { aliasDuplicateObjects: false });
-      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : bootstrapYaml(bootstrap, yaml));
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : bootstrapYaml(bootstrap));
     });
 
   cli
