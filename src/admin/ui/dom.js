@@ -63,3 +63,18 @@ export function matches(query, ...texts) {
   if (!query) return true;
   return texts.some((t) => t !== undefined && t !== null && String(t).toLowerCase().includes(query));
 }
+
+/** Up to `max` endpoint addresses, and how many more there are. */
+export function addresses(endpoints, max) {
+  if (endpoints.length === 0) return [el('span', 'addr missing', 'no ready endpoints')];
+  const out = endpoints
+    .slice(0, max)
+    .map((e) => el('span', 'addr', e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`));
+  if (endpoints.length > max) out.push(el('span', 'count', `and ${endpoints.length - max} more`));
+  return out;
+}
+
+/** An arrow between two stages, labelled with the protocol on it. */
+export function edge(label) {
+  return el('div', 'edge', label);
+}

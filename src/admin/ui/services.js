@@ -1,7 +1,7 @@
 // The Services pane: per namespace, per tunneled Service port, the path a connection takes:
 // originators → relays → terminators → backends, each stage with its node count and worst status.
 // Each row is rebuilt only when what it shows changed (a signature per row).
-import { el, makeGroup, matches, nodeStatus, placeInOrder, setGroupSummary, worse } from './dom.js';
+import { addresses, edge, el, makeGroup, matches, nodeStatus, placeInOrder, setGroupSummary, worse } from './dom.js';
 
 const anyAddress = new Set([undefined, null, '', '0.0.0.0', '::']);
 const protocolOf = { h2: 'HTTP/2 CONNECT', h1: 'HTTP/1.1 CONNECT', 'h2-post': 'HTTP/2 POST' };
@@ -248,18 +248,4 @@ export class ServicesPane {
       if (query && shown > 0) group.details.open = true;
     }
   }
-}
-
-/** Up to `max` endpoint addresses, and how many more there are. */
-function addresses(endpoints, max) {
-  if (endpoints.length === 0) return [el('span', 'addr missing', 'no ready endpoints')];
-  const out = endpoints
-    .slice(0, max)
-    .map((e) => el('span', 'addr', e.address.includes(':') ? `[${e.address}]:${e.port}` : `${e.address}:${e.port}`));
-  if (endpoints.length > max) out.push(el('span', 'count', `and ${endpoints.length - max} more`));
-  return out;
-}
-
-function edge(label) {
-  return el('div', 'edge', label);
 }
