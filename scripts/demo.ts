@@ -65,6 +65,7 @@ async function main() {
     await report(originator, terminator, bytes);
     if (once) return await stop();
     say(`running: try \`${tryIt}\`, edit envoy-configs/demo/services.yaml, or`);
+    process.stdout.write(`    open ${adminUrl}/ui (the live topology page)\n`);
     process.stdout.write(`    curl ${adminUrl}/debug/nodes    curl '${adminUrl}/debug/config?node=demo-originator'\n    Envoy admins: ${originator.adminUrl} (originate)  ${terminator.adminUrl} (terminate)\n    Ctrl-C to stop\n`);
   } catch (err) {
     process.stderr.write(`demo failed: ${(err as Error).message}\n`);
