@@ -1,12 +1,17 @@
 #!/usr/bin/env bash
-# Asks a running shim for its clients' status over CSDS with grpcurl (both installed by
-# scripts/setup.sh), so nobody has to spell out grpcurl's proto flags:
+# Asks a running shim for its clients' status over CSDS with grpcurl (installed with the protos it needs
+# by scripts/setup.sh --test, as `make test` runs it; it needs Go), so nobody has to spell out grpcurl's
+# proto flags:
 #   scripts/csds.sh [XDS_ADDRESS] [NODE_ID]      (default 127.0.0.1:18000, every node)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 address=${1:-127.0.0.1:18000}
 node=${2:-}
 deps=node_modules/@grpc/grpc-js-xds/deps
+if [ ! -x .cache/bin/grpcurl ] || [ ! -f .cache/protoc-gen-validate.dir ]; then
+  echo "csds.sh: grpcurl is not installed here; run scripts/setup.sh --test first (it installs grpcurl with Go)" >&2
+  exit 2
+fi
 request='{}'
 if [ -n "$node" ]; then request="{\"node_matchers\":[{\"node_id\":{\"exact\":\"$node\"}}]}"; fi
 protos=()

@@ -2,6 +2,7 @@
 // terminating and an originating Envoy, bytes through the tunnel, and what happened, from Envoy's
 // own stats. Stays up until Ctrl-C (or exits at once with --once) so you can poke at it.
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
 import path from 'node:path';
 import { startEnvoy, type EnvoyProcess } from '../test/helpers/envoy.js';
 import { Client, startEcho } from '../test/helpers/net.js';
@@ -12,6 +13,11 @@ const servicesFile = path.join(repo, 'envoy-configs/demo/services.yaml');
 const xdsAddress = '127.0.0.1:18000';
 const adminUrl = 'http://127.0.0.1:18080';
 const once = process.argv.includes('--once');
+
+/** A line through the tunnel with nothing but Node (nc is not installed everywhere); the README shows it too. */
+const tryIt =
+  `node -e "const s = require('net').connect(7000, '127.0.0.1', () => s.write('hi\\n')); ` +
+  `s.on('data', (d) => { process.stdout.write(d); s.end(); })"`;
 
 const say = (text: string) => process.stdout.write(`\x1b[1m==> ${text}\x1b[0m\n`);
 
@@ -42,6 +48,8 @@ async function main() {
       startEnvoy({ role: 'terminate', nodeId: 'demo-terminator', xdsAddress }),
       startEnvoy({ role: 'originate', nodeId: 'demo-originator', xdsAddress, listenAddress: '127.0.0.1', concurrency: 2 }),
     ]);
+    // Their temporary folders (bootstrap, logs) go after the Envoys stop: cleanup runs last-in first-out.
+    cleanup.push(...[terminator, originator].map((e) => () => fs.rmSync(e.dir, { recursive: true, force: true })));
     cleanup.push(() => terminator.stop(), () => originator.stop());
     await waitFor('the tunnel listener', async () => (await originator.stat('listener_manager.total_listeners_active')) >= 1, 15_000, 100);
 
@@ -56,7 +64,8 @@ async function main() {
     }
     await report(originator, terminator, bytes);
     if (once) return await stop();
-    say('running: try `echo hi | nc 127.0.0.1 7000`, edit envoy-configs/demo/services.yaml, or');
+    say(`running: try \`${tryIt}\`, edit envoy-configs/demo/services.yaml, or`);
+    process.stdout.write(`    open ${adminUrl}/ui (the live topology page)\n`);
     process.stdout.write(`    curl ${adminUrl}/debug/nodes    curl '${adminUrl}/debug/config?node=demo-originator'\n    Envoy admins: ${originator.adminUrl} (originate)  ${terminator.adminUrl} (terminate)\n    Ctrl-C to stop\n`);
   } catch (err) {
     process.stderr.write(`demo failed: ${(err as Error).message}\n`);

@@ -47,5 +47,15 @@ if [ "${1:-}" = "--test" ]; then
   fi
   # A real etcd and kube-apiserver for the Kubernetes tests, built from Go modules once and cached.
   scripts/k8s-binaries.sh >/dev/null
+  # Debian's Chromium for the /ui browser test (puppeteer-core drives it and downloads no browser).
+  if ! command -v chromium >/dev/null; then
+    if [ "$(id -u)" != 0 ]; then
+      echo "setup: the browser test needs Debian's chromium: apt-get install chromium" >&2
+      exit 1
+    fi
+    echo "setup: chromium (apt-get)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
+  fi
 fi
 echo "setup: ready ($(.venv/envoy --version | grep -o 'version: [^ ]*' | cut -d/ -f2) envoy, node $(node --version))"

@@ -9,6 +9,7 @@ import type { SnapshotCache } from '../xds/cache.js';
 import type { XdsServer, XdsStream } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
 import { resourceStatuses, typeStatus } from '../xds/status.js';
+import { TopologyPage } from './ui.js';
 
 export interface AdminDeps {
   pipeline: Pipeline;
@@ -63,8 +64,9 @@ function json(res: http.ServerResponse, status: number, body: unknown) {
 }
 
 export function createAdminServer(deps: AdminDeps): http.Server {
-  return http.createServer((req, res) => {
+  const server = http.createServer((req, res) => {
     const url = new URL(req.url ?? '/', 'http://admin');
+    if (page.handle(req, res, url.pathname)) return;
     switch (url.pathname) {
       case '/healthz':
         res.writeHead(200, { 'content-type': 'text/plain' }).end('ok\n');
@@ -121,6 +123,9 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         json(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics', '/debug/nodes', '/debug/config?node=ID', '/debug/diagnostics', '/debug/log-level'] });
     }
   });
+  // The live topology page (/ui): see ui.ts.
+  const page = new TopologyPage(deps, server);
+  return server;
 }
 
 export async function listen(server: http.Server, address: string): Promise<AddressInfo> {

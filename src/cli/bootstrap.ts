@@ -1,5 +1,6 @@
 // `tunnel-shim bootstrap`: a complete Envoy bootstrap for one role, so nobody writes one by hand.
 import { isIP } from 'node:net';
+import YAML from 'yaml';
 import { splitHostPort } from '../admin/http.js';
 import { NodeMetadata, roles, type Role } from '../translate/view.js';
 import { validateMessage } from '../envoy/validate.js';
@@ -13,7 +14,8 @@ export interface BootstrapOptions {
   nodeCluster?: string;
   xdsAddress: string;
   listenAddress?: string;
-  adminAddress: string;
+  /** Envoy's own admin; the default depends on the role (defaultAdminAddress), so two roles share a host. */
+  adminAddress?: string;
   accessLog?: string;
   /** Relay only: where plain HTTP requests go. */
   relayHttpBackend?: string;
@@ -21,11 +23,35 @@ export interface BootstrapOptions {
   delta?: boolean;
 }
 
+/** One default admin port per role: an originator and a terminator on one laptop do not collide. */
+export const defaultAdminAddress: Record<Role, string> = {
+  originate: '127.0.0.1:9901',
+  terminate: '127.0.0.1:9902',
+  relay: '127.0.0.1:9903',
+};
+
+/**
+ * How to start Envoy with a bootstrap: a second Envoy on the same host also needs its own hot-restart
+ * base id (else "unable to bind domain socket with base_id=0"), which only the command line can set.
+ */
+const envoyRunFlags = '--use-dynamic-base-id';
+
+/** The YAML `bootstrap` prints: the bootstrap under a comment saying how to start Envoy with it. */
+export function bootstrapYaml(bootstrap: Record<string, unknown>): string {
+  type Admin = { address: { socket_address: { address: string; port_value: number } } };
+  const admin = (bootstrap.admin as Admin).address.socket_address;
+  return [
+    `# Start with: envoy -c THIS_FILE ${envoyRunFlags}   (in a clone of tunnel-shim, envoy is .venv/envoy)`,
+    `# ${envoyRunFlags} lets several Envoys share a host; this one's admin is ${admin.address}:${admin.port_value}.`,
+    YAML.stringify(bootstrap, { aliasDuplicateObjects: false }),
+  ].join('\n');
+}
+
 export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
   if (!roles.includes(o.role)) throw new Error(`--role must be one of ${roles.join(', ')}`);
   if (o.listenAddress && isIP(o.listenAddress) === 0) throw new Error(`--listen-address ${o.listenAddress} is not an IP address`);
   const xds = splitHostPort(o.xdsAddress);
-  const admin = splitHostPort(o.adminAddress);
+  const admin = splitHostPort(o.adminAddress ?? defaultAdminAddress[o.role]);
   const metadata: Record<string, string> = { [NodeMetadata.role]: o.role };
   if (o.listenAddress) metadata[NodeMetadata.listenAddress] = o.listenAddress;
   if (o.accessLog) metadata[NodeMetadata.accessLog] = o.accessLog;

@@ -1,5 +1,6 @@
 // tunnel-shim: the command line.
 import fs from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { createLogger, type LogFormat } from '../logger.js';
@@ -7,7 +8,7 @@ import { Shim } from '../shim.js';
 import { FileSource } from '../sources/file.js';
 import type { EventRecorder } from '../sources/kube-events.js';
 import type { Source } from '../sources/source.js';
-import { buildBootstrap, checkBootstrap } from './bootstrap.js';
+import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
 import { parseDuration } from '../translate/common.js';
@@ -47,8 +48,18 @@ function accessLogDir(value: string, all: string[]): string[] {
 
 const accessLogDirHelp = 'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
 
+/** The package's version, from the package.json above src/ or dist/src/ (the CLI runs from either). */
+function packageVersion(): string {
+  for (const candidate of ['../../package.json', '../../../package.json']) {
+    const file = fileURLToPath(new URL(candidate, import.meta.url));
+    if (fs.existsSync(file)) return (JSON.parse(fs.readFileSync(file, 'utf8')) as { version: string }).version;
+  }
+  return 'unknown';
+}
+
 export function program(): Command {
   const cli = new Command('tunnel-shim').description('An xDS control plane that serves Envoy HTTP CONNECT tunnels').showHelpAfterError();
+  cli.version(packageVersion(), '-V, --version', 'print the version of tunnel-shim');
 
   cli
     .command('serve')
@@ -97,7 +108,7 @@ export function program(): Command {
     .option('--node-cluster <name>', 'the Envoy node cluster')
     .option('--xds-address <host:port>', 'where the shim serves ADS', '127.0.0.1:18000')
     .option('--listen-address <ip>', 'originate: listen here instead of on Service clusterIPs; terminate: bind tunnels here only')
-    .option('--admin-address <host:port>', "Envoy's own admin address", '127.0.0.1:9901')
+    .option('--admin-address <host:port>', "Envoy's own admin address (default 127.0.0.1:9901, :9902, :9903 by role)")
     .option('--access-log <path>', 'file for the access logs of tunnel listeners')
     .option('--relay-http-backend <ip:port>', 'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404')
     .option('--delta', 'use incremental xDS (api_type DELTA_GRPC) instead of state of the world')
@@ -116,7 +127,7 @@ export function program(): Command {
       });
       const problems = checkBootstrap(bootstrap);
       if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
-      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : YAML.stringify(bootstrap, { aliasDuplicateObjects: false }));
+      process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : bootstrapYaml(bootstrap));
     });
 
   cli

@@ -5,7 +5,7 @@ import type { Tunnel } from '../model/tunnel.js';
 import { isAnyAddress, type NodeView } from './view.js';
 
 /** Tunnels every terminator depends on, wherever their endpoints are. */
-function reachesEveryTerminator(t: Tunnel): boolean {
+export function reachesEveryTerminator(t: Tunnel): boolean {
   // A Service's own access log rides every terminator's connection manager on its port; TCPRoute
   // backends and splits tie tunnels together; gateway terminators take any endpoint's traffic.
   return t.settings.placement === 'gateway' || Boolean(t.settings.accessLog || t.via || t.split);
