@@ -36,9 +36,13 @@ export interface SidecarOptions {
   image: string;
 }
 
-/** The Envoy container of one role. `$(VAR)` in args is expanded by the kubelet from `env`. */
-export function envoyContainer(role: InjectRole, o: SidecarOptions): Record<string, unknown> {
-  const args = ['-c', `${bootstrapMountPath}/${role}.yaml`, '--service-node', '$(POD_NAME).$(POD_NAMESPACE)'];
+/**
+ * The Envoy container of one role. `$(VAR)` in args is expanded by the kubelet from `env`. The node id
+ * is the pod's `name.namespace`; two Envoys in one pod (`--role both`) add their role, so each has its own.
+ */
+export function envoyContainer(role: InjectRole, o: SidecarOptions, podRoles: number): Record<string, unknown> {
+  const nodeId = `$(POD_NAME).$(POD_NAMESPACE)${podRoles > 1 ? `/${role}` : ''}`;
+  const args = ['-c', `${bootstrapMountPath}/${role}.yaml`, '--service-node', nodeId];
   if (role === 'terminate') {
     args.push('--config-yaml', `{"node": {"metadata": {"${NodeMetadata.listenAddress}": "$(POD_IP)"}}}`);
   }

@@ -87,12 +87,17 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
     return fail([...paths.spec, 'hostNetwork'], "true: cannot inject: the sidecar would bind the node's addresses and ports, "
       + "and $(POD_IP) would be the node's IP, shared by every pod on it");
   }
+  const volumes = spec.get('volumes');
+  if (volumes != null && !isSeq(volumes)) return fail([...paths.spec, 'volumes'], 'not a list');
   const metadataPath = paths.metadata;
+  for (const path of [metadataPath, [...metadataPath, 'annotations']]) {
+    const node = workload.getIn(path);
+    if (node != null && !isMap(node)) return fail(path, 'not a map');
+  }
   const annotationPath = [...metadataPath, 'annotations', injectedAnnotation];
   const previous = String(workload.getIn(annotationPath) ?? '').split(',').filter((r): r is InjectRole => injectRoles.includes(r as InjectRole));
 
   // Every name inject would add must be free, or be inject's own from an earlier run.
-  const volumes = spec.get('volumes');
   for (const role of o.roles) {
     const index = indexByName(containers, containerName(role));
     if (index >= 0 && !previous.includes(role)) {
@@ -108,6 +113,8 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
     const index = indexByName(seq, String(value.name));
     if (index >= 0 && sameValue((seq.items[index] as Node).toJSON(), value)) return;
     changed = true;
+    // A sidecar on one line would be unreadable: a flow list (`[{name: app}]`) becomes a block list.
+    seq.flow = false;
     if (index >= 0) seq.items[index] = doc.createNode(value);
     else seq.add(doc.createNode(value));
   };
@@ -119,7 +126,7 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
       changed = true;
     }
   }
-  for (const role of o.roles) put(containers, envoyContainer(role, o));
+  for (const role of o.roles) put(containers, envoyContainer(role, o, o.roles.length));
   if (isSeq(volumes)) put(volumes, bootstrapVolume());
   else {
     spec.set('volumes', doc.createNode([bootstrapVolume()]));
@@ -127,7 +134,10 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
   }
   const roles = o.roles.join(',');
   if (workload.getIn(annotationPath) !== roles) {
-    if (!isMap(workload.getIn(metadataPath))) workload.setIn(metadataPath, doc.createNode({}));
+    // An empty `metadata:` or `annotations:` (null) becomes a map.
+    for (const path of [metadataPath, [...metadataPath, 'annotations']]) {
+      if (!isMap(workload.getIn(path))) workload.setIn(path, doc.createNode({}));
+    }
     workload.setIn(annotationPath, roles);
     changed = true;
   }
