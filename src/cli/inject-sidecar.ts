@@ -54,7 +54,11 @@ export function envoyContainer(role: InjectRole, o: SidecarOptions, podRoles: nu
     image: o.image,
     command: ['envoy'],
     args,
-    env: [field('POD_NAME', 'metadata.name'), field('POD_NAMESPACE', 'metadata.namespace'), field('POD_IP', 'status.podIP')],
+    env: [
+      field('POD_NAME', 'metadata.name'),
+      field('POD_NAMESPACE', 'metadata.namespace'),
+      field('POD_IP', 'status.podIP'),
+    ],
     readinessProbe: { httpGet: { path: '/ready', port: ports[role].ready }, periodSeconds: 5 },
     resources: { requests: { cpu: '100m', memory: '64Mi' } },
     securityContext: {
@@ -92,7 +96,9 @@ export function sidecarBootstrap(role: InjectRole, xdsAddress: string): Record<s
     connect_timeout: '1s',
     load_assignment: {
       cluster_name: 'envoy-admin',
-      endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: admin } } } }] }],
+      endpoints: [{
+        lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: admin } } } }],
+      }],
     },
   });
   statics.listeners = [readyListener(ready)];
@@ -100,6 +106,8 @@ export function sidecarBootstrap(role: InjectRole, xdsAddress: string): Record<s
   if (problems.length > 0) throw new Error(`generated ${role} bootstrap is invalid: ${problems.join('; ')}`);
   return bootstrap;
 }
+
+const hcmType = 'envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager';
 
 function readyListener(port: number): Record<string, unknown> {
   return {
@@ -109,7 +117,7 @@ function readyListener(port: number): Record<string, unknown> {
       filters: [{
         name: 'envoy.filters.network.http_connection_manager',
         typed_config: {
-          '@type': 'type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager',
+          '@type': `type.googleapis.com/${hcmType}`,
           stat_prefix: 'envoy_ready',
           route_config: {
             virtual_hosts: [{
@@ -132,11 +140,15 @@ function readyListener(port: number): Record<string, unknown> {
 }
 
 /** The ConfigMap every injected pod of a namespace mounts: one bootstrap per role. */
-export function bootstrapConfigMap(namespace: string, xdsAddress: string, stringify: (v: unknown) => string): Record<string, unknown> {
+export function bootstrapConfigMap(
+  namespace: string,
+  xdsAddress: string,
+  stringify: (v: unknown) => string,
+): Record<string, unknown> {
   return {
     apiVersion: 'v1',
     kind: 'ConfigMap',
     metadata: { name: configMapName, namespace, labels: { 'app.kubernetes.io/part-of': 'tunnel-shim' } },
-    data: Object.fromEntries(injectRoles.map((role) => [`${role}.yaml`, stringify(sidecarBootstrap(role, xdsAddress))])),
+    data: Object.fromEntries(injectRoles.map((r) => [`${r}.yaml`, stringify(sidecarBootstrap(r, xdsAddress))])),
   };
 }

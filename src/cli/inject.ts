@@ -35,9 +35,11 @@ export function injectManifests(file: string, text: string, o: InjectOptions): I
   const errors: string[] = [];
   let injected = 0;
   const pieces = docs.map((doc, i) => {
-    const original = text.slice(i === 0 ? 0 : doc.range[0], i === docs.length - 1 ? text.length : docs[i + 1]!.range[0]);
+    // From this document's start (the file's, for the first) to the next one's: comments and markers included.
+    const original = text.slice(i === 0 ? 0 : doc.range[0], docs[i + 1]?.range[0] ?? text.length);
     if (doc.errors.length > 0) {
-      errors.push(`error: ${file}:${lineCounter.linePos(doc.errors[0]!.pos[0]).line}: ${doc.errors[0]!.message.split('\n')[0]}`);
+      const [first] = doc.errors;
+      errors.push(`error: ${file}:${lineCounter.linePos(first!.pos[0]).line}: ${first!.message.split('\n')[0]}`);
       return original;
     }
     const where = (node: Node | undefined) => `${file}:${lineCounter.linePos(node?.range?.[0] ?? doc.range[0]).line}`;
@@ -84,8 +86,8 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
   const containers = spec.get('containers');
   if (!isSeq(containers)) return fail([...paths.spec, 'containers'], 'no containers list');
   if (spec.get('hostNetwork') === true) {
-    return fail([...paths.spec, 'hostNetwork'], "true: cannot inject: the sidecar would bind the node's addresses and ports, "
-      + "and $(POD_IP) would be the node's IP, shared by every pod on it");
+    return fail([...paths.spec, 'hostNetwork'], "true: cannot inject: the sidecar would bind the node's addresses and "
+      + "ports, and $(POD_IP) would be the node's IP, shared by every pod on it");
   }
   const volumes = spec.get('volumes');
   if (volumes != null && !isSeq(volumes)) return fail([...paths.spec, 'volumes'], 'not a list');
@@ -95,17 +97,19 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
     if (node != null && !isMap(node)) return fail(path, 'not a map');
   }
   const annotationPath = [...metadataPath, 'annotations', injectedAnnotation];
-  const previous = String(workload.getIn(annotationPath) ?? '').split(',').filter((r): r is InjectRole => injectRoles.includes(r as InjectRole));
+  const previous = String(workload.getIn(annotationPath) ?? '').split(',')
+    .filter((r): r is InjectRole => injectRoles.includes(r as InjectRole));
 
   // Every name inject would add must be free, or be inject's own from an earlier run.
+  const taken = (what: string) => `a ${what} exists and was not added by tunnel-shim inject; rename it`;
   for (const role of o.roles) {
     const index = indexByName(containers, containerName(role));
     if (index >= 0 && !previous.includes(role)) {
-      return fail([...paths.spec, 'containers', String(index)], `a container named ${containerName(role)} exists and was not added by tunnel-shim inject; rename it`);
+      return fail([...paths.spec, 'containers', String(index)], taken(`container named ${containerName(role)}`));
     }
   }
   if (isSeq(volumes) && indexByName(volumes, configMapName) >= 0 && previous.length === 0) {
-    return fail([...paths.spec, 'volumes'], `a volume named ${configMapName} exists and was not added by tunnel-shim inject; rename it`);
+    return fail([...paths.spec, 'volumes'], taken(`volume named ${configMapName}`));
   }
 
   let changed = false;

@@ -7,15 +7,20 @@ import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubeConfig, type KubernetesObject,
+} from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectManifests } from '../../src/cli/inject.js';
-import { bootstrapConfigMap, configMapName, containerName, defaultEnvoyImage, injectRoles } from '../../src/cli/inject-sidecar.js';
+import {
+  bootstrapConfigMap, configMapName, containerName, defaultEnvoyImage, defaultXdsAddress, injectRoles,
+} from '../../src/cli/inject-sidecar.js';
 import { envoyBinary } from '../helpers/envoy.js';
 import { apply, endpointSlice, service, startKubeShim, type KubeShim } from '../helpers/kube.js';
 import { createNetns, type Netns } from '../helpers/netns.js';
 import { repo } from '../helpers/repo.js';
+import { debugNodes } from '../helpers/nodes.js';
 import { waitFor } from '../helpers/wait.js';
 import { containerProcess } from './kubelet.js';
 import { startApiServer, type ApiServer } from './harness.js';
@@ -51,9 +56,11 @@ const objectsOf = (text: string) => (loadAllYaml(text) as KubernetesObject[])
 
 describe('inject and deploy/ against the real kube-apiserver', () => {
   it('accepts every manifest under deploy/ (namespaces applied, the rest dry-run)', async () => {
-    const files = ['crds/tcproute.yaml', ...fs.readdirSync(path.join(repo, 'deploy')).filter((f) => f.endsWith('.yaml'))];
+    const top = fs.readdirSync(path.join(repo, 'deploy')).filter((f) => f.endsWith('.yaml'));
+    const files = ['crds/tcproute.yaml', ...top];
     const objects = files.flatMap((f) => objectsOf(fs.readFileSync(path.join(repo, 'deploy', f), 'utf8')));
-    expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(['Deployment', 'Service', 'ClusterRole', 'ConfigMap', 'CustomResourceDefinition']));
+    const kinds = ['Deployment', 'Service', 'ClusterRole', 'ConfigMap', 'CustomResourceDefinition'];
+    expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(kinds));
     await apply(admin, objects.filter((o) => o.kind === 'Namespace'));
     await dryRun(objects.filter((o) => o.kind !== 'Namespace'));
   });
@@ -62,19 +69,23 @@ describe('inject and deploy/ against the real kube-apiserver', () => {
     const dir = path.join(repo, 'test/unit/inject');
     const goldens = fs.readdirSync(dir).filter((f) => f.endsWith('.golden.yaml'));
     const objects = goldens.flatMap((f) => objectsOf(fs.readFileSync(path.join(dir, f), 'utf8')));
-    expect(new Set(objects.map((o) => o.kind))).toEqual(new Set(['Deployment', 'StatefulSet', 'DaemonSet', 'Pod', 'Service', 'ConfigMap']));
+    const kinds = ['Deployment', 'StatefulSet', 'DaemonSet', 'Pod', 'Service', 'ConfigMap'];
+    expect(new Set(objects.map((o) => o.kind))).toEqual(new Set(kinds));
     await dryRun(objects);
   });
 
   it("accepts the README's cluster journey: deploy/try/ injected, and its namespace's ConfigMap", async () => {
     const injected = (file: string, role: 'originate' | 'terminate') => {
-      const result = injectManifests(file, fs.readFileSync(path.join(repo, 'deploy/try', file), 'utf8'), { roles: [role], image: defaultEnvoyImage });
+      const text = fs.readFileSync(path.join(repo, 'deploy/try', file), 'utf8');
+      const result = injectManifests(file, text, { roles: [role], image: defaultEnvoyImage });
       expect(result.errors).toEqual([]);
       return objectsOf(result.output);
     };
     const objects = [...injected('server.yaml', 'terminate'), ...injected('client.yaml', 'originate')];
-    expect(objects.map((o) => `${o.kind}/${o.metadata?.name}`)).toEqual(['Deployment/echo', 'Service/echo', 'Deployment/client']);
-    await dryRun([...objects, bootstrapConfigMap(ns, 'tunnel-shim.tunnel-shim.svc.cluster.local:18000', stringify) as unknown as KubernetesObject]);
+    const names = objects.map((o) => `${o.kind}/${o.metadata?.name}`);
+    expect(names).toEqual(['Deployment/echo', 'Service/echo', 'Deployment/client']);
+    const configMap = bootstrapConfigMap(ns, defaultXdsAddress, stringify) as unknown as KubernetesObject;
+    await dryRun([...objects, configMap]);
   });
 });
 
@@ -102,8 +113,12 @@ describe('an injected pod run as a kubelet would run it', () => {
     shim = await startKubeShim(admin, { namespaces: [ns], xdsHost: pod.hostAddress });
 
     // The manifest a user writes, injected with both roles; the ConfigMap as `inject --print-configmap` makes it.
-    const manifest = { apiVersion: 'v1', kind: 'Pod', metadata: { name: podName, namespace: ns }, spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] } };
-    const injected = injectManifests('pod.yaml', stringify(manifest), { roles: [...injectRoles], image: defaultEnvoyImage });
+    const manifest = {
+      apiVersion: 'v1', kind: 'Pod', metadata: { name: podName, namespace: ns },
+      spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] },
+    };
+    const options = { roles: [...injectRoles], image: defaultEnvoyImage };
+    const injected = injectManifests('pod.yaml', stringify(manifest), options);
     expect(injected.errors).toEqual([]);
     const configMap = bootstrapConfigMap(ns, shim.xdsAddress, stringify) as { data: Record<string, string> };
     const podObject = YAML.parse(injected.output) as { spec: { containers: Parameters<typeof containerProcess>[0][] } };
@@ -112,7 +127,9 @@ describe('an injected pod run as a kubelet would run it', () => {
     // The kubelet mounts the ConfigMap's keys as files (readable by the container's user 101).
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'inject-pod-'));
     fs.chmodSync(dir, 0o755);
-    for (const [key, value] of Object.entries(configMap.data)) fs.writeFileSync(path.join(dir, key), value, { mode: 0o644 });
+    for (const [key, value] of Object.entries(configMap.data)) {
+      fs.writeFileSync(path.join(dir, key), value, { mode: 0o644 });
+    }
     const fields = { 'metadata.name': podName, 'metadata.namespace': ns, 'status.podIP': podIP };
     for (const role of injectRoles) {
       const container = podObject.spec.containers.find((c) => c.name === containerName(role))!;
@@ -120,18 +137,21 @@ describe('an injected pod run as a kubelet would run it', () => {
       expect(argv[0]).toBe('envoy');
       const log = fs.openSync(path.join(dir, `${role}.log`), 'w');
       // In the pod's network namespace, as the container's non-root user.
-      const child = spawn(pod.exec[0]!, [...pod.exec.slice(1), 'setpriv', '--reuid=101', '--regid=101', '--clear-groups', '--',
-        envoyBinary(), ...argv.slice(1), '-l', 'warning'], { env: { PATH: process.env.PATH, ...env }, stdio: ['ignore', log, log] });
-      envoys.push(child);
+      const asUser = ['setpriv', '--reuid=101', '--regid=101', '--clear-groups', '--'];
+      const command = [...pod.exec, ...asUser, envoyBinary(), ...argv.slice(1), '-l', 'warning'];
+      const environment = { PATH: process.env.PATH, ...env };
+      envoys.push(spawn(command[0]!, command.slice(1), { env: environment, stdio: ['ignore', log, log] }));
     }
-    await waitFor(`both Envoys of ${podName} to ACK everything\n${envoyLogs()}`, async () => {
-      const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; types: Record<string, { status: string }> }[];
-      const mine = nodes.filter((n) => ids.includes(n.id));
+    await waitFor(`both Envoys of ${podName} to ACK everything`, async () => {
+      const mine = (await debugNodes(shim.adminUrl)).filter((n) => ids.includes(n.id));
       return mine.length === 2 && mine.every((n) => Object.values(n.types).every((t) => t.status === 'SYNCED'));
-    }, 30_000, 100);
+    }, 30_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}\n${envoyLogs()}`);
+    });
   }, 120_000);
 
-  const envoyLogs = () => injectRoles.map((r) => `${r}: ${fs.readFileSync(path.join(dir, `${r}.log`), 'utf8').slice(-1500)}`).join('\n');
+  const envoyLogs = () => injectRoles
+    .map((r) => `${r}: ${fs.readFileSync(path.join(dir, `${r}.log`), 'utf8').slice(-1500)}`).join('\n');
 
   afterAll(async () => {
     for (const child of envoys) child.kill('SIGKILL');
@@ -141,10 +161,13 @@ describe('an injected pod run as a kubelet would run it', () => {
   });
 
 
-  it('each Envoy connects as its pod, passes its readiness probe, and the terminator holds only its own pod IP', async () => {
+  it('each Envoy connects as its pod, passes its readiness probe; the terminator holds only its pod IP', async () => {
     const podIP = pod.addresses[0]!;
-    const nodes = (await (await fetch(`${shim.adminUrl}/debug/nodes`)).json()) as { id: string; role: string; listenAddress: string | null }[];
-    expect(nodes.map((n) => [n.id, n.role, n.listenAddress])).toEqual([[ids[0], 'originate', '127.0.0.1'], [ids[1], 'terminate', podIP]]);
+    const nodes = await debugNodes(shim.adminUrl);
+    expect(nodes.map((n) => [n.id, n.role, n.listenAddress])).toEqual([
+      [ids[0], 'originate', '127.0.0.1'],
+      [ids[1], 'terminate', podIP],
+    ]);
 
     // The readiness probe, as the kubelet sends it: to the pod IP, on each sidecar's port.
     for (const port of [15021, 15022]) {
@@ -152,23 +175,30 @@ describe('an injected pod run as a kubelet would run it', () => {
       expect(`${port}: ${res.status} ${(await res.text()).trim()}`).toBe(`${port}: 200 LIVE`);
     }
 
-    type Config = { listener: { resource: { address: unknown; filter_chains: { filter_chain_match?: { prefix_ranges?: { address_prefix: string }[] } }[] } }[] };
-    const config = (await (await fetch(`${shim.adminUrl}/debug/config?node=${encodeURIComponent(ids[1]!)}`)).json()) as Config;
-    const chains = config.listener.flatMap((l) => l.resource.filter_chains.flatMap((c) => c.filter_chain_match?.prefix_ranges ?? []));
-    expect(chains.map((p) => p.address_prefix)).toEqual([podIP]);
-    expect(config.listener.map((l) => l.resource.address)).toEqual([{ socket_address: { address: podIP, port_value: 15008 } }]);
+    type Chain = { filter_chain_match?: { prefix_ranges?: { address_prefix: string }[] } };
+    type Config = { listener: { resource: { address: unknown; filter_chains: Chain[] } }[] };
+    const url = `${shim.adminUrl}/debug/config?node=${encodeURIComponent(ids[1]!)}`;
+    const config = (await (await fetch(url)).json()) as Config;
+    const prefixes = config.listener.flatMap((l) => l.resource.filter_chains)
+      .flatMap((c) => c.filter_chain_match?.prefix_ranges ?? []).map((p) => p.address_prefix);
+    expect(prefixes).toEqual([podIP]);
+    const bound = { socket_address: { address: podIP, port_value: 15008 } };
+    expect(config.listener.map((l) => l.resource.address)).toEqual([bound]);
   });
 
-  it('carries bytes: the app dials 127.0.0.1:7000 in the pod, through its originator and terminator, to the backend', async () => {
-    const script = `const s=require('net').connect(7000,'127.0.0.1',()=>s.write('hello through the sidecars\\n'));let d='';`
-      + `s.on('data',(b)=>{d+=b;if(d.includes('sidecars')){process.stdout.write(d);s.end()}});setTimeout(()=>process.exit(3),5000).unref()`;
-    const inPod = (code: string) => execFileSync(pod.exec[0]!, [...pod.exec.slice(1), process.execPath, '-e', code], { encoding: 'utf8', timeout: 10_000 });
+  it('carries bytes: the app dials 127.0.0.1:7000 in the pod, through both sidecars, to the backend', async () => {
+    const script = "const s=require('net').connect(7000,'127.0.0.1',()=>s.write('hello through the sidecars\\n'));"
+      + "let d='';s.on('data',(b)=>{d+=b;if(d.includes('sidecars')){process.stdout.write(d);s.end()}});"
+      + 'setTimeout(()=>process.exit(3),5000).unref()';
+    const inPod = (code: string) => execFileSync(pod.exec[0]!, [...pod.exec.slice(1), process.execPath, '-e', code],
+      { encoding: 'utf8', timeout: 10_000 });
     let out: string;
     try {
       out = inPod(script);
     } catch (err) {
       // What each Envoy saw, from its admin on the pod's loopback.
-      const stats = [15000, 15001].map((port) => inPod(`fetch('http://127.0.0.1:${port}/stats?usedonly').then((r)=>r.text()).then((t)=>process.stdout.write(t))`)
+      const stats = [15000, 15001].map((port) => inPod(
+        `fetch('http://127.0.0.1:${port}/stats?usedonly').then((r)=>r.text()).then((t)=>process.stdout.write(t))`)
         .split('\n').filter((l) => /^(cluster\.(originate|backend)|listener\.|http\.)/.test(l)).join('\n'));
       throw new Error(`${(err as Error).message}\n${stats.join('\n---\n')}\n${envoyLogs()}`);
     }

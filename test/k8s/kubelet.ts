@@ -36,7 +36,13 @@ export function expand(input: string, vars: ReadonlyMap<string, string>): string
 }
 
 interface EnvVar { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }
-interface Container { name: string; command?: string[]; args?: string[]; env?: EnvVar[]; volumeMounts?: { name: string; mountPath: string }[] }
+interface Container {
+  name: string;
+  command?: string[];
+  args?: string[];
+  env?: EnvVar[];
+  volumeMounts?: { name: string; mountPath: string }[];
+}
 
 export interface ContainerProcess {
   argv: string[];
@@ -48,11 +54,17 @@ export interface ContainerProcess {
  * (`metadata.name`, `metadata.namespace`, `status.podIP`); `volumes` maps a volume name to the local
  * folder standing in for its mount.
  */
-export function containerProcess(container: Container, fields: Record<string, string>, volumes: Record<string, string>): ContainerProcess {
+export function containerProcess(
+  container: Container,
+  fields: Record<string, string>,
+  volumes: Record<string, string>,
+): ContainerProcess {
   const vars = new Map<string, string>();
   for (const e of container.env ?? []) {
     const fieldPath = e.valueFrom?.fieldRef?.fieldPath;
-    if (fieldPath !== undefined && fields[fieldPath] === undefined) throw new Error(`env ${e.name}: no value for fieldRef ${fieldPath}`);
+    if (fieldPath !== undefined && fields[fieldPath] === undefined) {
+      throw new Error(`env ${e.name}: no value for fieldRef ${fieldPath}`);
+    }
     // Each value is expanded with the variables defined before it, as the kubelet does.
     vars.set(e.name, fieldPath !== undefined ? fields[fieldPath]! : expand(e.value ?? '', vars));
   }

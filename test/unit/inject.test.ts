@@ -7,7 +7,9 @@ import path from 'node:path';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { injectManifests, type InjectOptions } from '../../src/cli/inject.js';
-import { bootstrapConfigMap, defaultEnvoyImage, ENVOY_VERSION, injectRoles, type InjectRole } from '../../src/cli/inject-sidecar.js';
+import {
+  bootstrapConfigMap, defaultEnvoyImage, defaultXdsAddress, ENVOY_VERSION, injectRoles, type InjectRole,
+} from '../../src/cli/inject-sidecar.js';
 import { cliArgs, repo } from '../helpers/cli.js';
 
 const dir = path.join(path.dirname(new URL(import.meta.url).pathname), 'inject');
@@ -51,23 +53,28 @@ describe('tunnel-shim inject', () => {
 
   it('changes roles in place: originate, then both, then originate again gives the first output', () => {
     const text = fs.readFileSync(path.join(dir, 'pod.yaml'), 'utf8');
-    const originate = injectManifests('pod.yaml', text, { roles: ['originate'], image: defaultEnvoyImage }).output;
-    const both = injectManifests('pod.yaml', originate, { roles: [...injectRoles], image: defaultEnvoyImage }).output;
+    const inject = (input: string, roles: InjectRole[]) =>
+      injectManifests('pod.yaml', input, { roles, image: defaultEnvoyImage });
+    const originate = inject(text, ['originate']).output;
+    const both = inject(originate, [...injectRoles]).output;
     expect(both).toContain('name: envoy-terminate');
-    expect(injectManifests('pod.yaml', both, { roles: ['originate'], image: defaultEnvoyImage }).output).toBe(originate);
+    expect(inject(both, ['originate']).output).toBe(originate);
   });
 
   it('reads standard input with -f - and writes the same as with a file', () => {
     const file = path.join(dir, 'pod.yaml');
-    const run = (args: string[], input?: string) => execFileSync(process.execPath, cliArgs(['inject', ...args]), { cwd: repo, input, encoding: 'utf8' });
-    expect(run(['-f', '-', '--role', 'terminate'], fs.readFileSync(file, 'utf8'))).toBe(run(['-f', file, '--role', 'terminate']));
+    const run = (args: string[], input?: string) =>
+      execFileSync(process.execPath, cliArgs(['inject', '--role', 'terminate', ...args]),
+        { cwd: repo, input, encoding: 'utf8' });
+    expect(run(['-f', '-'], fs.readFileSync(file, 'utf8'))).toBe(run(['-f', file]));
   });
 
   it('prints the bootstrap ConfigMap; deploy/envoy-bootstrap.yaml is that ConfigMap for namespace default', () => {
     const stringify = (v: unknown) => YAML.stringify(v, { aliasDuplicateObjects: false, lineWidth: 0 });
-    checkGolden(path.join(dir, 'configmap.golden.yaml'), stringify(bootstrapConfigMap('demo', 'tunnel-shim.tunnel-shim.svc.cluster.local:18000', stringify)));
+    const configMap = (namespace: string) => stringify(bootstrapConfigMap(namespace, defaultXdsAddress, stringify));
+    checkGolden(path.join(dir, 'configmap.golden.yaml'), configMap('demo'));
     const deployed = YAML.parse(fs.readFileSync(path.join(repo, 'deploy/envoy-bootstrap.yaml'), 'utf8'));
-    expect(deployed).toEqual(YAML.parse(stringify(bootstrapConfigMap('default', 'tunnel-shim.tunnel-shim.svc.cluster.local:18000', stringify))));
+    expect(deployed).toEqual(YAML.parse(configMap('default')));
   });
 
   it('defaults to the Envoy version scripts/setup.sh installs for the tests', () => {
