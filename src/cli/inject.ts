@@ -31,7 +31,6 @@ export const injectableKinds = Object.keys(podPaths);
 export function injectManifests(file: string, text: string, o: InjectOptions): InjectResult {
   const lineCounter = new LineCounter();
   const docs = YAML.parseAllDocuments(text, { lineCounter });
-  if (!Array.isArray(docs)) return { output: '', errors: [`error: ${file}: not a YAML stream`], injected: 0 };
   const errors: string[] = [];
   let injected = 0;
   const pieces = docs.map((doc, i) => {
