@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench image
 
 setup:
 	@scripts/setup.sh
@@ -10,6 +10,14 @@ demo: setup
 test:
 	@scripts/setup.sh --test
 	@npx vitest run $(VITEST_ARGS)
+
+# The container image (Containerfile) with podman; deploy/shim.yaml runs this name. BASE=IMAGE picks the
+# base (default: the public Node 20 image, else a Debian one made here); PODMAN=podman uses your own
+# podman settings instead of scripts/podman.sh's.
+IMAGE ?= localhost/tunnel-shim:dev
+image:
+	@scripts/setup.sh --containers
+	@scripts/image.sh $(IMAGE)
 
 # Every scenario of bench/README.md, one table (about 12 minutes on 2 cores). BENCH_ARGS passes flags,
 # e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.

@@ -7,6 +7,24 @@ cd "$(dirname "$0")/.."
 
 ENVOY_VERSION=1.40.0
 
+# Container tools for `make image` and the container test (tests only; `make demo` needs none): podman,
+# buildah, runc and debootstrap from Debian, installed when missing. `--containers` installs only these.
+install_container_tools() {
+  local missing=()
+  for tool in podman buildah runc debootstrap; do command -v "$tool" >/dev/null || missing+=("$tool"); done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  if ! command -v apt-get >/dev/null; then
+    echo "setup: install ${missing[*]} (Debian packages podman buildah runc debootstrap)" >&2
+    exit 1
+  fi
+  echo "setup: apt-get install ${missing[*]}"
+  local sudo=(); [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+  "${sudo[@]}" apt-get update -qq
+  "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=600 \
+    --no-install-recommends podman buildah runc debootstrap >/dev/null
+}
+if [ "${1:-}" = "--containers" ]; then install_container_tools; exit 0; fi
+
 if [ ! -d node_modules ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "setup: npm ci"
   npm ci --no-audit --no-fund --loglevel=error
@@ -57,5 +75,6 @@ if [ "${1:-}" = "--test" ]; then
     apt-get update -qq
     DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null
   fi
+  install_container_tools
 fi
 echo "setup: ready ($(.venv/envoy --version | grep -o 'version: [^ ]*' | cut -d/ -f2) envoy, node $(node --version))"

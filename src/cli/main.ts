@@ -9,6 +9,7 @@ import { FileSource } from '../sources/file.js';
 import type { EventRecorder } from '../sources/kube-events.js';
 import type { Source } from '../sources/source.js';
 import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
+import { registerInject } from './inject-command.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
 import { parseDuration } from '../translate/common.js';
@@ -171,6 +172,8 @@ export function program(): Command {
       process.stdout.write(printImport(result));
       if (result.errors.length > 0) process.exitCode = 1;
     });
+
+  registerInject(cli);
 
   cli
     .command('status')
