@@ -33,6 +33,16 @@ export function socketAddress(address: string, port: number): ResourceObject {
 
 export const adsConfigSource: ResourceObject = { ads: {}, resource_api_version: 'V3' };
 
+/**
+ * A network filter whose config comes over ECDS (a TypedExtensionConfig named `name`). Envoy drains a
+ * filter chain whose bytes change and closes every connection on it when the drain time ends; a chain
+ * that only names its connection manager keeps its bytes whatever the manager holds. A new manager
+ * config applies to new connections (open ones keep theirs), and nothing is drained.
+ */
+export function discoveredFilter(name: string, typeUrl: string): ResourceObject {
+  return { name, config_discovery: { config_source: adsConfigSource, type_urls: [typeUrl] } };
+}
+
 /** HTTP/2 keepalive pings so a dead peer is noticed in seconds, not at the TCP timeout (tunnel clusters: unless a Service sets its own). */
 export const http2Keepalive = { interval: duration('30s'), timeout: duration('10s') };
 

@@ -5,11 +5,20 @@
 // endpoint IP gets its own filter chain (matched on the connection's destination IP) whose routes go
 // to the backend on that very IP: no second round of load balancing. Gateway placement: the route
 // goes to a cluster of all the Service's endpoints, balanced here.
+//
+// Many Services share a listener and its chains, and Envoy drains a chain whose bytes change (every
+// pooled connection on it, and every tunnel riding those, is closed when the drain time ends). So
+// nothing of a Service is in a chain: a chain matches an endpoint IP and names its HTTP connection
+// manager, served over ECDS under the chain's route name; the manager carries the access logs (the one
+// per-Service thing that lives on it), and routes come over RDS. A new manager config reaches new
+// connections only: a per-Service access log added later writes for pooled connections opened after it.
 import type { Tunnel } from '../model/tunnel.js';
 import type { ResourceObject } from '../envoy/encode.js';
 import { isIP } from 'node:net';
 import { domainsOf } from '../model/build.js';
-import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
+import {
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf,
+} from './common.js';
 import { sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
@@ -38,16 +47,25 @@ export function authorityFilter(t: Tunnel): ResourceObject {
   return filters.length === 1 ? filters[0]! : { or_filter: { filters } };
 }
 
-function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, string>): ResourceObject[] {
-  return tunnels.filter((t) => t.settings.accessLog).map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
+export function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, string>): ResourceObject[] {
+  return tunnels
+    .filter((t) => t.settings.accessLog)
+    .map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
 }
 
 const terminateLogFields = { role: 'terminate', method: '%REQ(:METHOD)%', path: '%REQ(:PATH)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
 
+/**
+ * The connection manager of one chain (served over ECDS, see `discoveredFilter`): its routes, and
+ * the access logs of the Services routed on it.
+ */
 function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[]) {
-  const logs = [...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []), ...serviceLogs(tunnels, terminateLogFields)];
+  const logs = [
+    ...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []),
+    ...serviceLogs(tunnels, terminateLogFields),
+  ];
   return {
-    name: 'envoy.filters.network.http_connection_manager',
+    name: routeName,
     typed_config: {
       '@type': typeOf.hcm,
       stat_prefix: statPrefix('terminate', port),
@@ -128,7 +146,9 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
   for (const port of ports) {
     const onPort = byPort.get(port)!;
     const gatewayHosts: ResourceObject[] = [];
+    const gatewayTunnels: Tunnel[] = [];
     const sidecarHosts = new Map<string, ResourceObject[]>();
+    const sidecarTunnels = new Map<string, Tunnel[]>();
     const gatewayIps = new Set<string>();
     // One virtual host per authority: a Service that is also a TCPRoute backend is served once.
     const seen = new Set<string>();
@@ -152,6 +172,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
           },
         });
         gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
+        gatewayTunnels.push(t);
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
         for (const ip of addressesOf(t)) if (!boundTo || ip === boundTo) gatewayIps.add(ip);
         continue;
@@ -164,6 +185,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         const list = sidecarHosts.get(ip);
         if (list) list.push(host);
         else sidecarHosts.set(ip, [host]);
+        sidecarTunnels.set(ip, [...(sidecarTunnels.get(ip) ?? []), t]);
       }
     }
     // Every chain matches one endpoint IP, and there is no default chain: a connection that arrives
@@ -175,11 +197,18 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       const name = terminateRouteName(port, ip);
       const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
       resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
+      // Only the Services routed on this chain log here; their logs change no chain (ECDS).
+      const logged = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels].filter((t) => t.settings.accessLog);
+      resources.extension.push({
+        name,
+        object: () => connectHttpManager(port, name, view, logged),
+        key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
+      });
     }
     resources.listener.push({
       name: terminateListenerName(port),
-      // The HTTP connection managers carry the access logs of this port's Services that have one.
-      key: `${viewKey(view)}|${ips.join(',')}|${onPort.filter((t) => t.settings.accessLog).map(objectId).join(',')}`,
+      // Its chains name their connection managers only: no Service's setting is in these bytes.
+      key: `${viewKey(view)}|${ips.join(',')}`,
       object: {
         name: terminateListenerName(port),
         address: socketAddress(boundTo ?? '0.0.0.0', port),
@@ -190,7 +219,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         filter_chains: ips.map((ip) => ({
           name: `endpoint/${ip}`,
           filter_chain_match: { prefix_ranges: [prefixRange(ip)] },
-          filters: [connectHttpManager(port, terminateRouteName(port, ip), view, onPort)],
+          filters: [discoveredFilter(terminateRouteName(port, ip), typeOf.hcm)],
         })),
       },
     });

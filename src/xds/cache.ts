@@ -134,12 +134,12 @@ export class SnapshotCache {
 
   /** Distinct resources currently served to some node, by type. */
   resourceCounts(): Record<ResourceKind, number> {
-    const names: Record<ResourceKind, Set<string>> = { cluster: new Set(), endpoint: new Set(), listener: new Set(), route: new Set() };
+    const names: Record<ResourceKind, Set<string>> = { cluster: new Set(), endpoint: new Set(), listener: new Set(), route: new Set(), extension: new Set() };
     for (const entry of this.views.values()) {
       if (!entry.snapshot) continue;
       for (const kind of Object.keys(names) as ResourceKind[]) for (const name of entry.snapshot[kind].resources.keys()) names[kind].add(name);
     }
-    return { cluster: names.cluster.size, endpoint: names.endpoint.size, listener: names.listener.size, route: names.route.size };
+    return { cluster: names.cluster.size, endpoint: names.endpoint.size, listener: names.listener.size, route: names.route.size, extension: names.extension.size };
   }
 
   viewCount(): number {
