@@ -13,8 +13,8 @@
 // per-Service thing that lives on it), and routes come over RDS. A new manager config reaches new
 // connections only: a per-Service access log added later writes for pooled connections opened after it.
 import type { Tunnel } from '../model/tunnel.js';
-import type { ResourceObject } from '../envoy/encode.js';
 import { isIP } from 'node:net';
+import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import {
   adsConfigSource, discoveredFilter, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf,
@@ -25,10 +25,6 @@ import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
 import { memo, objectId } from './memo.js';
 import { addressesOf } from './scope.js';
-
-export function terminateListenerName(port: number): string {
-  return `terminate/${port}`;
-}
 
 export function terminateRouteName(port: number, ip?: string): string {
   return ip ? `terminate/${port}/${ip}` : `terminate/${port}`;
@@ -129,13 +125,32 @@ function edsCluster(name: string, t: Tunnel) {
   };
 }
 
-function prefixRange(ip: string) {
-  return { address_prefix: ip, prefix_len: isIP(ip) === 6 ? 128 : 32 };
+/**
+ * One listener per endpoint IP rather than one per port with a chain per IP: Envoy 1.40 crashes on
+ * an ECDS update after an in-place filter chain update of a listener whose filters come over ECDS
+ * (seen in test/e2e/isolation.test.ts), and a listener whose bytes never change is never updated.
+ */
+function endpointListener(name: string, ip: string, port: number) {
+  return {
+    name,
+    address: socketAddress(ip, port),
+    // A pod IP may not be on the host yet: bind anyway (a failed bind would fail the whole LDS update).
+    freebind: true,
+    traffic_direction: 'INBOUND',
+    // Originators pool many tunnels on few long-lived connections, and every stream stays on the
+    // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
+    connection_balance_config: { exact_balance: {} },
+    filter_chains: [{ name: `endpoint/${ip}`, filters: [discoveredFilter(name, typeOf.hcm)] }],
+  };
 }
 
 export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   const boundTo = isAnyAddress(view.listenAddress) ? undefined : view.listenAddress;
+  // Unbound, a terminator serves the endpoint IPs of its wildcard's family, as a listener on 0.0.0.0
+  // (IPv4 only) or :: (IPv6 only, Envoy's default) would.
+  const family = view.listenAddress === '::' ? 6 : 4;
+  const serves = (ip: string) => (boundTo ? ip === boundTo : isIP(ip) === family);
   const byPort = new Map<number, Tunnel[]>();
   for (const t of tunnels) {
     const list = byPort.get(t.settings.tunnelPort);
@@ -174,10 +189,10 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
         gatewayTunnels.push(t);
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
-        for (const ip of addressesOf(t)) if (!boundTo || ip === boundTo) gatewayIps.add(ip);
+        for (const ip of addressesOf(t)) if (serves(ip)) gatewayIps.add(ip);
         continue;
       }
-      const ips = addressesOf(t).filter((ip) => !boundTo || ip === boundTo);
+      const ips = addressesOf(t).filter(serves);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t.endpoints.filter((e) => e.address === ip)) });
@@ -188,11 +203,10 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         sidecarTunnels.set(ip, [...(sidecarTunnels.get(ip) ?? []), t]);
       }
     }
-    // Every chain matches one endpoint IP, and there is no default chain: a connection that arrives
-    // before its IP's chain exists is closed, so a pooled connection can never stick to a chain that
-    // lacks its routes (it would answer 404 for as long as the connection lives).
+    // A listener per endpoint IP, and none for any other address: a connection that arrives before its
+    // IP's listener exists is refused, so a pooled connection can never stick to a listener that lacks
+    // its routes (it would answer 404 for as long as the connection lives).
     const ips = [...new Set([...sidecarHosts.keys(), ...gatewayIps])].sort();
-    if (ips.length === 0) continue;
     for (const ip of ips) {
       const name = terminateRouteName(port, ip);
       const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
@@ -204,25 +218,9 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         object: () => connectHttpManager(port, name, view, logged),
         key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
       });
+      // The same bytes for as long as the IP has a Service: never modified, only added and removed.
+      resources.listener.push({ name, key: 'endpoint-listener', object: () => endpointListener(name, ip, port) });
     }
-    resources.listener.push({
-      name: terminateListenerName(port),
-      // Its chains name their connection managers only: no Service's setting is in these bytes.
-      key: `${viewKey(view)}|${ips.join(',')}`,
-      object: {
-        name: terminateListenerName(port),
-        address: socketAddress(boundTo ?? '0.0.0.0', port),
-        traffic_direction: 'INBOUND',
-        // Originators pool many tunnels on few long-lived connections, and every stream stays on the
-        // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
-        connection_balance_config: { exact_balance: {} },
-        filter_chains: ips.map((ip) => ({
-          name: `endpoint/${ip}`,
-          filter_chain_match: { prefix_ranges: [prefixRange(ip)] },
-          filters: [discoveredFilter(terminateRouteName(port, ip), typeOf.hcm)],
-        })),
-      },
-    });
   }
   return { resources };
 }
