@@ -150,4 +150,8 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/connection-keepalive-interval': { key: 'connectionKeepaliveInterval', parse: durationOf(0.001) },
   'tunnel-shim.io/connection-keepalive-timeout': { key: 'connectionKeepaliveTimeout', parse: durationOf(0.001) },
   'tunnel-shim.io/relay-port': { key: 'relayPort', parse: port },
+  // Envoy's Http2ProtocolOptions bounds for both windows.
+  'tunnel-shim.io/initial-stream-window-size': { key: 'initialStreamWindowSize', parse: integer(65535, 2147483647) },
+  'tunnel-shim.io/initial-connection-window-size': { key: 'initialConnectionWindowSize', parse: integer(65535, 2147483647) },
+  'tunnel-shim.io/per-connection-buffer-limit-bytes': { key: 'perConnectionBufferLimitBytes', parse: integer(1024, 2147483647) },
 };

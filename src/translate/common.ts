@@ -46,6 +46,25 @@ export function discoveredFilter(name: string, typeUrl: string): ResourceObject 
 /** HTTP/2 keepalive pings so a dead peer is noticed in seconds, not at the TCP timeout (tunnel clusters: unless a Service sets its own). */
 export const http2Keepalive = { interval: duration('30s'), timeout: duration('10s') };
 
+/**
+ * HTTP/2 flow control on tunnel connections, both sides. Envoy's defaults give a stream the whole
+ * connection window (256 MiB each), so a few tunnels whose backend stops reading fill the window and
+ * stop every other tunnel on the pooled connection. A stream may hold at most its window, so with the
+ * connection window 16 streams' worth, 15 stuck streams still leave room for the rest; buffers per
+ * connection (both ends of every tunnel) are bounded likewise. Figures in the README.
+ */
+export const flowControl = {
+  initialStreamWindowSize: 256 * 1024,
+  initialConnectionWindowSize: 4 * 1024 * 1024,
+  perConnectionBufferLimitBytes: 64 * 1024,
+} as const;
+
+/** The receive windows of an HTTP/2 connection manager (terminators and relays: shared by every Service on it). */
+export const serverWindows = {
+  initial_stream_window_size: flowControl.initialStreamWindowSize,
+  initial_connection_window_size: flowControl.initialConnectionWindowSize,
+};
+
 /** Stat prefixes become dotted Envoy stat names: keep them to one token. */
 export function statPrefix(...parts: (string | number)[]): string {
   return parts.join('_').replace(/[^A-Za-z0-9_-]/g, '_');

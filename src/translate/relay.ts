@@ -7,7 +7,9 @@
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import type { Tunnel } from '../model/tunnel.js';
-import { adsConfigSource, discoveredFilter, duration, fileAccessLog, http2Keepalive, socketAddress, statPrefix, typeOf } from './common.js';
+import {
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, socketAddress, statPrefix, typeOf,
+} from './common.js';
 import { tunnelCluster, tunnelEndpoints } from './originate.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { lbMetadataMatch } from './subsets.js';
@@ -38,7 +40,7 @@ function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) 
       rds: { route_config_name: relayName(port), config_source: adsConfigSource },
       http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive },
+      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
       stream_idle_timeout: duration('0s'),
       ...(logs.length ? { access_log: logs } : {}),
     },
@@ -89,6 +91,7 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
         name: relayName(port),
         address: socketAddress(isAnyAddress(view.listenAddress) ? '0.0.0.0' : view.listenAddress!, port),
         traffic_direction: 'INBOUND',
+        per_connection_buffer_limit_bytes: flowControl.perConnectionBufferLimitBytes,
         connection_balance_config: { exact_balance: {} },
         filter_chains: [{ filters: [discoveredFilter(relayName(port), typeOf.hcm)] }],
       },

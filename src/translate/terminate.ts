@@ -17,9 +17,10 @@ import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import {
-  adsConfigSource, discoveredFilter, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf,
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, serviceAccessLog, socketAddress,
+  statPrefix, typeOf,
 } from './common.js';
-import { sourceIpHeader } from './originate.js';
+import { bufferLimit, sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
@@ -69,7 +70,7 @@ function connectHttpManager(port: number, routeName: string, view: NodeView, tun
       rds: { route_config_name: routeName, config_source: adsConfigSource },
       http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive },
+      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
       // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.
       stream_idle_timeout: duration('0s'),
       ...(logs.length ? { access_log: logs } : {}),
@@ -108,11 +109,12 @@ function connectVirtualHost(t: Tunnel, cluster: string) {
   };
 }
 
-function staticCluster(name: string, hosts: { address: string; port: number }[]) {
+function staticCluster(name: string, t: Tunnel, hosts: { address: string; port: number }[]) {
   return {
     name,
     type: 'STATIC',
     connect_timeout: duration('5s'),
+    per_connection_buffer_limit_bytes: bufferLimit(t.settings),
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: hosts.map((h) => ({ endpoint: { address: socketAddress(h.address, h.port) } })) }] },
   };
 }
@@ -120,7 +122,8 @@ function staticCluster(name: string, hosts: { address: string; port: number }[])
 function edsCluster(name: string, t: Tunnel) {
   const subsets = subsetConfig(t.settings);
   return {
-    name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'), lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
+    name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'),
+    per_connection_buffer_limit_bytes: bufferLimit(t.settings), lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
   };
 }
@@ -137,6 +140,8 @@ function endpointListener(name: string, ip: string, port: number) {
     // A pod IP may not be on the host yet: bind anyway (a failed bind would fail the whole LDS update).
     freebind: true,
     traffic_direction: 'INBOUND',
+    // The tunnel side of every Service on this IP: HTTP/2 frames in flight, not Service data.
+    per_connection_buffer_limit_bytes: flowControl.perConnectionBufferLimitBytes,
     // Originators pool many tunnels on few long-lived connections, and every stream stays on the
     // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
     connection_balance_config: { exact_balance: {} },
@@ -195,7 +200,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       const ips = addressesOf(t).filter(serves);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
-        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t.endpoints.filter((e) => e.address === ip)) });
+        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t, t.endpoints.filter((e) => e.address === ip)) });
         const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
         const list = sidecarHosts.get(ip);
         if (list) list.push(host);

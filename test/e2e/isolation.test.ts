@@ -47,6 +47,9 @@ async function everyAnnotation(name: string, placement: 'sidecar' | 'gateway'): 
     'tunnel-shim.io/max-concurrent-streams': '100',
     'tunnel-shim.io/connection-keepalive-interval': '1s',
     'tunnel-shim.io/connection-keepalive-timeout': '1s',
+    'tunnel-shim.io/initial-stream-window-size': '131072',
+    'tunnel-shim.io/initial-connection-window-size': '2097152',
+    'tunnel-shim.io/per-connection-buffer-limit-bytes': '65536',
     'tunnel-shim.io/relay-port': String(await freePort()),
   };
 }
