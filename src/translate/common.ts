@@ -43,8 +43,19 @@ export function discoveredFilter(name: string, typeUrl: string): ResourceObject 
   return { name, config_discovery: { config_source: adsConfigSource, type_urls: [typeUrl] } };
 }
 
-/** HTTP/2 keepalive pings so a dead peer is noticed in seconds, not at the TCP timeout (tunnel clusters: unless a Service sets its own). */
-export const http2Keepalive = { interval: duration('30s'), timeout: duration('10s') };
+/**
+ * HTTP/2 keepalive PINGs on tunnel connections (both sides; tunnel clusters unless a Service sets its
+ * own): a peer that vanished without a FIN is noticed within interval (+15 % jitter) + timeout, at most
+ * 9.75 s, instead of at the TCP timeout. A PING and its ACK are 17 bytes each: for 1,000 pooled
+ * connections, PINGed from both ends, 1000 x 4 x 17 B / 5 s = 13.6 KB/s of HTTP/2 (README).
+ */
+export const http2Keepalive = { interval: duration('5s'), timeout: duration('4s') };
+
+/**
+ * How long an originator or relay waits for a TCP connection to a terminator: one lost SYN is
+ * retransmitted after 1 s and still makes it; a blackholed terminator fails the tunnel in 2 s.
+ */
+export const tunnelConnectTimeout = duration('2s');
 
 /**
  * HTTP/2 flow control on tunnel connections, both sides. Envoy's defaults give a stream the whole

@@ -3,7 +3,8 @@
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
 import {
-  adsConfigSource, duration, fileAccessLog, flowControl, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf,
+  adsConfigSource, fileAccessLog, flowControl, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, tunnelConnectTimeout,
+  typeOf,
 } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';
@@ -53,7 +54,7 @@ export function tunnelCluster(t: Tunnel, name = originateName(t)) {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: adsConfigSource },
-    connect_timeout: duration('5s'),
+    connect_timeout: tunnelConnectTimeout,
     per_connection_buffer_limit_bytes: bufferLimit(s),
     lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),

@@ -437,7 +437,7 @@ describe('5. pooling', () => {
     // HTTP/2 keepalive on the pooled tunnel connections, so a dead terminator is noticed in seconds.
     const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as { configs: { cluster: { name: string } }[] };
     const busy = clusters.configs.find((c) => c.cluster.name === `originate/e2e/busy/${port.busy}`);
-    expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"30s","timeout":"10s"}');
+    expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"5s","timeout":"4s"}');
     expect(JSON.stringify(busy)).toContain('"max_concurrent_streams":1');
     for (const c of clients) c.close();
   });
