@@ -66,8 +66,10 @@ afterAll(async () => {
 });
 
 /** When each of these connections ended (ms after `since`), or undefined while open. */
-function watchClose(client: Client, since: number): { at?: number; echoed: boolean } {
-  const state: { at?: number; echoed: boolean } = { echoed: false };
+function watchClose(client: Client, since: number): { at?: number; echoed: boolean; how?: string } {
+  const state: { at?: number; echoed: boolean; how?: string } = { echoed: false };
+  client.socket.on('end', () => (state.how ??= 'FIN'));
+  client.socket.on('error', (e: NodeJS.ErrnoException) => (state.how ??= e.code));
   client.socket.on('close', () => (state.at = Date.now() - since));
   return state;
 }
@@ -103,13 +105,13 @@ it('a blackholed terminator: open tunnels close and new connections fail within 
     await sleep(connectTimeout + slack);
     for (const name of ['standard', 'fast'] as const) {
       const closedAt = closes[name]!.map((s) => s.at);
-      figures.push(`${name}: open tunnels closed after ${closedAt.join(', ')} ms (bound ${bound[name]} ms)`);
+      figures.push(`${name}: open tunnels closed (${closes[name]!.map((c) => c.how).join(', ')}) after ${closedAt.join(', ')} ms (bound ${bound[name]} ms)`);
       for (const at of closedAt) {
         expect(at, figures.at(-1)).toBeDefined();
         expect(at!, figures.at(-1)).toBeLessThanOrEqual(bound[name] + slack);
       }
       const lasted = fresh[name]!.map((f) => f.state.at);
-      figures.push(`${name}: ${lasted.length} new connections ended after ${lasted.join(', ')} ms`);
+      figures.push(`${name}: ${lasted.length} new connections ended (${[...new Set(fresh[name]!.map((f) => f.state.how))].join(', ')}) after ${lasted.join(', ')} ms`);
       for (const f of fresh[name]!) {
         expect(f.state.echoed, `${name}: a connection opened ${f.opened} ms into the blackhole got bytes`).toBe(false);
         // Before the dead connection is noticed a new tunnel waits on it; after, it waits at most the connect timeout.
