@@ -65,9 +65,17 @@ afterAll(async () => {
   netns?.destroy();
 });
 
-/** When each of these connections ended (ms after `since`), or undefined while open. */
-function watchClose(client: Client, since: number): { at?: number; echoed: boolean; how?: string } {
-  const state: { at?: number; echoed: boolean; how?: string } = { echoed: false };
+/** When and how a connection ended, or `at` undefined while it is open. */
+interface Ending {
+  /** ms after `since` */
+  at?: number;
+  echoed: boolean;
+  /** FIN, or the error code (ECONNRESET) */
+  how?: string;
+}
+
+function watchClose(client: Client, since: number): Ending {
+  const state: Ending = { echoed: false };
   client.socket.on('end', () => (state.how ??= 'FIN'));
   client.socket.on('error', (e: NodeJS.ErrnoException) => (state.how ??= e.code));
   client.socket.on('close', () => (state.at = Date.now() - since));
@@ -87,7 +95,7 @@ it('a blackholed terminator: open tunnels close and new connections fail within 
   try {
     const closes = Object.fromEntries(Object.entries(open).map(([name, clients]) => [name, clients.map((c) => watchClose(c, blackholed))]));
     // Open tunnels keep writing into the void; new connections keep coming, every 500 ms.
-    const fresh: Record<string, { opened: number; state: { at?: number; echoed: boolean } }[]> = { standard: [], fast: [] };
+    const fresh: Record<string, { opened: number; state: Ending }[]> = { standard: [], fast: [] };
     const until = blackholed + bound.standard + connectTimeout + slack;
     while (Date.now() < until) {
       for (const name of ['standard', 'fast']) {
