@@ -13,7 +13,9 @@ export interface Rendered {
   diagnostics: Diagnostic[];
 }
 
-const plural = { cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes' } as const;
+const plural = {
+  cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes',
+} as const;
 
 export function render(state: SourceState, view: NodeView, options: ModelOptions = defaultModelOptions): Rendered {
   const model = buildModel(state.objects, options);

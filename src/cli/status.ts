@@ -78,7 +78,8 @@ function listenerRow(e: ConfigEntry, discovered: Map<string, any>): string[] {
     const filters = (chain.filters ?? []).map((f: any) => {
       const c = (f.config_discovery ? discovered.get(f.name)?.typed_config : f.typed_config) ?? {};
       const label = f.config_discovery ? `ecds ${f.name}` : filterShortName(f.name);
-      if (c.tunneling_config) return `${label} -> ${c.cluster} (${c.tunneling_config.use_post ? 'POST' : 'CONNECT'} ${c.tunneling_config.hostname})`;
+      const tunnel = c.tunneling_config;
+      if (tunnel) return `${label} -> ${c.cluster} (${tunnel.use_post ? 'POST' : 'CONNECT'} ${tunnel.hostname})`;
       if (c.rds) return `${label} -> route ${c.rds.route_config_name}`;
       return label;
     });
@@ -111,7 +112,10 @@ export function nodeSummary(config: NodeConfig): string {
   const nackLines = pushOrder.flatMap((k) => config[k].filter((e) => e.nack).map((e) => `  ${k} ${e.name}: ${e.nack}`));
   const sections = [
     `NODE ${config.node} (${config.role})\n`,
-    table([['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'], ...config.listener.map((e) => listenerRow(e, discovered))]),
+    table([
+      ['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'],
+      ...config.listener.map((l) => listenerRow(l, discovered)),
+    ]),
     table([['ROUTE', 'DOMAINS', 'MATCH -> CLUSTER', 'STATUS'], ...config.route.flatMap(routeRows)]),
     table([['CLUSTER', 'TYPE', 'LB', 'PROTOCOL', 'STATUS'], ...config.cluster.map(clusterRow)]),
     table([
@@ -127,7 +131,9 @@ export function nodeSummary(config: NodeConfig): string {
 
 /** The full resources (as served) for --output yaml|json. */
 export function nodeResources(config: NodeConfig): Record<string, unknown> {
-  const plural = { cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes' } as const;
+  const plural = {
+    cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes',
+  } as const;
   const out: Record<string, unknown> = { node: config.node, role: config.role };
   for (const kind of pushOrder) out[plural[kind]] = (config[kind] ?? []).map((e) => e.resource);
   return out;

@@ -94,13 +94,13 @@ function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
 /** A stream window must leave most of the connection window to the other streams on the connection. */
 function windowChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
   const windows = ['initial-stream-window-size', 'initial-connection-window-size'].filter((k) => given.has(a(k)));
-  if (s.mode === 'h1') return windows.map((k) => ({ annotation: a(k), message: 'HTTP/1.1 tunnels have no HTTP/2 flow control; use h2 or h2-post' }));
+  const h1 = 'HTTP/1.1 tunnels have no HTTP/2 flow control; use h2 or h2-post';
+  if (s.mode === 'h1') return windows.map((k) => ({ annotation: a(k), message: h1 }));
   const stream = s.initialStreamWindowSize ?? flowControl.initialStreamWindowSize;
   const connection = s.initialConnectionWindowSize ?? flowControl.initialConnectionWindowSize;
   if (windows.length === 0 || stream * 2 <= connection) return [];
-  const key = given.has(a('initial-stream-window-size')) ? 'initial-stream-window-size' : 'initial-connection-window-size';
   return [{
-    annotation: a(key),
+    annotation: a(windows[0]!),
     message: `the stream window (${stream}) must be at most half the connection window (${connection}), ` +
       'or a few stuck tunnels take the whole pooled connection',
   }];

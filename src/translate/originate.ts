@@ -3,8 +3,8 @@
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
 import {
-  adsConfigSource, fileAccessLog, flowControl, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, tunnelConnectTimeout,
-  typeOf,
+  adsConfigSource, fileAccessLog, flowControl, http2Keepalive, serviceAccessLog, socketAddress, statPrefix,
+  tunnelConnectTimeout, typeOf,
 } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';

@@ -8,7 +8,8 @@ import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import type { Tunnel } from '../model/tunnel.js';
 import {
-  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, socketAddress, statPrefix, typeOf,
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, socketAddress,
+  statPrefix, typeOf,
 } from './common.js';
 import { tunnelCluster, tunnelEndpoints } from './originate.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
@@ -30,7 +31,10 @@ const relayLogFields = { role: 'relay', method: '%REQ(:METHOD)%', authority: '%R
 
 /** Served over ECDS, as the terminator's are: a relayed Service's access log changes no listener (terminate.ts). */
 function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) {
-  const logs: ResourceObject[] = [...(view.accessLog ? [fileAccessLog(view.accessLog, relayLogFields)] : []), ...serviceLogs(tunnels, relayLogFields)];
+  const logs: ResourceObject[] = [
+    ...(view.accessLog ? [fileAccessLog(view.accessLog, relayLogFields)] : []),
+    ...serviceLogs(tunnels, relayLogFields),
+  ];
   return {
     name: relayName(port),
     typed_config: {

@@ -17,8 +17,8 @@ import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import {
-  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, serviceAccessLog, socketAddress,
-  statPrefix, typeOf,
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows,
+  serviceAccessLog, socketAddress, statPrefix, typeOf,
 } from './common.js';
 import { bufferLimit, sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
@@ -200,7 +200,9 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       const ips = addressesOf(t).filter(serves);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
-        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t, t.endpoints.filter((e) => e.address === ip)) });
+        const hosts = () => t.endpoints.filter((e) => e.address === ip);
+        const cluster = () => staticCluster(name, t, hosts());
+        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
         const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
         const list = sidecarHosts.get(ip);
         if (list) list.push(host);

@@ -119,7 +119,11 @@ export class DeltaStream extends StreamTransport {
       const childState = this.types.get(child);
       if (!childState || changed.length === 0) continue;
       if (kind === 'cluster') for (const r of changed) childState.known.delete(r.name);
-      else for (const name of [...childState.known.keys()]) if (childState.known.get(name) !== null) childState.known.delete(name);
+      else {
+        for (const name of [...childState.known.keys()]) {
+          if (childState.known.get(name) !== null) childState.known.delete(name);
+        }
+      }
       childState.generation = -1;
     }
   }

@@ -17,7 +17,10 @@ export interface ResponseSink {
 }
 
 /** A changed cluster or listener may need its endpoints, routes or filter configs sent again while it warms. */
-export const childKinds: Partial<Record<ResourceKind, ResourceKind[]>> = { cluster: ['endpoint'], listener: ['route', 'extension'] };
+export const childKinds: Partial<Record<ResourceKind, ResourceKind[]>> = {
+  cluster: ['endpoint'],
+  listener: ['route', 'extension'],
+};
 
 export abstract class StreamTransport {
   abstract readonly mode: 'sotw' | 'delta';
