@@ -127,6 +127,7 @@ export const fallbackPolicies: readonly FallbackPolicy[] = ['NO_FALLBACK', 'ANY_
 
 /** Envoy's Http2ProtocolOptions bounds, for stream and connection windows alike. */
 const windowSize = integer(65535, 2 ** 31 - 1);
+const bufferBytes = integer(1024, 2 ** 31 - 1);
 
 /** Every annotation but `tunnel-shim.io/tunnel` itself, which turns tunneling on. */
 export const annotationTable: Record<string, AnnotationRow> = {
@@ -155,5 +156,5 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/relay-port': { key: 'relayPort', parse: port },
   'tunnel-shim.io/initial-stream-window-size': { key: 'initialStreamWindowSize', parse: windowSize },
   'tunnel-shim.io/initial-connection-window-size': { key: 'initialConnectionWindowSize', parse: windowSize },
-  'tunnel-shim.io/per-connection-buffer-limit-bytes': { key: 'perConnectionBufferLimitBytes', parse: integer(1024, 2 ** 31 - 1) },
+  'tunnel-shim.io/per-connection-buffer-limit-bytes': { key: 'perConnectionBufferLimitBytes', parse: bufferBytes },
 };

@@ -92,12 +92,17 @@ beforeAll(async () => {
   port = await freePort();
   const tunnelPort = await freePort();
   shim = await startShim({
-    'flow.yaml': serviceYaml({ name: 'flow', namespace: 'e2e', port, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) }, endpoints: [{ ip: '127.0.0.2', port: backend.port }] }),
+    'flow.yaml': serviceYaml({
+      name: 'flow', namespace: 'e2e', port, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+      endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+    }),
   });
   // One worker each: every tunnel rides the same pooled HTTP/2 connection.
   [terminator, originator] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'flow-terminator', xdsAddress: shim.xdsAddress }),
-    startEnvoy({ role: 'originate', nodeId: 'flow-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
+    startEnvoy({
+      role: 'originate', nodeId: 'flow-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1',
+    }),
   ]);
   await waitFor('the flow tunnel', async () => {
     const c = new HealthyClient(port, 'probe', 1024 * 1024);
@@ -116,13 +121,15 @@ afterAll(async () => {
 const rate = 1024 * 1024;
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
-it('2, then 5, stalled tunnels beside 10 healthy ones on one pooled connection: the healthy ones keep >= 90 %, memory stays bounded', async () => {
+it('2, then 5, stalled tunnels beside 10 healthy ones on one pooled connection: the healthy ones keep ' +
+  '>= 90 %, memory stays bounded', async () => {
   const memoryAtStart = await originator.stat('server.memory_allocated');
   const healthy = Array.from({ length: 10 }, (_, i) => new HealthyClient(port, `h${i}`, rate));
   const stalled: net.Socket[] = [];
   const figures: string[] = [];
   try {
-    await waitFor('every healthy tunnel to deliver', () => healthy.every((h) => (backend.received.get(h.id) ?? 0) > 0), 10_000, 50);
+    const delivering = () => healthy.every((h) => (backend.received.get(h.id) ?? 0) > 0);
+    await waitFor('every healthy tunnel to deliver', delivering, 10_000, 50);
     for (const count of [2, 5]) {
       while (stalled.length < count) stalled.push(stalledClient(port, stalled.length));
       // Let the stalled tunnels fill whatever they can: their backend sockets, Envoy's buffers, windows.
@@ -130,12 +137,15 @@ it('2, then 5, stalled tunnels beside 10 healthy ones on one pooled connection: 
       const offered = healthy.map((h) => h.offered);
       const delivered = healthy.map((h) => backend.received.get(h.id) ?? 0);
       await sleep(3000);
-      const shares = healthy.map((h, i) => ((backend.received.get(h.id) ?? 0) - delivered[i]!) / (h.offered - offered[i]!));
+      const got = (h: HealthyClient) => backend.received.get(h.id) ?? 0;
+      const shares = healthy.map((h, i) => (got(h) - delivered[i]!) / (h.offered - offered[i]!));
       const memory = await originator.stat('server.memory_allocated');
       const terminatorMemory = await terminator.stat('server.memory_allocated');
       figures.push(`${count} stalled: healthy share min ${(Math.min(...shares) * 100).toFixed(0)} %, ` +
         `originator memory ${mib(memoryAtStart)} -> ${mib(memory)}, terminator ${mib(terminatorMemory)}`);
-      for (const [i, share] of shares.entries()) expect(share, `${figures.at(-1)}: healthy tunnel ${i}`).toBeGreaterThanOrEqual(0.9);
+      for (const [i, share] of shares.entries()) {
+        expect(share, `${figures.at(-1)}: healthy tunnel ${i}`).toBeGreaterThanOrEqual(0.9);
+      }
       // Each stalled tunnel may hold its buffers (listener and cluster: 64 KiB each, plus the stream
       // window it may send), never the whole connection; 4 MiB each is a generous bound.
       expect(memory - memoryAtStart, figures.at(-1)).toBeLessThan(count * 4 * 1024 * 1024);

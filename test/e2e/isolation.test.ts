@@ -69,7 +69,8 @@ class Streamer {
   }
   async stop(): Promise<void> {
     clearInterval(this.timer);
-    await waitFor(`tunnel ${this.id} to echo all it sent`, () => this.client.closed || this.client.received === this.sent, 5000).catch(() => {});
+    const echoed = () => this.client.closed || this.client.received === this.sent;
+    await waitFor(`tunnel ${this.id} to echo all it sent`, echoed, 5000).catch(() => {});
   }
 }
 
@@ -82,14 +83,19 @@ beforeAll(async () => {
   shim = await startShim({
     'steady.yaml': serviceYaml({
       name: 'steady', namespace: 'e2e', clusterIP: '10.96.0.20', port: steadyPort,
-      annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort), 'tunnel-shim.io/access-log': path.join(logDir, 'steady.log') },
+      annotations: {
+        'tunnel-shim.io/tunnel-port': String(tunnelPort),
+        'tunnel-shim.io/access-log': path.join(logDir, 'steady.log'),
+      },
       endpoints: [{ ip: '127.0.0.2', port: backendPort }],
     }),
   });
   // One worker each: all 20 tunnels ride one pooled HTTP/2 connection.
   [terminator, originator] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'iso-terminator', xdsAddress: shim.xdsAddress }),
-    startEnvoy({ role: 'originate', nodeId: 'iso-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
+    startEnvoy({
+      role: 'originate', nodeId: 'iso-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1',
+    }),
   ]);
   await waitFor('the steady tunnel', () => roundTrip(steadyPort).then(() => true, () => false), 20_000, 100);
 }, 40_000);
@@ -109,8 +115,11 @@ async function synced(): Promise<boolean> {
   });
 }
 
-it('20 streaming tunnels survive 10 unrelated Services coming and going; only a changed Service\'s own listener drains', async () => {
-  const streamers = await Promise.all(Array.from({ length: 20 }, async (_, i) => new Streamer(await Client.connect(steadyPort), i)));
+it('20 streaming tunnels survive 10 unrelated Services coming and going; only a changed Service\'s own ' +
+  'listener drains', async () => {
+  const streamers = await Promise.all(
+    Array.from({ length: 20 }, async (_, i) => new Streamer(await Client.connect(steadyPort), i)),
+  );
   for (const s of streamers) s.start();
   const cxBefore = await originator.stat(`cluster.originate/e2e/steady/${steadyPort}.upstream_cx_total`);
   expect(cxBefore).toBeGreaterThan(0);
@@ -130,7 +139,8 @@ it('20 streaming tunnels survive 10 unrelated Services coming and going; only a 
   const phase = async (what: string, change: () => void, check: () => Promise<unknown>) => {
     draining.chains = draining.listeners = 0;
     change();
-    await waitFor(what, async () => (await check().then(() => true, () => false)) && synced(), 20_000, 100).catch(async (e) => {
+    const done = async () => (await check().then(() => true, () => false)) && synced();
+    await waitFor(what, done, 20_000, 100).catch(async (e) => {
       throw new Error(`${(e as Error).message}; nodes: ${JSON.stringify(await debugNodes(shim.adminUrl))}`);
     });
     // A drained chain closes its connections after the 1 s drain time: give it the time to show.
@@ -150,8 +160,10 @@ it('20 streaming tunnels survive 10 unrelated Services coming and going; only a 
     const v = variants[round % variants.length]!;
     const name = `churn-${round}`;
     const port = await freePort();
-    const annotations = v.every ? await everyAnnotation(name, v.placement) : { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
-    const yaml = serviceYaml({ name, namespace: 'e2e', clusterIP: `10.96.1.${round}`, port, annotations, endpoints: [{ ip: v.ip, port: backendPort }] });
+    const plain = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
+    const annotations = v.every ? await everyAnnotation(name, v.placement) : plain;
+    const endpoints = [{ ip: v.ip, port: backendPort }];
+    const yaml = serviceYaml({ name, namespace: 'e2e', clusterIP: `10.96.1.${round}`, port, annotations, endpoints });
     const added = await phase(`${name} to carry bytes`, () => shim.write(`${name}.yaml`, yaml), () => roundTrip(port));
     const removed = await phase(`${name} to be gone`, () => shim.remove(`${name}.yaml`), async () => {
       const alive = await roundTrip(port).then(() => true, () => false);

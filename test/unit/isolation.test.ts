@@ -23,7 +23,8 @@ const typeUrl = (message: string) => `type.googleapis.com/envoy.config.${message
 
 /** The protobuf bytes Envoy would compare, as hex. */
 function bytesOf(message: string, object: ResourceObject): string {
-  return Buffer.from(encodeMessage(typeUrl(message), fromEnvoyJson(lookupType(`envoy.config.${message}`), object))).toString('hex');
+  const protoForm = fromEnvoyJson(lookupType(`envoy.config.${message}`), object);
+  return Buffer.from(encodeMessage(typeUrl(message), protoForm)).toString('hex');
 }
 
 type Pieces = Map<string, string>;
@@ -36,7 +37,9 @@ function piecesOf(objects: SourcedObject[], view: NodeView): Pieces {
   for (const r of resources.listener) {
     const { filter_chains: chains, ...fields } = objectOf(r) as { filter_chains?: ResourceObject[] };
     out.set(`listener ${r.name}`, bytesOf('listener.v3.Listener', fields));
-    (chains ?? []).forEach((c, i) => out.set(`listener ${r.name} chain ${String(c.name ?? i)}`, bytesOf('listener.v3.FilterChain', c)));
+    (chains ?? []).forEach((c, i) => {
+      out.set(`listener ${r.name} chain ${String(c.name ?? i)}`, bytesOf('listener.v3.FilterChain', c));
+    });
   }
   return out;
 }
@@ -53,7 +56,8 @@ function tiedTo(tunnels: readonly Tunnel[], key: string): Set<string> {
   const svc = (t: Tunnel) => `${t.service.namespace}/${t.service.name}`;
   const tied = new Set([key]);
   for (const t of tunnels) {
-    const partners = [svc(t), ...(t.via ? [`${t.service.namespace}/${t.via.name}`] : []), ...(t.split ?? []).map((s) => byKey.get(s.tunnelKey)).filter((b) => b).map((b) => svc(b!))];
+    const backends = (t.split ?? []).map((s) => byKey.get(s.tunnelKey)).filter((b): b is Tunnel => b !== undefined);
+    const partners = [svc(t), ...(t.via ? [`${t.service.namespace}/${t.via.name}`] : []), ...backends.map(svc)];
     if (partners.includes(key)) for (const p of partners) tied.add(p);
   }
   return tied;
@@ -68,7 +72,8 @@ function ownedBy(piece: string, services: Set<string>): boolean {
 }
 
 function viewsOf(objects: SourcedObject[]): NodeView[] {
-  const ips = [...new Set(buildModel(objects, defaultModelOptions).tunnels.flatMap((t) => t.endpoints.map((e) => e.address)))];
+  const tunnels = buildModel(objects, defaultModelOptions).tunnels;
+  const ips = [...new Set(tunnels.flatMap((t) => t.endpoints.map((e) => e.address)))];
   return [
     { role: 'originate' }, { role: 'originate', listenAddress: '127.0.0.1' }, { role: 'relay' }, { role: 'terminate' },
     ...ips.map((ip): NodeView => ({ role: 'terminate', listenAddress: ip })),
