@@ -1,17 +1,17 @@
-// Terminate: one listener per tunnel port with an HTTP connection manager that accepts CONNECT only
-// for the authorities it was told about (no catch-all virtual host: never an open proxy).
+// Terminate: per tunnel port, a listener on each endpoint IP with an HTTP connection manager that
+// accepts CONNECT only for the authorities it was told about (no catch-all virtual host: never an
+// open proxy).
 //
-// Sidecar placement: the originator already chose the endpoint by connecting to its IP, so each
-// endpoint IP gets its own filter chain (matched on the connection's destination IP) whose routes go
-// to the backend on that very IP: no second round of load balancing. Gateway placement: the route
-// goes to a cluster of all the Service's endpoints, balanced here.
+// Sidecar placement: the originator already chose the endpoint by connecting to its IP, so the routes
+// of an endpoint IP's listener go to the backend on that very IP: no second round of load balancing.
+// Gateway placement: the route goes to a cluster of all the Service's endpoints, balanced here.
 //
-// Many Services share a listener and its chains, and Envoy drains a chain whose bytes change (every
+// Many Services share a listener, and Envoy drains a listener or chain whose bytes change (every
 // pooled connection on it, and every tunnel riding those, is closed when the drain time ends). So
-// nothing of a Service is in a chain: a chain matches an endpoint IP and names its HTTP connection
-// manager, served over ECDS under the chain's route name; the manager carries the access logs (the one
-// per-Service thing that lives on it), and routes come over RDS. A new manager config reaches new
-// connections only: a per-Service access log added later writes for pooled connections opened after it.
+// nothing of a Service is in a listener: its one chain names its HTTP connection manager, served over
+// ECDS under the listener's name; the manager carries the access logs (the one per-Service thing that
+// lives on it), and routes come over RDS. A new manager config reaches new connections only: a
+// per-Service access log added later writes for pooled connections opened after it.
 import type { Tunnel } from '../model/tunnel.js';
 import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
@@ -53,8 +53,8 @@ export function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, st
 const terminateLogFields = { role: 'terminate', method: '%REQ(:METHOD)%', path: '%REQ(:PATH)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
 
 /**
- * The connection manager of one chain (served over ECDS, see `discoveredFilter`): its routes, and
- * the access logs of the Services routed on it.
+ * The connection manager of one endpoint IP's listener (served over ECDS, see `discoveredFilter`):
+ * its routes, and the access logs of the Services routed on it.
  */
 function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[]) {
   const logs = [
@@ -205,9 +205,8 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
         const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
         const list = sidecarHosts.get(ip);
-        if (list) list.push(host);
-        else sidecarHosts.set(ip, [host]);
-        sidecarTunnels.set(ip, [...(sidecarTunnels.get(ip) ?? []), t]);
+        if (list) list.push(host), sidecarTunnels.get(ip)!.push(t);
+        else sidecarHosts.set(ip, [host]), sidecarTunnels.set(ip, [t]);
       }
     }
     // A listener per endpoint IP, and none for any other address: a connection that arrives before its
@@ -218,7 +217,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       const name = terminateRouteName(port, ip);
       const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
       resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
-      // Only the Services routed on this chain log here; their logs change no chain (ECDS).
+      // Only the Services routed on this IP log here; their logs change no listener (ECDS).
       const logged = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels].filter((t) => t.settings.accessLog);
       resources.extension.push({
         name,
