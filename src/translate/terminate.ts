@@ -204,9 +204,12 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         const cluster = () => staticCluster(name, t, hosts());
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
         const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
-        const list = sidecarHosts.get(ip);
-        if (list) list.push(host), sidecarTunnels.get(ip)!.push(t);
-        else sidecarHosts.set(ip, [host]), sidecarTunnels.set(ip, [t]);
+        if (!sidecarHosts.has(ip)) {
+          sidecarHosts.set(ip, []);
+          sidecarTunnels.set(ip, []);
+        }
+        sidecarHosts.get(ip)!.push(host);
+        sidecarTunnels.get(ip)!.push(t);
       }
     }
     // A listener per endpoint IP, and none for any other address: a connection that arrives before its
