@@ -9,17 +9,19 @@ import type { NodeView } from './translate/view.js';
 import { ResourceEncoder, resourceObjects } from './xds/snapshot.js';
 
 export interface Rendered {
-  resources: Record<'clusters' | 'endpoints' | 'listeners' | 'routes', unknown[]>;
+  resources: Record<'clusters' | 'endpoints' | 'extensions' | 'listeners' | 'routes', unknown[]>;
   diagnostics: Diagnostic[];
 }
 
-const plural = { cluster: 'clusters', endpoint: 'endpoints', listener: 'listeners', route: 'routes' } as const;
+const plural = {
+  cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes',
+} as const;
 
 export function render(state: SourceState, view: NodeView, options: ModelOptions = defaultModelOptions): Rendered {
   const model = buildModel(state.objects, options);
   const { snapshot, diagnostics } = new ResourceEncoder().build(model, view);
   const objects = resourceObjects(model, view);
-  const resources = { clusters: [], endpoints: [], listeners: [], routes: [] } as Rendered['resources'];
+  const resources = { clusters: [], endpoints: [], extensions: [], listeners: [], routes: [] } as Rendered['resources'];
   // What is served: the resources that validated and encoded, shown as the Envoy JSON they came from.
   for (const kind of pushOrder) resources[plural[kind]] = [...snapshot[kind].resources.keys()].map((name) => objects[kind].get(name));
   return { resources, diagnostics: [...state.diagnostics, ...model.diagnostics, ...diagnostics] };

@@ -69,16 +69,19 @@ export function statusTable(nodes: NodeStatus[]): string {
 const address = (a: any) => (a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?');
 const filterShortName = (name: string) => name.replace(/^envoy\.filters\.network\./, '');
 
-function listenerRow(e: ConfigEntry): string[] {
+/** A listener row; a filter served over ECDS is shown as the config it was served (`discovered`). */
+function listenerRow(e: ConfigEntry, discovered: Map<string, any>): string[] {
   const l = e.resource;
   const chains: any[] = [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])];
   const details = chains.map((chain) => {
     const match = chain.filter_chain_match?.prefix_ranges?.map((p: any) => `${p.address_prefix}/${p.prefix_len}`).join(',');
     const filters = (chain.filters ?? []).map((f: any) => {
-      const c = f.typed_config ?? {};
-      if (c.tunneling_config) return `${filterShortName(f.name)} -> ${c.cluster} (${c.tunneling_config.use_post ? 'POST' : 'CONNECT'} ${c.tunneling_config.hostname})`;
-      if (c.rds) return `${filterShortName(f.name)} -> route ${c.rds.route_config_name}`;
-      return filterShortName(f.name);
+      const c = (f.config_discovery ? discovered.get(f.name)?.typed_config : f.typed_config) ?? {};
+      const label = f.config_discovery ? `ecds ${f.name}` : filterShortName(f.name);
+      const tunnel = c.tunneling_config;
+      if (tunnel) return `${label} -> ${c.cluster} (${tunnel.use_post ? 'POST' : 'CONNECT'} ${tunnel.hostname})`;
+      if (c.rds) return `${label} -> route ${c.rds.route_config_name}`;
+      return label;
     });
     return `${match ? `[${match}] ` : chain.name === 'default' ? '[default] ' : ''}${filters.join(', ')}`;
   });
@@ -105,10 +108,14 @@ function endpointRows(e: ConfigEntry): string[][] {
 
 /** One node's resources, one line each, like `istioctl proxy-config all`. */
 export function nodeSummary(config: NodeConfig): string {
+  const discovered = new Map((config.extension ?? []).map((e) => [e.name, e.resource]));
   const nackLines = pushOrder.flatMap((k) => config[k].filter((e) => e.nack).map((e) => `  ${k} ${e.name}: ${e.nack}`));
   const sections = [
     `NODE ${config.node} (${config.role})\n`,
-    table([['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'], ...config.listener.map(listenerRow)]),
+    table([
+      ['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'],
+      ...config.listener.map((l) => listenerRow(l, discovered)),
+    ]),
     table([['ROUTE', 'DOMAINS', 'MATCH -> CLUSTER', 'STATUS'], ...config.route.flatMap(routeRows)]),
     table([['CLUSTER', 'TYPE', 'LB', 'PROTOCOL', 'STATUS'], ...config.cluster.map(clusterRow)]),
     table([
@@ -124,9 +131,11 @@ export function nodeSummary(config: NodeConfig): string {
 
 /** The full resources (as served) for --output yaml|json. */
 export function nodeResources(config: NodeConfig): Record<string, unknown> {
-  const plural = { cluster: 'clusters', endpoint: 'endpoints', listener: 'listeners', route: 'routes' } as const;
+  const plural = {
+    cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes',
+  } as const;
   const out: Record<string, unknown> = { node: config.node, role: config.role };
-  for (const kind of pushOrder) out[plural[kind]] = config[kind].map((e) => e.resource);
+  for (const kind of pushOrder) out[plural[kind]] = (config[kind] ?? []).map((e) => e.resource);
   return out;
 }
 

@@ -125,6 +125,10 @@ export const placements: readonly Placement[] = ['sidecar', 'gateway'];
 export const lbPolicies: readonly LbPolicy[] = ['ROUND_ROBIN', 'LEAST_REQUEST', 'RANDOM', 'RING_HASH', 'MAGLEV'];
 export const fallbackPolicies: readonly FallbackPolicy[] = ['NO_FALLBACK', 'ANY_ENDPOINT', 'DEFAULT_SUBSET'];
 
+/** Envoy's Http2ProtocolOptions bounds, for stream and connection windows alike. */
+const windowSize = integer(65535, 2 ** 31 - 1);
+const bufferBytes = integer(1024, 2 ** 31 - 1);
+
 /** Every annotation but `tunnel-shim.io/tunnel` itself, which turns tunneling on. */
 export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/tunnel-port': { key: 'tunnelPort', parse: port },
@@ -150,4 +154,7 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/connection-keepalive-interval': { key: 'connectionKeepaliveInterval', parse: durationOf(0.001) },
   'tunnel-shim.io/connection-keepalive-timeout': { key: 'connectionKeepaliveTimeout', parse: durationOf(0.001) },
   'tunnel-shim.io/relay-port': { key: 'relayPort', parse: port },
+  'tunnel-shim.io/initial-stream-window-size': { key: 'initialStreamWindowSize', parse: windowSize },
+  'tunnel-shim.io/initial-connection-window-size': { key: 'initialConnectionWindowSize', parse: windowSize },
+  'tunnel-shim.io/per-connection-buffer-limit-bytes': { key: 'perConnectionBufferLimitBytes', parse: bufferBytes },
 };

@@ -1,6 +1,7 @@
 // The `tunnel-shim.io/*` annotations a Service carries, each parsed into a setting or a clear error.
 // Per-annotation parsing is the table in annotation-table.ts; the checks across settings live here.
 import path from 'node:path';
+import { flowControl } from '../translate/common.js';
 import { annotationTable, tunnelModes } from './annotation-table.js';
 import { hasFormatCommand } from './format.js';
 import type { TunnelMode, TunnelSettings } from './tunnel.js';
@@ -84,9 +85,25 @@ function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
   if (subsetGiven && !s.metadataMatch) err(given.has(a('default-subset')) ? 'default-subset' : 'fallback-policy', `needs ${a('metadata-match')}`);
   if (s.metadataMatch) s.fallbackPolicy ??= s.defaultSubset ? 'DEFAULT_SUBSET' : 'NO_FALLBACK';
   if (s.fallbackPolicy === 'DEFAULT_SUBSET' && s.metadataMatch && !s.defaultSubset) err('fallback-policy', `DEFAULT_SUBSET needs ${a('default-subset')}`);
+  errors.push(...windowChecks(s, given));
   if (s.relayPort !== undefined && s.mode === 'h2-post') err('relay-port', 'relays forward CONNECT; an h2-post tunnel cannot be relayed');
   if (s.relayPort !== undefined && s.relayPort === s.tunnelPort) err('relay-port', `must differ from the tunnel port ${s.tunnelPort}`);
   return errors;
+}
+
+/** A stream window must leave most of the connection window to the other streams on the connection. */
+function windowChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
+  const windows = ['initial-stream-window-size', 'initial-connection-window-size'].filter((k) => given.has(a(k)));
+  const h1 = 'HTTP/1.1 tunnels have no HTTP/2 flow control; use h2 or h2-post';
+  if (s.mode === 'h1') return windows.map((k) => ({ annotation: a(k), message: h1 }));
+  const stream = s.initialStreamWindowSize ?? flowControl.initialStreamWindowSize;
+  const connection = s.initialConnectionWindowSize ?? flowControl.initialConnectionWindowSize;
+  if (windows.length === 0 || stream * 2 <= connection) return [];
+  return [{
+    annotation: a(windows[0]!),
+    message: `the stream window (${stream}) must be at most half the connection window (${connection}), ` +
+      'or a few stuck tunnels take the whole pooled connection',
+  }];
 }
 
 /** Envoy's own output streams write no file of the host: always allowed. */

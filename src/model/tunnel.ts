@@ -48,6 +48,14 @@ export interface TunnelSettings {
    */
   connectionKeepaliveInterval?: string;
   connectionKeepaliveTimeout?: string;
+  /**
+   * HTTP/2 receive windows of the tunnel cluster's connections (what the originator lets a terminator
+   * send it) and the byte limit of each connection's buffers at both ends of the tunnel; unset, the
+   * defaults in translate/common.ts (`flowControl`) apply.
+   */
+  initialStreamWindowSize?: number;
+  initialConnectionWindowSize?: number;
+  perConnectionBufferLimitBytes?: number;
   /** Relays listen on this port and forward CONNECTs for this Service to its terminators. */
   relayPort?: number;
 }

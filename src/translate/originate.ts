@@ -2,7 +2,10 @@
 // through a pooled HTTP/2 (or HTTP/1.1) cluster to the terminators at the Service's endpoints.
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
-import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
+import {
+  adsConfigSource, fileAccessLog, flowControl, http2Keepalive, serviceAccessLog, socketAddress, statPrefix,
+  tunnelConnectTimeout, typeOf,
+} from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
@@ -27,18 +30,32 @@ function keepalive(s: Tunnel['settings']) {
   return { interval: s.connectionKeepaliveInterval ?? http2Keepalive.interval, timeout: s.connectionKeepaliveTimeout ?? http2Keepalive.timeout };
 }
 
+/** Bytes a tunnel's connections buffer at each end (app side, tunnel side, backend side). */
+export function bufferLimit(s: Tunnel['settings']): number {
+  return s.perConnectionBufferLimitBytes ?? flowControl.perConnectionBufferLimitBytes;
+}
+
+/** HTTP/2 on the tunnel cluster: keepalive, and receive windows that keep one stream from taking the connection. */
+function http2Options(s: Tunnel['settings']) {
+  return {
+    connection_keepalive: keepalive(s),
+    initial_stream_window_size: s.initialStreamWindowSize ?? flowControl.initialStreamWindowSize,
+    initial_connection_window_size: s.initialConnectionWindowSize ?? flowControl.initialConnectionWindowSize,
+    ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}),
+  };
+}
+
 /** The cluster carrying tunnels to a Service's terminators: used by originators and relays alike. */
 export function tunnelCluster(t: Tunnel, name = originateName(t)) {
   const s = t.settings;
-  const http = s.mode === 'h1'
-    ? { http_protocol_options: {} }
-    : { http2_protocol_options: { connection_keepalive: keepalive(s), ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}) } };
+  const http = s.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: http2Options(s) };
   const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
   return {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: adsConfigSource },
-    connect_timeout: duration('5s'),
+    connect_timeout: tunnelConnectTimeout,
+    per_connection_buffer_limit_bytes: bufferLimit(s),
     lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
     metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
@@ -114,6 +131,7 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: () =>
     name,
     address: socketAddress(address, t.port),
     traffic_direction: 'OUTBOUND',
+    per_connection_buffer_limit_bytes: bufferLimit(t.settings),
     // SNI can only choose the authority if something reads the ClientHello first.
     ...(t.settings.hostname?.includes('%REQUESTED_SERVER_NAME%')
       ? { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': typeOf.tlsInspector } }] }

@@ -7,11 +7,14 @@
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import type { Tunnel } from '../model/tunnel.js';
-import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
+import {
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, socketAddress,
+  statPrefix, typeOf,
+} from './common.js';
 import { tunnelCluster, tunnelEndpoints } from './originate.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { lbMetadataMatch } from './subsets.js';
-import { authorityFilter } from './terminate.js';
+import { serviceLogs } from './terminate.js';
 import { isAnyAddress, type NodeView } from './view.js';
 
 export const relayHttpCluster = 'relay-http-backend';
@@ -26,13 +29,14 @@ function relayClusterName(t: Tunnel): string {
 
 const relayLogFields = { role: 'relay', method: '%REQ(:METHOD)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
 
+/** Served over ECDS, as the terminator's are: a relayed Service's access log changes no listener (terminate.ts). */
 function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) {
   const logs: ResourceObject[] = [
     ...(view.accessLog ? [fileAccessLog(view.accessLog, relayLogFields)] : []),
-    ...tunnels.filter((t) => t.settings.accessLog).map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, relayLogFields, authorityFilter(t))),
+    ...serviceLogs(tunnels, relayLogFields),
   ];
   return {
-    name: 'envoy.filters.network.http_connection_manager',
+    name: relayName(port),
     typed_config: {
       '@type': typeOf.hcm,
       stat_prefix: statPrefix('relay', port),
@@ -40,7 +44,7 @@ function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) 
       rds: { route_config_name: relayName(port), config_source: adsConfigSource },
       http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive },
+      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
       stream_idle_timeout: duration('0s'),
       ...(logs.length ? { access_log: logs } : {}),
     },
@@ -84,14 +88,16 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
       };
     });
     resources.route.push({ name: relayName(port), object: { name: relayName(port), virtual_hosts: [...hosts, fallbackHost(view)] } });
+    resources.extension.push({ name: relayName(port), object: relayManager(port, view, onPort) });
     resources.listener.push({
       name: relayName(port),
       object: {
         name: relayName(port),
         address: socketAddress(isAnyAddress(view.listenAddress) ? '0.0.0.0' : view.listenAddress!, port),
         traffic_direction: 'INBOUND',
+        per_connection_buffer_limit_bytes: flowControl.perConnectionBufferLimitBytes,
         connection_balance_config: { exact_balance: {} },
-        filter_chains: [{ filters: [relayManager(port, view, onPort)] }],
+        filter_chains: [{ filters: [discoveredFilter(relayName(port), typeOf.hcm)] }],
       },
     });
   }

@@ -32,7 +32,7 @@ export interface Translation {
 }
 
 export function emptyResourceSet(): ResourceSet {
-  return { listener: [], route: [], cluster: [], endpoint: [] };
+  return { listener: [], route: [], cluster: [], endpoint: [], extension: [] };
 }
 
 export function sortResourceSet(set: ResourceSet): ResourceSet {
@@ -42,5 +42,6 @@ export function sortResourceSet(set: ResourceSet): ResourceSet {
     route: [...set.route].sort(byName),
     cluster: [...set.cluster].sort(byName),
     endpoint: [...set.endpoint].sort(byName),
+    extension: [...set.extension].sort(byName),
   };
 }

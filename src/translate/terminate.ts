@@ -1,25 +1,31 @@
-// Terminate: one listener per tunnel port with an HTTP connection manager that accepts CONNECT only
-// for the authorities it was told about (no catch-all virtual host: never an open proxy).
+// Terminate: per tunnel port, a listener on each endpoint IP with an HTTP connection manager that
+// accepts CONNECT only for the authorities it was told about (no catch-all virtual host: never an
+// open proxy).
 //
-// Sidecar placement: the originator already chose the endpoint by connecting to its IP, so each
-// endpoint IP gets its own filter chain (matched on the connection's destination IP) whose routes go
-// to the backend on that very IP: no second round of load balancing. Gateway placement: the route
-// goes to a cluster of all the Service's endpoints, balanced here.
+// Sidecar placement: the originator already chose the endpoint by connecting to its IP, so the routes
+// of an endpoint IP's listener go to the backend on that very IP: no second round of load balancing.
+// Gateway placement: the route goes to a cluster of all the Service's endpoints, balanced here.
+//
+// Many Services share a listener, and Envoy drains a listener or chain whose bytes change (every
+// pooled connection on it, and every tunnel riding those, is closed when the drain time ends). So
+// nothing of a Service is in a listener: its one chain names its HTTP connection manager, served over
+// ECDS under the listener's name; the manager carries the access logs (the one per-Service thing that
+// lives on it), and routes come over RDS. A new manager config reaches new connections only: a
+// per-Service access log added later writes for pooled connections opened after it.
 import type { Tunnel } from '../model/tunnel.js';
-import type { ResourceObject } from '../envoy/encode.js';
 import { isIP } from 'node:net';
+import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
-import { adsConfigSource, duration, fileAccessLog, http2Keepalive, serviceAccessLog, socketAddress, statPrefix, typeOf } from './common.js';
-import { sourceIpHeader } from './originate.js';
+import {
+  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows,
+  serviceAccessLog, socketAddress, statPrefix, typeOf,
+} from './common.js';
+import { bufferLimit, sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
 import { memo, objectId } from './memo.js';
 import { addressesOf } from './scope.js';
-
-export function terminateListenerName(port: number): string {
-  return `terminate/${port}`;
-}
 
 export function terminateRouteName(port: number, ip?: string): string {
   return ip ? `terminate/${port}/${ip}` : `terminate/${port}`;
@@ -38,16 +44,25 @@ export function authorityFilter(t: Tunnel): ResourceObject {
   return filters.length === 1 ? filters[0]! : { or_filter: { filters } };
 }
 
-function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, string>): ResourceObject[] {
-  return tunnels.filter((t) => t.settings.accessLog).map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
+export function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, string>): ResourceObject[] {
+  return tunnels
+    .filter((t) => t.settings.accessLog)
+    .map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
 }
 
 const terminateLogFields = { role: 'terminate', method: '%REQ(:METHOD)%', path: '%REQ(:PATH)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
 
+/**
+ * The connection manager of one endpoint IP's listener (served over ECDS, see `discoveredFilter`):
+ * its routes, and the access logs of the Services routed on it.
+ */
 function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[]) {
-  const logs = [...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []), ...serviceLogs(tunnels, terminateLogFields)];
+  const logs = [
+    ...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []),
+    ...serviceLogs(tunnels, terminateLogFields),
+  ];
   return {
-    name: 'envoy.filters.network.http_connection_manager',
+    name: routeName,
     typed_config: {
       '@type': typeOf.hcm,
       stat_prefix: statPrefix('terminate', port),
@@ -55,7 +70,7 @@ function connectHttpManager(port: number, routeName: string, view: NodeView, tun
       rds: { route_config_name: routeName, config_source: adsConfigSource },
       http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive },
+      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
       // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.
       stream_idle_timeout: duration('0s'),
       ...(logs.length ? { access_log: logs } : {}),
@@ -94,11 +109,12 @@ function connectVirtualHost(t: Tunnel, cluster: string) {
   };
 }
 
-function staticCluster(name: string, hosts: { address: string; port: number }[]) {
+function staticCluster(name: string, t: Tunnel, hosts: { address: string; port: number }[]) {
   return {
     name,
     type: 'STATIC',
     connect_timeout: duration('5s'),
+    per_connection_buffer_limit_bytes: bufferLimit(t.settings),
     load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: hosts.map((h) => ({ endpoint: { address: socketAddress(h.address, h.port) } })) }] },
   };
 }
@@ -106,18 +122,40 @@ function staticCluster(name: string, hosts: { address: string; port: number }[])
 function edsCluster(name: string, t: Tunnel) {
   const subsets = subsetConfig(t.settings);
   return {
-    name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'), lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
+    name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'),
+    per_connection_buffer_limit_bytes: bufferLimit(t.settings), lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
   };
 }
 
-function prefixRange(ip: string) {
-  return { address_prefix: ip, prefix_len: isIP(ip) === 6 ? 128 : 32 };
+/**
+ * One listener per endpoint IP rather than one per port with a chain per IP: Envoy 1.40 crashes on
+ * an ECDS update after an in-place filter chain update of a listener whose filters come over ECDS
+ * (seen in test/e2e/isolation.test.ts), and a listener whose bytes never change is never updated.
+ */
+function endpointListener(name: string, ip: string, port: number) {
+  return {
+    name,
+    address: socketAddress(ip, port),
+    // A pod IP may not be on the host yet: bind anyway (a failed bind would fail the whole LDS update).
+    freebind: true,
+    traffic_direction: 'INBOUND',
+    // The tunnel side of every Service on this IP: HTTP/2 frames in flight, not Service data.
+    per_connection_buffer_limit_bytes: flowControl.perConnectionBufferLimitBytes,
+    // Originators pool many tunnels on few long-lived connections, and every stream stays on the
+    // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
+    connection_balance_config: { exact_balance: {} },
+    filter_chains: [{ name: `endpoint/${ip}`, filters: [discoveredFilter(name, typeOf.hcm)] }],
+  };
 }
 
 export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   const boundTo = isAnyAddress(view.listenAddress) ? undefined : view.listenAddress;
+  // Unbound, a terminator serves the endpoint IPs of its wildcard's family, as a listener on 0.0.0.0
+  // (IPv4 only) or :: (IPv6 only, Envoy's default) would.
+  const family = view.listenAddress === '::' ? 6 : 4;
+  const serves = (ip: string) => (boundTo ? ip === boundTo : isIP(ip) === family);
   const byPort = new Map<number, Tunnel[]>();
   for (const t of tunnels) {
     const list = byPort.get(t.settings.tunnelPort);
@@ -128,7 +166,9 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
   for (const port of ports) {
     const onPort = byPort.get(port)!;
     const gatewayHosts: ResourceObject[] = [];
+    const gatewayTunnels: Tunnel[] = [];
     const sidecarHosts = new Map<string, ResourceObject[]>();
+    const sidecarTunnels = new Map<string, Tunnel[]>();
     const gatewayIps = new Set<string>();
     // One virtual host per authority: a Service that is also a TCPRoute backend is served once.
     const seen = new Set<string>();
@@ -152,48 +192,44 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
           },
         });
         gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
+        gatewayTunnels.push(t);
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
-        for (const ip of addressesOf(t)) if (!boundTo || ip === boundTo) gatewayIps.add(ip);
+        for (const ip of addressesOf(t)) if (serves(ip)) gatewayIps.add(ip);
         continue;
       }
-      const ips = addressesOf(t).filter((ip) => !boundTo || ip === boundTo);
+      const ips = addressesOf(t).filter(serves);
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
-        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: () => staticCluster(name, t.endpoints.filter((e) => e.address === ip)) });
+        const hosts = () => t.endpoints.filter((e) => e.address === ip);
+        const cluster = () => staticCluster(name, t, hosts());
+        resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
         const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
-        const list = sidecarHosts.get(ip);
-        if (list) list.push(host);
-        else sidecarHosts.set(ip, [host]);
+        if (!sidecarHosts.has(ip)) {
+          sidecarHosts.set(ip, []);
+          sidecarTunnels.set(ip, []);
+        }
+        sidecarHosts.get(ip)!.push(host);
+        sidecarTunnels.get(ip)!.push(t);
       }
     }
-    // Every chain matches one endpoint IP, and there is no default chain: a connection that arrives
-    // before its IP's chain exists is closed, so a pooled connection can never stick to a chain that
-    // lacks its routes (it would answer 404 for as long as the connection lives).
+    // A listener per endpoint IP, and none for any other address: a connection that arrives before its
+    // IP's listener exists is refused, so a pooled connection can never stick to a listener that lacks
+    // its routes (it would answer 404 for as long as the connection lives).
     const ips = [...new Set([...sidecarHosts.keys(), ...gatewayIps])].sort();
-    if (ips.length === 0) continue;
     for (const ip of ips) {
       const name = terminateRouteName(port, ip);
       const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
       resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
+      // Only the Services routed on this IP log here; their logs change no listener (ECDS).
+      const logged = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels].filter((t) => t.settings.accessLog);
+      resources.extension.push({
+        name,
+        object: () => connectHttpManager(port, name, view, logged),
+        key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
+      });
+      // The same bytes for as long as the IP has a Service: never modified, only added and removed.
+      resources.listener.push({ name, key: 'endpoint-listener', object: () => endpointListener(name, ip, port) });
     }
-    resources.listener.push({
-      name: terminateListenerName(port),
-      // The HTTP connection managers carry the access logs of this port's Services that have one.
-      key: `${viewKey(view)}|${ips.join(',')}|${onPort.filter((t) => t.settings.accessLog).map(objectId).join(',')}`,
-      object: {
-        name: terminateListenerName(port),
-        address: socketAddress(boundTo ?? '0.0.0.0', port),
-        traffic_direction: 'INBOUND',
-        // Originators pool many tunnels on few long-lived connections, and every stream stays on the
-        // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
-        connection_balance_config: { exact_balance: {} },
-        filter_chains: ips.map((ip) => ({
-          name: `endpoint/${ip}`,
-          filter_chain_match: { prefix_ranges: [prefixRange(ip)] },
-          filters: [connectHttpManager(port, terminateRouteName(port, ip), view, onPort)],
-        })),
-      },
-    });
   }
   return { resources };
 }

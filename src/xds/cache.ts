@@ -3,7 +3,7 @@
 import type { Model } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
-import type { ResourceKind } from '../envoy/protos.js';
+import { pushOrder, type ResourceKind } from '../envoy/protos.js';
 import { ResourceEncoder, resourceObjects, type Snapshot, type TypeSnapshot } from './snapshot.js';
 import { changedTunnels, concerns, type TunnelIndex } from './tunnels.js';
 
@@ -134,12 +134,15 @@ export class SnapshotCache {
 
   /** Distinct resources currently served to some node, by type. */
   resourceCounts(): Record<ResourceKind, number> {
-    const names: Record<ResourceKind, Set<string>> = { cluster: new Set(), endpoint: new Set(), listener: new Set(), route: new Set() };
-    for (const entry of this.views.values()) {
-      if (!entry.snapshot) continue;
-      for (const kind of Object.keys(names) as ResourceKind[]) for (const name of entry.snapshot[kind].resources.keys()) names[kind].add(name);
+    const counts = {} as Record<ResourceKind, number>;
+    for (const kind of pushOrder) {
+      const names = new Set<string>();
+      for (const entry of this.views.values()) {
+        for (const name of entry.snapshot?.[kind].resources.keys() ?? []) names.add(name);
+      }
+      counts[kind] = names.size;
     }
-    return { cluster: names.cluster.size, endpoint: names.endpoint.size, listener: names.listener.size, route: names.route.size };
+    return counts;
   }
 
   viewCount(): number {

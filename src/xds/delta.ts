@@ -9,7 +9,7 @@ import { applySubscription, decideDelta, deltaChanges, KnownVersions, newSubscri
 import type { NodeIdentity } from './node.js';
 import { changedSince } from './snapshot.js';
 import type { NackRecord } from './stream.js';
-import { childKind, StreamTransport, type ResponseSink } from './transport.js';
+import { childKinds, StreamTransport, type ResponseSink } from './transport.js';
 
 export interface DeltaTypeState extends DeltaSubscription {
   lastVersion?: string;
@@ -113,14 +113,19 @@ export class DeltaStream extends StreamTransport {
     this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
   }
 
-  /** A changed cluster or listener may need its endpoints or routes again while it warms. */
+  /** A changed cluster or listener may need its endpoints, routes or filter configs again while it warms. */
   private resendChildren(kind: ResourceKind, changed: EncodedResource[]): void {
-    const child = childKind[kind];
-    const childState = child ? this.types.get(child) : undefined;
-    if (!childState || changed.length === 0) return;
-    if (kind === 'cluster') for (const r of changed) childState.known.delete(r.name);
-    else for (const name of [...childState.known.keys()]) if (childState.known.get(name) !== null) childState.known.delete(name);
-    childState.generation = -1;
+    for (const child of childKinds[kind] ?? []) {
+      const childState = this.types.get(child);
+      if (!childState || changed.length === 0) continue;
+      if (kind === 'cluster') for (const r of changed) childState.known.delete(r.name);
+      else {
+        for (const name of [...childState.known.keys()]) {
+          if (childState.known.get(name) !== null) childState.known.delete(name);
+        }
+      }
+      childState.generation = -1;
+    }
   }
 }
 

@@ -39,7 +39,7 @@ export interface BuiltSnapshot {
   diagnostics: Diagnostic[];
 }
 
-const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint'];
+const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension'];
 
 const entryHashes = new WeakMap<EncodedResource, bigint>();
 

@@ -9,7 +9,7 @@ import { SentLedger, type Delivery } from './ledger.js';
 import { subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { childKind, StreamTransport, type ResponseSink } from './transport.js';
+import { childKinds, StreamTransport, type ResponseSink } from './transport.js';
 
 export interface NackRecord {
   nonce: string;
@@ -202,10 +202,10 @@ export class AdsStream extends StreamTransport {
     state.lastNonce = nonce;
     state.lastVersion = version;
     state.changedAt = becauseOfChange ? ts.changedAt : undefined;
-    // A changed cluster or listener may need its endpoints or routes again while it warms.
-    const child = childKind[kind];
-    const childState = child ? this.types.get(child) : undefined;
-    if (childState && changed.length > 0) {
+    // A changed cluster or listener may need its endpoints, routes or filter configs again while it warms.
+    for (const child of childKinds[kind] ?? []) {
+      const childState = this.types.get(child);
+      if (!childState || changed.length === 0) continue;
       if (kind === 'cluster') for (const r of changed) childState.ledger.forget(r.name);
       else childState.ledger.forgetAll();
       childState.generation = -1;

@@ -16,8 +16,11 @@ export interface ResponseSink {
   hasRoom(): boolean;
 }
 
-/** A changed cluster or listener may need its endpoints or routes sent again while it warms. */
-export const childKind: Partial<Record<ResourceKind, ResourceKind>> = { cluster: 'endpoint', listener: 'route' };
+/** A changed cluster or listener may need its endpoints, routes or filter configs sent again while it warms. */
+export const childKinds: Partial<Record<ResourceKind, ResourceKind[]>> = {
+  cluster: ['endpoint'],
+  listener: ['route', 'extension'],
+};
 
 export abstract class StreamTransport {
   abstract readonly mode: 'sotw' | 'delta';

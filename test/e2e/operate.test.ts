@@ -109,7 +109,7 @@ describe('CSDS with real Envoys', () => {
     expect(res.code).toBe(0);
     const body = JSON.parse(res.stdout) as { config: { node: { id: string }; genericXdsConfigs: { typeUrl: string; name: string; configStatus: string; clientStatus: string; xdsConfig?: Record<string, unknown> }[] }[] };
     expect(body.config.map((c) => c.node.id)).toEqual(['ops-terminator']);
-    const listener = body.config[0]!.genericXdsConfigs.find((g) => g.name === `terminate/${tunnelPort}`)!;
+    const listener = body.config[0]!.genericXdsConfigs.find((g) => g.name === `terminate/${tunnelPort}/127.0.0.2` && g.typeUrl.endsWith('.Listener'))!;
     expect(listener).toMatchObject({ typeUrl: 'type.googleapis.com/envoy.config.listener.v3.Listener', configStatus: 'SYNCED', clientStatus: 'ACKED' });
     expect(listener.xdsConfig?.['@type']).toBe('type.googleapis.com/envoy.config.listener.v3.Listener');
   });

@@ -107,6 +107,11 @@ beforeAll(async () => {
   backendPort = await freePort('127.0.0.2');
   const echoes: EchoServer[] = [];
   for (const ip of ['127.0.0.2', '127.0.0.3', '127.0.0.4']) echoes.push(await startEcho(ip, backendPort, `backend-${ip}`));
+  // A second backend on 127.0.0.3 for the gateway: three backends behind two terminator addresses, so
+  // the terminator's round robin cannot run in step with the originator's (each terminator address has
+  // its own listener, and both may sit on one worker, sharing one round robin).
+  const extraGatewayBackend = await startEcho('127.0.0.3', 0, 'backend-127.0.0.3');
+  echoes.push(extraGatewayBackend);
   closers.push(...echoes.map((e) => () => e.close()));
   const tlsServer = await startTlsEcho('127.0.0.2', tmp);
   tlsPort = (tlsServer.address() as net.AddressInfo).port;
@@ -147,7 +152,7 @@ beforeAll(async () => {
     'pods.yaml': [podYaml({ name: 'p2', namespace: 'e2e', ip: '127.0.0.2', labels: { env: 'hema' } }), podYaml({ name: 'p3', namespace: 'e2e', ip: '127.0.0.3', labels: { env: 'taobao' } }), podYaml({ name: 'p4', namespace: 'e2e', ip: '127.0.0.4', labels: { env: 'other' } })].join('---\n'),
     'busy.yaml': svc('busy', { 'tunnel-shim.io/tunnel-port': String(busyTunnelPort), 'tunnel-shim.io/max-concurrent-streams': '1' }),
     'relayed.yaml': svc('relayed', { 'tunnel-shim.io/relay-port': String(relayPort), 'tunnel-shim.io/domains': `relayed.e2e.svc.cluster.local:${port.relayed}, *:1234` }, [{ ip: '127.0.0.2', port: httpPort }]),
-    'gw.yaml': svc('gw', { 'tunnel-shim.io/placement': 'gateway' }, at('127.0.0.2', '127.0.0.3')),
+    'gw.yaml': svc('gw', { 'tunnel-shim.io/placement': 'gateway' }, [...at('127.0.0.2', '127.0.0.3'), { ip: '127.0.0.3', port: extraGatewayBackend.port }]),
     'side.yaml': svc('side', { 'tunnel-shim.io/placement': 'sidecar' }, at('127.0.0.2', '127.0.0.3')),
     'gwsticky.yaml': svc('gwsticky', { 'tunnel-shim.io/placement': 'gateway', 'tunnel-shim.io/hash-policy': 'source-ip' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
     'gwsubset.yaml': svc('gwsubset', { 'tunnel-shim.io/placement': 'gateway', 'tunnel-shim.io/metadata-match': '{env: hema}' }, at('127.0.0.2', '127.0.0.3', '127.0.0.4')),
@@ -426,13 +431,13 @@ describe('5. pooling', () => {
     const clients = await Promise.all(Array.from({ length: 8 }, () => Client.connect(port.busy!)));
     await Promise.all(clients.map((c, i) => c.echo(`busy ${i}\n`)));
     expect(await originator.stat(`${cluster('busy')}.upstream_cx_active`)).toBe(8);
-    const listener = `listener.0.0.0.0_${busyTunnelPort}`;
+    const listener = `listener.127.0.0.2_${busyTunnelPort}`;
     const perWorker = [await terminator.stat(`${listener}.worker_0.downstream_cx_active`), await terminator.stat(`${listener}.worker_1.downstream_cx_active`)];
     expect(perWorker).toEqual([4, 4]);
     // HTTP/2 keepalive on the pooled tunnel connections, so a dead terminator is noticed in seconds.
     const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as { configs: { cluster: { name: string } }[] };
     const busy = clusters.configs.find((c) => c.cluster.name === `originate/e2e/busy/${port.busy}`);
-    expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"30s","timeout":"10s"}');
+    expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"5s","timeout":"4s"}');
     expect(JSON.stringify(busy)).toContain('"max_concurrent_streams":1');
     for (const c of clients) c.close();
   });

@@ -62,7 +62,7 @@ describe('ADS state of the world', () => {
     t.ack(cds);
     t.send('listener');
     const lds = await t.next('listener');
-    expect(lds.resources.map((r) => r.name)).toEqual(['terminate/15008']);
+    expect(lds.resources.map((r) => r.name)).toEqual(['terminate/15008/10.1.0.1', 'terminate/15008/10.1.0.2']);
   });
 
   it('ignores a request with a stale nonce', async () => {

@@ -62,9 +62,10 @@ describe('encode once', () => {
       // originators: the Service's endpoints (its cluster and listener are translated anew, found
       // equal to what was served, and not encoded again)
       'endpoint originate/enc/s3/7003',
-      // terminators: the cluster and route for the new address, and the listener's filter chains
+      // terminators: the cluster, route, listener and its connection manager for the new address
       'cluster backend/enc/s3/7003/10.2.3.2',
-      'listener terminate/15008',
+      'extension terminate/15008/10.2.3.2',
+      'listener terminate/15008/10.2.3.2',
       'route terminate/15008/10.2.3.2',
     ].sort());
     await connect(10, 'many');

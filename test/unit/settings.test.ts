@@ -69,6 +69,30 @@ describe('annotations', () => {
     expect(parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h1', 'tunnel-shim.io/connection-keepalive-interval': '1s' }).errors[0]?.message).toMatch(/no HTTP\/2 PING/);
   });
 
+  it('flow-control windows: in Envoy\'s bounds, a stream window at most half the connection window, not for h1', () => {
+    const w = (stream?: string, connection?: string, mode = 'h2') => parseTunnelSettings({
+      'tunnel-shim.io/tunnel': mode,
+      ...(stream ? { 'tunnel-shim.io/initial-stream-window-size': stream } : {}),
+      ...(connection ? { 'tunnel-shim.io/initial-connection-window-size': connection } : {}),
+    });
+    expect(w('131072', '1048576')).toMatchObject({
+      errors: [], settings: { initialStreamWindowSize: 131072, initialConnectionWindowSize: 1048576 },
+    });
+    expect(w('65534').errors).toEqual([{
+      annotation: 'tunnel-shim.io/initial-stream-window-size', message: '"65534" is not a whole number from 65535 to 2147483647',
+    }]);
+    // Against the default connection window (4 MiB) too.
+    expect(w('4194304').errors).toEqual([{
+      annotation: 'tunnel-shim.io/initial-stream-window-size',
+      message: 'the stream window (4194304) must be at most half the connection window (4194304), ' +
+        'or a few stuck tunnels take the whole pooled connection',
+    }]);
+    expect(w(undefined, '262144').errors[0]?.annotation).toBe('tunnel-shim.io/initial-connection-window-size');
+    expect(w('131072', undefined, 'h1').errors[0]?.message).toMatch(/no HTTP\/2 flow control/);
+    const buffer = parse({ 'tunnel-shim.io/per-connection-buffer-limit-bytes': '512' });
+    expect(buffer.errors[0]?.message).toBe('"512" is not a whole number from 1024 to 2147483647');
+  });
+
   it('subset annotations alone on an untunneled Service are not stray (TCPRoute backends use them)', () => {
     expect(parseTunnelSettings({ 'tunnel-shim.io/metadata-match': '{env: a}' }).errors).toEqual([]);
     expect(parseTunnelSettings({ 'tunnel-shim.io/idle-timeout': '1s' }).errors[0]?.message).toMatch(/has no effect/);
