@@ -4,7 +4,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { createLogger, type LogFormat } from '../logger.js';
 import { Shim } from '../shim.js';
-import { FileSource } from '../sources/file.js';
+import { defaultFileLimits, FileSource, type FileLimits } from '../sources/file.js';
 import type { EventRecorder } from '../sources/kube-events.js';
 import type { Source } from '../sources/source.js';
 import { buildBootstrap, checkBootstrap } from './bootstrap.js';
@@ -17,7 +17,7 @@ import { parseYamlObjects } from '../sources/yaml.js';
 import { parseAccessLogDir } from '../model/annotations.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
-async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Promise<{ source: Source; events?: EventRecorder }> {
+async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[], limits: Partial<FileLimits> = {}): Promise<{ source: Source; events?: EventRecorder }> {
   if (spec === 'kubernetes') {
     // Loaded only when used: the Kubernetes client is tens of MB of heap a file-sourced shim never needs.
     const [{ KubernetesSource }, { EventRecorder }] = await Promise.all([import('../sources/kubernetes.js'), import('../sources/kube-events.js')]);
@@ -27,7 +27,7 @@ async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>,
   if (spec.startsWith('file:')) {
     const path = spec.slice('file:'.length);
     if (!fs.existsSync(path)) throw new Error(`--source ${spec}: ${path} does not exist`);
-    return { source: new FileSource(path, logger) };
+    return { source: new FileSource(path, logger, undefined, limits) };
   }
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
 }
@@ -36,6 +36,14 @@ function durationMs(option: string, text: string): number {
   const seconds = parseDuration(text);
   if (seconds === undefined || seconds <= 0) throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
   return Math.round(seconds * 1000);
+}
+
+/** `8MiB`, `512KiB`, `1GiB` or plain bytes. */
+function byteSize(value: string): number {
+  const m = /^(\d+)\s*(B|KiB|MiB|GiB)?$/.exec(value.trim());
+  const bytes = m ? Number(m[1]) * { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[(m[2] ?? 'B') as 'B'] : NaN;
+  if (!(bytes > 0) || !Number.isSafeInteger(bytes)) throw new InvalidArgumentError('expected a size like 8MiB, 512KiB or 1048576');
+  return bytes;
 }
 
 /** Repeatable `--access-log-dir DIR`, each checked and normalised as it is parsed. */
@@ -63,9 +71,11 @@ export function program(): Command {
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
     .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
     .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
+    .addOption(new Option('--max-file-size <size>', 'file source: a YAML file larger than this is not read (an error names it)').argParser(byteSize).default(defaultFileLimits.maxFileBytes, '8MiB'))
+    .addOption(new Option('--max-source-size <size>', 'file source: files of the folder past this total (in name order) are not read').argParser(byteSize).default(defaultFileLimits.maxTotalBytes, '64MiB'))
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
-      const { source, events } = await sourceFrom(o.source, logger, o.namespace);
+      const { source, events } = await sourceFrom(o.source, logger, o.namespace, { maxFileBytes: o.maxFileSize, maxTotalBytes: o.maxSourceSize });
       const shim = new Shim({
         source,
         events,
@@ -77,16 +87,17 @@ export function program(): Command {
         maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
       });
-      await shim.start();
+      // Installed before start: a signal during the first read of a large source stops it too.
       const shutdown = async (signal: string) => {
         logger.info({ signal }, 'shutting down');
         const timer = setTimeout(() => process.exit(1), 5000).unref();
-        await shim.stop();
+        const stopped = await shim.stop().then(() => true, (err: Error) => (logger.error({ err: err.message }, 'shutdown failed'), false));
         clearTimeout(timer);
-        process.exit(0);
+        process.exit(stopped ? 0 : 1);
       };
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
       process.once('SIGINT', () => void shutdown('SIGINT'));
+      await shim.start();
     });
 
   cli

@@ -89,6 +89,8 @@ function checkMessageRules(path: string, value: unknown, rules: Rules, out: Viol
 export function validateMessage(typeName: string, object: Record<string, unknown>): Violation[] {
   const out: Violation[] = [];
   walk(lookupType(typeName), object, '', out);
+  const malformed = malformedString(object, '');
+  if (malformed !== undefined) out.push({ path: malformed, message: 'is not valid UTF-8 (a lone surrogate)' });
   return out;
 }
 
@@ -132,7 +134,36 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
   }
 }
 
+/** google.protobuf.Duration's range: Envoy refuses anything else in every Duration field ("Duration out-of-range"). */
+const maxDurationSeconds = 315_576_000_000;
+/** A lone UTF-16 surrogate: protobuf strings are UTF-8, and one would be encoded as bytes Envoy refuses. */
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Every string, map key and Struct value included: the path of the first that is not valid UTF-8. */
+function malformedString(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return loneSurrogate.test(value) ? path : undefined;
+  if (!value || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const here = Array.isArray(value) ? `${path}[${key}]` : join(path, key);
+    if (loneSurrogate.test(key)) return here;
+    const found = malformedString(item, here);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** Envoy's check of every Duration field, whatever its `validate.rules` say. */
+function checkDurationRange(field: protobuf.Field, path: string, value: unknown, out: Violation[]) {
+  if (!(field.resolvedType instanceof protobuf.Type) || fullNameOf(field.resolvedType) !== '.google.protobuf.Duration') return;
+  if (!value || typeof value !== 'object') return;
+  const { seconds = 0, nanos = 0 } = value as { seconds?: number | string; nanos?: number };
+  const s = Number(seconds);
+  if (s < 0 || nanos < 0) out.push({ path, message: 'must not be negative' });
+  else if (!(s <= maxDurationSeconds) || !(nanos <= 999_999_999)) out.push({ path, message: `is out of range (at most ${maxDurationSeconds}s)` });
+}
+
 function checkValue(field: protobuf.Field, path: string, value: unknown, rules: Rules | undefined, out: Violation[]) {
+  checkDurationRange(field, path, value, out);
   if (rules) {
     checkMessageRules(path, value, rules, out);
     // Rules on wrapper fields (UInt32Value and friends) constrain the wrapped value; an unset proto3

@@ -3,6 +3,7 @@
 import path from 'node:path';
 import { annotationTable, tunnelModes } from './annotation-table.js';
 import { hasFormatCommand } from './format.js';
+import { checkUnicode } from './values.js';
 import type { TunnelMode, TunnelSettings } from './tunnel.js';
 
 export { parsePort } from './annotation-table.js';
@@ -51,7 +52,9 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
       errors.push({ annotation: key, message: 'is not a tunnel-shim annotation' });
       continue;
     }
-    const parsed = row.parse(String(text));
+    // Every value, whatever its kind: a lone surrogate cannot be encoded into a protobuf string.
+    const unicode = checkUnicode(String(text));
+    const parsed = unicode ? { error: unicode } : row.parse(String(text));
     if ('error' in parsed) errors.push({ annotation: key, message: parsed.error });
     else {
       (settings as unknown as Record<string, unknown>)[row.key] = parsed.value;

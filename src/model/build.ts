@@ -6,11 +6,12 @@ import { isIP } from 'node:net';
 import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
-import { indexEndpoints, indexPods, isEndpointSlice, isPod, type EndpointIndex } from './endpoints.js';
+import { indexEndpoints, indexPods, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
-import { refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
-import { isTCPRoute, parseRoute } from './routes.js';
+import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
+import { parseRoute } from './routes.js';
 import type { Endpoint, Model, ModelOptions, Tunnel, TunnelSettings } from './tunnel.js';
+import { checkDnsLabel } from './values.js';
 
 interface ServicePort {
   name?: string;
@@ -23,9 +24,6 @@ interface ServiceSpec {
   ports?: ServicePort[];
 }
 
-function isService(o: KubeObject) {
-  return o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1';
-}
 
 function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoints: EndpointIndex, report: Collector): Tunnel[] | undefined {
   const service = sourced.object;
@@ -43,6 +41,14 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
   if (!ref.name) {
     report.error('InvalidObject', ['metadata', 'name'], 'Service has no name');
     return undefined;
+  }
+  // Name and namespace become the tunnel's authority (the API server checks them; files may not).
+  for (const field of ['name', 'namespace'] as const) {
+    const problem = checkDnsLabel(ref[field]);
+    if (problem) {
+      report.error('InvalidObject', ['metadata', field], problem);
+      return undefined;
+    }
   }
   const spec = (service.spec ?? {}) as ServiceSpec;
   const clusterIP = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
