@@ -2,7 +2,7 @@
 // it lands in TunnelSettings. Adding a setting is adding a row; annotations.ts runs the table.
 import YAML from 'yaml';
 import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
-import { checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, parseDurationNanos, protoDuration } from './values.js';
+import { checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode, parseDurationNanos, protoDuration } from './values.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
 
 type Parsed<T> = { value: T } | { error: string };
@@ -81,6 +81,9 @@ function stringMap(text: string): Parsed<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return fail(`${JSON.stringify(k)} must have a string value`);
+    // YAML escapes such as "\ud800" make lone surrogates out of plain ASCII.
+    const unicode = checkUnicode(k) ?? checkUnicode(String(v));
+    if (unicode) return fail(`${checkUnicode(k) ? 'a key' : `the value of ${JSON.stringify(k)}`} ${unicode}`);
     out[k] = String(v);
   }
   return ok(out);
