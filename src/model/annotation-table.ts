@@ -133,6 +133,8 @@ function postPath(text: string): Parsed<string> {
 function logPath(text: string): Parsed<string> {
   const p = text.trim();
   if (!p.startsWith('/') || p.split('/').includes('..') || /[\s\0]/.test(p)) return fail(`${JSON.stringify(text)} is not an absolute file path like /dev/stdout`);
+  // Envoy refuses the whole listener when it cannot open the file ("Is a directory").
+  if (['', '.'].includes(p.split('/').at(-1)!)) return fail(`${JSON.stringify(text)} names a directory; name a file like /var/log/tunnel.log`);
   return ok(p);
 }
 

@@ -66,6 +66,12 @@ describe('authorities, header values and paths', () => {
     expect(errorOf('tunnel-shim.io/headers-to-add', '{x-a: "tab\\tinside", x-b: "%DOWNSTREAM_REMOTE_ADDRESS%", x-c: "naïve"}')).toBeUndefined();
   });
 
+  it('an access log path names a file, not a directory (Envoy: "unable to open file \'/\': Is a directory")', () => {
+    expect(errorOf('tunnel-shim.io/access-log', '/')).toMatch(/names a directory/);
+    expect(errorOf('tunnel-shim.io/access-log', '/var/log/')).toMatch(/names a directory/);
+    expect(errorOf('tunnel-shim.io/access-log', '/var/log/.')).toMatch(/names a directory/);
+  });
+
   it('a post path has path characters only', () => {
     expect(parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h2-post', 'tunnel-shim.io/post-path': '/a b' }).errors[0]?.message).toMatch(/not an absolute path/);
   });
