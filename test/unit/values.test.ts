@@ -127,3 +127,25 @@ spec:
     expect(model.diagnostics.map(formatDiagnostic)).toEqual(['error: in.yaml:19: TCPRoute default/r: spec.rules[0].backendRefs[0].name: "b c" is not a DNS label (lowercase letters, digits and "-", at most 63), so it cannot be part of an authority']);
   });
 });
+
+describe('shapes the model cannot read (found by fuzzing)', () => {
+  it('an EndpointSlice whose ports are a mapping, or a Service whose labels are a list, is an error naming the field; the rest is served', () => {
+    const yaml = `${serviceYaml({ name: 'good', port: 80, endpoints: [{ ip: '10.0.0.1', port: 9000 }] })}---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: { name: odd, namespace: default, labels: { kubernetes.io/service-name: good } }
+ports: { name: tcp, port: 9000 }
+---
+apiVersion: v1
+kind: Service
+metadata: { name: odd, namespace: default, labels: [a, b], annotations: { tunnel-shim.io/tunnel: h2 } }
+spec: { ports: [{ port: 81 }] }
+`;
+    const model = buildModel(parseYamlObjects('in.yaml', yaml).objects, defaultModelOptions);
+    expect(model.tunnels.map((t) => t.key)).toEqual(['default/good:80']);
+    expect(model.diagnostics.map(formatDiagnostic)).toEqual([
+      'error: in.yaml:34: EndpointSlice default/odd: ports: must be a list',
+      'error: in.yaml:38: Service default/odd: metadata.labels: must be a mapping of strings',
+    ]);
+  });
+});
