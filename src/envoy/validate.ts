@@ -134,8 +134,11 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
   }
 }
 
-/** google.protobuf.Duration's range: Envoy refuses anything else in every Duration field ("Duration out-of-range"). */
-const maxDurationSeconds = 315_576_000_000;
+/**
+ * Envoy keeps durations as signed 64-bit nanoseconds and refuses 9223372036s or more in any Duration
+ * field ("Duration out-of-range"), well inside google.protobuf.Duration's own range.
+ */
+const maxDurationSeconds = 9_223_372_035;
 /** A lone UTF-16 surrogate: protobuf strings are UTF-8, and one would be encoded as bytes Envoy refuses. */
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
 
@@ -159,7 +162,7 @@ function checkDurationRange(field: protobuf.Field, path: string, value: unknown,
   const { seconds = 0, nanos = 0 } = value as { seconds?: number | string; nanos?: number };
   const s = Number(seconds);
   if (s < 0 || nanos < 0) out.push({ path, message: 'must not be negative' });
-  else if (!(s <= maxDurationSeconds) || !(nanos <= 999_999_999)) out.push({ path, message: `is out of range (at most ${maxDurationSeconds}s)` });
+  else if (!(s <= maxDurationSeconds) || !(nanos <= 999_999_999)) out.push({ path, message: `is out of range (under ${maxDurationSeconds + 1}s)` });
 }
 
 function checkValue(field: protobuf.Field, path: string, value: unknown, rules: Rules | undefined, out: Violation[]) {

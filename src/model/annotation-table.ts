@@ -73,7 +73,7 @@ function authority(text: string): Parsed<string> {
 function stringMap(text: string): Parsed<Record<string, string>> {
   let value: unknown;
   try {
-    value = YAML.parse(text);
+    value = YAML.parse(text, { logLevel: 'error' });
   } catch (err) {
     return fail(`is not a map like {key: value} (${(err as Error).message.split('\n')[0]}); quote values that start with %`);
   }

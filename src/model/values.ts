@@ -4,8 +4,12 @@
 // it instead. Pure string checks; annotation-table.ts uses them per kind, so a new row gets them too.
 import { isIP } from 'node:net';
 
-/** google.protobuf.Duration's range; Envoy rejects more ("Duration out-of-range"), and negatives. */
-export const maxDurationSeconds = 315_576_000_000n;
+/**
+ * The longest duration Envoy takes: it keeps durations as signed 64-bit nanoseconds, and refuses
+ * 9223372036s and beyond ("Duration out-of-range", measured with envoy --mode validate on 1.40), well
+ * inside google.protobuf.Duration's own 315576000000s.
+ */
+export const maxDurationSeconds = 9_223_372_035n;
 const nanosPerSecond = 1_000_000_000n;
 const durationText = /^(\d+)(?:\.(\d+))?(ms|s|m|h)$/;
 const nanosPerUnit = { ms: 1_000_000n, s: nanosPerSecond, m: 60n * nanosPerSecond, h: 3600n * nanosPerSecond };
@@ -19,8 +23,8 @@ export function parseDurationNanos(text: string): { nanos: bigint } | { error: s
   const scaled = (BigInt(whole) * scale + BigInt(fraction || '0')) * nanosPerUnit[unit];
   if (scaled % scale !== 0n) return { error: `${JSON.stringify(text)} is finer than a nanosecond, which a protobuf Duration cannot hold` };
   const nanos = scaled / scale;
-  if (nanos > maxDurationSeconds * nanosPerSecond) {
-    return { error: `${JSON.stringify(text)} is longer than Envoy accepts (a protobuf Duration holds at most ${maxDurationSeconds}s, about 10,000 years)` };
+  if (nanos >= (maxDurationSeconds + 1n) * nanosPerSecond) {
+    return { error: `${JSON.stringify(text)} is longer than Envoy accepts (under ${maxDurationSeconds + 1n}s, about 292 years)` };
   }
   return { nanos };
 }

@@ -64,7 +64,8 @@ function firstInvalidByte(bytes: Uint8Array): number {
 /** Parses every document; `keep` drops objects nobody reads before they are handed anywhere. */
 export function parseYamlPortable(file: string, text: string, keep: (o: KubeObject) => boolean = () => true): PortableFile {
   const lineCounter = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true });
+  // Warnings (an unknown %directive) stay out of the process's stderr: a file is not a log.
+  const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   const diagnostics: Diagnostic[] = [];
   const objects: PortableObject[] = [];
   const list = Array.isArray(docs) ? docs : [docs];

@@ -65,7 +65,7 @@ afterAll(async () => {
 
 describe('values Envoy rejects become diagnostics; the last good configuration keeps serving', () => {
   const cases: [string, Record<string, string>, string, RegExp][] = [
-    ['an idle timeout past the protobuf Duration range (Envoy NACKed it: Duration out-of-range)',
+    ['an idle timeout longer than Envoy holds (Envoy NACKed it: Duration out-of-range)',
       { 'tunnel-shim.io/idle-timeout': '99999999999h' }, 'idle-timeout', /"99999999999h" is longer than Envoy accepts/],
     ['a hostname with a space (Envoy accepted it, then every CONNECT failed)',
       { 'tunnel-shim.io/hostname': 'a b.example:443' }, 'hostname', /" " is not allowed in a host name/],

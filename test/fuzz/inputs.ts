@@ -38,7 +38,7 @@ export const annotationValue: fc.Arbitrary<string> = fc.oneof(
 
 /** Values some row accepts; each row's own examples are those it parses (so new rows get theirs too). */
 const examplePool = [
-  '1s', '500ms', '5m', '1h', '0s', '1.5s', '315576000000s', '87660000h', '0.000001ms', '1', '3', '100', '2147483647', '15009', '65535',
+  '1s', '500ms', '5m', '1h', '0s', '1.5s', '9223372035.999999999s', '2562047h', '9223372036s', '0.000001ms', '1', '3', '100', '2147483647', '15009', '65535',
   'true', 'false', ...tunnelModes, ...placements, ...lbPolicies, ...fallbackPolicies, 'source-ip', '/', '/tunnels/db',
   'db.internal.example:5432', '[fd00::1]:443', '%REQUESTED_SERVER_NAME%:443', 'a.example.com:443, *.b.example.com:443', '*:1234',
   '{env: hema}', '{x-tenant: blue, x-client: "%DOWNSTREAM_REMOTE_ADDRESS%"}', '/dev/stdout', '/var/log/t.log',

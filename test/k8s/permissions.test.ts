@@ -94,7 +94,7 @@ describe('kubernetes source without permission', () => {
     const running = startShim(api.kubeConfig('shim'));
     try {
       const denied = (resource: string, plural: string, group: string) =>
-        `error: APIResource ${resource}: list: 403 Forbidden in all namespaces: ${plural} is forbidden: User "shim" cannot list resource "${plural}" in API group "${group}" at the cluster scope; retrying with backoff`;
+        `error: APIResource ${resource}: list: 403 Forbidden in all namespaces: ${resource} is forbidden: User "shim" cannot list resource "${plural}" in API group "${group}" at the cluster scope; retrying with backoff`;
       const all = [
         denied('endpointslices.discovery.k8s.io', 'endpointslices', 'discovery.k8s.io'),
         denied('pods', 'pods', ''),
