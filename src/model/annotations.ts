@@ -39,7 +39,9 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
     }
     return { errors };
   }
-  const mode = modeText.trim() === '' ? 'h2' : (modeText.trim() as TunnelMode);
+  // A file may leave a value empty (`key:` is null in YAML) or write a number: read what a user sees.
+  const modeWritten = String(modeText ?? '').trim();
+  const mode = modeWritten === '' ? 'h2' : (modeWritten as TunnelMode);
   if (!tunnelModes.includes(mode)) {
     errors.push({ annotation: Annotation.tunnel, message: `unknown tunnel mode ${JSON.stringify(modeText)}; use one of ${tunnelModes.join(', ')}` });
   }
@@ -53,8 +55,9 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
       continue;
     }
     // Every value, whatever its kind: a lone surrogate cannot be encoded into a protobuf string.
-    const unicode = checkUnicode(String(text));
-    const parsed = unicode ? { error: unicode } : row.parse(String(text));
+    const value = String(text ?? '');
+    const unicode = checkUnicode(value);
+    const parsed = unicode ? { error: unicode } : row.parse(value);
     if ('error' in parsed) errors.push({ annotation: key, message: parsed.error });
     else {
       (settings as unknown as Record<string, unknown>)[row.key] = parsed.value;

@@ -106,10 +106,13 @@ export const yamlFileBytes: fc.Arbitrary<Buffer> = fc.tuple(
     const at = m.at % (text.length + 1);
     text = text.slice(0, at) + m.insert + text.slice(at + m.del);
   }
-  const bytes = Buffer.from(text);
-  if (!raw) return bytes;
-  const at = raw[0] % (bytes.length + 1);
-  return Buffer.concat([bytes.subarray(0, at), Buffer.from(raw[1]), bytes.subarray(at)]);
+  let bytes = Buffer.from(text);
+  if (raw) {
+    const at = raw[0] % (bytes.length + 1);
+    bytes = Buffer.concat([bytes.subarray(0, at), Buffer.from(raw[1]), bytes.subarray(at)]);
+  }
+  // A counterexample reads as the file's text (bytes that are not UTF-8 as latin1 escapes).
+  return Object.assign(bytes, { [fc.toStringMethod]: () => `file ${JSON.stringify(bytes.toString('latin1'))}` });
 });
 
 /** A batch for one Envoy run: Services with distinct names and addresses, each with random annotations. */

@@ -150,3 +150,12 @@ spec: { ports: [{ port: 81 }] }
     ]);
   });
 });
+
+describe('annotation values a file leaves empty (found by fuzzing)', () => {
+  it('an empty `tunnel-shim.io/tunnel:` (null in YAML) means h2, as an empty string does; an empty setting is an error on it', () => {
+    const [service] = parseYamlObjects('in.yaml', 'kind: Service\nmetadata:\n  annotations:\n    tunnel-shim.io/tunnel:\n    tunnel-shim.io/idle-timeout:\n').objects;
+    const { settings, errors } = parseTunnelSettings(service!.object.metadata!.annotations!);
+    expect(settings?.mode).toBe('h2');
+    expect(errors).toEqual([{ annotation: 'tunnel-shim.io/idle-timeout', message: '"" is not a duration like 500ms, 1s, 5m or 1h' }]);
+  });
+});
