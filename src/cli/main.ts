@@ -15,6 +15,7 @@ import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
 import { parseAccessLogDir } from '../model/annotations.js';
+import { checkDnsLabel } from '../model/values.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
 async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[], limits: Partial<FileLimits> = {}): Promise<{ source: Source; events?: EventRecorder }> {
@@ -36,6 +37,13 @@ function durationMs(option: string, text: string): number {
   const seconds = parseDuration(text);
   if (seconds === undefined || seconds <= 0) throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
   return Math.round(seconds * 1000);
+}
+
+/** Dot-separated DNS labels: the domain ends every tunnel authority. */
+function clusterDomain(value: string): string {
+  const problem = value.split('.').map(checkDnsLabel).find(Boolean);
+  if (problem) throw new InvalidArgumentError(problem);
+  return value;
 }
 
 /** `8MiB`, `512KiB`, `1GiB` or plain bytes. */
@@ -65,7 +73,7 @@ export function program(): Command {
     .option('--namespace <ns>', 'kubernetes source: watch only this namespace (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
-    .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
+    .addOption(new Option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities').argParser(clusterDomain).default('cluster.local'))
     .addOption(new Option('--access-log-dir <dir>', accessLogDirHelp).argParser(accessLogDir).default([], 'any absolute path'))
     .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
@@ -139,7 +147,7 @@ export function program(): Command {
     .option('--listen-address <ip>', 'as in tunnel-shim bootstrap')
     .option('--access-log <path>', 'as in tunnel-shim bootstrap')
     .option('--relay-http-backend <ip:port>', 'as in tunnel-shim bootstrap')
-    .option('--cluster-domain <domain>', 'Kubernetes cluster domain', 'cluster.local')
+    .addOption(new Option('--cluster-domain <domain>', 'Kubernetes cluster domain').argParser(clusterDomain).default('cluster.local'))
     .addOption(new Option('--access-log-dir <dir>', 'as in tunnel-shim serve (repeatable)').argParser(accessLogDir).default([], 'none'))
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {

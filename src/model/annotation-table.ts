@@ -31,7 +31,7 @@ function port(text: string): Parsed<number> {
   return p === undefined ? fail(`${JSON.stringify(text)} is not a port (1-65535)`) : ok(p);
 }
 
-/** A duration of at least `min` seconds, at most what a protobuf Duration holds, in the proto JSON form. */
+/** A duration of at least `min` seconds and at most what Envoy holds, in the proto JSON form. */
 function durationOf(min: number) {
   const minNanos = BigInt(Math.round(min * 1e9));
   return (text: string): Parsed<string> => {

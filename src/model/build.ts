@@ -25,7 +25,6 @@ interface ServiceSpec {
   ports?: ServicePort[];
 }
 
-
 function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoints: EndpointIndex, report: Collector): Tunnel[] | undefined {
   const service = sourced.object;
   const shape = shapeProblem(service);

@@ -6,12 +6,9 @@ import { Worker, type WorkerOptions } from 'node:worker_threads';
 import { fileDiagnostic, type PortableFile } from './yaml.js';
 import type { ParseRequest } from './parse-worker.js';
 
-export interface ParserLimits {
-  /** The worker's heap; a file whose parse needs more is reported, and the worker replaced. */
-  heapMb?: number;
-  /** A file whose parse takes longer is reported, and the worker replaced. */
-  deadlineMs?: number;
-}
+/** The worker's heap, and the time one file may take: a file that needs more is an error, the worker replaced. */
+const heapMb = 1024;
+const deadlineMs = 60_000;
 
 /**
  * A worker on the entry next to this module: compiled .js in dist; in tests and `tsx` runs the .ts
@@ -32,15 +29,12 @@ export class FileParser {
   private pending?: { id: number; file: string; resolve: (p: PortableFile) => void; timer: NodeJS.Timeout };
   private stopped = false;
 
-  constructor(private readonly limits: ParserLimits = {}) {}
-
   parse(file: string, maxBytes: number): Promise<PortableFile> {
     if (this.stopped) return Promise.resolve(failed(file, 'the source was stopped'));
     if (this.pending) throw new Error('FileParser parses one file at a time');
     const worker = this.ensureWorker();
     return new Promise((resolve) => {
       const id = ++this.nextId;
-      const deadlineMs = this.limits.deadlineMs ?? 60_000;
       const timer = setTimeout(() => this.fail(`took longer than ${deadlineMs / 1000} s to parse`), deadlineMs);
       this.pending = { id, file, resolve, timer };
       worker.postMessage({ id, file, maxBytes } satisfies ParseRequest);
@@ -55,7 +49,7 @@ export class FileParser {
 
   private ensureWorker(): Worker {
     if (this.worker) return this.worker;
-    const worker = startWorker({ resourceLimits: { maxOldGenerationSizeMb: this.limits.heapMb ?? 1024 } });
+    const worker = startWorker({ resourceLimits: { maxOldGenerationSizeMb: heapMb } });
     worker.unref();
     worker.on('message', (m: { id: number; parsed: PortableFile }) => {
       if (m.id !== this.pending?.id) return;
@@ -67,7 +61,7 @@ export class FileParser {
     // A worker already replaced (terminated by fail()) reports nothing more.
     worker.on('error', (err) => this.worker === worker && this.fail(
       (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? `needs more than ${this.limits.heapMb ?? 1024} MB to parse`
+        ? `needs more than ${heapMb} MB to parse`
         : `could not be parsed (${err.message})`,
     ));
     worker.on('exit', () => this.worker === worker && this.fail('could not be parsed (the parser exited)'));
