@@ -108,7 +108,9 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.reset();
-        for (const d of sources.pipeline.sourceDiagnostics) if (d.object.kind === apiResourceKind) this.inc({ verb: String(d.path[0]), resource: d.object.name });
+        for (const d of sources.pipeline.sourceDiagnostics) {
+          if (d.object.kind === apiResourceKind) this.inc({ verb: String(d.path[0]), resource: d.object.name });
+        }
       },
     });
   }

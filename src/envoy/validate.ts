@@ -157,12 +157,15 @@ function malformedString(value: unknown, path: string): string | undefined {
 
 /** Envoy's check of every Duration field, whatever its `validate.rules` say. */
 function checkDurationRange(field: protobuf.Field, path: string, value: unknown, out: Violation[]) {
-  if (!(field.resolvedType instanceof protobuf.Type) || fullNameOf(field.resolvedType) !== '.google.protobuf.Duration') return;
+  const type = field.resolvedType;
+  if (!(type instanceof protobuf.Type) || fullNameOf(type) !== '.google.protobuf.Duration') return;
   if (!value || typeof value !== 'object') return;
   const { seconds = 0, nanos = 0 } = value as { seconds?: number | string; nanos?: number };
   const s = Number(seconds);
   if (s < 0 || nanos < 0) out.push({ path, message: 'must not be negative' });
-  else if (!(s <= maxDurationSeconds) || !(nanos <= 999_999_999)) out.push({ path, message: `is out of range (under ${maxDurationSeconds + 1}s)` });
+  else if (!(s <= maxDurationSeconds) || !(nanos <= 999_999_999)) {
+    out.push({ path, message: `is out of range (under ${maxDurationSeconds + 1}s)` });
+  }
 }
 
 function checkValue(field: protobuf.Field, path: string, value: unknown, rules: Rules | undefined, out: Violation[]) {

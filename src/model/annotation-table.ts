@@ -2,7 +2,9 @@
 // it lands in TunnelSettings. Adding a setting is adding a row; annotations.ts runs the table.
 import YAML from 'yaml';
 import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
-import { checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode, parseDurationNanos, protoDuration } from './values.js';
+import {
+  checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode, parseDurationNanos, protoDuration,
+} from './values.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
 
 type Parsed<T> = { value: T } | { error: string };
@@ -134,7 +136,9 @@ function logPath(text: string): Parsed<string> {
   const p = text.trim();
   if (!p.startsWith('/') || p.split('/').includes('..') || /[\s\0]/.test(p)) return fail(`${JSON.stringify(text)} is not an absolute file path like /dev/stdout`);
   // Envoy refuses the whole listener when it cannot open the file ("Is a directory").
-  if (['', '.'].includes(p.split('/').at(-1)!)) return fail(`${JSON.stringify(text)} names a directory; name a file like /var/log/tunnel.log`);
+  if (['', '.'].includes(p.split('/').at(-1)!)) {
+    return fail(`${JSON.stringify(text)} names a directory; name a file like /var/log/tunnel.log`);
+  }
   return ok(p);
 }
 

@@ -144,7 +144,8 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
   const reusable = prior?.options === options ? prior : undefined;
   const services = objects.filter((o) => isService(o.object)).map((o) => ({ o, key: sortKey(o) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const pods = indexPods(objects.filter((o) => isPod(o.object) && readable(o, diagnostics)));
-  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object) && readable(o, diagnostics)), pods, diagnostics, prior?.endpoints);
+  const slices = objects.filter((o) => isEndpointSlice(o.object) && readable(o, diagnostics));
+  const endpoints = indexEndpoints(slices, pods, diagnostics, prior?.endpoints);
   const routes = objects.filter((o) => isTCPRoute(o.object) && readable(o, diagnostics));
   let previousByService: Map<string, Tunnel[]> | undefined;
 

@@ -33,7 +33,8 @@ export function formatDiagnostic(d: Diagnostic): string {
   }
   // A file-level problem (YAML that does not parse) has no object to name beyond the file itself.
   // Cluster-wide things (an API resource the source may not list) have no namespace.
-  if (d.object.kind !== 'File') where.push(`${d.object.kind} ${d.object.namespace ? `${d.object.namespace}/` : ''}${d.object.name}`);
+  const { kind, namespace, name } = d.object;
+  if (kind !== 'File') where.push(`${kind} ${namespace ? `${namespace}/` : ''}${name}`);
   if (d.path.length > 0) where.push(fieldName(d.path));
   return `${d.severity}: ${where.join(': ')}: ${d.message}`;
 }

@@ -32,18 +32,28 @@ function problem(value: unknown, shape: Shape, path: FieldPath): { path: FieldPa
   return undefined;
 }
 
-const metadata: Shape = { fields: { name: 'string', namespace: 'string', labels: { map: 'string' }, annotations: { map: 'scalar' } } };
+const fields = (f: Record<string, Shape>): Shape => ({ fields: f });
+const listOf = (f: Record<string, Shape>): Shape => ({ list: { fields: f } });
+const metadata = fields({
+  name: 'string', namespace: 'string', labels: { map: 'string' }, annotations: { map: 'scalar' },
+});
 const byKind: Record<string, Shape> = {
-  Service: { fields: { metadata, spec: { fields: { clusterIP: 'string', ports: { list: { fields: { name: 'string', port: 'scalar', protocol: 'string' } } } } } } },
-  EndpointSlice: {
-    fields: {
-      metadata, addressType: 'string',
-      ports: { list: { fields: { name: 'string', port: 'scalar' } } },
-      endpoints: { list: { fields: { addresses: { list: 'string' }, conditions: { fields: { ready: 'bool' } }, targetRef: { fields: { kind: 'string', name: 'string', namespace: 'string' } } } } },
-    },
-  },
-  Pod: { fields: { metadata, status: { fields: { podIP: 'string', podIPs: { list: { fields: { ip: 'string' } } } } } } },
-  TCPRoute: { fields: { metadata } },
+  Service: fields({
+    metadata,
+    spec: fields({ clusterIP: 'string', ports: listOf({ name: 'string', port: 'scalar', protocol: 'string' }) }),
+  }),
+  EndpointSlice: fields({
+    metadata,
+    addressType: 'string',
+    ports: listOf({ name: 'string', port: 'scalar' }),
+    endpoints: listOf({
+      addresses: { list: 'string' },
+      conditions: fields({ ready: 'bool' }),
+      targetRef: fields({ kind: 'string', name: 'string', namespace: 'string' }),
+    }),
+  }),
+  Pod: fields({ metadata, status: fields({ podIP: 'string', podIPs: listOf({ ip: 'string' }) }) }),
+  TCPRoute: fields({ metadata }),
 };
 
 const checked = new WeakMap<KubeObject, { path: FieldPath; message: string } | undefined>();

@@ -18,13 +18,17 @@ const nanosPerUnit = { ms: 1_000_000n, s: nanosPerSecond, m: 60n * nanosPerSecon
 export function parseDurationNanos(text: string): { nanos: bigint } | { error: string } {
   const m = durationText.exec(text.trim());
   if (!m) return { error: `${JSON.stringify(text)} is not a duration like 500ms, 1s, 5m or 1h` };
-  const [, whole, fraction = '', unit] = m as unknown as [string, string, string | undefined, keyof typeof nanosPerUnit];
+  type Unit = keyof typeof nanosPerUnit;
+  const [, whole, fraction = '', unit] = m as unknown as [string, string, string | undefined, Unit];
   const scale = 10n ** BigInt(fraction.length);
   const scaled = (BigInt(whole) * scale + BigInt(fraction || '0')) * nanosPerUnit[unit];
-  if (scaled % scale !== 0n) return { error: `${JSON.stringify(text)} is finer than a nanosecond, which a protobuf Duration cannot hold` };
+  if (scaled % scale !== 0n) {
+    return { error: `${JSON.stringify(text)} is finer than a nanosecond, which a protobuf Duration cannot hold` };
+  }
   const nanos = scaled / scale;
   if (nanos >= (maxDurationSeconds + 1n) * nanosPerSecond) {
-    return { error: `${JSON.stringify(text)} is longer than Envoy accepts (under ${maxDurationSeconds + 1n}s, about 292 years)` };
+    const limit = `under ${maxDurationSeconds + 1n}s, about 292 years`;
+    return { error: `${JSON.stringify(text)} is longer than Envoy accepts (${limit})` };
   }
   return { nanos };
 }
@@ -41,6 +45,7 @@ const shown = (c: string) => JSON.stringify(c);
 // RFC 3986 reg-name characters (unreserved and sub-delims). Percent-encoding is left out: in these
 // values `%` starts an Envoy format command, and DNS names never need it.
 const hostChar = /[A-Za-z0-9\-._~!$&'()*+,;=]/;
+const wildcardElsewhere = 'a wildcard belongs in tunnel-shim.io/domains';
 
 /**
  * Why `text` is not an authority `host[:port]` (RFC 9110 uri-host and port, as HTTP/2's `:authority`
@@ -65,11 +70,16 @@ export function checkAuthority(text: string, options: { wildcard?: boolean } = {
     const body = options.wildcard && host.startsWith('*') ? host.slice(1) : host;
     if (host === '') return bad('no host');
     for (const c of body) {
-      if (c === '*') return bad(options.wildcard ? 'a "*" may only lead, as in *.example.com:443' : 'a wildcard belongs in tunnel-shim.io/domains');
+      if (c === '*') {
+        return bad(options.wildcard ? 'a "*" may only lead, as in *.example.com:443' : wildcardElsewhere);
+      }
       if (!hostChar.test(c)) return bad(`${shown(c)} is not allowed in a host name`);
     }
   }
-  if (port !== undefined && (!/^\d{1,5}$/.test(port) || Number(port) < 1 || Number(port) > 65535)) return bad(`${JSON.stringify(port)} is not a port (1-65535)`);
+  const portNumber = Number(port);
+  if (port !== undefined && (!/^\d{1,5}$/.test(port) || portNumber < 1 || portNumber > 65535)) {
+    return bad(`${JSON.stringify(port)} is not a port (1-65535)`);
+  }
   return undefined;
 }
 
@@ -85,7 +95,9 @@ export function literalParts(text: string): string {
 export function checkAuthorityFormat(text: string): string | undefined {
   for (const c of literalParts(text)) {
     if (c === '*') return `${JSON.stringify(text)}: a wildcard belongs in tunnel-shim.io/domains`;
-    if (!hostChar.test(c) && !':[]'.includes(c)) return `${JSON.stringify(text)}: ${shown(c)} is not allowed in an authority`;
+    if (!hostChar.test(c) && !':[]'.includes(c)) {
+      return `${JSON.stringify(text)}: ${shown(c)} is not allowed in an authority`;
+    }
   }
   return undefined;
 }
@@ -104,7 +116,8 @@ export function checkHeaderValue(text: string): string | undefined {
 
 /** An absolute request path of RFC 3986 `pchar`s (no query, fragment or percent-encoding). */
 export function checkPath(text: string): string | undefined {
-  return /^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/.test(text) ? undefined : `${JSON.stringify(text)} is not an absolute path like /tunnel`;
+  if (/^\/[A-Za-z0-9._~!$&'()*+,;=:@/-]*$/.test(text)) return undefined;
+  return `${JSON.stringify(text)} is not an absolute path like /tunnel`;
 }
 
 /**
@@ -113,12 +126,14 @@ export function checkPath(text: string): string | undefined {
  */
 export function checkUnicode(text: string): string | undefined {
   const lone = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/.exec(text);
-  return lone ? `is not valid UTF-8 (a lone surrogate \\u${lone[0].charCodeAt(0).toString(16)} at character ${lone.index + 1})` : undefined;
+  if (!lone) return undefined;
+  const code = lone[0].charCodeAt(0).toString(16);
+  return `is not valid UTF-8 (a lone surrogate \\u${code} at character ${lone.index + 1})`;
 }
 
 /** RFC 1123 DNS label (Kubernetes namespaces; Service names are stricter, RFC 1035, checked by the API server). */
 export function checkDnsLabel(text: string): string | undefined {
-  return /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(text) && text.length <= 63
-    ? undefined
-    : `${JSON.stringify(text)} is not a DNS label (lowercase letters, digits and "-", at most 63), so it cannot be part of an authority`;
+  if (/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/.test(text) && text.length <= 63) return undefined;
+  const rule = 'lowercase letters, digits and "-", at most 63';
+  return `${JSON.stringify(text)} is not a DNS label (${rule}), so it cannot be part of an authority`;
 }

@@ -14,8 +14,13 @@ export function formatBytes(bytes: number): string {
 }
 
 export function tooLarge(file: string, size: number, maxBytes: number): PortableFile {
-  const message = `is ${formatBytes(size)}, over the limit of ${formatBytes(maxBytes)} per file (serve --max-file-size); it is not read`;
-  return { objects: [], broken: true, diagnostics: [fileDiagnostic(file, undefined, message, 'FileTooLarge')] };
+  const limit = `${formatBytes(maxBytes)} per file (serve --max-file-size)`;
+  return refusal(file, `is ${formatBytes(size)}, over the limit of ${limit}; it is not read`, 'FileTooLarge');
+}
+
+/** A file that is not read: no objects, one error; it keeps its last good objects. */
+export function refusal(file: string, message: string, reason: string): PortableFile {
+  return { objects: [], broken: true, diagnostics: [fileDiagnostic(file, undefined, message, reason)] };
 }
 
 /** Reads and parses `file`, reading at most `maxBytes + 1` bytes even if it grew since it was listed. */
@@ -41,7 +46,7 @@ export function loadYamlFile(file: string, maxBytes: number, keep?: (o: KubeObje
       fs.closeSync(fd);
     }
   } catch (err) {
-    return { objects: [], broken: true, diagnostics: [fileDiagnostic(file, undefined, (err as Error).message, 'ReadError')] };
+    return refusal(file, (err as Error).message, 'ReadError');
   }
   const decoded = decodeUtf8(file, bytes);
   if ('error' in decoded) return { objects: [], broken: true, diagnostics: [decoded.error] };

@@ -3,7 +3,8 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import { fileDiagnostic, type PortableFile } from './yaml.js';
+import { refusal } from './file-load.js';
+import type { PortableFile } from './yaml.js';
 import type { ParseRequest } from './parse-worker.js';
 
 /** The worker's heap, and the time one file may take: a file that needs more is an error, the worker replaced. */
@@ -19,7 +20,8 @@ function startWorker(options: WorkerOptions): Worker {
   if (!here.endsWith('.ts')) return new Worker(new URL('./parse-worker.js', here), options);
   const entry = new URL('./parse-worker.ts', here).href;
   const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
-  const code = `import(${JSON.stringify(tsx)}).then((tsx) => tsx.tsImport(${JSON.stringify(entry)}, ${JSON.stringify(entry)}))`;
+  const [api, url] = [JSON.stringify(tsx), JSON.stringify(entry)];
+  const code = `import(${api}).then((tsx) => tsx.tsImport(${url}, ${url}))`;
   return new Worker(code, { ...options, eval: true });
 }
 
@@ -82,6 +84,4 @@ export class FileParser {
   }
 }
 
-function failed(file: string, message: string): PortableFile {
-  return { objects: [], broken: true, diagnostics: [fileDiagnostic(file, undefined, message, 'ParseError')] };
-}
+const failed = (file: string, message: string) => refusal(file, message, 'ParseError');

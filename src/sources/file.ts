@@ -6,9 +6,9 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { isModelObject } from '../model/objects.js';
 import { FileParser } from './file-parser.js';
-import { formatBytes, loadYamlFile, MiB, tooLarge } from './file-load.js';
+import { formatBytes, loadYamlFile, MiB, refusal, tooLarge } from './file-load.js';
 import type { Source, SourceState } from './source.js';
-import { fileDiagnostic, withLines, type ParsedFile, type PortableFile } from './yaml.js';
+import { withLines, type ParsedFile, type PortableFile } from './yaml.js';
 
 const yamlFile = /\.ya?ml$/;
 
@@ -76,7 +76,8 @@ export class FileSource implements Source {
   /** Reads everything now, parsing in this thread: for `render` and tests. */
   read(): SourceState {
     const plan = this.plan();
-    return this.assemble(plan, plan.map((p) => p.refused ?? loadYamlFile(p.file, this.limits.maxFileBytes, isModelObject)));
+    const parsed = plan.map((p) => p.refused ?? loadYamlFile(p.file, this.limits.maxFileBytes, isModelObject));
+    return this.assemble(plan, parsed);
   }
 
   /** Reads everything, parsing in the worker one file at a time (the peak memory is one file's). */
@@ -95,8 +96,9 @@ export class FileSource implements Source {
       if (size > this.limits.maxFileBytes) return { file, refused: tooLarge(file, size, this.limits.maxFileBytes) };
       total += size;
       if (total <= this.limits.maxTotalBytes) return { file };
-      const message = `is not read: with it the files come to more than ${formatBytes(this.limits.maxTotalBytes)} (serve --max-source-size); files are read in name order`;
-      return { file, refused: { objects: [], broken: true, diagnostics: [fileDiagnostic(file, undefined, message, 'SourceTooLarge')] } };
+      const limit = `${formatBytes(this.limits.maxTotalBytes)} (serve --max-source-size)`;
+      const message = `is not read: with it the files come to more than ${limit}; files are read in name order`;
+      return { file, refused: refusal(file, message, 'SourceTooLarge') };
     });
   }
 

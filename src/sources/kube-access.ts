@@ -37,12 +37,13 @@ export class AccessDenials {
     if (!isAccessDenied(err)) return false;
     const code = statusOf(err)!;
     const scope = namespace ? `in namespace ${namespace}` : 'in all namespaces';
+    const reason = code === 401 ? 'Unauthorized' : 'Forbidden';
     this.denied.set(`${verb} ${resource} ${namespace ?? ''}`, {
       severity: 'error',
-      reason: code === 401 ? 'Unauthorized' : 'Forbidden',
+      reason,
       object: { kind: apiResourceKind, namespace: namespace ?? '', name: resource },
       path: [verb],
-      message: `${code} ${code === 401 ? 'Unauthorized' : 'Forbidden'} ${scope}: ${reasonOf(err)}; retrying with backoff`,
+      message: `${code} ${reason} ${scope}: ${reasonOf(err)}; retrying with backoff`,
     });
     return true;
   }
@@ -50,7 +51,9 @@ export class AccessDenials {
   /** The resource listed: every denial of it (list and watch) is over. Returns whether any was. */
   clear(resource: string, namespace: string | undefined): boolean {
     let cleared = false;
-    for (const verb of ['list', 'watch']) cleared = this.denied.delete(`${verb} ${resource} ${namespace ?? ''}`) || cleared;
+    for (const verb of ['list', 'watch']) {
+      cleared = this.denied.delete(`${verb} ${resource} ${namespace ?? ''}`) || cleared;
+    }
     return cleared;
   }
 

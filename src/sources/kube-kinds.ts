@@ -1,6 +1,8 @@
 // The kinds the Kubernetes source watches: list and watch paths per namespace, and which TCPRoute
 // version the API server serves (v1 where the CRD serves it, else v1alpha2).
-import { ApisApi, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  ApisApi, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesObject,
+} from '@kubernetes/client-node';
 import { isAccessDenied } from './kube-access.js';
 
 export interface Kind {
@@ -40,8 +42,10 @@ export function coreKinds(kc: KubeConfig): Kind[] {
     },
     {
       kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', resource: 'endpointslices.discovery.k8s.io',
-      path: (ns) => (ns ? `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices'),
-      list: (ns) => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces()),
+      path: (ns) => `/apis/discovery.k8s.io/v1${ns ? `/namespaces/${ns}` : ''}/endpointslices`,
+      list: (ns) => (ns
+        ? discovery.listNamespacedEndpointSlice({ namespace: ns })
+        : discovery.listEndpointSliceForAllNamespaces()),
     },
     {
       kind: 'Pod', apiVersion: 'v1', resource: 'pods',
@@ -56,7 +60,7 @@ export function tcpRouteKind(kc: KubeConfig, version: string): Kind {
   const plural = 'tcproutes';
   return {
     kind: 'TCPRoute', apiVersion: `${gatewayGroup}/${version}`, resource: tcpRouteResource,
-    path: (ns) => (ns ? `/apis/${gatewayGroup}/${version}/namespaces/${ns}/${plural}` : `/apis/${gatewayGroup}/${version}/${plural}`),
+    path: (ns) => `/apis/${gatewayGroup}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`,
     list: (ns) => (ns
       ? custom.listNamespacedCustomObject({ group: gatewayGroup, version, namespace: ns, plural })
       : custom.listClusterCustomObject({ group: gatewayGroup, version, plural })) as never,
@@ -77,7 +81,9 @@ export async function tcpRouteVersion(kc: KubeConfig, namespace: string | undefi
     if (!group.versions.some((v) => v.version === version)) continue;
     const probe = { group: gatewayGroup, version, plural: 'tcproutes', limit: 1 };
     try {
-      await retryTooMany(() => (namespace ? custom.listNamespacedCustomObject({ ...probe, namespace }) : custom.listClusterCustomObject(probe)));
+      await retryTooMany(() => (namespace
+        ? custom.listNamespacedCustomObject({ ...probe, namespace })
+        : custom.listClusterCustomObject(probe)));
       return version;
     } catch (err) {
       if (isAccessDenied(err)) throw err;

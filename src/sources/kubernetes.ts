@@ -53,12 +53,16 @@ export class KubernetesSource implements Source {
     this.onChange = onChange;
     // Bookmarks let a reconnecting watch resume from a recent resourceVersion instead of relisting.
     const base = new Watch(this.kubeConfig);
-    this.watch = { watch: (path: string, params: Record<string, unknown>, cb: never, done: never) => base.watch(path, { ...params, allowWatchBookmarks: true }, cb, done) } as unknown as Watch;
+    this.watch = {
+      watch: (path: string, params: Record<string, unknown>, cb: never, done: never) =>
+        base.watch(path, { ...params, allowWatchBookmarks: true }, cb, done),
+    } as unknown as Watch;
     const core = coreKinds(this.kubeConfig).flatMap((kind) => this.addInformers(kind));
     // TCPRoutes join the first sync when they can be listed now; otherwise they are picked up later.
     await Promise.all([...core.map((i) => this.startUntilListed(i)), this.discoverRoutes()]);
     this.synced = true;
-    this.options.logger.info({ informers: this.informers.length, kinds: [...new Set(this.informers.map((i) => i.kind.kind))] }, 'kubernetes source synced');
+    const kinds = [...new Set(this.informers.map((i) => i.kind.kind))];
+    this.options.logger.info({ informers: this.informers.length, kinds }, 'kubernetes source synced');
     this.changed();
   }
 
@@ -96,7 +100,8 @@ export class KubernetesSource implements Source {
   /** After the first sync the whole state; before it only the problems (nothing is served yet). */
   private deliver(): void {
     if (this.stopped) return;
-    this.onChange?.(this.synced ? this.state() : { objects: [], diagnostics: this.access.diagnostics(), complete: false });
+    const problemsOnly = { objects: [], diagnostics: this.access.diagnostics(), complete: false };
+    this.onChange?.(this.synced ? this.state() : problemsOnly);
   }
 
   private addInformers(kind: Kind): Informer[] {
@@ -159,7 +164,8 @@ export class KubernetesSource implements Source {
     const [first, max] = this.backoff();
     const delay = Math.min((this.retryDelay.get(informer) ?? first / 2) * 2, max);
     this.retryDelay.set(informer, delay);
-    this.options.logger.warn({ kind: kind.kind, verb, err: (err as Error).message ?? String(err), retryInMs: delay }, 'list or watch failed; serving the last known state and retrying');
+    const fields = { kind: kind.kind, verb, err: (err as Error).message ?? String(err), retryInMs: delay };
+    this.options.logger.warn(fields, 'list or watch failed; serving the last known state and retrying');
     const timer = setTimeout(async () => {
       this.timers.delete(timer);
       this.retrying.delete(informer);

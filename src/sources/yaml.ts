@@ -27,8 +27,12 @@ export interface PortableFile {
 
 const pathKey = (path: readonly (string | number)[]) => path.join('\u0000');
 
-export function fileDiagnostic(file: string, line: number | undefined, message: string, reason = 'InvalidYAML'): Diagnostic {
-  return { severity: 'error', reason, object: { kind: 'File', namespace: '', name: file }, path: [], message, origin: { file, line } };
+/** An error about a whole file (no object in it to name). */
+export function fileDiagnostic(
+  file: string, line: number | undefined, message: string, reason = 'InvalidYAML',
+): Diagnostic {
+  const object = { kind: 'File', namespace: '', name: file };
+  return { severity: 'error', reason, object, path: [], message, origin: { file, line } };
 }
 
 /**
@@ -43,7 +47,8 @@ export function decodeUtf8(file: string, bytes: Uint8Array): { text: string } | 
     let line = 1;
     for (let i = 0; i < at; i++) if (bytes[i] === 0x0a) line++;
     const hex = (bytes[at] ?? 0).toString(16).padStart(2, '0');
-    return { error: fileDiagnostic(file, line, `is not valid UTF-8: byte 0x${hex} at offset ${at} does not belong to a UTF-8 character`, 'InvalidUTF8') };
+    const message = `is not valid UTF-8: byte 0x${hex} at offset ${at} does not belong to a UTF-8 character`;
+    return { error: fileDiagnostic(file, line, message, 'InvalidUTF8') };
   }
 }
 
@@ -62,7 +67,7 @@ function firstInvalidByte(bytes: Uint8Array): number {
 }
 
 /** Parses every document; `keep` drops objects nobody reads before they are handed anywhere. */
-export function parseYamlPortable(file: string, text: string, keep: (o: KubeObject) => boolean = () => true): PortableFile {
+export function parseYamlPortable(file: string, text: string, keep = (_o: KubeObject) => true): PortableFile {
   const lineCounter = new LineCounter();
   // Warnings (an unknown %directive) stay out of the process's stderr: a file is not a log.
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
