@@ -33,7 +33,14 @@ function bulkYaml(mib: number, tag: string): string {
 }
 
 const serviceFile = (name: string, port: number) =>
-  serviceYaml({ name, namespace: 'big', clusterIP: '10.96.10.1', port, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) }, endpoints: [{ ip: '127.0.0.2', port: echo.port }] });
+  serviceYaml({
+    name,
+    namespace: 'big',
+    clusterIP: '10.96.10.1',
+    port,
+    annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+    endpoints: [{ ip: '127.0.0.2', port: echo.port }],
+  });
 
 async function diagnostics(adminUrl: string): Promise<string[]> {
   return ((await (await fetch(`${adminUrl}/debug/diagnostics`)).json()) as { text: string }[]).map((d) => d.text);
@@ -49,7 +56,16 @@ beforeAll(async () => {
     startEnvoy({ role: 'originate', nodeId: 'originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
     startEnvoy({ role: 'terminate', nodeId: 'terminator', xdsAddress: shim.xdsAddress }),
   ]);
-  await waitFor('the first tunnel', () => roundTrip(firstPort).then(() => true, () => false), 20_000, 100);
+  await waitFor(
+    'the first tunnel',
+    () =>
+      roundTrip(firstPort).then(
+        () => true,
+        () => false,
+      ),
+    20_000,
+    100,
+  );
 });
 
 afterAll(async () => {
@@ -67,7 +83,16 @@ describe('file size limits', () => {
     expect(await roundTrip(firstPort)).toMatch(/^backend\n/);
     const secondPort = await freePort();
     shim.write('second.yaml', serviceFile('second', secondPort));
-    await waitFor('a Service added beside the refused file', () => roundTrip(secondPort).then(() => true, () => false), 20_000, 100);
+    await waitFor(
+      'a Service added beside the refused file',
+      () =>
+        roundTrip(secondPort).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      100,
+    );
     fs.rmSync(path.join(shim.dir, 'huge.yaml'));
     fs.rmSync(path.join(shim.dir, 'second.yaml'));
     await waitFor('the error to clear', async () => (await diagnostics(shim.adminUrl)).length === 0, 10_000);
@@ -91,7 +116,9 @@ describe('file size limits', () => {
     }
     const parseMs = Date.now() - started;
     const heapMiB = Math.round(process.memoryUsage().heapUsed / MiB);
-    console.log(`parsing 2 x 7 MiB took ${parseMs} ms; /healthz answered ${latencies.length} times meanwhile, slowest ${Math.round(Math.max(...latencies))} ms; main-thread heap ${heapMiB} MiB`);
+    console.log(
+      `parsing 2 x 7 MiB took ${parseMs} ms; /healthz answered ${latencies.length} times meanwhile, slowest ${Math.round(Math.max(...latencies))} ms; main-thread heap ${heapMiB} MiB`,
+    );
     // Probes ran all along the parse, and none waited on it (a blocked event loop answers after the parse).
     expect(latencies.length).toBeGreaterThanOrEqual(10);
     expect(Math.max(...latencies)).toBeLessThan(1000);
@@ -107,18 +134,35 @@ describe('shutdown under load', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'large-sigterm-'));
     const [xdsPort, adminPort] = [await freePort(), await freePort()];
     fs.writeFileSync(path.join(dir, 'first.yaml'), serviceFile('first', firstPort));
-    const child = spawnCli(['serve', '--source', `file:${dir}`, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--log-level', 'debug']);
+    const child = spawnCli([
+      'serve',
+      '--source',
+      `file:${dir}`,
+      '--xds-address',
+      `127.0.0.1:${xdsPort}`,
+      '--admin-address',
+      `127.0.0.1:${adminPort}`,
+      '--log-level',
+      'debug',
+    ]);
     try {
-      await waitFor('serve to be ready', async () => {
-        if (child.exitCode !== null) throw new Error(`serve exited: ${child.output()}`);
-        return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok;
-      }, 20_000, 100);
+      await waitFor(
+        'serve to be ready',
+        async () => {
+          if (child.exitCode !== null) throw new Error(`serve exited: ${child.output()}`);
+          return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok;
+        },
+        20_000,
+        100,
+      );
       fs.writeFileSync(path.join(dir, 'bulk.yaml'), bulkYaml(7, 'a'));
       // The file takes many seconds to parse; signal well inside that.
       await sleep(1500);
       const signalled = Date.now();
       child.kill('SIGTERM');
-      const code = await new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve)));
+      const code = await new Promise<number | null>((resolve) =>
+        child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', resolve),
+      );
       const took = Date.now() - signalled;
       console.log(`serve exited ${took} ms after SIGTERM, mid-parse`);
       expect(took).toBeLessThan(5000);

@@ -17,7 +17,8 @@ function inlineRoutes(value: unknown, routes: Map<string, Json>): unknown {
   if (!value || typeof value !== 'object') return value;
   const out: Json = {};
   for (const [k, v] of Object.entries(value)) {
-    if (k === 'rds') out.route_config = routes.get((v as Json).route_config_name) ?? { name: (v as Json).route_config_name };
+    if (k === 'rds')
+      out.route_config = routes.get((v as Json).route_config_name) ?? { name: (v as Json).route_config_name };
     else out[k] = inlineRoutes(v, routes);
   }
   return out;
@@ -46,7 +47,11 @@ export function staticBootstrap(rendered: Rendered, nodeId: string): Json {
   const clusters = r.clusters!.map((c) => {
     if (c.type !== 'EDS') return c;
     const { eds_cluster_config: _eds, ...rest } = c;
-    return { ...rest, type: 'STATIC', load_assignment: endpoints.get(c.name) ?? { cluster_name: c.name, endpoints: [] } };
+    return {
+      ...rest,
+      type: 'STATIC',
+      load_assignment: endpoints.get(c.name) ?? { cluster_name: c.name, endpoints: [] },
+    };
   });
   return {
     node: { id: nodeId, cluster: 'fuzz' },
@@ -69,8 +74,16 @@ export async function envoyValidate(bootstraps: { name: string; bootstrap: Json 
       const file = path.join(dir, `${verdicts.length}.json`);
       fs.writeFileSync(file, JSON.stringify(sandboxLogs(bootstrap, path.join(dir, `logs-${verdicts.length}`))));
       const args = ['--mode', 'validate', '-c', file, '-l', 'error', '--disable-hot-restart'];
-      const result = await promisify(execFile)(envoyBinary(), args, { timeout: 60_000, maxBuffer: 16 * 1024 * 1024 })
-        .then((r) => ({ ok: true, output: r.stdout + r.stderr }), (e: { stdout?: string; stderr?: string; message: string }) => ({ ok: false, output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message }));
+      const result = await promisify(execFile)(envoyBinary(), args, {
+        timeout: 60_000,
+        maxBuffer: 16 * 1024 * 1024,
+      }).then(
+        (r) => ({ ok: true, output: r.stdout + r.stderr }),
+        (e: { stdout?: string; stderr?: string; message: string }) => ({
+          ok: false,
+          output: `${e.stdout ?? ''}${e.stderr ?? ''}` || e.message,
+        }),
+      );
       verdicts.push({ name, ...result });
     }
     return verdicts;
