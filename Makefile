@@ -26,6 +26,6 @@ bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
 # repeats one; FUZZ_RUNS cases per property, FUZZ_BATCHES batches through envoy --mode validate).
 fuzz: fuzz-inputs
 
-# Annotation parsers and the file source: prints its case counts; about 2 minutes on 2 cores.
+# Annotation parsers and the file source: prints its case counts; a few minutes on 2 cores.
 fuzz-inputs: setup
 	@npx tsx test/fuzz/run-inputs.ts
