@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench image
+.PHONY: setup demo test bench image fuzz fuzz-inputs
 
 setup:
 	@scripts/setup.sh
@@ -29,3 +29,11 @@ bench: setup bench/peers/gcp/gcp-peer
 # The go-control-plane peer, built from the Go module proxy at the versions pinned in its go.mod.
 bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
 	@cd bench/peers/gcp && $(GO) build -o gcp-peer .
+
+# Property-based fuzzing, longer than the suite's fixed-seed runs, with a fresh seed each time (FUZZ_SEED=N
+# repeats one; FUZZ_RUNS cases per property, FUZZ_BATCHES batches through envoy --mode validate).
+fuzz: fuzz-inputs
+
+# Annotation parsers and the file source: prints its case counts; a few minutes on 2 cores.
+fuzz-inputs: setup
+	@npx tsx test/fuzz/run-inputs.ts

@@ -2,6 +2,7 @@
 // observed through the ADS server's `observe` hooks or read from the pipeline and cache at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { Pipeline } from './pipeline.js';
+import { apiResourceKind } from './sources/kube-access.js';
 import { roles } from './translate/view.js';
 import type { SnapshotCache } from './xds/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
@@ -98,6 +99,18 @@ export class Metrics {
       registers: [this.registry],
       collect() {
         this.set(sources.pipeline.sourceDiagnostics.filter((d) => d.severity === 'error').length);
+      },
+    });
+    new Gauge({
+      name: `${prefix}source_access_denied`,
+      help: 'Requests the API server currently refuses the source (401/403), by verb and resource (namespaces summed)',
+      labelNames: ['verb', 'resource'],
+      registers: [this.registry],
+      collect() {
+        this.reset();
+        for (const d of sources.pipeline.sourceDiagnostics) {
+          if (d.object.kind === apiResourceKind) this.inc({ verb: String(d.path[0]), resource: d.object.name });
+        }
       },
     });
   }

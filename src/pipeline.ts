@@ -62,6 +62,11 @@ export class Pipeline {
   private lastApply = -Infinity;
 
   private schedule(state: SourceState): void {
+    if (state.complete === false) {
+      // Problems of a source that has not synced yet (a refused list): shown, nothing is served.
+      this.sourceDiagnostics = state.diagnostics;
+      return this.report();
+    }
     this.pending = state;
     this.sourceEvents++;
     this.firstPendingAt ??= Date.now();

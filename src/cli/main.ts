@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import YAML from 'yaml';
 import { createLogger, type LogFormat } from '../logger.js';
 import { Shim } from '../shim.js';
-import { FileSource } from '../sources/file.js';
+import { defaultFileLimits, FileSource, type FileLimits } from '../sources/file.js';
 import type { EventRecorder } from '../sources/kube-events.js';
 import type { Source } from '../sources/source.js';
 import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
@@ -17,9 +17,12 @@ import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
 import { parseAccessLogDir } from '../model/annotations.js';
+import { checkDnsLabel } from '../model/values.js';
 import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
 
-async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[]): Promise<{ source: Source; events?: EventRecorder }> {
+async function sourceFrom(
+  spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[], limits: Partial<FileLimits> = {},
+): Promise<{ source: Source; events?: EventRecorder }> {
   if (spec === 'kubernetes') {
     // Loaded only when used: the Kubernetes client is tens of MB of heap a file-sourced shim never needs.
     const [{ KubernetesSource }, { EventRecorder }] = await Promise.all([import('../sources/kubernetes.js'), import('../sources/kube-events.js')]);
@@ -29,7 +32,7 @@ async function sourceFrom(spec: string, logger: ReturnType<typeof createLogger>,
   if (spec.startsWith('file:')) {
     const path = spec.slice('file:'.length);
     if (!fs.existsSync(path)) throw new Error(`--source ${spec}: ${path} does not exist`);
-    return { source: new FileSource(path, logger) };
+    return { source: new FileSource(path, logger, undefined, limits) };
   }
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
 }
@@ -38,6 +41,23 @@ function durationMs(option: string, text: string): number {
   const seconds = parseDuration(text);
   if (seconds === undefined || seconds <= 0) throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
   return Math.round(seconds * 1000);
+}
+
+/** Dot-separated DNS labels: the domain ends every tunnel authority. */
+function clusterDomain(value: string): string {
+  const problem = value.split('.').map(checkDnsLabel).find(Boolean);
+  if (problem) throw new InvalidArgumentError(problem);
+  return value;
+}
+
+/** `8MiB`, `512KiB`, `1GiB` or plain bytes. */
+function byteSize(value: string): number {
+  const m = /^(\d+)\s*(B|KiB|MiB|GiB)?$/.exec(value.trim());
+  const bytes = m ? Number(m[1]) * { B: 1, KiB: 1024, MiB: 1024 ** 2, GiB: 1024 ** 3 }[(m[2] ?? 'B') as 'B'] : NaN;
+  if (!(bytes > 0) || !Number.isSafeInteger(bytes)) {
+    throw new InvalidArgumentError('expected a size like 8MiB, 512KiB or 1048576');
+  }
+  return bytes;
 }
 
 /** Repeatable `--access-log-dir DIR`, each checked and normalised as it is parsed. */
@@ -69,15 +89,21 @@ export function program(): Command {
     .option('--namespace <ns>', 'kubernetes source: watch only this namespace (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
-    .option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities', 'cluster.local')
+    .addOption(new Option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities')
+      .argParser(clusterDomain).default('cluster.local'))
     .addOption(new Option('--access-log-dir <dir>', accessLogDirHelp).argParser(accessLogDir).default([], 'any absolute path'))
     .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
     .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
     .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
+    .addOption(new Option('--max-file-size <size>', 'file source: a larger YAML file is not read (an error names it)')
+      .argParser(byteSize).default(defaultFileLimits.maxFileBytes, '8MiB'))
+    .addOption(new Option('--max-source-size <size>', 'file source: files past this total (in name order) are not read')
+      .argParser(byteSize).default(defaultFileLimits.maxTotalBytes, '64MiB'))
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
-      const { source, events } = await sourceFrom(o.source, logger, o.namespace);
+      const limits = { maxFileBytes: o.maxFileSize, maxTotalBytes: o.maxSourceSize };
+      const { source, events } = await sourceFrom(o.source, logger, o.namespace, limits);
       const shim = new Shim({
         source,
         events,
@@ -89,16 +115,20 @@ export function program(): Command {
         maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
       });
-      await shim.start();
+      // Installed before start: a signal during the first read of a large source stops it too.
       const shutdown = async (signal: string) => {
         logger.info({ signal }, 'shutting down');
         const timer = setTimeout(() => process.exit(1), 5000).unref();
-        await shim.stop();
+        const stopped = await shim.stop().then(
+          () => true,
+          (err: Error) => (logger.error({ err: err.message }, 'shutdown failed'), false),
+        );
         clearTimeout(timer);
-        process.exit(0);
+        process.exit(stopped ? 0 : 1);
       };
       process.once('SIGTERM', () => void shutdown('SIGTERM'));
       process.once('SIGINT', () => void shutdown('SIGINT'));
+      await shim.start();
     });
 
   cli
@@ -140,7 +170,8 @@ export function program(): Command {
     .option('--listen-address <ip>', 'as in tunnel-shim bootstrap')
     .option('--access-log <path>', 'as in tunnel-shim bootstrap')
     .option('--relay-http-backend <ip:port>', 'as in tunnel-shim bootstrap')
-    .option('--cluster-domain <domain>', 'Kubernetes cluster domain', 'cluster.local')
+    .addOption(new Option('--cluster-domain <domain>', 'Kubernetes cluster domain')
+      .argParser(clusterDomain).default('cluster.local'))
     .addOption(new Option('--access-log-dir <dir>', 'as in tunnel-shim serve (repeatable)').argParser(accessLogDir).default([], 'none'))
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {

@@ -89,6 +89,8 @@ function checkMessageRules(path: string, value: unknown, rules: Rules, out: Viol
 export function validateMessage(typeName: string, object: Record<string, unknown>): Violation[] {
   const out: Violation[] = [];
   walk(lookupType(typeName), object, '', out);
+  const malformed = malformedString(object, '');
+  if (malformed !== undefined) out.push({ path: malformed, message: 'is not valid UTF-8 (a lone surrogate)' });
   return out;
 }
 
@@ -132,7 +134,42 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
   }
 }
 
+/**
+ * Envoy keeps durations as signed 64-bit nanoseconds and refuses 9223372036s or more in any Duration
+ * field ("Duration out-of-range"), well inside google.protobuf.Duration's own range.
+ */
+const maxDurationSeconds = 9_223_372_035;
+/** A lone UTF-16 surrogate: protobuf strings are UTF-8, and one would be encoded as bytes Envoy refuses. */
+const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+/** Every string, map key and Struct value included: the path of the first that is not valid UTF-8. */
+function malformedString(value: unknown, path: string): string | undefined {
+  if (typeof value === 'string') return loneSurrogate.test(value) ? path : undefined;
+  if (!value || typeof value !== 'object') return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const here = Array.isArray(value) ? `${path}[${key}]` : join(path, key);
+    if (loneSurrogate.test(key)) return here;
+    const found = malformedString(item, here);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+/** Envoy's check of every Duration field, whatever its `validate.rules` say. */
+function checkDurationRange(field: protobuf.Field, path: string, value: unknown, out: Violation[]) {
+  const type = field.resolvedType;
+  if (!(type instanceof protobuf.Type) || fullNameOf(type) !== '.google.protobuf.Duration') return;
+  if (!value || typeof value !== 'object') return;
+  const { seconds = 0, nanos = 0 } = value as { seconds?: number | string; nanos?: number };
+  const s = Number(seconds);
+  if (s < 0 || nanos < 0) out.push({ path, message: 'must not be negative' });
+  else if (!(s <= maxDurationSeconds) || !(nanos <= 999_999_999)) {
+    out.push({ path, message: `is out of range (under ${maxDurationSeconds + 1}s)` });
+  }
+}
+
 function checkValue(field: protobuf.Field, path: string, value: unknown, rules: Rules | undefined, out: Violation[]) {
+  checkDurationRange(field, path, value, out);
   if (rules) {
     checkMessageRules(path, value, rules, out);
     // Rules on wrapper fields (UInt32Value and friends) constrain the wrapped value; an unset proto3

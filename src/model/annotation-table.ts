@@ -1,8 +1,10 @@
 // One row per `tunnel-shim.io/*` annotation: how its value is parsed (in Envoy's own form) and where
 // it lands in TunnelSettings. Adding a setting is adding a row; annotations.ts runs the table.
 import YAML from 'yaml';
-import { parseDuration } from '../translate/common.js';
-import { checkFormat, checkHeaderName } from './format.js';
+import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
+import {
+  checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode, parseDurationNanos, protoDuration,
+} from './values.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
 
 type Parsed<T> = { value: T } | { error: string };
@@ -31,12 +33,14 @@ function port(text: string): Parsed<number> {
   return p === undefined ? fail(`${JSON.stringify(text)} is not a port (1-65535)`) : ok(p);
 }
 
+/** A duration of at least `min` seconds and at most what Envoy holds, in the proto JSON form. */
 function durationOf(min: number) {
+  const minNanos = BigInt(Math.round(min * 1e9));
   return (text: string): Parsed<string> => {
-    const seconds = parseDuration(text);
-    if (seconds === undefined) return fail(`${JSON.stringify(text)} is not a duration like 500ms, 1s, 5m or 1h`);
-    if (seconds < min) return fail(`${JSON.stringify(text)} is below the minimum of ${min * 1000}ms`);
-    return ok(`${seconds}s`);
+    const parsed = parseDurationNanos(text);
+    if ('error' in parsed) return fail(parsed.error);
+    if (parsed.nanos < minNanos) return fail(`${JSON.stringify(text)} is below the minimum of ${min * 1000}ms`);
+    return ok(protoDuration(parsed.nanos));
   };
 }
 
@@ -59,11 +63,19 @@ function formatString(text: string): Parsed<string> {
   return problem ? fail(problem) : ok(text.trim());
 }
 
+/** The CONNECT `:authority`: `host:port`, or a format string whose literal parts fit in one. */
+function authority(text: string): Parsed<string> {
+  const parsed = formatString(text);
+  if ('error' in parsed) return parsed;
+  const problem = hasFormatCommand(parsed.value) ? checkAuthorityFormat(parsed.value) : checkAuthority(parsed.value);
+  return problem ? fail(problem) : parsed;
+}
+
 /** A YAML/JSON flow map of strings, e.g. `{env: hema}`: Envoy's form for metadata and headers. */
 function stringMap(text: string): Parsed<Record<string, string>> {
   let value: unknown;
   try {
-    value = YAML.parse(text);
+    value = YAML.parse(text, { logLevel: 'error' });
   } catch (err) {
     return fail(`is not a map like {key: value} (${(err as Error).message.split('\n')[0]}); quote values that start with %`);
   }
@@ -71,6 +83,9 @@ function stringMap(text: string): Parsed<Record<string, string>> {
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
     if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return fail(`${JSON.stringify(k)} must have a string value`);
+    // YAML escapes such as "\ud800" make lone surrogates out of plain ASCII.
+    const unicode = checkUnicode(k) ?? checkUnicode(String(v));
+    if (unicode) return fail(`${checkUnicode(k) ? 'a key' : `the value of ${JSON.stringify(k)}`} ${unicode}`);
     out[k] = String(v);
   }
   return ok(out);
@@ -90,7 +105,8 @@ function headers(text: string): Parsed<HeaderToAdd[]> {
   if ('error' in parsed) return parsed;
   const out: HeaderToAdd[] = [];
   for (const [name, value] of Object.entries(parsed.value)) {
-    const bad = checkHeaderName(name) ?? (checkFormat(value) && `${name}: ${checkFormat(value)}`);
+    const valueProblem = checkFormat(value) ?? checkHeaderValue(value);
+    const bad = checkHeaderName(name) ?? (valueProblem && `${name}: ${valueProblem}`);
     if (bad) return fail(bad);
     out.push({ name, value });
   }
@@ -103,20 +119,26 @@ function domains(text: string): Parsed<string[]> {
   if (list.length === 0) return fail('lists no authority');
   for (const d of list) {
     if (d === '*') return fail('"*" would make the terminator an open proxy; list the authorities it may accept');
-    if (!/^\*?[A-Za-z0-9.:\[\]_-]+$/.test(d)) return fail(`${JSON.stringify(d)} is not an authority like host:port or a suffix like *:1234`);
+    const problem = checkAuthority(d, { wildcard: true });
+    if (problem) return fail(`${problem}; or a suffix like *:1234`);
   }
   if (new Set(list).size !== list.length) return fail('lists an authority twice');
   return ok(list);
 }
 
 function postPath(text: string): Parsed<string> {
-  return /^\/[A-Za-z0-9._~!$&'()*+,;=:@\/-]*$/.test(text.trim()) ? ok(text.trim()) : fail(`${JSON.stringify(text)} is not an absolute path like /tunnel`);
+  const problem = checkPath(text.trim());
+  return problem ? fail(problem) : ok(text.trim());
 }
 
 /** Absolute paths only: a relative path would land wherever the Envoy process happens to run. */
 function logPath(text: string): Parsed<string> {
   const p = text.trim();
   if (!p.startsWith('/') || p.split('/').includes('..') || /[\s\0]/.test(p)) return fail(`${JSON.stringify(text)} is not an absolute file path like /dev/stdout`);
+  // Envoy refuses the whole listener when it cannot open the file ("Is a directory").
+  if (['', '.'].includes(p.split('/').at(-1)!)) {
+    return fail(`${JSON.stringify(text)} names a directory; name a file like /var/log/tunnel.log`);
+  }
   return ok(p);
 }
 
@@ -134,7 +156,7 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/tunnel-port': { key: 'tunnelPort', parse: port },
   'tunnel-shim.io/placement': { key: 'placement', parse: oneOf('placement', placements) },
   'tunnel-shim.io/post-path': { key: 'postPath', parse: postPath },
-  'tunnel-shim.io/hostname': { key: 'hostname', parse: formatString },
+  'tunnel-shim.io/hostname': { key: 'hostname', parse: authority },
   'tunnel-shim.io/domains': { key: 'domains', parse: domains },
   'tunnel-shim.io/headers-to-add': { key: 'headersToAdd', parse: headers },
   'tunnel-shim.io/propagate-response-headers': { key: 'propagateResponseHeaders', parse: bool },

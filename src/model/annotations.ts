@@ -4,6 +4,7 @@ import path from 'node:path';
 import { flowControl } from '../translate/common.js';
 import { annotationTable, tunnelModes } from './annotation-table.js';
 import { hasFormatCommand } from './format.js';
+import { checkUnicode } from './values.js';
 import type { TunnelMode, TunnelSettings } from './tunnel.js';
 
 export { parsePort } from './annotation-table.js';
@@ -39,7 +40,9 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
     }
     return { errors };
   }
-  const mode = modeText.trim() === '' ? 'h2' : (modeText.trim() as TunnelMode);
+  // A file may leave a value empty (`key:` is null in YAML) or write a number: read what a user sees.
+  const modeWritten = String(modeText ?? '').trim();
+  const mode = modeWritten === '' ? 'h2' : (modeWritten as TunnelMode);
   if (!tunnelModes.includes(mode)) {
     errors.push({ annotation: Annotation.tunnel, message: `unknown tunnel mode ${JSON.stringify(modeText)}; use one of ${tunnelModes.join(', ')}` });
   }
@@ -52,7 +55,10 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
       errors.push({ annotation: key, message: 'is not a tunnel-shim annotation' });
       continue;
     }
-    const parsed = row.parse(String(text));
+    // Every value, whatever its kind: a lone surrogate cannot be encoded into a protobuf string.
+    const value = String(text ?? '');
+    const unicode = checkUnicode(value);
+    const parsed = unicode ? { error: unicode } : row.parse(value);
     if ('error' in parsed) errors.push({ annotation: key, message: parsed.error });
     else {
       (settings as unknown as Record<string, unknown>)[row.key] = parsed.value;

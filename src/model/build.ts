@@ -6,11 +6,13 @@ import { isIP } from 'node:net';
 import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
-import { indexEndpoints, indexPods, isEndpointSlice, isPod, type EndpointIndex } from './endpoints.js';
+import { indexEndpoints, indexPods, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
-import { refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
-import { isTCPRoute, parseRoute } from './routes.js';
+import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
+import { parseRoute } from './routes.js';
 import type { Endpoint, Model, ModelOptions, Tunnel, TunnelSettings } from './tunnel.js';
+import { shapeProblem } from './shape.js';
+import { checkDnsLabel } from './values.js';
 
 interface ServicePort {
   name?: string;
@@ -23,12 +25,13 @@ interface ServiceSpec {
   ports?: ServicePort[];
 }
 
-function isService(o: KubeObject) {
-  return o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1';
-}
-
 function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoints: EndpointIndex, report: Collector): Tunnel[] | undefined {
   const service = sourced.object;
+  const shape = shapeProblem(service);
+  if (shape) {
+    report.error('InvalidObject', shape.path, shape.message);
+    return undefined;
+  }
   const ref = refOf(service);
   const { settings, errors } = settingsOf(service.metadata?.annotations ?? {});
   for (const e of errors) {
@@ -43,6 +46,14 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
   if (!ref.name) {
     report.error('InvalidObject', ['metadata', 'name'], 'Service has no name');
     return undefined;
+  }
+  // Name and namespace become the tunnel's authority (the API server checks them; files may not).
+  for (const field of ['name', 'namespace'] as const) {
+    const problem = checkDnsLabel(ref[field]);
+    if (problem) {
+      report.error('InvalidObject', ['metadata', field], problem);
+      return undefined;
+    }
   }
   const spec = (service.spec ?? {}) as ServiceSpec;
   const clusterIP = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
@@ -132,8 +143,10 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
   const prior = previous && buildStates.get(previous);
   const reusable = prior?.options === options ? prior : undefined;
   const services = objects.filter((o) => isService(o.object)).map((o) => ({ o, key: sortKey(o) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const pods = indexPods(objects.filter((o) => isPod(o.object)));
-  const endpoints = indexEndpoints(objects.filter((o) => isEndpointSlice(o.object)), pods, diagnostics, prior?.endpoints);
+  const pods = indexPods(objects.filter((o) => isPod(o.object) && readable(o, diagnostics)));
+  const slices = objects.filter((o) => isEndpointSlice(o.object) && readable(o, diagnostics));
+  const endpoints = indexEndpoints(slices, pods, diagnostics, prior?.endpoints);
+  const routes = objects.filter((o) => isTCPRoute(o.object) && readable(o, diagnostics));
   let previousByService: Map<string, Tunnel[]> | undefined;
 
   const state: BuildState = { options, endpoints, services: new Map() };
@@ -168,10 +181,10 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     tunnels.push(...kept.map((t) => ({ ...t, split: undefined, endpoints: serviceEndpoints?.get(t.portName) ?? [] })));
   }
   const rejected = new Set<Tunnel>();
-  rejectDuplicateAddresses(tunnels, services.map((s) => s.o), previous, rejected, diagnostics);
+  const readableServices = services.map((s) => s.o).filter((o) => !shapeProblem(o.object));
+  rejectDuplicateAddresses(tunnels, readableServices, previous, rejected, diagnostics);
   rejectDuplicateDomains(tunnels, rejected, diagnostics);
-  const routes = objects.filter((o) => isTCPRoute(o.object));
-  const { splits, created } = applyRoutes(routes, tunnels, rejected, services.map((s) => s.o), endpoints, options, diagnostics);
+  const { splits, created } = applyRoutes(routes, tunnels, rejected, readableServices, endpoints, options, diagnostics);
   const previousByKey = new Map((previous?.tunnels ?? []).map((t) => [t.key, t]));
   const out: Tunnel[] = [];
   for (const t of [...tunnels, ...created]) {
@@ -182,6 +195,16 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
   const model = { tunnels: out, diagnostics };
   buildStates.set(model, state);
   return model;
+}
+
+/** False (with an error naming the field) for an object the model cannot read; it is left out. */
+function readable(sourced: SourcedObject, diagnostics: Diagnostic[]): boolean {
+  const shape = shapeProblem(sourced.object);
+  if (!shape) return true;
+  const report = new Collector(sourced);
+  report.error('InvalidObject', shape.path, shape.message);
+  diagnostics.push(...report.diagnostics);
+  return false;
 }
 
 function keptLastGood(sourced: SourcedObject): Diagnostic {

@@ -32,7 +32,9 @@ export function formatDiagnostic(d: Diagnostic): string {
     where.push(line ? `${d.origin.file}:${line}` : d.origin.file);
   }
   // A file-level problem (YAML that does not parse) has no object to name beyond the file itself.
-  if (d.object.kind !== 'File') where.push(`${d.object.kind} ${d.object.namespace}/${d.object.name}`);
+  // Cluster-wide things (an API resource the source may not list) have no namespace.
+  const { kind, namespace, name } = d.object;
+  if (kind !== 'File') where.push(`${kind} ${namespace ? `${namespace}/` : ''}${name}`);
   if (d.path.length > 0) where.push(fieldName(d.path));
   return `${d.severity}: ${where.join(': ')}: ${d.message}`;
 }

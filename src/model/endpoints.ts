@@ -21,9 +21,6 @@ interface SliceSpec {
 
 const serviceNameLabel = 'kubernetes.io/service-name';
 
-export function isPod(o: KubeObject) {
-  return o.kind === 'Pod' && (o.apiVersion ?? 'v1') === 'v1';
-}
 
 /** Pod labels by `namespace/name` and by `namespace/ip`: what metadata-match selects endpoints by. */
 export type PodIndex = Map<string, Record<string, string>>;
@@ -45,9 +42,6 @@ export function indexPods(pods: SourcedObject[]): PodIndex {
   return index;
 }
 
-export function isEndpointSlice(o: KubeObject) {
-  return o.kind === 'EndpointSlice' && (o.apiVersion ?? '').startsWith('discovery.k8s.io/');
-}
 
 /** Ready endpoints per Service (`namespace/name`) and per port name. */
 export type EndpointIndex = Map<string, Map<string, Endpoint[]>>;

@@ -52,3 +52,11 @@ export function refOf(object: KubeObject): ObjectRef {
 export function refKey(ref: ObjectRef): string {
   return `${ref.kind}/${ref.namespace}/${ref.name}`;
 }
+
+// The kinds the model reads; the file source drops every other object right after parsing.
+export const isService = (o: KubeObject) => o.kind === 'Service' && (o.apiVersion ?? 'v1') === 'v1';
+export const isPod = (o: KubeObject) => o.kind === 'Pod' && (o.apiVersion ?? 'v1') === 'v1';
+const inGroup = (o: KubeObject, group: string) => String(o.apiVersion ?? '').startsWith(`${group}/`);
+export const isEndpointSlice = (o: KubeObject) => o.kind === 'EndpointSlice' && inGroup(o, 'discovery.k8s.io');
+export const isTCPRoute = (o: KubeObject) => o.kind === 'TCPRoute' && inGroup(o, 'gateway.networking.k8s.io');
+export const isModelObject = (o: KubeObject) => isService(o) || isPod(o) || isEndpointSlice(o) || isTCPRoute(o);

@@ -3,6 +3,7 @@
 import { TCPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TCPRoute';
 import type { Diagnostic } from './diagnostics.js';
 import { refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
+import { checkDnsLabel } from './values.js';
 
 export interface BackendRef {
   namespace: string;
@@ -31,9 +32,6 @@ interface RawRef {
   weight?: number;
 }
 
-export function isTCPRoute(o: KubeObject): boolean {
-  return o.kind === 'TCPRoute' && (o.apiVersion ?? '').startsWith('gateway.networking.k8s.io/');
-}
 
 function diag(route: SourcedObject, severity: Diagnostic['severity'], reason: string, path: FieldPath, message: string): Diagnostic {
   return { severity, reason, object: refOf(route.object), path, message, origin: route.origin };
@@ -71,6 +69,12 @@ export function parseRoute(route: SourcedObject): { attachments: ServiceRoute[];
     }
     if (ref.port === undefined) {
       diagnostics.push(diag(route, 'error', 'MissingPort', [...path, 'port'], 'a Service backend needs a port'));
+      return;
+    }
+    // The backend's name becomes the CONNECT authority of its share.
+    const badName = checkDnsLabel(ref.name ?? '');
+    if (badName) {
+      diagnostics.push(diag(route, 'error', 'InvalidBackend', [...path, 'name'], badName));
       return;
     }
     backends.push({ namespace, name: ref.name!, port: ref.port, weight: ref.weight ?? 1, path });

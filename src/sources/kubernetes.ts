@@ -1,52 +1,42 @@
 // The production source: informers (list, then watch from the list's resourceVersion, with bookmarks;
 // relist on 410 Gone; reconnect with backoff) over Services, EndpointSlices, Pods and TCPRoutes.
-// Nothing is delivered until every informer has listed once, so no Envoy ever sees half a cluster.
-import {
-  ApisApi, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, KubeConfig, ListWatch, Watch, type KubernetesObject,
-} from '@kubernetes/client-node';
+// Nothing is served until every core informer has listed once, so no Envoy ever sees half a cluster.
+// A request the API server refuses (401/403) is a diagnostic naming verb and resource, also before
+// that first list, and is retried with backoff; TCPRoutes are picked up whenever they become listable
+// (permission granted, or the CRD installed later), without a restart.
+import { KubeConfig, ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject, SourcedObject } from '../model/objects.js';
+import { AccessDenials, isAccessDenied } from './kube-access.js';
+import { coreKinds, retryTooMany, tcpRouteKind, tcpRouteResource, tcpRouteVersion, type Kind } from './kube-kinds.js';
 import type { Source, SourceState } from './source.js';
-
-interface Kind {
-  kind: string;
-  apiVersion: string;
-  /** Watch path for all namespaces, or for one. */
-  path(namespace?: string): string;
-  list(namespace?: string): Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>;
-}
 
 export interface KubernetesSourceOptions {
   kubeConfig?: KubeConfig;
   /** Watch only these namespaces; all when empty. */
   namespaces?: string[];
   logger: Logger;
-  /** First and largest delay between reconnects after a watch fails. */
+  /** First and largest delay between retries after a list, a watch or TCPRoute discovery fails. */
   backoffMs?: [number, number];
 }
 
-const gatewayGroup = 'gateway.networking.k8s.io';
-
-/** kube-apiserver answers 429 while a CRD's storage initialises; retry those lists briefly. */
-async function retryTooMany<T>(fn: () => Promise<T>, attempts = 20): Promise<T> {
-  for (let i = 1; ; i++) {
-    try {
-      return await fn();
-    } catch (err) {
-      const code = (err as { code?: number; statusCode?: number }).code ?? (err as { statusCode?: number }).statusCode;
-      if (code !== 429 || i >= attempts) throw err;
-      await new Promise((r) => setTimeout(r, 500));
-    }
-  }
+interface Informer {
+  kind: Kind;
+  namespace?: string;
+  informer: ListWatch<KubernetesObject>;
 }
 
 export class KubernetesSource implements Source {
   readonly kubeConfig: KubeConfig;
-  private readonly informers: { kind: Kind; informer: ListWatch<KubernetesObject> }[] = [];
+  private readonly informers: Informer[] = [];
   private onChange?: (state: SourceState) => void;
   private synced = false;
   private stopped = false;
   private readonly timers = new Set<NodeJS.Timeout>();
+  private readonly access = new AccessDenials();
+  /** Errors that came from a list (the others come from watches). */
+  private readonly listErrors = new WeakSet<object>();
+  private watch?: Watch;
   /** Watch restarts, relists and errors, for tests and metrics. */
   readonly stats = { errors: 0, restarts: 0, events: 0, lists: 0 };
 
@@ -61,28 +51,18 @@ export class KubernetesSource implements Source {
 
   async start(onChange: (state: SourceState) => void): Promise<void> {
     this.onChange = onChange;
-    const kinds = await this.kinds();
-    const namespaces = this.options.namespaces?.length ? this.options.namespaces : [undefined];
     // Bookmarks let a reconnecting watch resume from a recent resourceVersion instead of relisting.
     const base = new Watch(this.kubeConfig);
-    const watch = { watch: (path: string, params: Record<string, unknown>, cb: never, done: never) => base.watch(path, { ...params, allowWatchBookmarks: true }, cb, done) } as unknown as Watch;
-    for (const kind of kinds) {
-      for (const namespace of namespaces) {
-        const list = () => {
-          this.stats.lists++;
-          return retryTooMany(() => kind.list(namespace));
-        };
-        const informer = new ListWatch<KubernetesObject>(kind.path(namespace), watch, list as never, false);
-        informer.on('add', () => this.changed());
-        informer.on('update', () => this.changed());
-        informer.on('delete', () => this.changed());
-        informer.on('error', (err) => this.failed(kind, informer, err));
-        this.informers.push({ kind, informer });
-      }
-    }
-    await Promise.all(this.informers.map(({ kind, informer }) => this.startUntilListed(kind, informer)));
+    this.watch = {
+      watch: (path: string, params: Record<string, unknown>, cb: never, done: never) =>
+        base.watch(path, { ...params, allowWatchBookmarks: true }, cb, done),
+    } as unknown as Watch;
+    const core = coreKinds(this.kubeConfig).flatMap((kind) => this.addInformers(kind));
+    // TCPRoutes join the first sync when they can be listed now; otherwise they are picked up later.
+    await Promise.all([...core.map((i) => this.startUntilListed(i)), this.discoverRoutes()]);
     this.synced = true;
-    this.options.logger.info({ informers: this.informers.length, kinds: kinds.map((k) => k.kind) }, 'kubernetes source synced');
+    const kinds = [...new Set(this.informers.map((i) => i.kind.kind))];
+    this.options.logger.info({ informers: this.informers.length, kinds }, 'kubernetes source synced');
     this.changed();
   }
 
@@ -109,99 +89,129 @@ export class KubernetesSource implements Source {
         objects.push(sourced);
       }
     }
-    return { objects, diagnostics: [] };
+    return { objects, diagnostics: this.access.diagnostics() };
   }
 
   private changed(): void {
     this.stats.events++;
-    if (this.synced && !this.stopped) this.onChange?.(this.state());
+    if (this.synced) this.deliver();
   }
 
-  private async startUntilListed(kind: Kind, informer: ListWatch<KubernetesObject>): Promise<void> {
-    const [first, max] = this.options.backoffMs ?? [500, 30_000];
+  /** After the first sync the whole state; before it only the problems (nothing is served yet). */
+  private deliver(): void {
+    if (this.stopped) return;
+    const problemsOnly = { objects: [], diagnostics: this.access.diagnostics(), complete: false };
+    this.onChange?.(this.synced ? this.state() : problemsOnly);
+  }
+
+  private addInformers(kind: Kind): Informer[] {
+    const namespaces = this.options.namespaces?.length ? this.options.namespaces : [undefined];
+    return namespaces.map((namespace) => {
+      const list = async () => {
+        this.stats.lists++;
+        try {
+          const result = await retryTooMany(() => kind.list(namespace));
+          if (this.access.clear(kind.resource, namespace)) this.deliver();
+          return result;
+        } catch (err) {
+          if (err && typeof err === 'object') this.listErrors.add(err);
+          throw err;
+        }
+      };
+      const informer = new ListWatch<KubernetesObject>(kind.path(namespace), this.watch!, list as never, false);
+      const entry: Informer = { kind, namespace, informer };
+      informer.on('add', () => this.changed());
+      informer.on('update', () => this.changed());
+      informer.on('delete', () => this.changed());
+      informer.on('error', (err) => this.failed(entry, err));
+      this.informers.push(entry);
+      return entry;
+    });
+  }
+
+  private backoff(): [number, number] {
+    return this.options.backoffMs ?? [500, 30_000];
+  }
+
+  private async startUntilListed({ informer }: Informer): Promise<void> {
+    const [first, max] = this.backoff();
     for (let delay = first; !this.stopped; delay = Math.min(delay * 2, max)) {
       await informer.start();
       // start() resolves after a failed list too (the error goes to the 'error' handlers).
       if (informer.latestResourceVersion()) return;
-      await new Promise((r) => setTimeout(r, delay));
+      await this.sleep(delay);
     }
   }
 
-  private readonly backoff = new Map<ListWatch<KubernetesObject>, number>();
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => (this.timers.delete(timer), resolve()), ms);
+      this.timers.add(timer);
+    });
+  }
+
+  private readonly retryDelay = new Map<ListWatch<KubernetesObject>, number>();
   private readonly retrying = new Set<ListWatch<KubernetesObject>>();
 
   /** A list or watch failed (API server down, RBAC, network): retry with backoff, keep serving. */
-  private failed(kind: Kind, informer: ListWatch<KubernetesObject>, err: unknown): void {
+  private failed({ kind, namespace, informer }: Informer, err: unknown): void {
     this.stats.errors++;
-    if (this.stopped || !this.synced || this.retrying.has(informer)) return;
+    const verb = err && typeof err === 'object' && this.listErrors.has(err) ? 'list' : 'watch';
+    if (this.access.record(verb, kind.resource, namespace, err)) this.deliver();
+    // Before the first sync a failed list is retried by startUntilListed; a failed watch is retried here.
+    if (this.stopped || (verb === 'list' && !this.synced) || this.retrying.has(informer)) return;
     this.retrying.add(informer);
-    const [first, max] = this.options.backoffMs ?? [500, 30_000];
-    const delay = Math.min((this.backoff.get(informer) ?? first / 2) * 2, max);
-    this.backoff.set(informer, delay);
-    this.options.logger.warn({ kind: kind.kind, err: (err as Error).message ?? String(err), retryInMs: delay }, 'watch failed; serving the last known state and retrying');
+    const [first, max] = this.backoff();
+    const delay = Math.min((this.retryDelay.get(informer) ?? first / 2) * 2, max);
+    this.retryDelay.set(informer, delay);
+    const fields = { kind: kind.kind, verb, err: (err as Error).message ?? String(err), retryInMs: delay };
+    this.options.logger.warn(fields, 'list or watch failed; serving the last known state and retrying');
     const timer = setTimeout(async () => {
       this.timers.delete(timer);
       this.retrying.delete(informer);
       this.stats.restarts++;
       await informer.start();
-      if (informer.latestResourceVersion()) this.backoff.delete(informer);
+      if (informer.latestResourceVersion()) this.retryDelay.delete(informer);
     }, delay);
     this.timers.add(timer);
   }
 
-  private async kinds(): Promise<Kind[]> {
-    const core = this.kubeConfig.makeApiClient(CoreV1Api);
-    const discovery = this.kubeConfig.makeApiClient(DiscoveryV1Api);
-    const kinds: Kind[] = [
-      {
-        kind: 'Service', apiVersion: 'v1',
-        path: (ns) => (ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services'),
-        list: (ns) => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()),
-      },
-      {
-        kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1',
-        path: (ns) => (ns ? `/apis/discovery.k8s.io/v1/namespaces/${ns}/endpointslices` : '/apis/discovery.k8s.io/v1/endpointslices'),
-        list: (ns) => (ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces()),
-      },
-      {
-        kind: 'Pod', apiVersion: 'v1',
-        path: (ns) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
-        list: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()),
-      },
-    ];
-    const version = await this.tcpRouteVersion();
-    if (version) {
-      const custom = this.kubeConfig.makeApiClient(CustomObjectsApi);
-      const plural = 'tcproutes';
-      kinds.push({
-        kind: 'TCPRoute', apiVersion: `${gatewayGroup}/${version}`,
-        path: (ns) => (ns ? `/apis/${gatewayGroup}/${version}/namespaces/${ns}/${plural}` : `/apis/${gatewayGroup}/${version}/${plural}`),
-        list: (ns) => (ns
-          ? custom.listNamespacedCustomObject({ group: gatewayGroup, version, namespace: ns, plural })
-          : custom.listClusterCustomObject({ group: gatewayGroup, version, plural })) as never,
-      });
-    } else {
-      this.options.logger.warn('the TCPRoute CRD (gateway.networking.k8s.io) is not installed: weighted splits are off');
+  /** One try at TCPRoutes: true once their informers are started and listed. */
+  private async tryRoutes(): Promise<boolean> {
+    const namespace = this.options.namespaces?.[0];
+    let version: string | undefined;
+    try {
+      version = await tcpRouteVersion(this.kubeConfig, namespace);
+    } catch (err) {
+      if (this.access.record('list', tcpRouteResource, namespace, err)) this.deliver();
+      else this.options.logger.warn({ err: (err as Error).message }, 'TCPRoute discovery failed; retrying');
+      return false;
     }
-    return kinds;
+    if (!version) return false;
+    if (this.access.clear(tcpRouteResource, namespace)) this.deliver();
+    await Promise.all(this.addInformers(tcpRouteKind(this.kubeConfig, version)).map((i) => this.startUntilListed(i)));
+    return true;
   }
 
-  /** v1 where the CRD serves it, else v1alpha2; undefined when TCPRoute is not installed. */
-  private async tcpRouteVersion(): Promise<string | undefined> {
-    const groups = await this.kubeConfig.makeApiClient(ApisApi).getAPIVersions();
-    const group = groups.groups.find((g) => g.name === gatewayGroup);
-    if (!group) return undefined;
-    const custom = this.kubeConfig.makeApiClient(CustomObjectsApi);
-    for (const version of ['v1', 'v1alpha2']) {
-      if (!group.versions.some((v) => v.version === version)) continue;
-      try {
-        await retryTooMany(() => custom.listClusterCustomObject({ group: gatewayGroup, version, plural: 'tcproutes', limit: 1 }));
-        return version;
-      } catch {
-        // The group exists but this version has no tcproutes: try the next one.
-      }
+  /** The first try joins the first sync; after a miss the source syncs without TCPRoutes and keeps trying. */
+  private async discoverRoutes(): Promise<void> {
+    if (await this.tryRoutes()) return;
+    const denied = this.access.diagnostics().some((d) => d.object.name === tcpRouteResource);
+    this.options.logger.warn(denied
+      ? 'TCPRoutes cannot be listed (access denied): weighted splits are off until they can'
+      : 'the TCPRoute CRD (gateway.networking.k8s.io) is not installed: weighted splits are off until it is');
+    void this.retryRoutes();
+  }
+
+  private async retryRoutes(): Promise<void> {
+    const [first, max] = this.backoff();
+    for (let delay = first; !this.stopped; delay = Math.min(delay * 2, max)) {
+      await this.sleep(delay);
+      if (this.stopped || !(await this.tryRoutes())) continue;
+      this.options.logger.info('TCPRoutes can be listed now: weighted splits are on');
+      this.changed();
+      return;
     }
-    return undefined;
   }
 }
 

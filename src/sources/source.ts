@@ -5,6 +5,11 @@ import type { SourcedObject } from '../model/objects.js';
 export interface SourceState {
   objects: SourcedObject[];
   diagnostics: Diagnostic[];
+  /**
+   * false: the source has not read everything yet (e.g. the API server refuses a list) and reports only
+   * its problems; nothing is built or served from such a state.
+   */
+  complete?: boolean;
 }
 
 export interface Source {
