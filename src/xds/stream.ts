@@ -6,10 +6,10 @@ import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../en
 import type { Watch } from './cache.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
-import { subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
+import { checkNameBytes, releaseSubscription, subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { childKind, StreamTransport, type ResponseSink } from './transport.js';
+import { childKind, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
 
 export interface NackRecord {
   nonce: string;
@@ -19,7 +19,7 @@ export interface NackRecord {
   at: string;
 }
 
-export interface TypeState {
+export interface TypeState extends NackRetryState {
   requested: boolean;
   wildcard: boolean;
   /** Subscribed names (without `*`); shared with other streams that sent the same list: read only. */
@@ -45,6 +45,8 @@ export interface TypeState {
   generation: number;
   /** resource_names bytes of the last request, to recognise an unchanged subscription without decoding it. */
   namesRaw?: Uint8Array;
+  /** The shared subscription this stream holds a reference to (released when replaced or on close). */
+  subscription?: Subscription;
 }
 
 export type { Delivery };
@@ -87,9 +89,12 @@ export class AdsStream extends StreamTransport {
       state.ackedNonce = request.response_nonce;
       state.ackedSeq = state.lastSeq;
       state.ledger.compact(state.lastDelivery);
+      state.nacks = 0;
+      this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
       state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
       if (state.lastDelivery) state.lastDelivery.nack = state.lastNack;
+      this.scheduleRetry(kind, state);
     }
     const resubscribed = this.subscribe(kind, state, request.namesRaw ?? new Uint8Array(0), decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
     this.pushKind(kind, resubscribed || decision.kind === 'subscribe', false);
@@ -100,6 +105,22 @@ export class AdsStream extends StreamTransport {
     this.pushKind(kind, false, true);
   }
 
+  protected resend(kind: ResourceKind): void {
+    const state = this.types.get(kind);
+    if (!state) return;
+    state.ledger.forgetAll();
+    state.generation = -1;
+    this.pushKind(kind, true, false);
+  }
+
+  override close(): void {
+    super.close();
+    for (const state of this.types.values()) {
+      if (state.subscription) releaseSubscription(state.subscription);
+      state.subscription = undefined;
+    }
+  }
+
   /** The node's current snapshot (what it would be sent now). */
   snapshot(): Snapshot | undefined {
     return this.watch.snapshot();
@@ -108,7 +129,7 @@ export class AdsStream extends StreamTransport {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), ledger: new SentLedger(), lastSeq: 0, ackedSeq: 0, generation: -1 };
+      state = { requested: false, wildcard: false, names: new Set(), ledger: new SentLedger(), lastSeq: 0, ackedSeq: 0, generation: -1, nacks: 0 };
       this.types.set(kind, state);
     }
     return state;
@@ -120,7 +141,12 @@ export class AdsStream extends StreamTransport {
       this.reconnected(kind, state, clientVersion);
       return false;
     }
+    let held = namesRaw.length;
+    for (const [k, t] of this.types) if (k !== kind) held += t.namesRaw?.length ?? 0;
+    checkNameBytes(held);
     const sub: Subscription = subscriptionOf(namesRaw);
+    if (state.subscription) releaseSubscription(state.subscription);
+    state.subscription = sub;
     state.namesRaw = sub.raw;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
     const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
@@ -196,6 +222,7 @@ export class AdsStream extends StreamTransport {
     const nonce = this.respond(ts, responseKey(state, toSend, whole), state.lastNonce, (n) =>
       encodeDiscoveryResponse({ versionInfo: version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }),
     );
+    this.cancelRetry(kind, state);
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
     state.ledger.settle(ts.resources, toSend, delivery, whole);
     state.lastDelivery = delivery;
