@@ -63,12 +63,16 @@ describe('NACK retry', () => {
     }
     const table = await runCli(['status', '--admin-address', shim.adminUrl.replace('http://', '')]);
     expect(table.stdout.split('\n').find((l) => l.startsWith('retry-sotw'))).toMatch(/NACKED \([0-9a-f]{8}, retry in [0-9]s\)/);
-    // Backoff: sent again after ~1 s (NACKed again), then after ~2 s: never a tight loop.
-    const second = await waitFor('a second NACK after the first retry', async () => ((await nacks()) >= 2 ? nacks() : undefined), 10_000, 50);
-    const wait = (await listenerOf('retry-sotw'))!.retryInSeconds as number;
-    console.log(`the SotW originator NACKed its listener ${second} times; next retry in ${wait} s`);
-    expect(second).toBeLessThanOrEqual(3);
-    expect(wait).toBeGreaterThanOrEqual(2);
+    // Backoff: sent again after ~1 s and NACKed again, then after ~2 s, ~4 s...: never a tight loop.
+    const again = await waitFor('a retry NACKed again', async () => {
+      const l = await listenerOf('retry-sotw');
+      return l && l.nacks >= 2 && l.retryAt ? l : undefined;
+    }, 15_000, 100);
+    const delay = Date.parse(again.retryAt) - Date.parse(again.lastNack!.at);
+    const expected = 1000 * 2 ** (again.nacks - 1);
+    console.log(`the SotW originator NACKed its listener ${again.nacks} times in a row (${await nacks()} NACKs counted); next retry ${delay} ms after the last (nominal ${expected} ms)`);
+    expect(delay).toBeGreaterThanOrEqual(expected * 0.8 - 5);
+    expect(delay).toBeLessThanOrEqual(expected * 1.2 + 5);
     for (const h of holders) await new Promise((r) => h.close(r));
     const freedAt = performance.now();
     await waitFor('the SotW originator to tunnel through the freed port', () => roundTrip(port, 'sotw\n', '127.0.0.1').then(() => true, () => false), 20_000, 200);
