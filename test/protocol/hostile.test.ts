@@ -1,11 +1,15 @@
 // Hostile clients: what one may ask for is bounded, nothing it asked for outlives its stream, a stream
 // that ends at any moment leaves nothing behind, a node id is one node, and nothing a client sends can
 // write control characters to an operator's terminal or change state from a browser page.
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdsClient, originateMeta } from '../helpers/ads-client.js';
-import { runCli } from '../helpers/cli.js';
+import { runCli, spawnCli } from '../helpers/cli.js';
 import { CsdsClient } from '../helpers/csds-client.js';
 import { retainedBytes } from '../helpers/heap.js';
+import { freePort } from '../helpers/net.js';
 import { debugNodes } from '../helpers/nodes.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { deltaRequest, RawAdsConnection, sotwRequest } from '../helpers/raw-ads.js';
@@ -174,6 +178,28 @@ describe('nothing from the wire reaches a terminal raw', () => {
       c.close();
     }
     await waitFor('gone', noStreamsLeft);
+  });
+  it('pretty logs (serve --log-format pretty) escape them too', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pretty-'));
+    fs.writeFileSync(path.join(dir, 'a.yaml'), serviceYaml({ name: 'a', namespace: 'p', clusterIP: '10.96.8.2', port: 7302, endpoints: [{ ip: '10.8.0.2', port: 80 }] }));
+    const xdsPort = await freePort();
+    const serve = spawnCli(['serve', '--source', `file:${dir}`, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${await freePort()}`, '--log-format', 'pretty']);
+    let c: AdsClient | undefined;
+    try {
+      await waitFor('serve to listen', () => serve.output().includes('tunnel-shim serving'), 20_000);
+      c = new AdsClient(`127.0.0.1:${xdsPort}`, { id: evilId, metadata: originateMeta });
+      c.nacking.set('cluster', evilNack);
+      c.send('cluster');
+      await waitFor('the NACK logged', () => serve.output().includes('owned'), 10_000);
+      const out = serve.output();
+      expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+      expect(out.split('\n').some((l) => l.trimStart().startsWith('forged') || l.trimStart().startsWith('NODE   forged'))).toBe(false);
+      expect(out).toContain('evil\\x1b[2J');
+    } finally {
+      c?.close();
+      serve.kill('SIGKILL');
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
 
