@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench fuzz fuzz-xds
 
 setup:
 	@scripts/setup.sh
@@ -10,6 +10,15 @@ demo: setup
 test:
 	@scripts/setup.sh --test
 	@npx vitest run $(VITEST_ARGS)
+
+# Longer fuzzing than the suite's fixed-seed sample; each target prints its case counts.
+fuzz: fuzz-xds
+
+# The ADS request decoder: random and mutated DiscoveryRequest/DeltaDiscoveryRequest bytes, directly
+# and through real gRPC streams (a quarter as many). FUZZ_XDS_SEED picks another seed.
+FUZZ_XDS_RUNS ?= 20000
+fuzz-xds: setup
+	@FUZZ_XDS_RUNS=$(FUZZ_XDS_RUNS) npx vitest run test/protocol/fuzz-ads.test.ts
 
 # Every scenario of bench/README.md, one table (about 12 minutes on 2 cores). BENCH_ARGS passes flags,
 # e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.

@@ -64,6 +64,29 @@ function fieldIds(): Fields {
 
 const empty = new Uint8Array(0);
 
+/** A request that did not decode: the stream ends with INVALID_ARGUMENT and this message. */
+export interface MalformedRequest {
+  malformed: string;
+}
+
+export function isMalformed(request: object): request is MalformedRequest {
+  return typeof (request as MalformedRequest).malformed === 'string';
+}
+
+/**
+ * A server-side deserializer that hands malformed bytes on as a MalformedRequest instead of throwing
+ * (grpc-js would end the stream with INTERNAL and a generic message): the client learns what is wrong.
+ */
+export function tolerant(messageName: string, decode: (bytes: Buffer) => object): (bytes: Buffer) => object {
+  return (bytes) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      return { malformed: `malformed ${messageName} (${bytes.length} bytes): ${(err as Error).message}` } satisfies MalformedRequest;
+    }
+  };
+}
+
 /** Decodes a DiscoveryRequest, leaving resource_names as raw bytes (see `subscriptionOf`). */
 export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
   const f = fieldIds();

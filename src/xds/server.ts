@@ -6,7 +6,7 @@ import type { SnapshotCache } from './cache.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
-import { RequestLimitError } from './request.js';
+import { isMalformed, RequestLimitError } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
@@ -142,6 +142,7 @@ export class XdsServer {
     };
     call.on('data', (request: (DecodedRequest | DecodedDeltaRequest) & { node?: Parameters<typeof parseNode>[0] }) => {
       if (ended) return;
+      if (isMalformed(request)) return fail(grpc.status.INVALID_ARGUMENT, request.malformed);
       try {
         if (!stream) {
           const node = parseNode(request.node);

@@ -4,7 +4,7 @@
 // objects and decode responses.
 import type * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../envoy/protos.js';
-import { decodeSotwRequest } from './request.js';
+import { decodeSotwRequest, tolerant } from './request.js';
 
 function codec(typeName: string) {
   const type = lookupType(typeName);
@@ -27,7 +27,7 @@ function adsDefinition(side: 'server' | 'client'): grpc.ServiceDefinition {
       requestStream: true,
       responseStream: true,
       requestSerialize: request.serialize,
-      requestDeserialize: side === 'server' && messages === 'Discovery' ? decodeSotwRequest : request.deserialize,
+      requestDeserialize: side === 'server' ? tolerant(`${messages}Request`, messages === 'Discovery' ? decodeSotwRequest : request.deserialize) : request.deserialize,
       responseSerialize: side === 'server' ? passThrough : response.serialize,
       responseDeserialize: response.deserialize,
       originalName,

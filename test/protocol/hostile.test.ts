@@ -121,6 +121,28 @@ describe('a stream that ended leaves nothing behind', () => {
   });
 });
 
+describe('odd but valid requests', () => {
+  it('a node metadata field without a value is ignored, not an INTERNAL error (found by fuzzing)', async () => {
+    const len = (bytes: number[]) => [bytes.length, ...bytes];
+    const text = (t: string) => len([...Buffer.from(t)]);
+    // Struct.fields entries (key 1, Value 2; Value.string_value 3): the role, and "x" with no value.
+    const role = [0x0a, ...text('tunnel-shim.io/role'), 0x12, ...len([0x1a, ...text('originate')])];
+    const struct = [0x0a, ...len(role), 0x0a, ...len([0x0a, ...text('x')])];
+    // Node: id 1, metadata 3; it is field 2 of the DiscoveryRequest.
+    const node = [0x0a, ...text('odd'), 0x1a, ...len(struct)];
+    const conn = new RawAdsConnection(shim.xdsAddress);
+    try {
+      const s = conn.open();
+      s.write(Buffer.concat([sotwRequest({ kind: 'cluster' }), Buffer.from([0x12, ...len(node)])]));
+      await waitFor('a CDS response', () => s.responses > 0 || s.status, 10_000);
+      expect(s.status?.message).toBeUndefined();
+      expect(s.responses).toBe(1);
+    } finally {
+      conn.close();
+    }
+  });
+});
+
 describe('one node id is one node', () => {
   it('a second stream with the same id replaces the first (ABORTED), and every view shows the node once', async () => {
     const first = new AdsClient(shim.xdsAddress, { id: 'twin', metadata: originateMeta });
