@@ -101,6 +101,7 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
     const tag = r.uint32();
     const id = tag >>> 3;
     if (id === f.names) {
+      if ((tag & 7) !== 2) throw new Error(`resource_names: wire type ${tag & 7}, expected 2 (length-delimited)`);
       // An ACK repeats a subscription seen before: recognise it with one memcmp instead of walking it.
       if (namesStart < 0 && !known && (known = knownNamesAt(bytes, at, f.names))) {
         r.pos = at + known.raw.length;

@@ -43,9 +43,10 @@ export interface TypeState extends NackRetryState {
   changedAt?: number;
   /** Generation of the type snapshot this stream last reconciled with (-1: look at everything). */
   generation: number;
-  /** resource_names bytes of the last request, to recognise an unchanged subscription without decoding it. */
-  namesRaw?: Uint8Array;
-  /** The shared subscription this stream holds a reference to (released when replaced or on close). */
+  /**
+   * The last request's subscription, shared with live streams that sent the same names and held until
+   * replaced or the stream ends; its raw bytes recognise an unchanged subscription without decoding it.
+   */
   subscription?: Subscription;
 }
 
@@ -137,17 +138,17 @@ export class AdsStream extends StreamTransport {
 
   private subscribe(kind: ResourceKind, state: TypeState, namesRaw: Uint8Array, clientVersion: string | undefined): boolean {
     // Every SotW ACK repeats the whole subscription: the same bytes as last time mean no change.
-    if (state.requested && state.namesRaw && (state.namesRaw === namesRaw || Buffer.compare(state.namesRaw, namesRaw) === 0)) {
+    const held = state.subscription?.raw;
+    if (state.requested && held && (held === namesRaw || Buffer.compare(held, namesRaw) === 0)) {
       this.reconnected(kind, state, clientVersion);
       return false;
     }
-    let held = namesRaw.length;
-    for (const [k, t] of this.types) if (k !== kind) held += t.namesRaw?.length ?? 0;
-    checkNameBytes(held);
+    let bytes = namesRaw.length;
+    for (const [k, t] of this.types) if (k !== kind) bytes += t.subscription?.raw.length ?? 0;
+    checkNameBytes(bytes);
     const sub: Subscription = subscriptionOf(namesRaw);
     if (state.subscription) releaseSubscription(state.subscription);
     state.subscription = sub;
-    state.namesRaw = sub.raw;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
     const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
     if (!same && !wildcard) {
