@@ -23,23 +23,27 @@ export interface WriteBudgetOptions {
  */
 const inFlightLimit = 64 * 1024;
 
-/** Who goes first when the budget has room: streams that read, then new ones, then stalled ones. */
+/**
+ * What the budget knows of a stream's peer: it has read everything it was sent (`reading`), nothing
+ * has completed yet (`new`), or it left bytes unread past `stuckAfterMs` (`stalled`: those bytes no
+ * longer count). A stream waits for room only with nothing in flight, so never while stalled.
+ */
 type Standing = 'reading' | 'new' | 'stalled';
-const standings: readonly Standing[] = ['reading', 'new', 'stalled'];
 
 /**
  * All streams together may have `limit` bytes in flight: a full state sent to 1,000 Envoys at once
  * would otherwise sit in memory 1,000 times over. A stream asks before it writes (hasRoom) and, when
- * the budget is spent, waits and sends its latest state when there is room. Bytes a peer has not read
- * for `stuckAfterMs` stop counting and the stream goes to the back of the line, so streams that do not
- * read cannot hold up those that do; one that reads nothing for `cutAfterMs` is closed.
+ * the budget is spent, waits and sends its latest state when there is room, streams whose peers have
+ * been reading first. Bytes a peer has not read for `stuckAfterMs` stop counting, so streams that do
+ * not read cannot hold up those that do; one that reads nothing for `cutAfterMs` is closed.
  */
 export class WriteBudget {
   inFlight = 0;
   readonly limit: number;
   readonly stuckAfterMs: number;
   readonly cutAfterMs: number;
-  private readonly waiting = new Map<Standing, Set<BoundedSink>>(standings.map((s) => [s, new Set()]));
+  /** Streams waiting for room: those whose peers have been reading go first, then new ones. */
+  private readonly waiting = { reading: new Set<BoundedSink>(), new: new Set<BoundedSink>() };
   private readonly pending = new Set<BoundedSink>();
   private sweeper?: NodeJS.Timeout;
 
@@ -77,16 +81,17 @@ export class WriteBudget {
   }
 
   wait(sink: BoundedSink): void {
-    this.waiting.get(sink.standing)!.add(sink);
+    (sink.standing === 'reading' ? this.waiting.reading : this.waiting.new).add(sink);
   }
 
   forget(sink: BoundedSink): void {
-    for (const set of this.waiting.values()) set.delete(sink);
+    this.waiting.reading.delete(sink);
+    this.waiting.new.delete(sink);
     this.give(sink.counted, sink, true);
   }
 
   private wake(): void {
-    for (const set of this.waiting.values()) {
+    for (const set of [this.waiting.reading, this.waiting.new]) {
       for (const sink of set) {
         if (this.full) return;
         set.delete(sink);
