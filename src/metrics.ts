@@ -40,8 +40,16 @@ export class Metrics {
     registers: [this.registry],
   });
   private readonly connections = new Counter({ name: `${prefix}xds_streams_opened_total`, help: 'ADS streams opened by nodes, by role', labelNames: ['role'], registers: [this.registry] });
-  private readonly stuckClosed = new Counter({ name: `${prefix}xds_stuck_streams_closed_total`, help: 'ADS streams closed because the node read nothing for --stuck-stream-timeout', registers: [this.registry] });
-  private readonly replaced = new Counter({ name: `${prefix}xds_streams_replaced_total`, help: 'ADS streams closed because a newer stream claimed the same node id', registers: [this.registry] });
+  private readonly stuckClosed = new Counter({
+    name: `${prefix}xds_stuck_streams_closed_total`,
+    help: 'ADS streams closed because the node read nothing for --stuck-stream-timeout',
+    registers: [this.registry],
+  });
+  private readonly replaced = new Counter({
+    name: `${prefix}xds_streams_replaced_total`,
+    help: 'ADS streams closed because a newer stream claimed the same node id',
+    registers: [this.registry],
+  });
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });

@@ -41,7 +41,8 @@ export class Shim {
     const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
     this.pipeline = new Pipeline(options.source, this.cache, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
-    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => [...this.xds.streams, ...this.xds.deltaStreams] });
+    const streams = () => [...this.xds.streams, ...this.xds.deltaStreams];
+    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams });
     const observe = this.metrics.observer();
     this.xds = new XdsServer({
       address: options.xdsAddress,

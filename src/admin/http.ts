@@ -26,13 +26,19 @@ const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']
  * preflight, which this server never grants), and a request whose Origin is not this server is refused.
  */
 export function refuseMutation(req: http.IncomingMessage): { status: number; error: string } | undefined {
-  if (req.method !== 'PUT') return { status: 405, error: `${req.method}: state changes need PUT (a browser cannot send it from another site)` };
+  if (req.method !== 'PUT') {
+    return { status: 405, error: `${req.method}: state changes need PUT (a browser cannot send it from another site)` };
+  }
+  const self = `http://${req.headers.host}`;
   const origin = req.headers.origin;
-  if (origin !== undefined && origin !== `http://${req.headers.host}`) {
-    return { status: 403, error: `cross-origin request refused: Origin ${JSON.stringify(origin)} is not this admin server (http://${req.headers.host})` };
+  if (origin !== undefined && origin !== self) {
+    const error = `cross-origin request refused: Origin ${JSON.stringify(origin)} is not this admin server (${self})`;
+    return { status: 403, error };
   }
   const site = req.headers['sec-fetch-site'];
-  if (site !== undefined && site !== 'same-origin' && site !== 'none') return { status: 403, error: `cross-site request refused (Sec-Fetch-Site: ${site})` };
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return { status: 403, error: `cross-site request refused (Sec-Fetch-Site: ${site})` };
+  }
   return undefined;
 }
 

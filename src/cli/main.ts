@@ -63,7 +63,11 @@ export function program(): Command {
     .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
     .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
     .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
-    .option('--stuck-stream-timeout <duration>', 'close an ADS stream whose Envoy reads nothing of what it was sent for this long (DEADLINE_EXCEEDED)', '60s')
+    .option(
+      '--stuck-stream-timeout <duration>',
+      'close an ADS stream whose Envoy reads nothing of what it was sent for this long (DEADLINE_EXCEEDED)',
+      '60s',
+    )
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
       const { source, events } = await sourceFrom(o.source, logger, o.namespace);

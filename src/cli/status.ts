@@ -115,7 +115,9 @@ function endpointRows(e: ConfigEntry): string[][] {
 
 /** One node's resources, one line each, like `istioctl proxy-config all`. */
 export function nodeSummary(config: NodeConfig): string {
-  const nackLines = pushOrder.flatMap((k) => config[k].filter((e) => e.nack).map((e) => `  ${k} ${escapeText(e.name)}: ${escapeText(e.nack!)}`));
+  const nackLines = pushOrder.flatMap((k) =>
+    config[k].filter((e) => e.nack).map((e) => `  ${k} ${escapeText(e.name)}: ${escapeText(e.nack!)}`),
+  );
   const sections = [
     `NODE ${escapeText(config.node)} (${escapeText(config.role)})\n`,
     table([['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'], ...config.listener.map(listenerRow)]),

@@ -11,7 +11,12 @@ export interface NodeIdentity {
 }
 
 // protobufjs' built-in google.protobuf.Value uses camelCase field names even with keepCase.
-type StructValue = null | { stringValue?: string; numberValue?: number; boolValue?: boolean; structValue?: { fields?: Record<string, StructValue> } };
+type StructValue = null | {
+  stringValue?: string;
+  numberValue?: number;
+  boolValue?: boolean;
+  structValue?: { fields?: Record<string, StructValue> };
+};
 
 export function structToJson(struct: { fields?: Record<string, StructValue> } | undefined | null): Record<string, unknown> {
   const out: Record<string, unknown> = {};

@@ -82,7 +82,8 @@ export function tolerant(messageName: string, decode: (bytes: Buffer) => object)
     try {
       return decode(bytes);
     } catch (err) {
-      return { malformed: `malformed ${messageName} (${bytes.length} bytes): ${(err as Error).message}` } satisfies MalformedRequest;
+      const malformed = `malformed ${messageName} (${bytes.length} bytes): ${(err as Error).message}`;
+      return { malformed } satisfies MalformedRequest;
     }
   };
 }
@@ -148,13 +149,16 @@ export class RequestLimitError extends Error {}
 
 export function checkNamesPerRequest(count: number, what: string): void {
   if (count > requestLimits.namesPerRequest) {
-    throw new RequestLimitError(`${what}: ${count} names in one request; the limit is ${requestLimits.namesPerRequest}`);
+    const limit = requestLimits.namesPerRequest;
+    throw new RequestLimitError(`${what}: ${count} names in one request; the limit is ${limit}`);
   }
 }
 
 export function checkNameBytes(bytes: number): void {
   if (bytes > requestLimits.nameBytesPerStream) {
-    throw new RequestLimitError(`subscriptions of this stream would hold ${bytes} bytes of resource names; the limit is ${requestLimits.nameBytesPerStream}`);
+    const limit = requestLimits.nameBytesPerStream;
+    const held = `subscriptions of this stream would hold ${bytes} bytes of resource names`;
+    throw new RequestLimitError(`${held}; the limit is ${limit}`);
   }
 }
 
@@ -213,7 +217,8 @@ export function subscriptionOf(raw: Uint8Array): Subscription {
   }
   const list = decodeNames(raw);
   // Own copy: `raw` points into a request buffer that would otherwise stay alive.
-  const sub: Interned = { raw: Uint8Array.from(raw), list, set: new Set(list.filter((n) => n !== '*')), wildcardish: isWildcard(list), refs: 1 };
+  const set = new Set(list.filter((n) => n !== '*'));
+  const sub: Interned = { raw: Uint8Array.from(raw), list, set, wildcardish: isWildcard(list), refs: 1 };
   if (bucket) bucket.push(sub);
   else interned.set(key, [sub]);
   return sub;

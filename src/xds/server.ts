@@ -16,6 +16,8 @@ import type { DeltaDecision } from './delta-decide.js';
 /** A connected Envoy, on either protocol variant. */
 export type XdsStream = AdsStream | DeltaStream;
 type AnyCall = grpc.ServerDuplexStream<any, Buffer>;
+/** Ends one stream with a gRPC status (and logs why). */
+type Fail = (code: grpc.status, message: string) => void;
 
 export interface XdsServerOptions {
   address: string;
@@ -126,7 +128,7 @@ export class XdsServer {
   };
 
   /** The one open stream per node id (the newest: see `handle`), and how to close it. */
-  private readonly byNodeId = new Map<string, { stream: XdsStream; close(code: grpc.status, message: string): void }>();
+  private readonly byNodeId = new Map<string, { stream: XdsStream; close: Fail }>();
 
   private handle(call: AnyCall, mode: 'sotw' | 'delta'): void {
     const log = this.options.logger;
@@ -136,7 +138,7 @@ export class XdsServer {
     // nothing may be set up for it after that.
     let ended = false;
     this.calls.add(call);
-    const fail = (code: grpc.status, message: string) => {
+    const fail: Fail = (code, message) => {
       log.warn({ node: stream?.node.id, code: grpc.status[code], err: message }, 'closing stream');
       closeWithStatus(call, code, message);
     };
@@ -147,7 +149,8 @@ export class XdsServer {
         if (!stream) {
           const node = parseNode(request.node);
           const watch = this.options.cache.watch(node.view, () => stream?.push());
-          sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), (ms) => this.cut(call, stream!, sink!, ms, fail));
+          const cut = (ms: number) => this.cut(call, stream!, sink!, ms, fail);
+          sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), cut);
           const cp = this.options.controlPlaneId ?? 'tunnel-shim';
           stream = mode === 'delta' ? new DeltaStream(node, watch, sink, this.deltaEvents, cp) : new AdsStream(node, watch, sink, this.events, cp);
           this.claimNodeId(stream, call, fail);
@@ -160,7 +163,9 @@ export class XdsServer {
         releaseReadBuffers(call);
         if (!decision) log.warn({ node: stream.node.id, typeUrl: request.type_url }, 'request for a type this server does not serve; ignored');
       } catch (err) {
-        const code = err instanceof NodeError ? grpc.status.INVALID_ARGUMENT : err instanceof RequestLimitError ? grpc.status.RESOURCE_EXHAUSTED : grpc.status.INTERNAL;
+        const { INVALID_ARGUMENT, RESOURCE_EXHAUSTED, INTERNAL } = grpc.status;
+        const limit = err instanceof RequestLimitError;
+        const code = err instanceof NodeError ? INVALID_ARGUMENT : limit ? RESOURCE_EXHAUSTED : INTERNAL;
         fail(code, (err as Error).message);
       }
     });
@@ -190,21 +195,24 @@ export class XdsServer {
    * /debug/nodes, CSDS and metrics show each node once. An Envoy that reconnects before its old
    * stream was noticed as gone takes its place; two Envoys sharing an id take turns, and say so.
    */
-  private claimNodeId(stream: XdsStream, call: AnyCall, fail: (code: grpc.status, message: string) => void): void {
+  private claimNodeId(stream: XdsStream, call: AnyCall, fail: Fail): void {
     const id = stream.node.id;
     const previous = this.byNodeId.get(id);
     if (previous) {
       this.options.observe?.replaced?.(previous.stream);
-      previous.close(grpc.status.ABORTED, `node ${JSON.stringify(id)}: replaced by a newer stream with the same node id from ${call.getPeer()}; node ids must be unique`);
+      const why = `replaced by a newer stream with the same node id from ${call.getPeer()}; node ids must be unique`;
+      previous.close(grpc.status.ABORTED, `node ${JSON.stringify(id)}: ${why}`);
     }
     this.byNodeId.set(id, { stream, close: fail });
   }
 
   /** The peer read nothing for the deadline: close with a status that says why, then reset the stream. */
-  private cut(call: AnyCall, stream: XdsStream, sink: BoundedSink, idleForMs: number, fail: (code: grpc.status, message: string) => void): void {
+  private cut(call: AnyCall, stream: XdsStream, sink: BoundedSink, idleForMs: number, fail: Fail): void {
     this.options.observe?.cut?.(stream);
-    const seconds = Math.round(idleForMs / 1000);
-    fail(grpc.status.DEADLINE_EXCEEDED, `node ${JSON.stringify(stream.node.id)} left ${sink.inFlight} bytes of responses unread for ${seconds}s (the limit is ${this.budget.cutAfterMs / 1000}s: serve --stuck-stream-timeout); closing the stream`);
+    const unread = `${sink.inFlight} bytes of responses unread for ${Math.round(idleForMs / 1000)}s`;
+    const limit = `the limit is ${this.budget.cutAfterMs / 1000}s: serve --stuck-stream-timeout`;
+    const node = JSON.stringify(stream.node.id);
+    fail(grpc.status.DEADLINE_EXCEEDED, `node ${node} left ${unread} (${limit}); closing the stream`);
     // The status waits behind the unread bytes: reset the stream if the peer does not take it soon.
     setTimeout(() => resetStream(call), 1000).unref();
   }

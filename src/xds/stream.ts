@@ -6,7 +6,8 @@ import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../en
 import type { Watch } from './cache.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
-import { checkNameBytes, releaseSubscription, subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
+import { checkNameBytes, releaseSubscription, subscriptionOf } from './request.js';
+import type { DecodedRequest, Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
 import { childKind, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
@@ -130,7 +131,8 @@ export class AdsStream extends StreamTransport {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), ledger: new SentLedger(), lastSeq: 0, ackedSeq: 0, generation: -1, nacks: 0 };
+      const fresh = { requested: false, wildcard: false, names: new Set<string>(), lastSeq: 0, ackedSeq: 0 };
+      state = { ...fresh, ledger: new SentLedger(), generation: -1, nacks: 0 };
       this.types.set(kind, state);
     }
     return state;

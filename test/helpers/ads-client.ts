@@ -47,8 +47,10 @@ export class AdsClient {
       });
       const last = this.responses.at(-1)!;
       const nack = this.nacking.get(last.kind);
-      if (nack !== undefined) this.send(last.kind, { names: this.subscribed.get(last.kind), version: last.version_info, nonce: last.nonce, error: nack });
-      else if (this.autoAck) this.ack(last, this.subscribed.get(last.kind));
+      const names = this.subscribed.get(last.kind);
+      const answer = { names, version: last.version_info, nonce: last.nonce };
+      if (nack !== undefined) this.send(last.kind, { ...answer, error: nack });
+      else if (this.autoAck) this.ack(last, names);
     });
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
   }

@@ -39,7 +39,12 @@ export class RawAdsStream {
   private buffer = Buffer.alloc(0);
 
   /** `gzip`: messages are sent compressed (grpc-encoding: gzip), which the server inflates asynchronously. */
-  constructor(session: http2.ClientHttp2Session, method: AdsMethod, read = true, private readonly gzip = false) {
+  constructor(
+    session: http2.ClientHttp2Session,
+    method: AdsMethod,
+    read = true,
+    private readonly gzip = false,
+  ) {
     this.stream = session.request({
       ':method': 'POST',
       ':path': `/envoy.service.discovery.v3.AggregatedDiscoveryService/${method}`,
@@ -52,9 +57,12 @@ export class RawAdsStream {
         this.status ??= status;
         resolve(this.status);
       };
-      this.stream.on('trailers', (t) => done({ code: Number(t['grpc-status']), message: decodeURIComponent(String(t['grpc-message'] ?? '')) }));
+      this.stream.on('trailers', (t) =>
+        done({ code: Number(t['grpc-status']), message: decodeURIComponent(String(t['grpc-message'] ?? '')) }),
+      );
       this.stream.on('response', (h) => {
-        if (h['grpc-status'] !== undefined) done({ code: Number(h['grpc-status']), message: decodeURIComponent(String(h['grpc-message'] ?? '')) });
+        if (h['grpc-status'] !== undefined)
+          done({ code: Number(h['grpc-status']), message: decodeURIComponent(String(h['grpc-message'] ?? '')) });
       });
       this.stream.on('close', () => done({ code: -1, message: `stream closed (RST code ${this.stream.rstCode})` }));
     });
@@ -66,7 +74,9 @@ export class RawAdsStream {
   /** The status the stream ended with, failing after `ms` (so a test that fails still cleans up). */
   closedWithin(ms: number): Promise<GrpcStatus> {
     let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`the stream did not end within ${ms} ms`)), ms)));
+    const timeout = new Promise<never>(
+      (_, reject) => (timer = setTimeout(() => reject(new Error(`the stream did not end within ${ms} ms`)), ms)),
+    );
     return Promise.race([this.closed, timeout]).finally(() => clearTimeout(timer));
   }
 
@@ -102,10 +112,21 @@ export class RawAdsStream {
   }
 }
 
-const nodeOf = (id: string, metadata: Record<string, string>) => ({ id, metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) } });
+const nodeOf = (id: string, metadata: Record<string, string>) => ({
+  id,
+  metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) },
+});
 
 /** An encoded DiscoveryRequest. */
-export function sotwRequest(r: { kind?: ResourceKind; typeUrl?: string; names?: string[]; node?: { id: string; metadata: Record<string, string> }; nonce?: string; version?: string; error?: string }): Uint8Array {
+export function sotwRequest(r: {
+  kind?: ResourceKind;
+  typeUrl?: string;
+  names?: string[];
+  node?: { id: string; metadata: Record<string, string> };
+  nonce?: string;
+  version?: string;
+  error?: string;
+}): Uint8Array {
   const type = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
   return type
     .encode(
@@ -122,7 +143,13 @@ export function sotwRequest(r: { kind?: ResourceKind; typeUrl?: string; names?: 
 }
 
 /** An encoded DeltaDiscoveryRequest. */
-export function deltaRequest(r: { kind: ResourceKind; subscribe?: string[]; unsubscribe?: string[]; initial?: Record<string, string>; node?: { id: string; metadata: Record<string, string> } }): Uint8Array {
+export function deltaRequest(r: {
+  kind: ResourceKind;
+  subscribe?: string[];
+  unsubscribe?: string[];
+  initial?: Record<string, string>;
+  node?: { id: string; metadata: Record<string, string> };
+}): Uint8Array {
   const type = lookupType('envoy.service.discovery.v3.DeltaDiscoveryRequest');
   return type
     .encode(

@@ -21,7 +21,15 @@ const RESOURCE_EXHAUSTED = 8;
 const ABORTED = 10;
 
 beforeAll(async () => {
-  shim = await startShim({ 'alpha.yaml': serviceYaml({ name: 'alpha', namespace: 'h', clusterIP: '10.96.8.1', port: 7301, endpoints: [{ ip: '10.8.0.1', port: 80 }] }) });
+  shim = await startShim({
+    'alpha.yaml': serviceYaml({
+      name: 'alpha',
+      namespace: 'h',
+      clusterIP: '10.96.8.1',
+      port: 7301,
+      endpoints: [{ ip: '10.8.0.1', port: 80 }],
+    }),
+  });
 });
 
 afterAll(async () => {
@@ -35,7 +43,11 @@ const metric = async (sample: string) => {
 };
 
 /** Watches the cache holds for connected streams (private: read for this check only). */
-const watches = () => [...((shim.shim.cache as any).views as Map<string, { listeners: Set<unknown> }>).values()].reduce((n, v) => n + v.listeners.size, 0);
+const watches = () =>
+  [...((shim.shim.cache as any).views as Map<string, { listeners: Set<unknown> }>).values()].reduce(
+    (n, v) => n + v.listeners.size,
+    0,
+  );
 
 const noStreamsLeft = () => shim.shim.xds.streams.size === 0 && shim.shim.xds.deltaStreams.size === 0;
 
@@ -47,7 +59,13 @@ describe('what a client asks for is bounded and does not outlive it', () => {
     const lists = 100;
     for (let k = 0; k < lists; k++) {
       const names = Array.from({ length: 10_000 }, (_, i) => `hostile-${k}-${i}-${'x'.repeat(16)}`);
-      s.write(sotwRequest({ kind: 'endpoint', names, node: k === 0 ? { id: 'hoarder', metadata: originateMeta } : undefined }));
+      s.write(
+        sotwRequest({
+          kind: 'endpoint',
+          names,
+          node: k === 0 ? { id: 'hoarder', metadata: originateMeta } : undefined,
+        }),
+      );
     }
     // Requests are handled in order: the answer to a last CDS request means every list was taken in.
     s.write(sotwRequest({ kind: 'cluster' }));
@@ -57,21 +75,32 @@ describe('what a client asks for is bounded and does not outlive it', () => {
     conn.close();
     await waitFor('the stream to be gone', noStreamsLeft);
     const after = await retainedBytes();
-    console.log(`hostile subscriptions: retained ${(before / 1e6).toFixed(1)} MB before, ${(during / 1e6).toFixed(1)} MB while connected, ${(after / 1e6).toFixed(1)} MB after it left (+${((after - before) / 1e6).toFixed(2)} MB)`);
+    console.log(
+      `hostile subscriptions: retained ${(before / 1e6).toFixed(1)} MB before, ${(during / 1e6).toFixed(1)} MB ` +
+        `while connected, ${(after / 1e6).toFixed(1)} MB after it left (+${((after - before) / 1e6).toFixed(2)} MB)`,
+    );
     expect(after - before).toBeLessThan(4e6);
   });
 
-  it('refuses more than 100,000 names in one request with RESOURCE_EXHAUSTED naming the limit (SotW and delta)', async () => {
+  it('refuses over 100,000 names in one request: RESOURCE_EXHAUSTED naming the limit (SotW, delta)', async () => {
     const conn = new RawAdsConnection(shim.xdsAddress);
     try {
       const names = Array.from({ length: 100_001 }, (_, i) => `n${i}`);
       const sotw = conn.open();
       sotw.write(sotwRequest({ kind: 'endpoint', names, node: { id: 'greedy-sotw', metadata: originateMeta } }));
       const delta = conn.open('DeltaAggregatedResources');
-      delta.write(deltaRequest({ kind: 'endpoint', subscribe: names, node: { id: 'greedy-delta', metadata: originateMeta } }));
+      delta.write(
+        deltaRequest({ kind: 'endpoint', subscribe: names, node: { id: 'greedy-delta', metadata: originateMeta } }),
+      );
       const [a, b] = await Promise.all([sotw.closedWithin(20_000), delta.closedWithin(20_000)]);
-      expect(a).toEqual({ code: RESOURCE_EXHAUSTED, message: 'resource_names: 100001 names in one request; the limit is 100000' });
-      expect(b).toEqual({ code: RESOURCE_EXHAUSTED, message: 'DeltaDiscoveryRequest: 100001 names in one request; the limit is 100000' });
+      expect(a).toEqual({
+        code: RESOURCE_EXHAUSTED,
+        message: 'resource_names: 100001 names in one request; the limit is 100000',
+      });
+      expect(b).toEqual({
+        code: RESOURCE_EXHAUSTED,
+        message: 'DeltaDiscoveryRequest: 100001 names in one request; the limit is 100000',
+      });
       await waitFor('both streams gone', noStreamsLeft);
     } finally {
       conn.close();
@@ -82,14 +111,17 @@ describe('what a client asks for is bounded and does not outlive it', () => {
     const conn = new RawAdsConnection(shim.xdsAddress);
     try {
       // 3 MiB of names per type: the third type crosses 8 MiB.
-      const names = (k: string) => Array.from({ length: 30_000 }, (_, i) => `${k}-${i}-${'y'.repeat(96)}`.slice(0, 100));
+      const names = (k: string) =>
+        Array.from({ length: 30_000 }, (_, i) => `${k}-${i}-${'y'.repeat(96)}`.slice(0, 100));
       const s = conn.open();
       s.write(sotwRequest({ kind: 'endpoint', names: names('e'), node: { id: 'wide', metadata: originateMeta } }));
       s.write(sotwRequest({ kind: 'route', names: names('r') }));
       s.write(sotwRequest({ kind: 'cluster', names: names('c') }));
       const status = await s.closedWithin(20_000);
       expect(status.code).toBe(RESOURCE_EXHAUSTED);
-      expect(status.message).toMatch(/^subscriptions of this stream would hold \d+ bytes of resource names; the limit is 8388608$/);
+      expect(status.message).toMatch(
+        /^subscriptions of this stream would hold \d+ bytes of resource names; the limit is 8388608$/,
+      );
     } finally {
       conn.close();
     }
@@ -108,7 +140,8 @@ describe('a stream that ended leaves nothing behind', () => {
       }
       // The connection stays open (ghosts lived as long as it did); give every event time to arrive.
       await sleep(500);
-      const ghosts = () => [...shim.shim.xds.streams, ...shim.shim.xds.deltaStreams].filter((s) => s.node.id.startsWith('ghost-'));
+      const ghosts = () =>
+        [...shim.shim.xds.streams, ...shim.shim.xds.deltaStreams].filter((s) => s.node.id.startsWith('ghost-'));
       await waitFor('no ghost left', () => ghosts().length === 0, 5000).catch(() => {});
       expect(ghosts().map((s) => s.node.id)).toEqual([]);
       expect((await debugNodes(shim.adminUrl)).filter((n) => n.id.startsWith('ghost-'))).toEqual([]);
@@ -156,7 +189,9 @@ describe('one node id is one node', () => {
       await second.next('cluster');
       await waitFor('the first stream to be closed', () => first.error);
       expect(first.error!.code).toBe(ABORTED);
-      expect(first.error!.details).toMatch(/^node "twin": replaced by a newer stream with the same node id from .+; node ids must be unique$/);
+      expect(first.error!.details).toMatch(
+        /^node "twin": replaced by a newer stream with the same node id from .+; node ids must be unique$/,
+      );
       expect((await debugNodes(shim.adminUrl)).filter((n) => n.id === 'twin')).toHaveLength(1);
       expect((await csds.fetch()).filter((c) => c.node.id === 'twin')).toHaveLength(1);
       expect(await metric('tunnel_shim_connected_proxies{role="originate"}')).toBe(1);
@@ -185,7 +220,9 @@ describe('nothing from the wire reaches a terminal raw', () => {
     try {
       c.nacking.set('cluster', evilNack);
       c.send('cluster');
-      await waitFor('the NACK recorded', async () => (await debugNodes(shim.adminUrl)).some((n) => n.types.cluster?.status === 'NACKED'));
+      await waitFor('the NACK recorded', async () =>
+        (await debugNodes(shim.adminUrl)).some((n) => n.types.cluster?.status === 'NACKED'),
+      );
       const admin = shim.adminUrl.replace('http://', '');
       const table = await runCli(['status', '--admin-address', admin]);
       const node = await runCli(['status', evilId, '--admin-address', admin]);
@@ -203,9 +240,28 @@ describe('nothing from the wire reaches a terminal raw', () => {
   });
   it('pretty logs (serve --log-format pretty) escape them too', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pretty-'));
-    fs.writeFileSync(path.join(dir, 'a.yaml'), serviceYaml({ name: 'a', namespace: 'p', clusterIP: '10.96.8.2', port: 7302, endpoints: [{ ip: '10.8.0.2', port: 80 }] }));
+    fs.writeFileSync(
+      path.join(dir, 'a.yaml'),
+      serviceYaml({
+        name: 'a',
+        namespace: 'p',
+        clusterIP: '10.96.8.2',
+        port: 7302,
+        endpoints: [{ ip: '10.8.0.2', port: 80 }],
+      }),
+    );
     const xdsPort = await freePort();
-    const serve = spawnCli(['serve', '--source', `file:${dir}`, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${await freePort()}`, '--log-format', 'pretty']);
+    const serve = spawnCli([
+      'serve',
+      '--source',
+      `file:${dir}`,
+      '--xds-address',
+      `127.0.0.1:${xdsPort}`,
+      '--admin-address',
+      `127.0.0.1:${await freePort()}`,
+      '--log-format',
+      'pretty',
+    ]);
     let c: AdsClient | undefined;
     try {
       await waitFor('serve to listen', () => serve.output().includes('tunnel-shim serving'), 20_000);
@@ -215,7 +271,9 @@ describe('nothing from the wire reaches a terminal raw', () => {
       await waitFor('the NACK logged', () => serve.output().includes('owned'), 10_000);
       const out = serve.output();
       expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
-      expect(out.split('\n').some((l) => l.trimStart().startsWith('forged') || l.trimStart().startsWith('NODE   forged'))).toBe(false);
+      expect(
+        out.split('\n').some((l) => l.trimStart().startsWith('forged') || l.trimStart().startsWith('NODE   forged')),
+      ).toBe(false);
       expect(out).toContain('evil\\x1b[2J');
     } finally {
       c?.close();
@@ -227,7 +285,8 @@ describe('nothing from the wire reaches a terminal raw', () => {
 
 describe('admin mutations cannot come from a web page', () => {
   const url = () => `${shim.adminUrl}/debug/log-level?level=debug`;
-  const level = async () => ((await (await fetch(`${shim.adminUrl}/debug/log-level`)).json()) as { level: string }).level;
+  const level = async () =>
+    ((await (await fetch(`${shim.adminUrl}/debug/log-level`)).json()) as { level: string }).level;
 
   it('refuses POST (a simple request a page can send), a foreign Origin, and a cross-site fetch', async () => {
     const start = await level();
@@ -236,7 +295,9 @@ describe('admin mutations cannot come from a web page', () => {
     expect(((await post.json()) as { error: string }).error).toContain('state changes need PUT');
     const foreign = await fetch(url(), { method: 'PUT', headers: { origin: 'http://evil.example' } });
     expect(foreign.status).toBe(403);
-    expect(((await foreign.json()) as { error: string }).error).toContain('cross-origin request refused: Origin "http://evil.example"');
+    expect(((await foreign.json()) as { error: string }).error).toContain(
+      'cross-origin request refused: Origin "http://evil.example"',
+    );
     const crossSite = await fetch(url(), { method: 'PUT', headers: { 'sec-fetch-site': 'cross-site' } });
     expect(crossSite.status).toBe(403);
     expect(await level()).toBe(start);

@@ -22,6 +22,11 @@ describe('escapeText', () => {
   });
 
   it('escapes every string of a log object, keys included, and keeps other values', () => {
-    expect(escapeDeep({ node: 'a\nb', n: 3, list: ['\u001b'], nested: { 'k\r': true } })).toEqual({ node: 'a\\nb', n: 3, list: ['\\x1b'], nested: { 'k\\r': true } });
+    expect(escapeDeep({ node: 'a\nb', n: 3, list: ['\u001b'], nested: { 'k\r': true } })).toEqual({
+      node: 'a\\nb',
+      n: 3,
+      list: ['\\x1b'],
+      nested: { 'k\\r': true },
+    });
   });
 });
