@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench image fuzz fuzz-inputs
+.PHONY: setup demo test bench image fuzz fuzz-inputs fuzz-xds
 
 setup:
 	@scripts/setup.sh
@@ -19,6 +19,12 @@ image:
 	@scripts/setup.sh --containers
 	@scripts/image.sh $(IMAGE)
 
+# The ADS request decoder: random and mutated DiscoveryRequest/DeltaDiscoveryRequest bytes, directly
+# and through real gRPC streams (a quarter as many). FUZZ_XDS_SEED picks another seed.
+FUZZ_XDS_RUNS ?= 20000
+fuzz-xds: setup
+	@FUZZ_XDS_RUNS=$(FUZZ_XDS_RUNS) npx vitest run test/protocol/fuzz-ads.test.ts
+
 # Every scenario of bench/README.md, one table (about 12 minutes on 2 cores). BENCH_ARGS passes flags,
 # e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
@@ -32,7 +38,7 @@ bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
 
 # Property-based fuzzing, longer than the suite's fixed-seed runs, with a fresh seed each time (FUZZ_SEED=N
 # repeats one; FUZZ_RUNS cases per property, FUZZ_BATCHES batches through envoy --mode validate).
-fuzz: fuzz-inputs
+fuzz: fuzz-inputs fuzz-xds
 
 # Annotation parsers and the file source: prints its case counts; a few minutes on 2 cores.
 fuzz-inputs: setup

@@ -15,7 +15,8 @@ const secondsBuckets = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10,
 export interface MetricsSources {
   pipeline: Pipeline;
   cache: SnapshotCache;
-  streams: () => Iterable<AdsStream>;
+  /** Every open ADS stream, state of the world and delta. */
+  streams: () => Iterable<Pick<AdsStream, 'node'>>;
 }
 
 export class Metrics {
@@ -40,6 +41,16 @@ export class Metrics {
     registers: [this.registry],
   });
   private readonly connections = new Counter({ name: `${prefix}xds_streams_opened_total`, help: 'ADS streams opened by nodes, by role', labelNames: ['role'], registers: [this.registry] });
+  private readonly stuckClosed = new Counter({
+    name: `${prefix}xds_stuck_streams_closed_total`,
+    help: 'ADS streams closed because the node read nothing for --stuck-stream-timeout',
+    registers: [this.registry],
+  });
+  private readonly replaced = new Counter({
+    name: `${prefix}xds_streams_replaced_total`,
+    help: 'ADS streams closed because a newer stream claimed the same node id',
+    registers: [this.registry],
+  });
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });
@@ -119,6 +130,8 @@ export class Metrics {
   observer(): NonNullable<XdsServerOptions['observe']> {
     return {
       connected: (s) => this.connections.inc({ role: s.node.view.role }),
+      cut: () => this.stuckClosed.inc(),
+      replaced: () => this.replaced.inc(),
       sent: (s, kind, _version, _nonce, count) => {
         this.pushes.inc({ type: kind });
         this.resourcesSent.inc({ type: kind }, count);

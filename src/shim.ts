@@ -7,6 +7,7 @@ import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
+import type { WriteBudgetOptions } from './xds/budget.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
 
@@ -23,7 +24,7 @@ export interface ShimOptions {
   /** See XdsServerOptions. */
   maxConnectionAgeMs?: number;
   /** See XdsServerOptions.writeBudget (tests use a small one). */
-  writeBudget?: { bytes?: number; stuckAfterMs?: number };
+  writeBudget?: WriteBudgetOptions;
   maxConnectionAgeGraceMs?: number;
 }
 
@@ -40,7 +41,8 @@ export class Shim {
     const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
     this.pipeline = new Pipeline(options.source, this.cache, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
-    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams });
+    const streams = () => [...this.xds.streams, ...this.xds.deltaStreams];
+    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams });
     const observe = this.metrics.observer();
     this.xds = new XdsServer({
       address: options.xdsAddress,

@@ -21,10 +21,33 @@ export interface AdminDeps {
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
-/** GET shows the level; PUT or POST ?level=LEVEL changes it for the whole process until the next change. */
+/**
+ * Why a state-changing request is refused, if it is: loopback is no boundary against a web page in a
+ * browser on the same host. Only PUT changes state (a page cannot send it cross-origin without a CORS
+ * preflight, which this server never grants), and a request whose Origin is not this server is refused.
+ */
+export function refuseMutation(req: http.IncomingMessage): { status: number; error: string } | undefined {
+  if (req.method !== 'PUT') {
+    return { status: 405, error: `${req.method}: state changes need PUT (a browser cannot send it from another site)` };
+  }
+  const self = `http://${req.headers.host}`;
+  const origin = req.headers.origin;
+  if (origin !== undefined && origin !== self) {
+    const error = `cross-origin request refused: Origin ${JSON.stringify(origin)} is not this admin server (${self})`;
+    return { status: 403, error };
+  }
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') {
+    return { status: 403, error: `cross-site request refused (Sec-Fetch-Site: ${site})` };
+  }
+  return undefined;
+}
+
+/** GET shows the level; PUT ?level=LEVEL changes it for the whole process until the next change. */
 function logLevel(req: http.IncomingMessage, res: http.ServerResponse, url: URL, logger: Logger) {
   if (req.method === 'GET') return json(res, 200, { level: logger.level });
-  if (req.method !== 'PUT' && req.method !== 'POST') return json(res, 405, { error: 'use GET to read the level, PUT or POST ?level=LEVEL to change it' });
+  const refused = refuseMutation(req);
+  if (refused) return json(res, refused.status, { error: refused.error });
   const level = url.searchParams.get('level') ?? '';
   if (!logLevels.includes(level)) return json(res, 400, { error: `level ${JSON.stringify(level)}: use one of ${logLevels.join(', ')}` });
   const previous = logger.level;
@@ -45,6 +68,9 @@ export function nodeStatus(stream: XdsStream) {
       status: typeStatus(t),
       subscribed: t.wildcard ? '*' : [...t.names].sort(),
       lastNack: t.lastNack ?? null,
+      nacks: t.nacks,
+      retryAt: t.retryAt ? new Date(t.retryAt).toISOString() : null,
+      retryInSeconds: t.retryAt ? Math.max(0, Math.ceil((t.retryAt - Date.now()) / 1000)) : null,
     };
   }
   return {

@@ -100,6 +100,11 @@ export function program(): Command {
       .argParser(byteSize).default(defaultFileLimits.maxFileBytes, '8MiB'))
     .addOption(new Option('--max-source-size <size>', 'file source: files past this total (in name order) are not read')
       .argParser(byteSize).default(defaultFileLimits.maxTotalBytes, '64MiB'))
+    .option(
+      '--stuck-stream-timeout <duration>',
+      'close an ADS stream whose Envoy reads nothing of what it was sent for this long (DEADLINE_EXCEEDED)',
+      '60s',
+    )
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
       const limits = { maxFileBytes: o.maxFileSize, maxTotalBytes: o.maxSourceSize };
@@ -114,6 +119,7 @@ export function program(): Command {
         logger,
         maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
+        writeBudget: { cutAfterMs: durationMs('--stuck-stream-timeout', o.stuckStreamTimeout) },
       });
       // Installed before start: a signal during the first read of a large source stops it too.
       const shutdown = async (signal: string) => {

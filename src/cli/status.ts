@@ -3,12 +3,17 @@
 // (proxy-config style).
 import YAML from 'yaml';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
+import { escapeText } from '../escape.js';
 
 interface TypeView {
   sentVersion: string | null;
   ackedVersion: string | null;
   status: string;
   lastNack: { message: string; at: string } | null;
+  /** NACKs since the type was last ACKed: the last one stays relevant while this is above 0. */
+  nacks?: number;
+  /** Seconds until NACKed content is sent again (null: no retry scheduled). */
+  retryInSeconds?: number | null;
 }
 
 /** One node as /debug/nodes reports it. */
@@ -39,28 +44,33 @@ export async function adminGet<T>(adminAddress: string, path: string): Promise<T
     throw new Error(`cannot reach the shim's admin at ${adminAddress} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); is tunnel-shim serve running there? (--admin-address)`);
   }
   const body = (await res.json()) as T & { error?: string };
-  if (!res.ok) throw new Error(`${url}: ${body.error ?? res.status}`);
+  if (!res.ok) throw new Error(`${url}: ${escapeText(String(body.error ?? res.status))}`);
   return body;
 }
 
 const typeColumns: [ResourceKind, string][] = [['cluster', 'CLUSTERS'], ['endpoint', 'ENDPOINTS'], ['listener', 'LISTENERS'], ['route', 'ROUTES']];
 
-/** Columns padded to their widest cell; the last column is not padded. */
-export function table(rows: string[][]): string {
+/** Columns padded to their widest cell; the last column is not padded. Cells are escaped (escapeText). */
+export function table(cells: string[][]): string {
+  const rows = cells.map((r) => r.map(escapeText));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
   return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n') + '\n';
 }
 
 function typeCell(t: TypeView | undefined): string {
   if (!t) return '-';
-  return t.sentVersion ? `${t.status} (${t.sentVersion.slice(0, 8)})` : t.status;
+  const retry = t.retryInSeconds != null ? `retry in ${t.retryInSeconds}s` : undefined;
+  const details = [t.sentVersion?.slice(0, 8), retry].filter(Boolean).join(', ');
+  return details ? `${t.status} (${details})` : t.status;
 }
 
 export function statusTable(nodes: NodeStatus[]): string {
   if (nodes.length === 0) return 'no Envoy is connected\n';
   const rows = [['NODE', 'ROLE', ...typeColumns.map(([, h]) => h), 'LAST NACK']];
   for (const n of nodes) {
-    const nacks = pushOrder.flatMap((k) => (n.types[k]?.status === 'NACKED' && n.types[k]?.lastNack ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
+    // A NACK stays shown while the node has not accepted the type since (a retry may be in flight).
+    const unanswered = (t: TypeView | undefined) => t?.lastNack && (t.status === 'NACKED' || (t.nacks ?? 0) > 0);
+    const nacks = pushOrder.flatMap((k) => (unanswered(n.types[k]) ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
     rows.push([n.id, n.role, ...typeColumns.map(([k]) => typeCell(n.types[k])), nacks.join('; ') || '-']);
   }
   return table(rows);
@@ -109,9 +119,11 @@ function endpointRows(e: ConfigEntry): string[][] {
 /** One node's resources, one line each, like `istioctl proxy-config all`. */
 export function nodeSummary(config: NodeConfig): string {
   const discovered = new Map((config.extension ?? []).map((e) => [e.name, e.resource]));
-  const nackLines = pushOrder.flatMap((k) => config[k].filter((e) => e.nack).map((e) => `  ${k} ${e.name}: ${e.nack}`));
+  const nackLines = pushOrder.flatMap((k) =>
+    config[k].filter((e) => e.nack).map((e) => `  ${k} ${escapeText(e.name)}: ${escapeText(e.nack!)}`),
+  );
   const sections = [
-    `NODE ${config.node} (${config.role})\n`,
+    `NODE ${escapeText(config.node)} (${escapeText(config.role)})\n`,
     table([
       ['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'],
       ...config.listener.map((l) => listenerRow(l, discovered)),

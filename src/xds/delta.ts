@@ -7,11 +7,12 @@ import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../en
 import type { Watch } from './cache.js';
 import { applySubscription, decideDelta, deltaChanges, KnownVersions, newSubscription, settleKnown, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
+import { checkNameBytes, checkNamesPerRequest } from './request.js';
 import { changedSince } from './snapshot.js';
 import type { NackRecord } from './stream.js';
-import { childKinds, StreamTransport, type ResponseSink } from './transport.js';
+import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
 
-export interface DeltaTypeState extends DeltaSubscription {
+export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   lastVersion?: string;
   ackedVersion?: string;
   ackedNonce?: string;
@@ -49,7 +50,7 @@ export class DeltaStream extends StreamTransport {
     if (!kind) return undefined;
     let state = this.types.get(kind);
     if (!state) {
-      state = { ...newSubscription(), generation: -1, owesAnswer: true };
+      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0 };
       this.types.set(kind, state);
     }
     const req = {
@@ -59,22 +60,50 @@ export class DeltaStream extends StreamTransport {
       unsubscribe: request.resource_names_unsubscribe ?? [],
       initialVersions: request.initial_resource_versions ?? {},
     };
+    const initialNames = Object.keys(req.initialVersions);
+    checkNamesPerRequest(req.subscribe.length + req.unsubscribe.length + initialNames.length, 'DeltaDiscoveryRequest');
     const decision = decideDelta(req, state);
     this.events.decided(this, kind, decision, req.responseNonce);
     if (decision.kind === 'ack') {
       state.ackedVersion = state.lastVersion;
       state.ackedNonce = req.responseNonce;
+      state.nacks = 0;
+      this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
       state.lastNack = { nonce: req.responseNonce, version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
+      this.scheduleRetry(kind, state);
     }
     // Subscription changes apply whatever the nonce: Envoy piggybacks them on ACKs.
     const changed = applySubscription(state, req, isWildcardKind(kind));
+    if (req.subscribe.length > 0 || initialNames.length > 0) {
+      if (decision.kind === 'subscribe') this.initialNameBytes += initialNames.reduce((n, name) => n + name.length, 0);
+      checkNameBytes(this.nameBytes());
+    }
     this.pushKind(kind, changed);
     return decision;
   }
 
   protected pushChanges(kind: ResourceKind): void {
     this.pushKind(kind);
+  }
+
+  protected resend(kind: ResourceKind): void {
+    const state = this.types.get(kind);
+    if (!state) return;
+    // Forget what the client was sent (not names it was told are missing): all of it goes again.
+    for (const name of [...state.known.keys()]) if (state.known.get(name) !== null) state.known.delete(name);
+    state.generation = -1;
+    this.pushKind(kind, true);
+  }
+
+  /** Names reported in initial_resource_versions (kept as what the client holds). */
+  private initialNameBytes = 0;
+
+  /** Bytes of names this stream's subscriptions hold (checked against requestLimits). */
+  private nameBytes(): number {
+    let bytes = this.initialNameBytes;
+    for (const state of this.types.values()) for (const name of state.names) bytes += name.length;
+    return bytes;
   }
 
   private pushKind(kind: ResourceKind, full = false): void {
@@ -101,6 +130,7 @@ export class DeltaStream extends StreamTransport {
       return;
     }
     state.owesAnswer = false;
+    this.cancelRetry(kind, state);
     const resources = send.map((name) => ts.resources.get(name)!);
     // Shareable: everything (a first sync), or a small change; both are the same for every stream of the view.
     const key = removed.length === 0 && send.length === ts.resources.size ? 'all' : send.length + removed.length <= 32 ? `${send.join('\n')}|${removed.join('\n')}` : undefined;

@@ -11,11 +11,18 @@ export interface NodeIdentity {
 }
 
 // protobufjs' built-in google.protobuf.Value uses camelCase field names even with keepCase.
-type StructValue = { stringValue?: string; numberValue?: number; boolValue?: boolean; structValue?: { fields?: Record<string, StructValue> } };
+type StructValue = null | {
+  stringValue?: string;
+  numberValue?: number;
+  boolValue?: boolean;
+  structValue?: { fields?: Record<string, StructValue> };
+};
 
 export function structToJson(struct: { fields?: Record<string, StructValue> } | undefined | null): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(struct?.fields ?? {})) {
+    // A map entry without a value decodes as null (found by fuzzing: it was an INTERNAL error).
+    if (!value) continue;
     if (value.stringValue !== undefined) out[key] = value.stringValue;
     else if (value.numberValue !== undefined) out[key] = value.numberValue;
     else if (value.boolValue !== undefined) out[key] = value.boolValue;

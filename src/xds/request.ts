@@ -1,7 +1,8 @@
 // Decoding of state-of-the-world requests. Every SotW ACK repeats the client's whole subscription
 // (1,000 EDS names per originating Envoy in the benchmark), and almost always unchanged. So the names
 // are not decoded per request: the request keeps their raw bytes, and equal bytes map to one shared,
-// read-only subscription (the same Set object for every stream that sends the same list).
+// read-only subscription (the same Set object for every live stream that sends the same list), kept
+// only while a stream holds it.
 import protobuf from 'protobufjs';
 import { lookupType } from '../envoy/protos.js';
 import { isWildcard } from './decide.js';
@@ -63,6 +64,30 @@ function fieldIds(): Fields {
 
 const empty = new Uint8Array(0);
 
+/** A request that did not decode: the stream ends with INVALID_ARGUMENT and this message. */
+export interface MalformedRequest {
+  malformed: string;
+}
+
+export function isMalformed(request: object): request is MalformedRequest {
+  return typeof (request as MalformedRequest).malformed === 'string';
+}
+
+/**
+ * A server-side deserializer that hands malformed bytes on as a MalformedRequest instead of throwing
+ * (grpc-js would end the stream with INTERNAL and a generic message): the client learns what is wrong.
+ */
+export function tolerant(messageName: string, decode: (bytes: Buffer) => object): (bytes: Buffer) => object {
+  return (bytes) => {
+    try {
+      return decode(bytes);
+    } catch (err) {
+      const malformed = `malformed ${messageName} (${bytes.length} bytes): ${(err as Error).message}`;
+      return { malformed } satisfies MalformedRequest;
+    }
+  };
+}
+
 /** Decodes a DiscoveryRequest, leaving resource_names as raw bytes (see `subscriptionOf`). */
 export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
   const f = fieldIds();
@@ -77,6 +102,7 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
     const tag = r.uint32();
     const id = tag >>> 3;
     if (id === f.names) {
+      if ((tag & 7) !== 2) throw new Error(`resource_names: wire type ${tag & 7}, expected 2 (length-delimited)`);
       // An ACK repeats a subscription seen before: recognise it with one memcmp instead of walking it.
       if (namesStart < 0 && !known && (known = knownNamesAt(bytes, at, f.names))) {
         r.pos = at + known.raw.length;
@@ -112,13 +138,46 @@ function gatherNames(bytes: Uint8Array, namesId: number): Uint8Array {
 }
 
 /**
- * Subscriptions by the bytes of their first name (a fleet sends a handful of distinct lists); the
- * most recent ones only. Buckets are compared with memcmp.
+ * What one client may ask for: names in one request, and bytes of names its subscriptions hold across
+ * types (SotW: the resource_names bytes; delta: the names' UTF-16 length). A fleet needs a few
+ * thousand names per Envoy; a client over these limits gets RESOURCE_EXHAUSTED naming the limit.
  */
-const interned = new Map<string, Subscription[]>();
-const maxInterned = 256;
-let internedCount = 0;
+export const requestLimits = { namesPerRequest: 100_000, nameBytesPerStream: 8 * 1024 * 1024 };
+
+/** A request over `requestLimits`: the stream ends with RESOURCE_EXHAUSTED and this message. */
+export class RequestLimitError extends Error {}
+
+export function checkNamesPerRequest(count: number, what: string): void {
+  if (count > requestLimits.namesPerRequest) {
+    const limit = requestLimits.namesPerRequest;
+    throw new RequestLimitError(`${what}: ${count} names in one request; the limit is ${limit}`);
+  }
+}
+
+export function checkNameBytes(bytes: number): void {
+  if (bytes > requestLimits.nameBytesPerStream) {
+    const limit = requestLimits.nameBytesPerStream;
+    const held = `subscriptions of this stream would hold ${bytes} bytes of resource names`;
+    throw new RequestLimitError(`${held}; the limit is ${limit}`);
+  }
+}
+
+interface Interned extends Subscription {
+  /** Live streams holding it; at 0 it is dropped, so nothing a client asked for outlives its streams. */
+  refs: number;
+}
+
+/** Subscriptions held by live streams, by the bytes of their first name. Buckets are compared with memcmp. */
+const interned = new Map<string, Interned[]>();
 const latin1 = new TextDecoder('latin1');
+
+/** Distinct subscriptions held by live streams, and their bytes (tests and benchmarks). */
+export function internedStats(): { count: number; bytes: number } {
+  let count = 0;
+  let bytes = 0;
+  for (const bucket of interned.values()) for (const sub of bucket) (count++, (bytes += sub.raw.length));
+  return { count, bytes };
+}
 
 /** The first field of encoded resource_names at `at`, as a map key. */
 function firstFieldKey(bytes: Uint8Array, at: number): string {
@@ -144,23 +203,37 @@ function knownNamesAt(bytes: Uint8Array, at: number, namesId: number): Subscript
   return undefined;
 }
 
-/** The subscription that `raw` (resource_names bytes) encodes, shared with every equal request. */
+/**
+ * The subscription that `raw` (resource_names bytes) encodes, shared with every live stream that sent
+ * the same bytes. The caller holds a reference until it calls `releaseSubscription`.
+ */
 export function subscriptionOf(raw: Uint8Array): Subscription {
   const key = raw.length === 0 ? '' : firstFieldKey(raw, 0);
   const bucket = interned.get(key);
   const hit = bucket?.find((sub) => sub.raw === raw || Buffer.compare(sub.raw, raw) === 0);
-  if (hit) return hit;
+  if (hit) {
+    hit.refs++;
+    return hit;
+  }
   const list = decodeNames(raw);
   // Own copy: `raw` points into a request buffer that would otherwise stay alive.
-  const sub: Subscription = { raw: Uint8Array.from(raw), list, set: new Set(list.filter((n) => n !== '*')), wildcardish: isWildcard(list) };
-  if (internedCount >= maxInterned) {
-    interned.clear();
-    internedCount = 0;
-  }
+  const set = new Set(list.filter((n) => n !== '*'));
+  const sub: Interned = { raw: Uint8Array.from(raw), list, set, wildcardish: isWildcard(list), refs: 1 };
   if (bucket) bucket.push(sub);
   else interned.set(key, [sub]);
-  internedCount++;
   return sub;
+}
+
+/** A stream stopped holding `sub` (it subscribed to other names, or ended). */
+export function releaseSubscription(sub: Subscription): void {
+  const held = sub as Interned;
+  if (--held.refs > 0) return;
+  const key = held.raw.length === 0 ? '' : firstFieldKey(held.raw, 0);
+  const bucket = interned.get(key);
+  const i = bucket?.indexOf(held) ?? -1;
+  if (i < 0) return;
+  bucket!.splice(i, 1);
+  if (bucket!.length === 0) interned.delete(key);
 }
 
 function decodeNames(raw: Uint8Array): string[] {
@@ -169,6 +242,14 @@ function decodeNames(raw: Uint8Array): string[] {
   while (r.pos < r.len) {
     r.uint32();
     out.push(r.string());
+    if (out.length > requestLimits.namesPerRequest) checkNamesPerRequest(countNames(raw), 'resource_names');
   }
   return out;
+}
+
+function countNames(raw: Uint8Array): number {
+  const r = protobuf.Reader.create(raw);
+  let n = 0;
+  for (; r.pos < r.len; n++) r.skipType(r.uint32() & 7);
+  return n;
 }

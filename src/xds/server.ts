@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import type { ResourceKind } from '../envoy/protos.js';
 import type { SnapshotCache } from './cache.js';
 import type { Decision } from './decide.js';
+import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
+import { isMalformed, RequestLimitError } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
@@ -14,6 +16,8 @@ import type { DeltaDecision } from './delta-decide.js';
 /** A connected Envoy, on either protocol variant. */
 export type XdsStream = AdsStream | DeltaStream;
 type AnyCall = grpc.ServerDuplexStream<any, Buffer>;
+/** Ends one stream with a gRPC status (and logs why). */
+type Fail = (code: grpc.status, message: string) => void;
 
 export interface XdsServerOptions {
   address: string;
@@ -27,15 +31,21 @@ export interface XdsServerOptions {
   maxConnectionAgeMs?: number;
   /** How long a connection past its age may finish its streams before it is closed. */
   maxConnectionAgeGraceMs?: number;
-  /** Bytes all streams together may have in flight, and when a stream's unread bytes stop counting. */
-  writeBudget?: { bytes?: number; stuckAfterMs?: number };
+  /** Bytes all streams together may have in flight, when a stream's unread bytes stop counting, when it is cut. */
+  writeBudget?: WriteBudgetOptions;
   /** Observers for metrics; the server itself only logs. */
   observe?: Partial<StreamEvents> & {
     deltaSent?: DeltaStreamEvents['sent'];
     connected?(stream: XdsStream): void;
     disconnected?(stream: XdsStream): void;
+    /** A stream closed because its peer read nothing for `writeBudget.cutAfterMs`. */
+    cut?(stream: XdsStream): void;
+    /** A stream closed because a newer one claimed its node id. */
+    replaced?(stream: XdsStream): void;
   };
 }
+
+export { WriteBudget };
 
 export class XdsServer {
   /** State-of-the-world streams (CSDS, metrics and status read these). */
@@ -47,7 +57,7 @@ export class XdsServer {
   boundPort = 0;
 
   constructor(private readonly options: XdsServerOptions) {
-    this.budget = new WriteBudget(options.writeBudget?.bytes, options.writeBudget?.stuckAfterMs);
+    this.budget = new WriteBudget(options.writeBudget);
   }
 
   async start(): Promise<number> {
@@ -117,19 +127,33 @@ export class XdsServer {
     decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce),
   };
 
+  /** The one open stream per node id (the newest: see `handle`), and how to close it. */
+  private readonly byNodeId = new Map<string, { stream: XdsStream; close: Fail }>();
+
   private handle(call: AnyCall, mode: 'sotw' | 'delta'): void {
     const log = this.options.logger;
     let stream: XdsStream | undefined;
-    let sink: ReturnType<typeof boundedSink> | undefined;
+    let sink: BoundedSink | undefined;
+    // A stream can end before its first message is delivered (cancelled right after writing it):
+    // nothing may be set up for it after that.
+    let ended = false;
     this.calls.add(call);
+    const fail: Fail = (code, message) => {
+      log.warn({ node: stream?.node.id, code: grpc.status[code], err: message }, 'closing stream');
+      closeWithStatus(call, code, message);
+    };
     call.on('data', (request: (DecodedRequest | DecodedDeltaRequest) & { node?: Parameters<typeof parseNode>[0] }) => {
+      if (ended) return;
+      if (isMalformed(request)) return fail(grpc.status.INVALID_ARGUMENT, request.malformed);
       try {
         if (!stream) {
           const node = parseNode(request.node);
           const watch = this.options.cache.watch(node.view, () => stream?.push());
-          sink = boundedSink(call, this.budget, () => stream?.onDrain());
+          const cut = (ms: number) => this.cut(call, stream!, sink!, ms, fail);
+          sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), cut);
           const cp = this.options.controlPlaneId ?? 'tunnel-shim';
           stream = mode === 'delta' ? new DeltaStream(node, watch, sink, this.deltaEvents, cp) : new AdsStream(node, watch, sink, this.events, cp);
+          this.claimNodeId(stream, call, fail);
           if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
           else this.streams.add(stream);
           log.info({ node: node.id, role: node.view.role, listenAddress: node.view.listenAddress, mode }, 'node connected');
@@ -139,18 +163,22 @@ export class XdsServer {
         releaseReadBuffers(call);
         if (!decision) log.warn({ node: stream.node.id, typeUrl: request.type_url }, 'request for a type this server does not serve; ignored');
       } catch (err) {
-        const code = err instanceof NodeError ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL;
-        log.warn({ err: (err as Error).message }, 'closing stream');
-        closeWithStatus(call, code, (err as Error).message);
+        const { INVALID_ARGUMENT, RESOURCE_EXHAUSTED, INTERNAL } = grpc.status;
+        const limit = err instanceof RequestLimitError;
+        const code = err instanceof NodeError ? INVALID_ARGUMENT : limit ? RESOURCE_EXHAUSTED : INTERNAL;
+        fail(code, (err as Error).message);
       }
     });
     const end = () => {
-      if (!this.calls.delete(call)) return;
+      if (ended) return;
+      ended = true;
+      this.calls.delete(call);
       sink?.close();
       if (stream) {
         stream.close();
         if (stream instanceof DeltaStream) this.deltaStreams.delete(stream);
         else this.streams.delete(stream);
+        if (this.byNodeId.get(stream.node.id)?.stream === stream) this.byNodeId.delete(stream.node.id);
         log.info({ node: stream.node.id }, 'node disconnected');
         this.options.observe?.disconnected?.(stream);
       }
@@ -161,131 +189,33 @@ export class XdsServer {
     call.on('cancelled', end);
     call.on('close', end);
   }
-}
 
-/**
- * Bytes a stream may have handed to gRPC that the transport has not yet taken. grpc-js's own
- * backpressure counts messages (16 per stream), which for a stuck Envoy would mean 16 queued states;
- * counting bytes until each write's callback (the HTTP/2 layer took it) bounds it to one window
- * (64 KiB) plus the message that crossed it.
- */
-const inFlightLimit = 64 * 1024;
+  /**
+   * One stream per node id: a newer stream replaces an older one (closed with ABORTED), so status,
+   * /debug/nodes, CSDS and metrics show each node once. An Envoy that reconnects before its old
+   * stream was noticed as gone takes its place; two Envoys sharing an id take turns, and say so.
+   */
+  private claimNodeId(stream: XdsStream, call: AnyCall, fail: Fail): void {
+    const id = stream.node.id;
+    const previous = this.byNodeId.get(id);
+    if (previous) {
+      this.options.observe?.replaced?.(previous.stream);
+      const why = `replaced by a newer stream with the same node id from ${call.getPeer()}; node ids must be unique`;
+      previous.close(grpc.status.ABORTED, `node ${JSON.stringify(id)}: ${why}`);
+    }
+    this.byNodeId.set(id, { stream, close: fail });
+  }
 
-/**
- * All streams together may have this many bytes in flight: a full state sent to 1,000 Envoys at once
- * would otherwise sit in memory 1,000 times over. A stream asks before it writes (hasRoom) and, when
- * the budget is spent, waits (FIFO) and sends its latest state when there is room; the sockets, not
- * memory, set the pace. Bytes a stuck Envoy has not read for `stuckAfterMs` stop counting, so a few
- * dead peers cannot starve everyone else (each still holds at most one response: its own limit).
- */
-export class WriteBudget {
-  inFlight = 0;
-  private readonly waiting = new Set<() => void>();
-  private readonly pending = new Set<PendingBytes>();
-  private sweeper?: NodeJS.Timeout;
-  constructor(
-    readonly limit = 32 * 1024 * 1024,
-    readonly stuckAfterMs = 10_000,
-  ) {}
-  get full(): boolean {
-    return this.inFlight >= this.limit;
+  /** The peer read nothing for the deadline: close with a status that says why, then reset the stream. */
+  private cut(call: AnyCall, stream: XdsStream, sink: BoundedSink, idleForMs: number, fail: Fail): void {
+    this.options.observe?.cut?.(stream);
+    const unread = `${sink.inFlight} bytes of responses unread for ${Math.round(idleForMs / 1000)}s`;
+    const limit = `the limit is ${this.budget.cutAfterMs / 1000}s: serve --stuck-stream-timeout`;
+    const node = JSON.stringify(stream.node.id);
+    fail(grpc.status.DEADLINE_EXCEEDED, `node ${node} left ${unread} (${limit}); closing the stream`);
+    // The status waits behind the unread bytes: reset the stream if the peer does not take it soon.
+    setTimeout(() => resetStream(call), 1000).unref();
   }
-  take(n: number, from: PendingBytes): void {
-    this.inFlight += n;
-    from.counted += n;
-    if (from.since === 0) from.since = performance.now();
-    this.pending.add(from);
-    this.sweeper ??= setInterval(() => this.sweep(), Math.min(1000, this.stuckAfterMs)).unref();
-  }
-  /** `from` finished writing `n` bytes; `idle`: it has nothing else in flight. */
-  give(n: number, from: PendingBytes, idle: boolean): void {
-    const back = Math.min(n, from.counted);
-    from.counted -= back;
-    this.inFlight -= back;
-    if (idle) {
-      from.since = 0;
-      this.pending.delete(from);
-    }
-    this.wake();
-  }
-  wait(wake: () => void): void {
-    this.waiting.add(wake);
-  }
-  forget(wake: () => void, from: PendingBytes): void {
-    this.waiting.delete(wake);
-    this.give(from.counted, from, true);
-  }
-  private wake(): void {
-    for (const wake of this.waiting) {
-      if (this.full) break;
-      this.waiting.delete(wake);
-      wake();
-    }
-  }
-  private sweep(): void {
-    const now = performance.now();
-    for (const p of this.pending) {
-      if (now - p.since < this.stuckAfterMs) continue;
-      this.inFlight -= p.counted;
-      p.counted = 0;
-      this.pending.delete(p);
-    }
-    if (this.pending.size === 0) {
-      clearInterval(this.sweeper);
-      this.sweeper = undefined;
-    }
-    this.wake();
-  }
-}
-
-/** One stream's bytes in flight as the budget sees them. */
-interface PendingBytes {
-  /** Bytes still counted against the budget (a stuck stream's stop counting). */
-  counted: number;
-  /** When its oldest unfinished write started (0: none). */
-  since: number;
-}
-
-function boundedSink(call: AnyCall, budget: WriteBudget, onDrain: () => void) {
-  let inFlight = 0;
-  let blocked = false;
-  let closed = false;
-  const mine: PendingBytes = { counted: 0, since: 0 };
-  const maybeDrain = () => {
-    if (!blocked || closed || inFlight > 0) return;
-    if (budget.full) return budget.wait(maybeDrain);
-    blocked = false;
-    onDrain();
-  };
-  return {
-    write(bytes: Buffer): boolean {
-      const n = bytes.length;
-      inFlight += n;
-      budget.take(n, mine);
-      call.write(bytes, () => {
-        if (closed) return;
-        inFlight -= n;
-        budget.give(n, mine, inFlight === 0);
-        maybeDrain();
-      });
-      if (inFlight > inFlightLimit || budget.full) blocked = true;
-      return !blocked;
-    },
-    hasRoom(): boolean {
-      if (blocked) return false;
-      if (!budget.full) return true;
-      blocked = true;
-      budget.wait(maybeDrain);
-      return false;
-    },
-    /** The stream ended: what it had in flight no longer counts (grpc-js may never call back). */
-    close(): void {
-      if (closed) return;
-      closed = true;
-      budget.forget(maybeDrain, mine);
-      inFlight = 0;
-    },
-  };
 }
 
 const noBytes = Buffer.alloc(1);

@@ -4,7 +4,7 @@
 // objects and decode responses.
 import type * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../envoy/protos.js';
-import { decodeSotwRequest } from './request.js';
+import { decodeSotwRequest, tolerant } from './request.js';
 
 function codec(typeName: string) {
   const type = lookupType(typeName);
@@ -22,12 +22,14 @@ function adsDefinition(side: 'server' | 'client'): grpc.ServiceDefinition {
   const method = (name: string, originalName: string, messages: string) => {
     const request = codec(`envoy.service.discovery.v3.${messages}Request`);
     const response = codec(`envoy.service.discovery.v3.${messages}Response`);
+    // SotW requests keep resource_names as bytes (request.ts); malformed bytes end only their stream.
+    const serverDecode = messages === 'Discovery' ? decodeSotwRequest : request.deserialize;
     return {
       path: `${adsPath}/${name}`,
       requestStream: true,
       responseStream: true,
       requestSerialize: request.serialize,
-      requestDeserialize: side === 'server' && messages === 'Discovery' ? decodeSotwRequest : request.deserialize,
+      requestDeserialize: side === 'server' ? tolerant(`${messages}Request`, serverDecode) : request.deserialize,
       responseSerialize: side === 'server' ? passThrough : response.serialize,
       responseDeserialize: response.deserialize,
       originalName,

@@ -48,6 +48,8 @@ export function resourceStatuses(stream: AdsStream): ResourceStatus[] {
           entry.status = 'NACKED';
           entry.nack = delivery.nack;
         } else entry.status = delivery.seq <= state.ackedSeq ? 'SYNCED' : 'STALE';
+        // Sent again after a NACK and not answered yet: the rejection stays visible until an ACK.
+        if (entry.status === 'STALE' && state.nacks > 0) entry.nack = state.lastNack;
       }
       out.push(entry);
     }

@@ -6,10 +6,11 @@ import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../en
 import type { Watch } from './cache.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
-import { subscriptionOf, type DecodedRequest, type Subscription } from './request.js';
+import { checkNameBytes, releaseSubscription, subscriptionOf } from './request.js';
+import type { DecodedRequest, Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { childKinds, StreamTransport, type ResponseSink } from './transport.js';
+import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
 
 export interface NackRecord {
   nonce: string;
@@ -19,7 +20,7 @@ export interface NackRecord {
   at: string;
 }
 
-export interface TypeState {
+export interface TypeState extends NackRetryState {
   requested: boolean;
   wildcard: boolean;
   /** Subscribed names (without `*`); shared with other streams that sent the same list: read only. */
@@ -43,8 +44,11 @@ export interface TypeState {
   changedAt?: number;
   /** Generation of the type snapshot this stream last reconciled with (-1: look at everything). */
   generation: number;
-  /** resource_names bytes of the last request, to recognise an unchanged subscription without decoding it. */
-  namesRaw?: Uint8Array;
+  /**
+   * The last request's subscription, shared with live streams that sent the same names and held until
+   * replaced or the stream ends; its raw bytes recognise an unchanged subscription without decoding it.
+   */
+  subscription?: Subscription;
 }
 
 export type { Delivery };
@@ -87,9 +91,12 @@ export class AdsStream extends StreamTransport {
       state.ackedNonce = request.response_nonce;
       state.ackedSeq = state.lastSeq;
       state.ledger.compact(state.lastDelivery);
+      state.nacks = 0;
+      this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
       state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
       if (state.lastDelivery) state.lastDelivery.nack = state.lastNack;
+      this.scheduleRetry(kind, state);
     }
     const resubscribed = this.subscribe(kind, state, request.namesRaw ?? new Uint8Array(0), decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
     this.pushKind(kind, resubscribed || decision.kind === 'subscribe', false);
@@ -100,6 +107,22 @@ export class AdsStream extends StreamTransport {
     this.pushKind(kind, false, true);
   }
 
+  protected resend(kind: ResourceKind): void {
+    const state = this.types.get(kind);
+    if (!state) return;
+    state.ledger.forgetAll();
+    state.generation = -1;
+    this.pushKind(kind, true, false);
+  }
+
+  override close(): void {
+    super.close();
+    for (const state of this.types.values()) {
+      if (state.subscription) releaseSubscription(state.subscription);
+      state.subscription = undefined;
+    }
+  }
+
   /** The node's current snapshot (what it would be sent now). */
   snapshot(): Snapshot | undefined {
     return this.watch.snapshot();
@@ -108,7 +131,8 @@ export class AdsStream extends StreamTransport {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      state = { requested: false, wildcard: false, names: new Set(), ledger: new SentLedger(), lastSeq: 0, ackedSeq: 0, generation: -1 };
+      const fresh = { requested: false, wildcard: false, names: new Set<string>(), lastSeq: 0, ackedSeq: 0 };
+      state = { ...fresh, ledger: new SentLedger(), generation: -1, nacks: 0 };
       this.types.set(kind, state);
     }
     return state;
@@ -116,12 +140,17 @@ export class AdsStream extends StreamTransport {
 
   private subscribe(kind: ResourceKind, state: TypeState, namesRaw: Uint8Array, clientVersion: string | undefined): boolean {
     // Every SotW ACK repeats the whole subscription: the same bytes as last time mean no change.
-    if (state.requested && state.namesRaw && (state.namesRaw === namesRaw || Buffer.compare(state.namesRaw, namesRaw) === 0)) {
+    const held = state.subscription?.raw;
+    if (state.requested && held && (held === namesRaw || Buffer.compare(held, namesRaw) === 0)) {
       this.reconnected(kind, state, clientVersion);
       return false;
     }
+    let bytes = namesRaw.length;
+    for (const [k, t] of this.types) if (k !== kind) bytes += t.subscription?.raw.length ?? 0;
+    checkNameBytes(bytes);
     const sub: Subscription = subscriptionOf(namesRaw);
-    state.namesRaw = sub.raw;
+    if (state.subscription) releaseSubscription(state.subscription);
+    state.subscription = sub;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
     const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
     if (!same && !wildcard) {
@@ -196,6 +225,7 @@ export class AdsStream extends StreamTransport {
     const nonce = this.respond(ts, responseKey(state, toSend, whole), state.lastNonce, (n) =>
       encodeDiscoveryResponse({ versionInfo: version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }),
     );
+    this.cancelRetry(kind, state);
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };
     state.ledger.settle(ts.resources, toSend, delivery, whole);
     state.lastDelivery = delivery;

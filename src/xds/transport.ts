@@ -22,6 +22,26 @@ export const childKinds: Partial<Record<ResourceKind, ResourceKind[]>> = {
   listener: ['route', 'extension'],
 };
 
+/**
+ * NACKed content is sent again after about 1 s, 2 s, 4 s ... up to 5 min (±20% jitter, so a fleet that
+ * rejected one change does not retry in step), until the type is ACKed: a NACK caused by something
+ * transient (a port briefly taken) heals without an edit, and one that persists costs little.
+ */
+export const nackRetry = { firstMs: 1000, maxMs: 5 * 60_000 };
+
+export function nackRetryDelayMs(nacks: number, random: () => number = Math.random): number {
+  const base = Math.min(nackRetry.maxMs, nackRetry.firstMs * 2 ** Math.min(30, Math.max(0, nacks - 1)));
+  return Math.min(nackRetry.maxMs, Math.round(base * (0.8 + 0.4 * random())));
+}
+
+/** What both stream kinds keep per type about NACKs in a row and the retry they scheduled. */
+export interface NackRetryState {
+  /** NACKs since the type was last ACKed. */
+  nacks: number;
+  /** When the rejected content is sent again (epoch ms), while a retry is scheduled. */
+  retryAt?: number;
+}
+
 export abstract class StreamTransport {
   abstract readonly mode: 'sotw' | 'delta';
   readonly connectedAt = new Date();
@@ -41,6 +61,32 @@ export abstract class StreamTransport {
 
   /** Sends what changed for one type, if anything. */
   protected abstract pushChanges(kind: ResourceKind): void;
+
+  /** Sends the type's current content again, as if the client held none of it (a NACK retry). */
+  protected abstract resend(kind: ResourceKind): void;
+
+  private readonly retries = new Map<ResourceKind, NodeJS.Timeout>();
+
+  /** After a NACK: schedule sending the type again, later each time it is rejected in a row. */
+  protected scheduleRetry(kind: ResourceKind, state: NackRetryState): void {
+    this.cancelRetry(kind, state);
+    state.nacks++;
+    const delay = nackRetryDelayMs(state.nacks);
+    state.retryAt = Date.now() + delay;
+    const timer = setTimeout(() => {
+      this.retries.delete(kind);
+      state.retryAt = undefined;
+      this.resend(kind);
+    }, delay);
+    this.retries.set(kind, timer.unref());
+  }
+
+  /** A response went out (or the type was ACKed): a scheduled retry is moot. */
+  protected cancelRetry(kind: ResourceKind, state: NackRetryState): void {
+    clearTimeout(this.retries.get(kind));
+    this.retries.delete(kind);
+    state.retryAt = undefined;
+  }
 
   /** Called when the node's snapshot changed. */
   push(): void {
@@ -77,6 +123,8 @@ export abstract class StreamTransport {
 
   close(): void {
     this.watch.cancel();
+    for (const timer of this.retries.values()) clearTimeout(timer);
+    this.retries.clear();
   }
 
   protected nextNonce(): string {

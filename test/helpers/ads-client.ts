@@ -23,6 +23,8 @@ export class AdsClient {
   private readonly client: grpc.Client;
   /** ACK every response as it arrives, like an Envoy that accepts everything. */
   autoAck = false;
+  /** NACK every response of these types with this message, like an Envoy with a lasting problem. */
+  readonly nacking = new Map<ResourceKind, string>();
   /** Skip decoding resources (only their count is kept): for clients that stand in for many Envoys. */
   lazy = false;
   private readonly subscribed = new Map<ResourceKind, string[]>();
@@ -43,10 +45,12 @@ export class AdsClient {
           return { name: String(object.name ?? object.cluster_name), object };
         }),
       });
-      if (this.autoAck) {
-        const last = this.responses.at(-1)!;
-        this.ack(last, this.subscribed.get(last.kind));
-      }
+      const last = this.responses.at(-1)!;
+      const nack = this.nacking.get(last.kind);
+      const names = this.subscribed.get(last.kind);
+      const answer = { names, version: last.version_info, nonce: last.nonce };
+      if (nack !== undefined) this.send(last.kind, { ...answer, error: nack });
+      else if (this.autoAck) this.ack(last, names);
     });
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
   }

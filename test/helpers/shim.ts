@@ -5,6 +5,7 @@ import path from 'node:path';
 import pino from 'pino';
 import { Shim } from '../../src/shim.js';
 import { FileSource } from '../../src/sources/file.js';
+import type { WriteBudgetOptions } from '../../src/xds/budget.js';
 
 export interface TestShim {
   shim: Shim;
@@ -17,7 +18,7 @@ export interface TestShim {
   stop(): Promise<void>;
 }
 
-export async function startShim(files: Record<string, string> = {}, options: { logLevel?: string; xdsPort?: number; logTo?: pino.DestinationStream; maxConnectionAgeMs?: number; maxConnectionAgeGraceMs?: number; accessLogDirs?: string[]; writeBudget?: { bytes?: number; stuckAfterMs?: number }; /** xDS on this address instead of 127.0.0.1 (e.g. a namespace's host end) */ xdsHost?: string } = {}): Promise<TestShim> {
+export async function startShim(files: Record<string, string> = {}, options: { logLevel?: string; xdsPort?: number; logTo?: pino.DestinationStream; maxConnectionAgeMs?: number; maxConnectionAgeGraceMs?: number; accessLogDirs?: string[]; writeBudget?: WriteBudgetOptions; /** xDS on this address instead of 127.0.0.1 (e.g. a namespace's host end) */ xdsHost?: string } = {}): Promise<TestShim> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-'));
   for (const [name, yaml] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), yaml);
   const logger = pino({ level: options.logLevel ?? process.env.SHIM_LOG_LEVEL ?? 'silent' }, options.logTo);

@@ -1,5 +1,6 @@
 // The state-of-the-world ADS protocol, checked with a real gRPC client acting like an Envoy.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
+import { nackRetry } from '../../src/xds/transport.js';
 import { AdsClient, originateMeta, terminateMeta } from '../helpers/ads-client.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
@@ -75,7 +76,11 @@ describe('ADS state of the world', () => {
     expect((await nodeStatus('o-stale')).types.cluster.status).toBe('SYNCED');
   });
 
-  it('records a NACK, shows it in /debug/nodes and does not resend the rejected config', async () => {
+  it('records a NACK, shows it in /debug/nodes and does not resend the rejected config before the retry', async () => {
+    // The retry after backoff has its own test (e2e/nack-retry.test.ts): not within this one.
+    const firstRetry = nackRetry.firstMs;
+    nackRetry.firstMs = 60_000;
+    onTestFinished(() => void (nackRetry.firstMs = firstRetry));
     const c = client('o-nack');
     c.send('listener');
     const lds = await c.next('listener');

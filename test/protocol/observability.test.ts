@@ -133,7 +133,7 @@ describe('log level from the admin port', () => {
     expect(sent).toMatchObject({ level: 20, type: 'cluster', version: cds.version_info, nonce: cds.nonce });
     expect(ack).toMatchObject({ type: 'cluster', version: cds.version_info, nonce: cds.nonce });
 
-    await fetch(`${shim.adminUrl}/debug/log-level?level=info`, { method: 'POST' });
+    await fetch(`${shim.adminUrl}/debug/log-level?level=info`, { method: 'PUT' });
     expect(await level()).toBe('info');
   });
 });
