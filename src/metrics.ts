@@ -6,6 +6,8 @@ import { roles } from './translate/view.js';
 import type { SnapshotCache } from './xds/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
 import type { AdsStream } from './xds/stream.js';
+import type { RolloutStage } from './xds/rollout-stage.js';
+import type { Settled } from './xds/rollout.js';
 
 const prefix = 'tunnel_shim_';
 // From a local push (milliseconds) to a slow Envoy warming a listener (tens of seconds).
@@ -15,6 +17,7 @@ export interface MetricsSources {
   pipeline: Pipeline;
   cache: SnapshotCache;
   streams: () => Iterable<AdsStream>;
+  rollout?: RolloutStage;
 }
 
 export class Metrics {
@@ -40,8 +43,36 @@ export class Metrics {
   });
   private readonly connections = new Counter({ name: `${prefix}xds_streams_opened_total`, help: 'ADS streams opened by nodes, by role', labelNames: ['role'], registers: [this.registry] });
 
+  private readonly rolloutHoldSeconds = new Histogram({
+    name: `${prefix}rollout_hold_seconds`,
+    help: 'How long an endpoint was held back by make-before-break: announce (waiting for terminators to ACK it), withdraw (waiting for originators to ACK its removal)',
+    labelNames: ['phase'],
+    buckets: secondsBuckets,
+    registers: [this.registry],
+  });
+  private readonly rolloutTimeouts = new Counter({
+    name: `${prefix}rollout_timeouts_total`,
+    help: 'Endpoint holds that ended at the make-before-break bound without every Envoy\'s ACK, by phase',
+    labelNames: ['phase'],
+    registers: [this.registry],
+  });
+
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });
+    for (const phase of ['announce', 'withdraw']) {
+      this.rolloutTimeouts.inc({ phase }, 0);
+    }
+    new Gauge({
+      name: `${prefix}rollout_holds`,
+      help: 'Endpoints held back by make-before-break now, by phase',
+      labelNames: ['phase'],
+      registers: [this.registry],
+      collect() {
+        const counts = { announce: 0, withdraw: 0 };
+        for (const h of sources.rollout?.holds() ?? []) counts[h.phase]++;
+        for (const [phase, count] of Object.entries(counts)) this.set({ phase }, count);
+      },
+    });
     new Gauge({
       name: `${prefix}connected_proxies`,
       help: 'Envoys with an open ADS stream, by role',
@@ -100,6 +131,12 @@ export class Metrics {
         this.set(sources.pipeline.sourceDiagnostics.filter((d) => d.severity === 'error').length);
       },
     });
+  }
+
+  /** A make-before-break hold ended (xds/rollout.ts). */
+  rolloutSettled(s: Settled): void {
+    this.rolloutHoldSeconds.observe({ phase: s.phase }, s.heldMs / 1000);
+    if (s.timedOut) this.rolloutTimeouts.inc({ phase: s.phase });
   }
 
   /** Hooks for XdsServerOptions.observe. */

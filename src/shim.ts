@@ -7,6 +7,7 @@ import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache } from './xds/cache.js';
 import { XdsServer } from './xds/server.js';
+import { RolloutStage } from './xds/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
 
@@ -25,11 +26,15 @@ export interface ShimOptions {
   /** See XdsServerOptions.writeBudget (tests use a small one). */
   writeBudget?: { bytes?: number; stuckAfterMs?: number };
   maxConnectionAgeGraceMs?: number;
+  /** How long an endpoint change waits for Envoys' ACKs before it goes ahead (default 5 s). */
+  rolloutTimeoutMs?: number;
 }
 
 export class Shim {
   readonly cache = new SnapshotCache();
   readonly pipeline: Pipeline;
+  /** Make-before-break across Envoys: between the pipeline and the cache. */
+  readonly rollout: RolloutStage;
   readonly xds: XdsServer;
   readonly metrics: Metrics;
   private admin?: http.Server;
@@ -38,10 +43,18 @@ export class Shim {
 
   constructor(private readonly options: ShimOptions) {
     const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
-    this.pipeline = new Pipeline(options.source, this.cache, modelOptions, options.logger);
+    this.rollout = new RolloutStage(this.cache, () => [...this.xds.streams, ...this.xds.deltaStreams], {
+      timeoutMs: options.rolloutTimeoutMs,
+      onSettled: (s) => {
+        this.metrics.rolloutSettled(s);
+        if (s.timedOut) options.logger.warn(s, `${s.phase === 'announce' ? 'endpoint announced' : 'endpoint withdrawn'} without every Envoy's ACK after ${s.heldMs} ms`);
+      },
+    });
+    this.pipeline = new Pipeline(options.source, this.rollout, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
-    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams });
+    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams, rollout: this.rollout });
     const observe = this.metrics.observer();
+    const poke = () => this.rollout.poke();
     this.xds = new XdsServer({
       address: options.xdsAddress,
       cache: this.cache,
@@ -55,13 +68,20 @@ export class Shim {
           observe.connected?.(stream);
           // A new node view may bring translation diagnostics of its own: report them when it connects.
           this.pipeline.reportNow();
+          poke();
         },
+        disconnected: poke,
+        decided: (...args) => {
+          observe.decided?.(...args);
+          poke();
+        },
+        deltaDecided: poke,
       },
     });
   }
 
   async start(): Promise<void> {
-    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger, metrics: this.metrics });
+    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger, metrics: this.metrics, rollout: this.rollout });
     this.adminPort = (await listen(this.admin, this.options.adminAddress)).port;
     // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
     await this.pipeline.start();
@@ -72,6 +92,7 @@ export class Shim {
   async stop(): Promise<void> {
     await this.xds.stop();
     await this.pipeline.stop();
+    this.rollout.stop();
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
   }

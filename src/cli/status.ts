@@ -18,6 +18,8 @@ export interface NodeStatus {
   listenAddress: string | null;
   connectedAt: string;
   types: Partial<Record<ResourceKind, TypeView>>;
+  /** Endpoint changes make-before-break holds until this node ACKs them. */
+  holding?: { phase: 'announce' | 'withdraw'; tunnel: string; address: string; heldMs: number }[];
 }
 
 interface ConfigEntry {
@@ -63,7 +65,8 @@ export function statusTable(nodes: NodeStatus[]): string {
     const nacks = pushOrder.flatMap((k) => (n.types[k]?.status === 'NACKED' && n.types[k]?.lastNack ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
     rows.push([n.id, n.role, ...typeColumns.map(([k]) => typeCell(n.types[k])), nacks.join('; ') || '-']);
   }
-  return table(rows);
+  const holds = nodes.flatMap((n) => (n.holding ?? []).map((h) => `  ${h.tunnel} ${h.address}: ${h.phase === 'announce' ? 'not yet announced to originators' : 'not yet removed from terminators'}, held ${(h.heldMs / 1000).toFixed(1)} s for ${n.id}'s ACK`));
+  return table(rows) + (holds.length > 0 ? `\nHELD (make-before-break)\n${holds.join('\n')}\n` : '');
 }
 
 const address = (a: any) => (a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?');

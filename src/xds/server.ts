@@ -32,6 +32,8 @@ export interface XdsServerOptions {
   /** Observers for metrics; the server itself only logs. */
   observe?: Partial<StreamEvents> & {
     deltaSent?: DeltaStreamEvents['sent'];
+    /** A delta request was decided (make-before-break looks again on every ACK). */
+    deltaDecided?: DeltaStreamEvents['decided'];
     connected?(stream: XdsStream): void;
     disconnected?(stream: XdsStream): void;
   };
@@ -114,7 +116,7 @@ export class XdsServer {
       this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count, removed }, 'sent (delta)');
       this.options.observe?.deltaSent?.(s, kind, version, nonce, count, removed);
     },
-    decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce),
+    decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () => this.options.observe?.deltaDecided?.(s, kind, decision, nonce)),
   };
 
   private handle(call: AnyCall, mode: 'sotw' | 'delta'): void {

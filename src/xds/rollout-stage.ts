@@ -1,0 +1,138 @@
+// Between the pipeline and the cache: the pipeline's model is the target; this stage hands each side
+// of the cache what make-before-break allows it (rollout.ts), from what the connected Envoys hold, and
+// looks again on every ACK, connect and disconnect, and on a short timer while anything is on hold.
+import type { Model, Tunnel } from '../model/tunnel.js';
+import type { SnapshotCache } from './cache.js';
+import { defaultRolloutTimeoutMs, deriveSides, emptyRollout, stepRollout, waitingFor, serves, type Hold, type Peer, type RolloutState, type Settled, type Sides } from './rollout.js';
+import type { XdsStream } from './server.js';
+import { holdsSnapshot } from './synced.js';
+
+/** How often holds are looked at besides ACKs: catches streams that caught up without a response. */
+const pollMs = 10;
+
+export interface RolloutOptions {
+  timeoutMs?: number;
+  /** Called for every hold that ended (metrics, logs). */
+  onSettled?: (s: Settled) => void;
+}
+
+/** One hold as `status` and /debug/nodes show it. */
+export interface HoldView {
+  phase: 'announce' | 'withdraw';
+  tunnel: string;
+  address: string;
+  heldMs: number;
+  waitingFor: string[];
+}
+
+export class RolloutStage {
+  private state: RolloutState = emptyRollout;
+  private target?: Model;
+  private changedAt = Date.now();
+  private sides?: Sides;
+  /** Revision of the models the cache holds; a stream's entry: the newest one it was seen holding. */
+  private revision = 0;
+  private readonly synced = new WeakMap<XdsStream, number>();
+  private timer?: NodeJS.Timeout;
+  private scheduled = false;
+  readonly timeoutMs: number;
+
+  constructor(
+    private readonly cache: SnapshotCache,
+    private readonly streams: () => Iterable<XdsStream>,
+    private readonly options: RolloutOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? defaultRolloutTimeoutMs;
+  }
+
+  /** The pipeline's new target model. */
+  setModel(model: Model, changedAt = Date.now()): void {
+    this.target = model;
+    this.changedAt = changedAt;
+    this.evaluate();
+  }
+
+  diagnostics(): ReturnType<SnapshotCache['diagnostics']> {
+    return this.cache.diagnostics();
+  }
+
+  /** An ACK, a connect or a disconnect: look again soon (once per turn of the event loop). */
+  poke(): void {
+    if (this.scheduled || (this.state.pending.size === 0 && this.state.withdrawing.size === 0)) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.evaluate();
+    });
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Endpoints on hold now, with the Envoys each waits for. */
+  holds(now = Date.now()): HoldView[] {
+    const { terminators, originators } = this.peers();
+    const view = (phase: HoldView['phase'], h: Hold, peers: Peer[]): HoldView =>
+      ({ phase, tunnel: h.tunnel, address: h.address, heldMs: now - h.since, waitingFor: waitingFor(h, peers).map((p) => p.id) });
+    return [
+      ...[...this.state.pending.values()].map((h) => view('announce', h, terminators.filter((p) => serves(p, h.address)))),
+      ...[...this.state.withdrawing.values()].map((h) => view('withdraw', h, originators)),
+    ];
+  }
+
+  private peers(): { terminators: Peer[]; originators: Peer[] } {
+    const terminators: Peer[] = [];
+    const originators: Peer[] = [];
+    for (const stream of this.streams()) {
+      const view = stream.node.view;
+      const peer = { id: stream.node.id, address: view.listenAddress, synced: this.synced.get(stream) ?? -1 };
+      (view.role === 'terminate' ? terminators : originators).push(peer);
+    }
+    return { terminators, originators };
+  }
+
+  private evaluate(): void {
+    if (!this.target) return;
+    this.observe();
+    const { terminators, originators } = this.peers();
+    const { state, settled } = stepRollout(this.state, { target: this.target.tunnels, terminators, originators, now: Date.now(), timeoutMs: this.timeoutMs, revision: this.revision + 1 });
+    this.state = state;
+    const before = this.sides;
+    const sides = (this.sides = deriveSides(this.target.tunnels, state));
+    if (!before || !sameList(sides.originate, before.originate) || !sameList(sides.terminate, before.terminate)) {
+      this.revision++;
+      const target = this.target;
+      const model = (tunnels: readonly Tunnel[]): Model => (tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] });
+      this.cache.setModels({ terminate: model(sides.terminate), originate: model(sides.originate) }, this.changedAt);
+      // Streams the change did not reach hold the new revision already.
+      this.observe();
+    }
+    for (const s of settled) this.options.onSettled?.(s);
+    this.schedulePoll();
+  }
+
+  /** Records the current revision for every stream that holds its whole snapshot (only holds need it). */
+  private observe(): void {
+    if (this.state.pending.size === 0 && this.state.withdrawing.size === 0) return;
+    for (const stream of this.streams()) if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
+  }
+
+  private schedulePoll(): void {
+    const holding = this.state.pending.size > 0 || this.state.withdrawing.size > 0;
+    if (!holding) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.evaluate();
+    }, pollMs);
+  }
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
+}

@@ -1,0 +1,214 @@
+// Make-before-break across Envoys, as pure functions. An endpoint (a tunnel's address) is announced to
+// originators and relays only once every connected terminator that serves that address holds the
+// resources for it; a removed endpoint is withdrawn from originators first and leaves terminators only
+// once every connected originator and relay holds the withdrawal. Each wait is bounded: past
+// `timeoutMs` the step goes ahead anyway and says so. No I/O, no clocks: table-tested in
+// test/unit/rollout.test.ts; rollout-stage.ts feeds it what the Envoys ACKed.
+import type { Tunnel } from '../model/tunnel.js';
+import { isAnyAddress } from '../translate/view.js';
+import { addressesOf } from '../translate/scope.js';
+
+/** How long an endpoint waits for terminators, or a withdrawal for originators, before it goes ahead. */
+export const defaultRolloutTimeoutMs = 5000;
+
+/** One endpoint waiting for Envoys. `revision`: the first model revision that showed the change. */
+export interface Hold {
+  tunnel: string;
+  address: string;
+  since: number;
+  revision: number;
+}
+
+/** A withdrawal also keeps the tunnel as originators last had it, so terminators can keep serving it. */
+export interface Withdrawal extends Hold {
+  last: Tunnel;
+}
+
+export interface RolloutState {
+  /** Endpoint slots (`slotKey`) of the target that originators may see. */
+  announced: ReadonlySet<string>;
+  pending: ReadonlyMap<string, Hold>;
+  /**
+   * Slots gone from the target that originators still see because the tunnel's replacement endpoints
+   * are not announced yet (make before break: a move never leaves a tunnel with no endpoint).
+   */
+  retiring: ReadonlyMap<string, Withdrawal>;
+  withdrawing: ReadonlyMap<string, Withdrawal>;
+  /** The target tunnels of the last step, by key. */
+  target: ReadonlyMap<string, Tunnel>;
+}
+
+export const emptyRollout: RolloutState = { announced: new Set(), pending: new Map(), retiring: new Map(), withdrawing: new Map(), target: new Map() };
+
+/** A connected Envoy as the rollout sees it: the newest revision it was seen holding (-1: none yet). */
+export interface Peer {
+  id: string;
+  /** A terminator bound to this address serves only it; unbound (or any-address) serves every address. */
+  address?: string;
+  synced: number;
+}
+
+export interface RolloutInput {
+  target: readonly Tunnel[];
+  terminators: readonly Peer[];
+  /** Connected originators and relays. */
+  originators: readonly Peer[];
+  now: number;
+  timeoutMs: number;
+  /** The revision the models derived from this step will have if they differ from the last ones. */
+  revision: number;
+}
+
+/** A hold that ended in this step. */
+export interface Settled {
+  phase: 'announce' | 'withdraw';
+  tunnel: string;
+  address: string;
+  heldMs: number;
+  timedOut: boolean;
+}
+
+export function slotKey(tunnel: string, address: string): string {
+  return `${tunnel}|${address}`;
+}
+
+export function serves(peer: Peer, address: string): boolean {
+  return isAnyAddress(peer.address) || peer.address === address;
+}
+
+/** Connected peers still behind a hold: the ones it is waiting for. */
+export function waitingFor(hold: Hold, peers: readonly Peer[]): Peer[] {
+  return peers.filter((p) => p.synced < hold.revision);
+}
+
+/** One step: the new state and the holds that ended. Tunnels unchanged since the last step cost nothing. */
+export function stepRollout(state: RolloutState, input: RolloutInput): { state: RolloutState; settled: Settled[] } {
+  const announced = new Set(state.announced);
+  const pending = new Map(state.pending);
+  const retiring = new Map(state.retiring);
+  const withdrawing = new Map(state.withdrawing);
+  const target = new Map<string, Tunnel>();
+  const settled: Settled[] = [];
+  const { now, timeoutMs, revision } = input;
+  const servingTerminators = (address: string) => input.terminators.filter((p) => serves(p, address));
+  const withdraw = (w: Withdrawal) => {
+    // Nobody to wait for: gone at once.
+    if (input.originators.length > 0) withdrawing.set(slotKey(w.tunnel, w.address), { ...w, since: now, revision });
+  };
+
+  for (const t of input.target) {
+    target.set(t.key, t);
+    const before = state.target.get(t.key);
+    if (before === t) continue;
+    for (const address of addressesOf(t)) {
+      const key = slotKey(t.key, address);
+      if (announced.has(key) || pending.has(key)) continue;
+      // Back before it left the terminators: they still hold it, so it may be shown again at once.
+      const back = retiring.delete(key) || withdrawing.delete(key);
+      if (back || servingTerminators(address).length === 0) announced.add(key);
+      else pending.set(key, { tunnel: t.key, address, since: now, revision });
+    }
+    if (!before) continue;
+    const kept = new Set(addressesOf(t));
+    for (const address of addressesOf(before)) {
+      const key = slotKey(t.key, address);
+      if (kept.has(address)) continue;
+      if (announced.delete(key)) retiring.set(key, { tunnel: t.key, address, since: now, revision, last: before });
+      else pending.delete(key);
+    }
+  }
+  for (const [key, before] of state.target) {
+    if (target.has(key)) continue;
+    for (const address of addressesOf(before)) {
+      const slot = slotKey(key, address);
+      pending.delete(slot);
+      if (announced.delete(slot)) withdraw({ tunnel: key, address, since: now, revision, last: before });
+    }
+  }
+
+  for (const [key, hold] of pending) {
+    const ready = waitingFor(hold, servingTerminators(hold.address)).length === 0;
+    const timedOut = !ready && now - hold.since >= timeoutMs;
+    if (!ready && !timedOut) continue;
+    pending.delete(key);
+    announced.add(key);
+    settled.push({ phase: 'announce', tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since, timedOut });
+  }
+  const stillPending = new Set([...pending.values()].map((h) => h.tunnel));
+  for (const [key, r] of retiring) {
+    const t = target.get(r.tunnel);
+    const shown = t && addressesOf(t).some((a) => announced.has(slotKey(t.key, a)));
+    if (t && stillPending.has(t.key) && !shown) continue;
+    retiring.delete(key);
+    withdraw(r);
+  }
+  for (const [key, hold] of withdrawing) {
+    const done = waitingFor(hold, input.originators).length === 0;
+    const timedOut = !done && now - hold.since >= timeoutMs;
+    if (!done && !timedOut) continue;
+    withdrawing.delete(key);
+    settled.push({ phase: 'withdraw', tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since, timedOut });
+  }
+  return { state: { announced, pending, retiring, withdrawing, target }, settled };
+}
+
+/** What each side is served: originators and relays see announced endpoints; terminators also keep withdrawals. */
+export interface Sides {
+  originate: readonly Tunnel[];
+  terminate: readonly Tunnel[];
+}
+
+const originateMemo = new WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>();
+const terminateMemo = new WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>();
+
+/** The same tunnel with other endpoints, one object per (tunnel, endpoint set) so translation memos hold. */
+function withEndpoints(memo: WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>, t: Tunnel, endpoints: Tunnel['endpoints']): Tunnel {
+  const sig = endpoints.map((e) => `${e.address}:${e.port}`).join(',');
+  const known = memo.get(t);
+  if (known?.sig === sig) return known.tunnel;
+  const tunnel = { ...t, endpoints };
+  memo.set(t, { sig, tunnel });
+  return tunnel;
+}
+
+const byAddressThenPort = (a: { address: string; port: number }, b: { address: string; port: number }) =>
+  a.address < b.address ? -1 : a.address > b.address ? 1 : a.port - b.port;
+
+function byTunnel(...maps: ReadonlyMap<string, Withdrawal>[]): Map<string, Withdrawal[]> {
+  const out = new Map<string, Withdrawal[]>();
+  for (const map of maps) {
+    for (const w of map.values()) {
+      const list = out.get(w.tunnel);
+      if (list) list.push(w);
+      else out.set(w.tunnel, [w]);
+    }
+  }
+  return out;
+}
+
+/** The endpoints originators were last given at the held addresses. */
+const endpointsOf = (held: readonly Withdrawal[] | undefined) => (held ?? []).flatMap((w) => w.last.endpoints.filter((e) => e.address === w.address));
+
+/** The two sides' tunnel lists; with nothing on hold both are `target` itself. */
+export function deriveSides(target: readonly Tunnel[], state: RolloutState): Sides {
+  if (state.pending.size === 0 && state.retiring.size === 0 && state.withdrawing.size === 0) return { originate: target, terminate: target };
+  const shownHeld = byTunnel(state.retiring);
+  const keptHeld = byTunnel(state.retiring, state.withdrawing);
+  const originate: Tunnel[] = [];
+  const terminate: Tunnel[] = [];
+  for (const t of target) {
+    const shown = [...t.endpoints.filter((e) => state.announced.has(slotKey(t.key, e.address))), ...endpointsOf(shownHeld.get(t.key))];
+    originate.push(sameEndpoints(shown, t) ? t : withEndpoints(originateMemo, t, shown.sort(byAddressThenPort)));
+    const kept = keptHeld.get(t.key);
+    keptHeld.delete(t.key);
+    terminate.push(kept ? withEndpoints(terminateMemo, t, [...t.endpoints, ...endpointsOf(kept)].sort(byAddressThenPort)) : t);
+  }
+  // Tunnels gone from the target whose endpoints originators may still use.
+  for (const kept of keptHeld.values()) terminate.push(withEndpoints(terminateMemo, kept.at(-1)!.last, endpointsOf(kept).sort(byAddressThenPort)));
+  return { originate, terminate };
+}
+
+/** `shown` is exactly the tunnel's own endpoints (all announced, none retiring). */
+function sameEndpoints(shown: Tunnel['endpoints'], t: Tunnel): boolean {
+  return shown.length === t.endpoints.length && shown.every((e, i) => e === t.endpoints[i]);
+}
