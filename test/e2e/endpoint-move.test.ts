@@ -101,7 +101,7 @@ describe.each(['sotw', 'delta'] as const)('an endpoint moving between terminator
     }
     const metrics = await (await fetch(`${shim.adminUrl}/metrics`)).text();
     console.log(`${mode}: ${opened} connections, ${failures.length} failed${failures.length ? `:\n  ${failures.join('\n  ')}` : ''}\n${metrics.split('\n').filter((l) => /^tunnel_shim_rollout_(timeouts_total|hold_seconds_(count|sum))/.test(l)).join('\n')}`);
-    expect(opened).toBeGreaterThan(500);
+    expect(opened).toBeGreaterThan(300);
     expect(failures).toEqual([]);
     // Every hold ended because the Envoys ACKed, none at the bound.
     expect(metrics).toMatch(/^tunnel_shim_rollout_timeouts_total\{phase="announce"\} 0$/m);
