@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench
+.PHONY: setup demo test bench soak
 
 setup:
 	@scripts/setup.sh
@@ -21,3 +21,8 @@ bench: setup bench/peers/gcp/gcp-peer
 # The go-control-plane peer, built from the Go module proxy at the versions pinned in its go.mod.
 bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
 	@cd bench/peers/gcp && $(GO) build -o gcp-peer .
+
+# Not in CI: 30 minutes of a change every 100 ms, 200 ADS streams (20 reconnecting, 20 slow readers) and
+# real Envoys carrying tunnels (bench/soak.ts). SOAK_MINUTES shortens it; it stops by itself.
+soak: setup
+	@npx tsx bench/soak.ts

@@ -71,6 +71,7 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
     process.send!({ cmd: 'gc' });
   }
   if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount(), memory: process.memoryUsage() });
+  if (m.cmd === 'metrics') process.send!({ cmd: 'metrics', text: await shim.metrics.text() });
   if (m.cmd === 'stop') {
     await shim.stop();
     process.exit(0);

@@ -45,10 +45,8 @@ export class Shim {
     const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
     this.rollout = new RolloutStage(this.cache, () => [...this.xds.streams, ...this.xds.deltaStreams], {
       timeoutMs: options.rolloutTimeoutMs,
-      onSettled: (s) => {
-        this.metrics.rolloutSettled(s);
-        if (s.timedOut) options.logger.warn(s, `${s.phase === 'announce' ? 'endpoint announced' : 'endpoint withdrawn'} without every Envoy's ACK after ${s.heldMs} ms`);
-      },
+      onSettled: (s) => this.metrics.rolloutSettled(s),
+      logger: options.logger,
     });
     this.pipeline = new Pipeline(options.source, this.rollout, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));

@@ -1,6 +1,7 @@
 // Between the pipeline and the cache: the pipeline's model is the target; this stage hands each side
 // of the cache what make-before-break allows it (rollout.ts), from what the connected Envoys hold, and
 // looks again on every ACK, connect and disconnect, and on a short timer while anything is on hold.
+import type { Logger } from 'pino';
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { SnapshotCache } from './cache.js';
 import { defaultRolloutTimeoutMs, deriveSides, emptyRollout, stepRollout, waitingFor, serves, type Hold, type Peer, type RolloutState, type Settled, type Sides } from './rollout.js';
@@ -12,9 +13,13 @@ const pollMs = 10;
 
 export interface RolloutOptions {
   timeoutMs?: number;
-  /** Called for every hold that ended (metrics, logs). */
+  /** Called for every hold that ended (metrics). */
   onSettled?: (s: Settled) => void;
+  /** Holds that timed out are logged here, at most once per `warnEveryMs` (a stuck Envoy times out every change). */
+  logger?: Logger;
 }
+
+const warnEveryMs = 10_000;
 
 /** One hold as `status` and /debug/nodes show it. */
 export interface HoldView {
@@ -35,6 +40,8 @@ export class RolloutStage {
   private readonly synced = new WeakMap<XdsStream, number>();
   private timer?: NodeJS.Timeout;
   private scheduled = false;
+  private lastWarnAt = -Infinity;
+  private timeoutsSinceWarn = 0;
   readonly timeoutMs: number;
 
   constructor(
@@ -110,7 +117,20 @@ export class RolloutStage {
       this.observe();
     }
     for (const s of settled) this.options.onSettled?.(s);
+    this.warn(settled);
     this.schedulePoll();
+  }
+
+  private warn(settled: Settled[]): void {
+    const timedOut = settled.filter((s) => s.timedOut);
+    this.timeoutsSinceWarn += timedOut.length;
+    const now = performance.now();
+    if (timedOut.length === 0 || now - this.lastWarnAt < warnEveryMs) return;
+    const { phase, tunnel, address, heldMs, waitedFor } = timedOut[0]!;
+    const what = phase === 'announce' ? 'announced to originators before terminators' : 'removed from terminators before originators';
+    this.options.logger?.warn({ timedOut: this.timeoutsSinceWarn, phase, tunnel, address, heldMs, waitedFor }, `make-before-break: ${this.timeoutsSinceWarn} endpoint change(s) went ahead after ${this.timeoutMs} ms without every Envoy's ACK (e.g. ${tunnel} ${address} ${what} ${waitedFor?.join(', ')} ACKed); see /debug/nodes`);
+    this.lastWarnAt = now;
+    this.timeoutsSinceWarn = 0;
   }
 
   /** Records the current revision for every stream that holds its whole snapshot (only holds need it). */

@@ -66,6 +66,8 @@ export interface Settled {
   address: string;
   heldMs: number;
   timedOut: boolean;
+  /** When it timed out: the Envoys (node ids) it was still waiting for. */
+  waitedFor?: string[];
 }
 
 export function slotKey(tunnel: string, address: string): string {
@@ -126,13 +128,17 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     }
   }
 
+  const ends = (phase: Settled['phase'], hold: Hold, behind: Peer[]): Settled | undefined => {
+    if (behind.length > 0 && now - hold.since < timeoutMs) return undefined;
+    const base = { phase, tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since };
+    return behind.length === 0 ? { ...base, timedOut: false } : { ...base, timedOut: true, waitedFor: behind.map((p) => p.id) };
+  };
   for (const [key, hold] of pending) {
-    const ready = waitingFor(hold, servingTerminators(hold.address)).length === 0;
-    const timedOut = !ready && now - hold.since >= timeoutMs;
-    if (!ready && !timedOut) continue;
+    const end = ends('announce', hold, waitingFor(hold, servingTerminators(hold.address)));
+    if (!end) continue;
     pending.delete(key);
     announced.add(key);
-    settled.push({ phase: 'announce', tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since, timedOut });
+    settled.push(end);
   }
   const stillPending = new Set([...pending.values()].map((h) => h.tunnel));
   for (const [key, r] of retiring) {
@@ -143,11 +149,10 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     withdraw(r);
   }
   for (const [key, hold] of withdrawing) {
-    const done = waitingFor(hold, input.originators).length === 0;
-    const timedOut = !done && now - hold.since >= timeoutMs;
-    if (!done && !timedOut) continue;
+    const end = ends('withdraw', hold, waitingFor(hold, input.originators));
+    if (!end) continue;
     withdrawing.delete(key);
-    settled.push({ phase: 'withdraw', tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since, timedOut });
+    settled.push(end);
   }
   return { state: { announced, pending, retiring, withdrawing, target }, settled };
 }

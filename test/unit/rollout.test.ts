@@ -101,8 +101,8 @@ describe('make-before-break decisions', () => {
     ]);
     expect(steps.map((s) => s.originate.db)).toEqual([['10.0.0.1'], ['10.0.0.1'], ['10.0.0.1'], ['10.0.0.2'], ['10.0.0.2']]);
     expect(steps.map((s) => s.terminate.db)).toEqual([['10.0.0.1'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.2']]);
-    expect(steps[3]!.settled).toEqual([{ phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 5000, timedOut: true }]);
-    expect(steps[4]!.settled).toEqual([{ phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 5000, timedOut: true }]);
+    expect(steps[3]!.settled).toEqual([{ phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 5000, timedOut: true, waitedFor: ['stuck'] }]);
+    expect(steps[4]!.settled).toEqual([{ phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 5000, timedOut: true, waitedFor: ['stuck-o'] }]);
   });
 
   it('moves again while the first move is on hold: the last shown endpoint stays until a new one is shown', () => {
