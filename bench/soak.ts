@@ -15,6 +15,7 @@ import { serviceYaml } from '../test/helpers/objects.js';
 import { Child, sleep } from './child.js';
 import { markerAddress, podAddress } from './fixtures.js';
 import type { StreamSpec } from './loadgen.js';
+import { cpuSeconds } from './proc.js';
 import { startShim, type Server } from './servers.js';
 
 const minutes = Number(process.env.SOAK_MINUTES ?? 30);
@@ -98,14 +99,15 @@ async function main() {
     if (k % 50 === 49) server.set!({ mover: live('mover', moverPort, ++moves % 2 ? '127.0.0.3' : '127.0.0.2') });
   }, 100);
 
-  const rssAfterGc = async () => {
+  const afterGc = async () => {
     await server.collect!();
-    return (await server.stats!()).rss;
+    return server.stats!();
   };
   const started = Date.now();
+  const cpuAtStart = cpuSeconds(server.pid);
   await sleep(checkpointMinutes * 60_000);
-  const rssCheckpoint = await rssAfterGc();
-  log(`minute ${checkpointMinutes}: shim RSS after GC ${(rssCheckpoint / 1e6).toFixed(1)} MB; ${changes} changes, ${opened} connections (${failed.length} failed), steady tunnels: ${steadyErrors.length} errors`);
+  const { rss: rssCheckpoint, heapUsed: heapCheckpoint } = await afterGc();
+  log(`minute ${checkpointMinutes}: shim RSS after GC ${(rssCheckpoint / 1e6).toFixed(1)} MB (heap ${(heapCheckpoint / 1e6).toFixed(1)} MB); ${changes} changes, ${opened} connections (${failed.length} failed), steady tunnels: ${steadyErrors.length} errors`);
   while (Date.now() - started < minutes * 60_000) {
     await sleep(Math.min(60_000, minutes * 60_000 - (Date.now() - started)));
     log(`minute ${((Date.now() - started) / 60_000).toFixed(1)}: ${changes} changes, ${opened} connections (${failed.length} failed), steady tunnels: ${steadyErrors.length} errors, ${steady.filter((t) => t.closed).length} closed`);
@@ -115,7 +117,8 @@ async function main() {
   running = false;
   await echoing;
   await Promise.all([...inFlight]);
-  const rssEnd = await rssAfterGc();
+  const shimCpu = (cpuSeconds(server.pid) - cpuAtStart) / ((Date.now() - started) / 1000);
+  const { rss: rssEnd, heapUsed: heapEnd } = await afterGc();
   const closed = steady.filter((t) => t.closed).length;
   const { count: reconnects } = await gen.ask({ cmd: 'reconnects' }, 'reconnects');
   const metrics = (await server.metrics!()).split('\n').filter((l) => /^tunnel_shim_rollout_(timeouts_total|hold_seconds_(count|sum))/.test(l));
@@ -130,6 +133,7 @@ async function main() {
   log(`failed tunnel connections: ${failed.length} of ${opened}${failed.length ? `\n  ${failed.slice(0, 20).join('\n  ')}` : ''}`);
   log(`tunnels closed by an unrelated change: ${closed} of 20 (echo errors: ${steadyErrors.length}${steadyErrors.length ? `: ${steadyErrors.slice(0, 5).join('; ')}` : ''}); ${rounds} echo rounds each`);
   log(`shim RSS after GC: minute ${checkpointMinutes} ${(rssCheckpoint / 1e6).toFixed(1)} MB, end ${(rssEnd / 1e6).toFixed(1)} MB (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %)`);
+  log(`shim CPU ${(shimCpu * 100).toFixed(0)} % of a core on average; heap used after GC ${(heapCheckpoint / 1e6).toFixed(1)} -> ${(heapEnd / 1e6).toFixed(1)} MB`);
   log(`make-before-break: ${metrics.join(', ')}`);
   clearTimeout(deadline);
   const ok = failed.length === 0 && closed === 0 && steadyErrors.length === 0 && Math.abs(growth) <= 0.1;

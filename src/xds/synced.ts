@@ -23,8 +23,16 @@ function sotwHolds(stream: Exclude<XdsStream, DeltaStream>, kind: (typeof pushOr
   const state = stream.types.get(kind);
   if (!state?.requested) return ts.resources.size === 0;
   if (state.generation !== ts.generation || state.ledger.unsettled || state.ackedSeq !== state.lastSeq) return false;
-  return state.wildcard || asked(ts, state.names);
+  if (state.wildcard) return true;
+  // SotW subscriptions are immutable sets shared by streams that sent the same list: asked once.
+  let byNames = askedMemo.get(ts);
+  if (!byNames) askedMemo.set(ts, (byNames = new WeakMap()));
+  let answer = byNames.get(state.names);
+  if (answer === undefined) byNames.set(state.names, (answer = asked(ts, state.names)));
+  return answer;
 }
+
+const askedMemo = new WeakMap<TypeSnapshot, WeakMap<ReadonlySet<string>, boolean>>();
 
 function deltaHolds(stream: DeltaStream, kind: (typeof pushOrder)[number], ts: TypeSnapshot): boolean {
   const state = stream.types.get(kind);

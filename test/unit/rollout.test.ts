@@ -156,3 +156,14 @@ describe('make-before-break decisions', () => {
     expect(second!.sides.terminate[0]).toBe(a);
   });
 });
+
+describe('tunnel-shim status while a change is held', () => {
+  it('names the endpoint, the node it waits for and how long', async () => {
+    const { statusTable } = await import('../../src/cli/status.js');
+    const text = statusTable([
+      { id: 'pod-b', role: 'terminate', listenAddress: '10.0.0.2', connectedAt: '', types: {}, holding: [{ phase: 'announce', tunnel: 'shop/db:5432', address: '10.0.0.2', heldMs: 1234 }] },
+      { id: 'laptop', role: 'originate', listenAddress: null, connectedAt: '', types: {}, holding: [] },
+    ]);
+    expect(text).toContain('HELD (make-before-break)\n  shop/db:5432 10.0.0.2: not yet announced to originators, held 1.2 s for pod-b\'s ACK\n');
+  });
+});
