@@ -1,6 +1,6 @@
 // The snapshot cache: one snapshot per distinct node view, rebuilt when the model changes, shared by
 // every stream with that view. The server meets it only through `watch`.
-import type { Model } from '../model/tunnel.js';
+import type { Model, Tunnel } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
 import type { ResourceKind } from '../envoy/protos.js';
@@ -81,8 +81,10 @@ export class SnapshotCache {
     const changed: ViewEntry[] = [];
     for (const entry of this.views.values()) {
       const diff = diffs[sideOf(entry.view)];
-      if (!diff && entry.snapshot) continue;
-      const touched = !diff || diff.portsChanged || !entry.snapshot || diff.changes.some((c) => (c.before && concerns(entry.view, c.before)) || (c.after && concerns(entry.view, c.after)));
+      // A side whose model is unchanged keeps its snapshots (every watched view has one once a model is set).
+      if (!diff) continue;
+      const concerned = (t: Tunnel | undefined) => t !== undefined && concerns(entry.view, t);
+      const touched = diff.portsChanged || !entry.snapshot || diff.changes.some((c) => concerned(c.before) || concerned(c.after));
       if (!touched) continue;
       const before = entry.snapshot;
       this.rebuild(entry);
