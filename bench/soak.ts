@@ -20,50 +20,88 @@ import { startShim, type Server } from './servers.js';
 
 const minutes = Number(process.env.SOAK_MINUTES ?? 30);
 const services = Number(process.env.SOAK_SERVICES ?? 100);
-if (!(minutes > 0 && minutes <= 24 * 60)) throw new Error(`SOAK_MINUTES must be a number of minutes (got ${process.env.SOAK_MINUTES})`);
+if (!(minutes > 0 && minutes <= 24 * 60))
+  throw new Error(`SOAK_MINUTES must be a number of minutes (got ${process.env.SOAK_MINUTES})`);
 const checkpointMinutes = Math.min(5, minutes / 2);
-const deadline = setTimeout(() => {
-  process.stderr.write('soak: past its time bound; stopping\n');
-  process.exit(2);
-}, (minutes + 5) * 60_000);
+const deadline = setTimeout(
+  () => {
+    process.stderr.write('soak: past its time bound; stopping\n');
+    process.exit(2);
+  },
+  (minutes + 5) * 60_000,
+);
 
 const log = (text: string) => process.stdout.write(`soak: ${text}\n`);
+const mb = (bytes: number) => (bytes / 1e6).toFixed(1);
+const shortened = minutes < 30 ? ' (shortened from 30 by SOAK_MINUTES)' : '';
 const objectsOf = (yaml: string): SourcedObject[] => YAML.parseAllDocuments(yaml).map((d) => ({ object: d.toJSON() }));
 
 function streams(): StreamSpec[] {
   const out: StreamSpec[] = [];
   const behaviour = (i: number) => (i < 10 ? 'reconnect' : i < 20 ? 'slow' : undefined);
-  for (let i = 0; i < 100; i++) out.push({ id: `soak-o-${i}`, role: 'originate', listenAddress: '127.0.0.1', behaviour: behaviour(i) });
-  for (let i = 0; i < 100; i++) out.push({ id: `soak-t-${i}`, role: 'terminate', listenAddress: podAddress(i), behaviour: behaviour(i) });
+  for (let i = 0; i < 100; i++)
+    out.push({ id: `soak-o-${i}`, role: 'originate', listenAddress: '127.0.0.1', behaviour: behaviour(i) });
+  for (let i = 0; i < 100; i++)
+    out.push({ id: `soak-t-${i}`, role: 'terminate', listenAddress: podAddress(i), behaviour: behaviour(i) });
   return out;
 }
 
 async function main() {
-  const [tunnelPort, steadyPort, moverPort, backendPort] = [await freePort(), await freePort(), await freePort(), await freePort('127.0.0.2')];
+  const [tunnelPort, steadyPort, moverPort, backendPort] = [
+    await freePort(),
+    await freePort(),
+    await freePort(),
+    await freePort('127.0.0.2'),
+  ];
   const backends: EchoServer[] = [await startEcho('127.0.0.2', backendPort), await startEcho('127.0.0.3', backendPort)];
   const annotations = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
   const live = (name: string, port: number, ip: string) =>
-    objectsOf(serviceYaml({ name, namespace: 'soak', clusterIP: name === 'steady' ? '10.99.0.1' : '10.99.0.2', port, annotations, endpoints: [{ ip, port: backendPort }] }));
+    objectsOf(
+      serviceYaml({
+        name,
+        namespace: 'soak',
+        clusterIP: name === 'steady' ? '10.99.0.1' : '10.99.0.2',
+        port,
+        annotations,
+        endpoints: [{ ip, port: backendPort }],
+      }),
+    );
 
   const server: Server = await startShim(services);
   server.set!({ steady: live('steady', steadyPort, '127.0.0.2'), mover: live('mover', moverPort, '127.0.0.2') });
   const envoys: EnvoyProcess[] = await Promise.all([
-    startEnvoy({ role: 'originate', nodeId: 'soak-originator', xdsAddress: server.xds, listenAddress: '127.0.0.1', concurrency: 2 }),
+    startEnvoy({
+      role: 'originate',
+      nodeId: 'soak-originator',
+      xdsAddress: server.xds,
+      listenAddress: '127.0.0.1',
+      concurrency: 2,
+    }),
     startEnvoy({ role: 'terminate', nodeId: 'soak-terminator-2', xdsAddress: server.xds, listenAddress: '127.0.0.2' }),
     startEnvoy({ role: 'terminate', nodeId: 'soak-terminator-3', xdsAddress: server.xds, listenAddress: '127.0.0.3' }),
   ]);
   for (const port of [steadyPort, moverPort]) {
     for (let i = 0; ; i++) {
-      if (await roundTrip(port).then(() => true, () => false)) break;
+      if (
+        await roundTrip(port).then(
+          () => true,
+          () => false,
+        )
+      )
+        break;
       if (i > 200) throw new Error(`the tunnel on port ${port} never worked`);
       await sleep(100);
     }
   }
   const gen = new Child('loadgen.ts');
   await gen.next('ready');
-  await gen.ask({ cmd: 'connect', address: server.xds, delta: false, streams: streams(), trackMarkers: false }, 'connected');
+  await gen.ask(
+    { cmd: 'connect', address: server.xds, delta: false, streams: streams(), trackMarkers: false },
+    'connected',
+  );
   await sleep(5000);
-  log(`${services} Services + 2 live ones, 200 ADS streams (20 reconnecting, 20 slow readers), 3 Envoys; running ${minutes} min${minutes < 30 ? ' (shortened from 30 by SOAK_MINUTES)' : ''}`);
+  log(`${services} Services + 2 live ones, 200 ADS streams (20 reconnecting, 20 slow readers), 3 Envoys`);
+  log(`running ${minutes} min${shortened}`);
 
   // 20 long-lived tunnels on the Service nothing changes.
   const steady = await Promise.all(Array.from({ length: 20 }, () => Client.connect(steadyPort)));
@@ -72,7 +110,15 @@ async function main() {
   let rounds = 0;
   const echoing = (async () => {
     while (running) {
-      await Promise.all(steady.map((t, i) => (t.closed ? undefined : t.echo(`steady ${i} ${rounds}\n`, 10_000).catch((err: Error) => void steadyErrors.push(`tunnel ${i}: ${err.message}`)))));
+      await Promise.all(
+        steady.map((t, i) =>
+          t.closed
+            ? undefined
+            : t
+                .echo(`steady ${i} ${rounds}\n`, 10_000)
+                .catch((err: Error) => void steadyErrors.push(`tunnel ${i}: ${err.message}`)),
+        ),
+      );
       rounds++;
       await sleep(100);
     }
@@ -84,10 +130,17 @@ async function main() {
   const inFlight = new Set<Promise<void>>();
   const connections = setInterval(() => {
     opened++;
-    const p = roundTrip(moverPort).then(() => undefined, (err: Error) => void failed.push(`${new Date().toISOString()} ${err.message}`));
+    const p = roundTrip(moverPort).then(
+      () => undefined,
+      (err: Error) => void failed.push(`${new Date().toISOString()} ${err.message}`),
+    );
     inFlight.add(p);
     void p.finally(() => inFlight.delete(p));
   }, 100);
+
+  const progress = () =>
+    `${changes} changes, ${opened} connections (${failed.length} failed), ` +
+    `steady tunnels: ${steadyErrors.length} echo errors, ${steady.filter((t) => t.closed).length} closed`;
 
   // A change every 100 ms (an endpoint of one of the Services moves to a new address) and the mover's
   // endpoint to the other terminator every 5 s.
@@ -107,10 +160,11 @@ async function main() {
   const cpuAtStart = cpuSeconds(server.pid);
   await sleep(checkpointMinutes * 60_000);
   const { rss: rssCheckpoint, heapUsed: heapCheckpoint } = await afterGc();
-  log(`minute ${checkpointMinutes}: shim RSS after GC ${(rssCheckpoint / 1e6).toFixed(1)} MB (heap ${(heapCheckpoint / 1e6).toFixed(1)} MB); ${changes} changes, ${opened} connections (${failed.length} failed), steady tunnels: ${steadyErrors.length} errors`);
+  const checkpoint = `${mb(rssCheckpoint)} MB (heap ${mb(heapCheckpoint)} MB)`;
+  log(`minute ${checkpointMinutes}: shim RSS after GC ${checkpoint}; ${progress()}`);
   while (Date.now() - started < minutes * 60_000) {
     await sleep(Math.min(60_000, minutes * 60_000 - (Date.now() - started)));
-    log(`minute ${((Date.now() - started) / 60_000).toFixed(1)}: ${changes} changes, ${opened} connections (${failed.length} failed), steady tunnels: ${steadyErrors.length} errors, ${steady.filter((t) => t.closed).length} closed`);
+    log(`minute ${((Date.now() - started) / 60_000).toFixed(1)}: ${progress()}`);
   }
   clearInterval(changer);
   clearInterval(connections);
@@ -121,7 +175,9 @@ async function main() {
   const { rss: rssEnd, heapUsed: heapEnd } = await afterGc();
   const closed = steady.filter((t) => t.closed).length;
   const { count: reconnects } = await gen.ask({ cmd: 'reconnects' }, 'reconnects');
-  const metrics = (await server.metrics!()).split('\n').filter((l) => /^tunnel_shim_rollout_(timeouts_total|hold_seconds_(count|sum))/.test(l));
+  const metrics = (await server.metrics!())
+    .split('\n')
+    .filter((l) => /^tunnel_shim_rollout_(timeouts_total|hold_seconds_(count|sum))/.test(l));
   await gen.ask({ cmd: 'close' }, 'closed');
   for (const t of steady) t.close();
   await Promise.all(envoys.map((e) => e.stop()));
@@ -129,11 +185,16 @@ async function main() {
   await Promise.all(backends.map((b) => b.close()));
 
   const growth = (rssEnd - rssCheckpoint) / rssCheckpoint;
-  log(`done after ${((Date.now() - started) / 60_000).toFixed(1)} min${minutes < 30 ? ' (shortened from 30)' : ''}: ${changes} changes, ${moves} endpoint moves of the live Service, ${reconnects} stream reconnects`);
-  log(`failed tunnel connections: ${failed.length} of ${opened}${failed.length ? `\n  ${failed.slice(0, 20).join('\n  ')}` : ''}`);
-  log(`tunnels closed by an unrelated change: ${closed} of 20 (echo errors: ${steadyErrors.length}${steadyErrors.length ? `: ${steadyErrors.slice(0, 5).join('; ')}` : ''}); ${rounds} echo rounds each`);
-  log(`shim RSS after GC: minute ${checkpointMinutes} ${(rssCheckpoint / 1e6).toFixed(1)} MB, end ${(rssEnd / 1e6).toFixed(1)} MB (${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %)`);
-  log(`shim CPU ${(shimCpu * 100).toFixed(0)} % of a core on average; heap used after GC ${(heapCheckpoint / 1e6).toFixed(1)} -> ${(heapEnd / 1e6).toFixed(1)} MB`);
+  const took = ((Date.now() - started) / 60_000).toFixed(1);
+  log(`done after ${took} min${shortened}: ${changes} changes, ${moves} moves of the live Service`);
+  log(`${reconnects} stream reconnects; shim CPU ${(shimCpu * 100).toFixed(0)} % of a core on average`);
+  log(`failed tunnel connections: ${failed.length} of ${opened}${failed.map((f) => `\n  ${f}`).slice(0, 20).join('')}`);
+  const errors = steadyErrors.slice(0, 5).join('; ');
+  const echo = `${steadyErrors.length} echo errors${errors && `: ${errors}`}`;
+  log(`tunnels closed by an unrelated change: ${closed} of 20 (${echo})`);
+  const percent = `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %`;
+  log(`shim RSS after GC: minute ${checkpointMinutes} ${mb(rssCheckpoint)} MB, end ${mb(rssEnd)} MB (${percent})`);
+  log(`shim heap after GC: ${mb(heapCheckpoint)} -> ${mb(heapEnd)} MB`);
   log(`make-before-break: ${metrics.join(', ')}`);
   clearTimeout(deadline);
   const ok = failed.length === 0 && closed === 0 && steadyErrors.length === 0 && Math.abs(growth) <= 0.1;

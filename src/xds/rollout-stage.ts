@@ -4,7 +4,19 @@
 import type { Logger } from 'pino';
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { SnapshotCache } from './cache.js';
-import { defaultRolloutTimeoutMs, deriveSides, emptyRollout, stepRollout, waitingFor, serves, type Hold, type Peer, type RolloutState, type Settled, type Sides } from './rollout.js';
+import {
+  defaultRolloutTimeoutMs,
+  deriveSides,
+  emptyRollout,
+  stepRollout,
+  waitingFor,
+  serves,
+  type Hold,
+  type Peer,
+  type RolloutState,
+  type Settled,
+  type Sides,
+} from './rollout.js';
 import type { XdsStream } from './server.js';
 import { holdsSnapshot } from './synced.js';
 
@@ -81,10 +93,21 @@ export class RolloutStage {
   /** Endpoints on hold now, with the Envoys each waits for. */
   holds(now = Date.now()): HoldView[] {
     const { terminators, originators } = this.peers();
-    const view = (phase: HoldView['phase'], h: Hold, peers: Peer[]): HoldView =>
-      ({ phase, tunnel: h.tunnel, address: h.address, heldMs: now - h.since, waitingFor: waitingFor(h, peers).map((p) => p.id) });
+    const view = (phase: HoldView['phase'], h: Hold, peers: Peer[]): HoldView => ({
+      phase,
+      tunnel: h.tunnel,
+      address: h.address,
+      heldMs: now - h.since,
+      waitingFor: waitingFor(h, peers).map((p) => p.id),
+    });
     return [
-      ...[...this.state.pending.values()].map((h) => view('announce', h, terminators.filter((p) => serves(p, h.address)))),
+      ...[...this.state.pending.values()].map((h) =>
+        view(
+          'announce',
+          h,
+          terminators.filter((p) => serves(p, h.address)),
+        ),
+      ),
       ...[...this.state.withdrawing.values()].map((h) => view('withdraw', h, originators)),
     ];
   }
@@ -104,14 +127,22 @@ export class RolloutStage {
     if (!this.target) return;
     this.observe();
     const { terminators, originators } = this.peers();
-    const { state, settled } = stepRollout(this.state, { target: this.target.tunnels, terminators, originators, now: Date.now(), timeoutMs: this.timeoutMs, revision: this.revision + 1 });
+    const { state, settled } = stepRollout(this.state, {
+      target: this.target.tunnels,
+      terminators,
+      originators,
+      now: Date.now(),
+      timeoutMs: this.timeoutMs,
+      revision: this.revision + 1,
+    });
     this.state = state;
     const before = this.sides;
     const sides = (this.sides = deriveSides(this.target.tunnels, state));
     if (!before || !sameList(sides.originate, before.originate) || !sameList(sides.terminate, before.terminate)) {
       this.revision++;
       const target = this.target;
-      const model = (tunnels: readonly Tunnel[]): Model => (tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] });
+      const model = (tunnels: readonly Tunnel[]): Model =>
+        tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] };
       this.cache.setModels({ terminate: model(sides.terminate), originate: model(sides.originate) }, this.changedAt);
       // Streams the change did not reach hold the new revision already.
       this.observe();
@@ -127,8 +158,13 @@ export class RolloutStage {
     const now = performance.now();
     if (timedOut.length === 0 || now - this.lastWarnAt < warnEveryMs) return;
     const { phase, tunnel, address, heldMs, waitedFor } = timedOut[0]!;
-    const what = phase === 'announce' ? 'announced to originators before terminators' : 'removed from terminators before originators';
-    this.options.logger?.warn({ timedOut: this.timeoutsSinceWarn, phase, tunnel, address, heldMs, waitedFor }, `make-before-break: ${this.timeoutsSinceWarn} endpoint change(s) went ahead after ${this.timeoutMs} ms without every Envoy's ACK (e.g. ${tunnel} ${address} ${what} ${waitedFor?.join(', ')} ACKed); see /debug/nodes`);
+    const what = phase === 'announce' ? 'announced to originators before' : 'removed from terminators before';
+    const example = `${tunnel} ${address} ${what} ${waitedFor?.join(', ')} ACKed`;
+    this.options.logger?.warn(
+      { timedOut: this.timeoutsSinceWarn, phase, tunnel, address, heldMs, waitedFor },
+      `make-before-break: ${this.timeoutsSinceWarn} endpoint change(s) went ahead after ${this.timeoutMs} ms ` +
+        `without every Envoy's ACK (e.g. ${example}); see /debug/nodes`,
+    );
     this.lastWarnAt = now;
     this.timeoutsSinceWarn = 0;
   }
@@ -136,7 +172,8 @@ export class RolloutStage {
   /** Records the current revision for every stream that holds its whole snapshot (only holds need it). */
   private observe(): void {
     if (this.state.pending.size === 0 && this.state.withdrawing.size === 0) return;
-    for (const stream of this.streams()) if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
+    for (const stream of this.streams())
+      if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
   }
 
   private schedulePoll(): void {

@@ -38,7 +38,13 @@ export interface RolloutState {
   target: ReadonlyMap<string, Tunnel>;
 }
 
-export const emptyRollout: RolloutState = { announced: new Set(), pending: new Map(), retiring: new Map(), withdrawing: new Map(), target: new Map() };
+export const emptyRollout: RolloutState = {
+  announced: new Set(),
+  pending: new Map(),
+  retiring: new Map(),
+  withdrawing: new Map(),
+  target: new Map(),
+};
 
 /** A connected Envoy as the rollout sees it: the newest revision it was seen holding (-1: none yet). */
 export interface Peer {
@@ -131,7 +137,9 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
   const ends = (phase: Settled['phase'], hold: Hold, behind: Peer[]): Settled | undefined => {
     if (behind.length > 0 && now - hold.since < timeoutMs) return undefined;
     const base = { phase, tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since };
-    return behind.length === 0 ? { ...base, timedOut: false } : { ...base, timedOut: true, waitedFor: behind.map((p) => p.id) };
+    return behind.length === 0
+      ? { ...base, timedOut: false }
+      : { ...base, timedOut: true, waitedFor: behind.map((p) => p.id) };
   };
   for (const [key, hold] of pending) {
     const end = ends('announce', hold, waitingFor(hold, servingTerminators(hold.address)));
@@ -167,7 +175,11 @@ const originateMemo = new WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>();
 const terminateMemo = new WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>();
 
 /** The same tunnel with other endpoints, one object per (tunnel, endpoint set) so translation memos hold. */
-function withEndpoints(memo: WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>, t: Tunnel, endpoints: Tunnel['endpoints']): Tunnel {
+function withEndpoints(
+  memo: WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>,
+  t: Tunnel,
+  endpoints: Tunnel['endpoints'],
+): Tunnel {
   const sig = endpoints.map((e) => `${e.address}:${e.port}`).join(',');
   const known = memo.get(t);
   if (known?.sig === sig) return known.tunnel;
@@ -192,24 +204,32 @@ function byTunnel(...maps: ReadonlyMap<string, Withdrawal>[]): Map<string, Withd
 }
 
 /** The endpoints originators were last given at the held addresses. */
-const endpointsOf = (held: readonly Withdrawal[] | undefined) => (held ?? []).flatMap((w) => w.last.endpoints.filter((e) => e.address === w.address));
+const endpointsOf = (held: readonly Withdrawal[] | undefined) =>
+  (held ?? []).flatMap((w) => w.last.endpoints.filter((e) => e.address === w.address));
 
 /** The two sides' tunnel lists; with nothing on hold both are `target` itself. */
 export function deriveSides(target: readonly Tunnel[], state: RolloutState): Sides {
-  if (state.pending.size === 0 && state.retiring.size === 0 && state.withdrawing.size === 0) return { originate: target, terminate: target };
+  if (state.pending.size === 0 && state.retiring.size === 0 && state.withdrawing.size === 0)
+    return { originate: target, terminate: target };
   const shownHeld = byTunnel(state.retiring);
   const keptHeld = byTunnel(state.retiring, state.withdrawing);
   const originate: Tunnel[] = [];
   const terminate: Tunnel[] = [];
   for (const t of target) {
-    const shown = [...t.endpoints.filter((e) => state.announced.has(slotKey(t.key, e.address))), ...endpointsOf(shownHeld.get(t.key))];
+    const shown = [
+      ...t.endpoints.filter((e) => state.announced.has(slotKey(t.key, e.address))),
+      ...endpointsOf(shownHeld.get(t.key)),
+    ];
     originate.push(sameEndpoints(shown, t) ? t : withEndpoints(originateMemo, t, shown.sort(byAddressThenPort)));
     const kept = keptHeld.get(t.key);
     keptHeld.delete(t.key);
-    terminate.push(kept ? withEndpoints(terminateMemo, t, [...t.endpoints, ...endpointsOf(kept)].sort(byAddressThenPort)) : t);
+    terminate.push(
+      kept ? withEndpoints(terminateMemo, t, [...t.endpoints, ...endpointsOf(kept)].sort(byAddressThenPort)) : t,
+    );
   }
   // Tunnels gone from the target whose endpoints originators may still use.
-  for (const kept of keptHeld.values()) terminate.push(withEndpoints(terminateMemo, kept.at(-1)!.last, endpointsOf(kept).sort(byAddressThenPort)));
+  for (const kept of keptHeld.values())
+    terminate.push(withEndpoints(terminateMemo, kept.at(-1)!.last, endpointsOf(kept).sort(byAddressThenPort)));
   return { originate, terminate };
 }
 

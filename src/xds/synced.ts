@@ -19,7 +19,11 @@ export function holdsSnapshot(stream: XdsStream, snapshot: Snapshot | undefined)
   return true;
 }
 
-function sotwHolds(stream: Exclude<XdsStream, DeltaStream>, kind: (typeof pushOrder)[number], ts: TypeSnapshot): boolean {
+function sotwHolds(
+  stream: Exclude<XdsStream, DeltaStream>,
+  kind: (typeof pushOrder)[number],
+  ts: TypeSnapshot,
+): boolean {
   const state = stream.types.get(kind);
   if (!state?.requested) return ts.resources.size === 0;
   if (state.generation !== ts.generation || state.ledger.unsettled || state.ackedSeq !== state.lastSeq) return false;

@@ -23,13 +23,21 @@ describe.each(['sotw', 'delta'] as const)('an endpoint moving between terminator
   let backendPort: number;
 
   const service = (ips: string[]) =>
-    serviceYaml({ name: 'mover', namespace: 'e2e', clusterIP: '10.96.0.40', port: servicePort, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) }, endpoints: ips.map((ip) => ({ ip, port: backendPort })) });
+    serviceYaml({
+      name: 'mover',
+      namespace: 'e2e',
+      clusterIP: '10.96.0.40',
+      port: servicePort,
+      annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+      endpoints: ips.map((ip) => ({ ip, port: backendPort })),
+    });
 
   /** The terminator addresses the originator's cluster has now, from Envoy's own /clusters. */
   async function originatorHosts(): Promise<string[]> {
     const text = await originator.get('/clusters');
     const hosts = new Set<string>();
-    for (const m of text.matchAll(/^originate\/e2e\/mover\/\d+::([\d.]+):(\d+)::cx_total::/gm)) if (Number(m[2]) === tunnelPort) hosts.add(m[1]!);
+    for (const m of text.matchAll(/^originate\/e2e\/mover\/\d+::([\d.]+):(\d+)::cx_total::/gm))
+      if (Number(m[2]) === tunnelPort) hosts.add(m[1]!);
     return [...hosts].sort();
   }
 
@@ -40,7 +48,12 @@ describe.each(['sotw', 'delta'] as const)('an endpoint moving between terminator
 
   /** Waits until the originator uses exactly `ips` and nothing is on hold, then lets traffic run a while. */
   async function settle(ips: string[]): Promise<void> {
-    await waitFor(`the originator to use ${ips.join(', ')}`, async () => JSON.stringify(await originatorHosts()) === JSON.stringify(ips) && (await holds()) === 0, 20_000, 20);
+    await waitFor(
+      `the originator to use ${ips.join(', ')}`,
+      async () => JSON.stringify(await originatorHosts()) === JSON.stringify(ips) && (await holds()) === 0,
+      20_000,
+      20,
+    );
     await sleep(300);
   }
 
@@ -51,12 +64,36 @@ describe.each(['sotw', 'delta'] as const)('an endpoint moving between terminator
     for (const ip of addresses) backends.push(await startEcho(ip, backendPort, `backend-${ip}`));
     shim = await startShim({ 'mover.yaml': service([addresses[0]!]) });
     const started = await Promise.all([
-      startEnvoy({ role: 'originate', nodeId: 'originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1', concurrency: 2, delta }),
-      ...addresses.map((ip) => startEnvoy({ role: 'terminate', nodeId: `terminator-${ip}`, xdsAddress: shim.xdsAddress, listenAddress: ip, delta })),
+      startEnvoy({
+        role: 'originate',
+        nodeId: 'originator',
+        xdsAddress: shim.xdsAddress,
+        listenAddress: '127.0.0.1',
+        concurrency: 2,
+        delta,
+      }),
+      ...addresses.map((ip) =>
+        startEnvoy({
+          role: 'terminate',
+          nodeId: `terminator-${ip}`,
+          xdsAddress: shim.xdsAddress,
+          listenAddress: ip,
+          delta,
+        }),
+      ),
     ]);
     originator = started[0]!;
     terminators.push(...started.slice(1));
-    await waitFor('the tunnel to work', () => roundTrip(servicePort).then(() => true, () => false), 20_000, 100);
+    await waitFor(
+      'the tunnel to work',
+      () =>
+        roundTrip(servicePort).then(
+          () => true,
+          () => false,
+        ),
+      20_000,
+      100,
+    );
   });
 
   afterAll(async () => {
@@ -100,7 +137,11 @@ describe.each(['sotw', 'delta'] as const)('an endpoint moving between terminator
       await Promise.all([...inFlight]);
     }
     const metrics = await (await fetch(`${shim.adminUrl}/metrics`)).text();
-    console.log(`${mode}: ${opened} connections, ${failures.length} failed${failures.length ? `:\n  ${failures.join('\n  ')}` : ''}\n${metrics.split('\n').filter((l) => /^tunnel_shim_rollout_(timeouts_total|hold_seconds_(count|sum))/.test(l)).join('\n')}`);
+    const rollout = metrics
+      .split('\n')
+      .filter((l) => /^tunnel_shim_rollout_(timeouts_total|hold_seconds_(count|sum))/.test(l));
+    console.log(`${mode}: ${opened} connections, ${failures.length} failed${failures.map((f) => `\n  ${f}`).join('')}`);
+    console.log(rollout.join('\n'));
     expect(opened).toBeGreaterThan(300);
     expect(failures).toEqual([]);
     // Every hold ended because the Envoys ACKed, none at the bound.

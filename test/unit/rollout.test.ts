@@ -2,7 +2,14 @@
 // terminators must keep, step by step, from what the Envoys hold.
 import { describe, expect, it } from 'vitest';
 import type { Tunnel } from '../../src/model/tunnel.js';
-import { deriveSides, emptyRollout, stepRollout, type Peer, type RolloutInput, type RolloutState } from '../../src/xds/rollout.js';
+import {
+  deriveSides,
+  emptyRollout,
+  stepRollout,
+  type Peer,
+  type RolloutInput,
+  type RolloutState,
+} from '../../src/xds/rollout.js';
 
 function tunnel(key: string, ...addresses: string[]): Tunnel {
   return {
@@ -25,12 +32,25 @@ function run(steps: (Partial<RolloutInput> & { target: Tunnel[] })[]) {
   let state: RolloutState = emptyRollout;
   let revision = 0;
   return steps.map((s) => {
-    const out = stepRollout(state, { terminators: [], originators: [], now: 0, timeoutMs, revision: revision + 1, ...s });
+    const out = stepRollout(state, {
+      terminators: [],
+      originators: [],
+      now: 0,
+      timeoutMs,
+      revision: revision + 1,
+      ...s,
+    });
     state = out.state;
     revision++;
     const sides = deriveSides(s.target, state);
-    const addresses = (list: readonly Tunnel[]) => Object.fromEntries(list.map((t) => [t.key, t.endpoints.map((e) => e.address)]));
-    return { originate: addresses(sides.originate), terminate: addresses(sides.terminate), settled: out.settled, sides };
+    const addresses = (list: readonly Tunnel[]) =>
+      Object.fromEntries(list.map((t) => [t.key, t.endpoints.map((e) => e.address)]));
+    return {
+      originate: addresses(sides.originate),
+      terminate: addresses(sides.terminate),
+      settled: out.settled,
+      sides,
+    };
   });
 }
 
@@ -48,21 +68,41 @@ describe('make-before-break decisions', () => {
     ['a terminator bound to the address', T('t', 1, '10.0.0.2')],
     ['an unbound terminator', T('t', 1)],
     ['a terminator on the any-address', T('t', 1, '0.0.0.0')],
-  ])('on a move, shows the new endpoint to originators once %s holds it, and only then withdraws the old one', (_, peer) => {
-    const steps = run([
-      { target: [a] },
-      { target: [moved], terminators: [peer], originators: [O('o', 1)] }, // revision 2 shows 10.0.0.2 to terminators
-      { target: [moved], terminators: [{ ...peer, synced: 1 }], originators: [O('o', 2)] },
-      { target: [moved], terminators: [{ ...peer, synced: 2 }], originators: [O('o', 2)], now: 30 }, // revision 4: withdrawal
-      { target: [moved], terminators: [{ ...peer, synced: 4 }], originators: [O('o', 4)], now: 40 },
-    ]);
-    expect(steps.map((s) => s.originate.db)).toEqual([['10.0.0.1'], ['10.0.0.1'], ['10.0.0.1'], ['10.0.0.2'], ['10.0.0.2']]);
-    expect(steps.map((s) => s.terminate.db)).toEqual([['10.0.0.1'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.2']]);
-    expect(steps[3]!.settled).toEqual([{ phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 30, timedOut: false }]);
-    expect(steps[4]!.settled).toEqual([{ phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 10, timedOut: false }]);
-    expect(steps[4]!.sides.terminate[0]).toBe(moved);
-    expect(steps[4]!.sides.originate[0]).toBe(moved);
-  });
+  ])(
+    'on a move, shows the new endpoint to originators once %s holds it, and only then withdraws the old one',
+    (_, peer) => {
+      const steps = run([
+        { target: [a] },
+        { target: [moved], terminators: [peer], originators: [O('o', 1)] }, // revision 2 shows 10.0.0.2 to terminators
+        { target: [moved], terminators: [{ ...peer, synced: 1 }], originators: [O('o', 2)] },
+        // revision 4: the withdrawal
+        { target: [moved], terminators: [{ ...peer, synced: 2 }], originators: [O('o', 2)], now: 30 },
+        { target: [moved], terminators: [{ ...peer, synced: 4 }], originators: [O('o', 4)], now: 40 },
+      ]);
+      expect(steps.map((s) => s.originate.db)).toEqual([
+        ['10.0.0.1'],
+        ['10.0.0.1'],
+        ['10.0.0.1'],
+        ['10.0.0.2'],
+        ['10.0.0.2'],
+      ]);
+      expect(steps.map((s) => s.terminate.db)).toEqual([
+        ['10.0.0.1'],
+        ['10.0.0.1', '10.0.0.2'],
+        ['10.0.0.1', '10.0.0.2'],
+        ['10.0.0.1', '10.0.0.2'],
+        ['10.0.0.2'],
+      ]);
+      expect(steps[3]!.settled).toEqual([
+        { phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 30, timedOut: false },
+      ]);
+      expect(steps[4]!.settled).toEqual([
+        { phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 10, timedOut: false },
+      ]);
+      expect(steps[4]!.sides.terminate[0]).toBe(moved);
+      expect(steps[4]!.sides.originate[0]).toBe(moved);
+    },
+  );
 
   it('keeps a withdrawn endpoint on terminators until every originator holds the withdrawal', () => {
     const steps = run([
@@ -76,7 +116,9 @@ describe('make-before-break decisions', () => {
     expect(steps[2]!.terminate).toEqual({ db: ['10.0.0.1', '10.0.0.2'] });
     expect(steps[3]!.terminate).toEqual({ db: ['10.0.0.2'] });
     expect(steps[3]!.sides.terminate[0]).toBe(moved);
-    expect(steps[3]!.settled).toEqual([{ phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 12, timedOut: false }]);
+    expect(steps[3]!.settled).toEqual([
+      { phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 12, timedOut: false },
+    ]);
   });
 
   it('keeps a deleted Service on terminators until originators dropped it', () => {
@@ -99,16 +141,37 @@ describe('make-before-break decisions', () => {
       { target: [moved], ...stuck, now: 6000 },
       { target: [moved], ...stuck, now: 11000 },
     ]);
-    expect(steps.map((s) => s.originate.db)).toEqual([['10.0.0.1'], ['10.0.0.1'], ['10.0.0.1'], ['10.0.0.2'], ['10.0.0.2']]);
-    expect(steps.map((s) => s.terminate.db)).toEqual([['10.0.0.1'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.2']]);
-    expect(steps[3]!.settled).toEqual([{ phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 5000, timedOut: true, waitedFor: ['stuck'] }]);
-    expect(steps[4]!.settled).toEqual([{ phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 5000, timedOut: true, waitedFor: ['stuck-o'] }]);
+    expect(steps.map((s) => s.originate.db)).toEqual([
+      ['10.0.0.1'],
+      ['10.0.0.1'],
+      ['10.0.0.1'],
+      ['10.0.0.2'],
+      ['10.0.0.2'],
+    ]);
+    expect(steps.map((s) => s.terminate.db)).toEqual([
+      ['10.0.0.1'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.2'],
+    ]);
+    expect(steps[3]!.settled).toEqual([
+      { phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 5000, timedOut: true, waitedFor: ['stuck'] },
+    ]);
+    expect(steps[4]!.settled).toEqual([
+      { phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 5000, timedOut: true, waitedFor: ['stuck-o'] },
+    ]);
   });
 
   it('moves again while the first move is on hold: the last shown endpoint stays until a new one is shown', () => {
     const third = tunnel('db', '10.0.0.3');
     const peers = { terminators: [T('t2', 1, '10.0.0.2'), T('t3', 1, '10.0.0.3')], originators: [O('o', 1)] };
-    const steps = run([{ target: [a] }, { target: [moved], ...peers }, { target: [third], ...peers }, { target: [third], ...peers, terminators: [T('t3', 3, '10.0.0.3')] }]);
+    const steps = run([
+      { target: [a] },
+      { target: [moved], ...peers },
+      { target: [third], ...peers },
+      { target: [third], ...peers, terminators: [T('t3', 3, '10.0.0.3')] },
+    ]);
     expect(steps.map((s) => s.originate.db)).toEqual([['10.0.0.1'], ['10.0.0.1'], ['10.0.0.1'], ['10.0.0.3']]);
     expect(steps[2]!.terminate.db).toEqual(['10.0.0.1', '10.0.0.3']);
   });
@@ -139,18 +202,55 @@ describe('make-before-break decisions', () => {
     const three = tunnel('db', '10.0.0.1', '10.0.0.2', '10.0.0.3');
     const steps = run([
       { target: [a] },
-      { target: [three], terminators: [T('t1', 1, '10.0.0.1'), T('t2', 1, '10.0.0.2'), T('t3', 1, '10.0.0.3')], originators: [O('o', 1)] },
-      { target: [three], terminators: [T('t1', 2, '10.0.0.1'), T('t2', 2, '10.0.0.2'), T('t3', 1, '10.0.0.3')], originators: [O('o', 2)] },
-      { target: [three], terminators: [T('t1', 3, '10.0.0.1'), T('t2', 3, '10.0.0.2'), T('t3', 3, '10.0.0.3')], originators: [O('o', 3)] },
-      { target: [a], terminators: [T('t1', 4, '10.0.0.1'), T('t2', 4, '10.0.0.2'), T('t3', 4, '10.0.0.3')], originators: [O('o', 4)] },
-      { target: [a], terminators: [T('t1', 5, '10.0.0.1'), T('t2', 5, '10.0.0.2'), T('t3', 5, '10.0.0.3')], originators: [O('o', 5)] },
+      {
+        target: [three],
+        terminators: [T('t1', 1, '10.0.0.1'), T('t2', 1, '10.0.0.2'), T('t3', 1, '10.0.0.3')],
+        originators: [O('o', 1)],
+      },
+      {
+        target: [three],
+        terminators: [T('t1', 2, '10.0.0.1'), T('t2', 2, '10.0.0.2'), T('t3', 1, '10.0.0.3')],
+        originators: [O('o', 2)],
+      },
+      {
+        target: [three],
+        terminators: [T('t1', 3, '10.0.0.1'), T('t2', 3, '10.0.0.2'), T('t3', 3, '10.0.0.3')],
+        originators: [O('o', 3)],
+      },
+      {
+        target: [a],
+        terminators: [T('t1', 4, '10.0.0.1'), T('t2', 4, '10.0.0.2'), T('t3', 4, '10.0.0.3')],
+        originators: [O('o', 4)],
+      },
+      {
+        target: [a],
+        terminators: [T('t1', 5, '10.0.0.1'), T('t2', 5, '10.0.0.2'), T('t3', 5, '10.0.0.3')],
+        originators: [O('o', 5)],
+      },
     ]);
-    expect(steps.map((s) => s.originate.db)).toEqual([['10.0.0.1'], ['10.0.0.1'], ['10.0.0.1', '10.0.0.2'], ['10.0.0.1', '10.0.0.2', '10.0.0.3'], ['10.0.0.1'], ['10.0.0.1']]);
-    expect(steps.map((s) => s.terminate.db)).toEqual([['10.0.0.1'], ['10.0.0.1', '10.0.0.2', '10.0.0.3'], ['10.0.0.1', '10.0.0.2', '10.0.0.3'], ['10.0.0.1', '10.0.0.2', '10.0.0.3'], ['10.0.0.1', '10.0.0.2', '10.0.0.3'], ['10.0.0.1']]);
+    expect(steps.map((s) => s.originate.db)).toEqual([
+      ['10.0.0.1'],
+      ['10.0.0.1'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+      ['10.0.0.1'],
+      ['10.0.0.1'],
+    ]);
+    expect(steps.map((s) => s.terminate.db)).toEqual([
+      ['10.0.0.1'],
+      ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+      ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+      ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+      ['10.0.0.1', '10.0.0.2', '10.0.0.3'],
+      ['10.0.0.1'],
+    ]);
   });
 
   it('costs nothing for tunnels that did not change, and hands back the same lists with nothing on hold', () => {
-    const [first, second] = run([{ target: [a] }, { target: [a], terminators: [T('t', -1)], originators: [O('o', -1)] }]);
+    const [first, second] = run([
+      { target: [a] },
+      { target: [a], terminators: [T('t', -1)], originators: [O('o', -1)] },
+    ]);
     expect(second!.settled).toEqual([]);
     expect(second!.sides.originate[0]).toBe(first!.sides.originate[0]);
     expect(second!.sides.terminate[0]).toBe(a);
@@ -161,9 +261,19 @@ describe('tunnel-shim status while a change is held', () => {
   it('names the endpoint, the node it waits for and how long', async () => {
     const { statusTable } = await import('../../src/cli/status.js');
     const text = statusTable([
-      { id: 'pod-b', role: 'terminate', listenAddress: '10.0.0.2', connectedAt: '', types: {}, holding: [{ phase: 'announce', tunnel: 'shop/db:5432', address: '10.0.0.2', heldMs: 1234 }] },
+      {
+        id: 'pod-b',
+        role: 'terminate',
+        listenAddress: '10.0.0.2',
+        connectedAt: '',
+        types: {},
+        holding: [{ phase: 'announce', tunnel: 'shop/db:5432', address: '10.0.0.2', heldMs: 1234 }],
+      },
       { id: 'laptop', role: 'originate', listenAddress: null, connectedAt: '', types: {}, holding: [] },
     ]);
-    expect(text).toContain('HELD (make-before-break)\n  shop/db:5432 10.0.0.2: not yet announced to originators, held 1.2 s for pod-b\'s ACK\n');
+    expect(text).toContain(
+      'HELD (make-before-break)\n' +
+        "  shop/db:5432 10.0.0.2: not yet announced to originators, held 1.2 s for pod-b's ACK\n",
+    );
   });
 });
