@@ -27,7 +27,7 @@ export interface RolloutOptions {
   timeoutMs?: number;
   /** Called for every hold that ended (metrics). */
   onSettled?: (s: Settled) => void;
-  /** Holds that timed out are logged here, at most once per `warnEveryMs` (a stuck Envoy times out every change). */
+  /** Holds that timed out are logged here, at most every 10 s (a stuck Envoy times out every change). */
   logger?: Logger;
 }
 
@@ -77,7 +77,7 @@ export class RolloutStage {
 
   /** An ACK, a connect or a disconnect: look again soon (once per turn of the event loop). */
   poke(): void {
-    if (this.scheduled || (this.state.pending.size === 0 && this.state.withdrawing.size === 0)) return;
+    if (this.scheduled || !this.holding) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -100,16 +100,15 @@ export class RolloutStage {
       heldMs: now - h.since,
       waitingFor: waitingFor(h, peers).map((p) => p.id),
     });
+    const serving = (h: Hold) => terminators.filter((p) => serves(p, h.address));
     return [
-      ...[...this.state.pending.values()].map((h) =>
-        view(
-          'announce',
-          h,
-          terminators.filter((p) => serves(p, h.address)),
-        ),
-      ),
+      ...[...this.state.pending.values()].map((h) => view('announce', h, serving(h))),
       ...[...this.state.withdrawing.values()].map((h) => view('withdraw', h, originators)),
     ];
+  }
+
+  private get holding(): boolean {
+    return this.state.pending.size > 0 || this.state.withdrawing.size > 0;
   }
 
   private peers(): { terminators: Peer[]; originators: Peer[] } {
@@ -171,14 +170,14 @@ export class RolloutStage {
 
   /** Records the current revision for every stream that holds its whole snapshot (only holds need it). */
   private observe(): void {
-    if (this.state.pending.size === 0 && this.state.withdrawing.size === 0) return;
-    for (const stream of this.streams())
+    if (!this.holding) return;
+    for (const stream of this.streams()) {
       if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
+    }
   }
 
   private schedulePoll(): void {
-    const holding = this.state.pending.size > 0 || this.state.withdrawing.size > 0;
-    if (!holding) {
+    if (!this.holding) {
       clearTimeout(this.timer);
       this.timer = undefined;
       return;

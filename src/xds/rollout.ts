@@ -34,8 +34,9 @@ export interface RolloutState {
    */
   retiring: ReadonlyMap<string, Withdrawal>;
   withdrawing: ReadonlyMap<string, Withdrawal>;
-  /** The target tunnels of the last step, by key. */
+  /** The target tunnels of the last step, by key, and as the list they came in. */
   target: ReadonlyMap<string, Tunnel>;
+  list: readonly Tunnel[];
 }
 
 export const emptyRollout: RolloutState = {
@@ -44,6 +45,7 @@ export const emptyRollout: RolloutState = {
   retiring: new Map(),
   withdrawing: new Map(),
   target: new Map(),
+  list: [],
 };
 
 /** A connected Envoy as the rollout sees it: the newest revision it was seen holding (-1: none yet). */
@@ -89,48 +91,62 @@ export function waitingFor(hold: Hold, peers: readonly Peer[]): Peer[] {
   return peers.filter((p) => p.synced < hold.revision);
 }
 
-/** One step: the new state and the holds that ended. Tunnels unchanged since the last step cost nothing. */
+/**
+ * One step: the new state and the holds that ended. Tunnels unchanged since the last step cost nothing,
+ * and a step with the same target list (an ACK, the poll) looks only at the holds.
+ */
 export function stepRollout(state: RolloutState, input: RolloutInput): { state: RolloutState; settled: Settled[] } {
-  const announced = new Set(state.announced);
   const pending = new Map(state.pending);
   const retiring = new Map(state.retiring);
   const withdrawing = new Map(state.withdrawing);
-  const target = new Map<string, Tunnel>();
   const settled: Settled[] = [];
   const { now, timeoutMs, revision } = input;
   const servingTerminators = (address: string) => input.terminators.filter((p) => serves(p, address));
+  // Copied on the first write only: most steps change no announced endpoint.
+  let announced = state.announced as Set<string>;
+  const announce = (key: string) =>
+    (announced === state.announced ? (announced = new Set(announced)) : announced).add(key);
+  const unannounce = (key: string) => {
+    if (!announced.has(key)) return false;
+    if (announced === state.announced) announced = new Set(announced);
+    return announced.delete(key);
+  };
   const withdraw = (w: Withdrawal) => {
     // Nobody to wait for: gone at once.
     if (input.originators.length > 0) withdrawing.set(slotKey(w.tunnel, w.address), { ...w, since: now, revision });
   };
 
-  for (const t of input.target) {
-    target.set(t.key, t);
-    const before = state.target.get(t.key);
-    if (before === t) continue;
-    for (const address of addressesOf(t)) {
-      const key = slotKey(t.key, address);
-      if (announced.has(key) || pending.has(key)) continue;
-      // Back before it left the terminators: they still hold it, so it may be shown again at once.
-      const back = retiring.delete(key) || withdrawing.delete(key);
-      if (back || servingTerminators(address).length === 0) announced.add(key);
-      else pending.set(key, { tunnel: t.key, address, since: now, revision });
+  let target = state.target;
+  if (input.target !== state.list) {
+    const byKey = (target = new Map<string, Tunnel>());
+    for (const t of input.target) {
+      byKey.set(t.key, t);
+      const before = state.target.get(t.key);
+      if (before === t) continue;
+      for (const address of addressesOf(t)) {
+        const key = slotKey(t.key, address);
+        if (announced.has(key) || pending.has(key)) continue;
+        // Back before it left the terminators: they still hold it, so it may be shown again at once.
+        const back = retiring.delete(key) || withdrawing.delete(key);
+        if (back || servingTerminators(address).length === 0) announce(key);
+        else pending.set(key, { tunnel: t.key, address, since: now, revision });
+      }
+      if (!before) continue;
+      const kept = new Set(addressesOf(t));
+      for (const address of addressesOf(before)) {
+        const key = slotKey(t.key, address);
+        if (kept.has(address)) continue;
+        if (unannounce(key)) retiring.set(key, { tunnel: t.key, address, since: now, revision, last: before });
+        else pending.delete(key);
+      }
     }
-    if (!before) continue;
-    const kept = new Set(addressesOf(t));
-    for (const address of addressesOf(before)) {
-      const key = slotKey(t.key, address);
-      if (kept.has(address)) continue;
-      if (announced.delete(key)) retiring.set(key, { tunnel: t.key, address, since: now, revision, last: before });
-      else pending.delete(key);
-    }
-  }
-  for (const [key, before] of state.target) {
-    if (target.has(key)) continue;
-    for (const address of addressesOf(before)) {
-      const slot = slotKey(key, address);
-      pending.delete(slot);
-      if (announced.delete(slot)) withdraw({ tunnel: key, address, since: now, revision, last: before });
+    for (const [key, before] of state.target) {
+      if (target.has(key)) continue;
+      for (const address of addressesOf(before)) {
+        const slot = slotKey(key, address);
+        pending.delete(slot);
+        if (unannounce(slot)) withdraw({ tunnel: key, address, since: now, revision, last: before });
+      }
     }
   }
 
@@ -145,7 +161,7 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     const end = ends('announce', hold, waitingFor(hold, servingTerminators(hold.address)));
     if (!end) continue;
     pending.delete(key);
-    announced.add(key);
+    announce(key);
     settled.push(end);
   }
   const stillPending = new Set([...pending.values()].map((h) => h.tunnel));
@@ -162,7 +178,7 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     withdrawing.delete(key);
     settled.push(end);
   }
-  return { state: { announced, pending, retiring, withdrawing, target }, settled };
+  return { state: { announced, pending, retiring, withdrawing, target, list: input.target }, settled };
 }
 
 /** What each side is served: originators and relays see announced endpoints; terminators also keep withdrawals. */
@@ -209,27 +225,34 @@ const endpointsOf = (held: readonly Withdrawal[] | undefined) =>
 
 /** The two sides' tunnel lists; with nothing on hold both are `target` itself. */
 export function deriveSides(target: readonly Tunnel[], state: RolloutState): Sides {
-  if (state.pending.size === 0 && state.retiring.size === 0 && state.withdrawing.size === 0)
+  if (state.pending.size === 0 && state.retiring.size === 0 && state.withdrawing.size === 0) {
     return { originate: target, terminate: target };
+  }
   const shownHeld = byTunnel(state.retiring);
   const keptHeld = byTunnel(state.retiring, state.withdrawing);
+  // Every endpoint of a tunnel without a hold is announced: only held tunnels are looked into.
+  const held = new Set([...state.pending.values()].map((h) => h.tunnel));
+  for (const key of keptHeld.keys()) held.add(key);
   const originate: Tunnel[] = [];
   const terminate: Tunnel[] = [];
   for (const t of target) {
-    const shown = [
-      ...t.endpoints.filter((e) => state.announced.has(slotKey(t.key, e.address))),
-      ...endpointsOf(shownHeld.get(t.key)),
-    ];
+    if (!held.has(t.key)) {
+      originate.push(t);
+      terminate.push(t);
+      continue;
+    }
+    const announced = t.endpoints.filter((e) => state.announced.has(slotKey(t.key, e.address)));
+    const shown = [...announced, ...endpointsOf(shownHeld.get(t.key))];
     originate.push(sameEndpoints(shown, t) ? t : withEndpoints(originateMemo, t, shown.sort(byAddressThenPort)));
     const kept = keptHeld.get(t.key);
     keptHeld.delete(t.key);
-    terminate.push(
-      kept ? withEndpoints(terminateMemo, t, [...t.endpoints, ...endpointsOf(kept)].sort(byAddressThenPort)) : t,
-    );
+    const all = kept && [...t.endpoints, ...endpointsOf(kept)].sort(byAddressThenPort);
+    terminate.push(all ? withEndpoints(terminateMemo, t, all) : t);
   }
   // Tunnels gone from the target whose endpoints originators may still use.
-  for (const kept of keptHeld.values())
+  for (const kept of keptHeld.values()) {
     terminate.push(withEndpoints(terminateMemo, kept.at(-1)!.last, endpointsOf(kept).sort(byAddressThenPort)));
+  }
   return { originate, terminate };
 }
 

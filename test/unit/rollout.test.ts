@@ -277,3 +277,26 @@ describe('tunnel-shim status while a change is held', () => {
     );
   });
 });
+
+describe('make-before-break decisions on the same target list (ACKs and the poll)', () => {
+  it('resolves holds without looking at the target again, and keeps the state when nothing changes', () => {
+    const list = [tunnel('db', '10.0.0.2')];
+    const first = stepRollout(emptyRollout, {
+      target: [tunnel('db', '10.0.0.1')],
+      terminators: [],
+      originators: [],
+      now: 0,
+      timeoutMs,
+      revision: 1,
+    });
+    const peers = (synced: number) => ({ terminators: [T('t', synced, '10.0.0.2')], originators: [O('o', synced)] });
+    const held = stepRollout(first.state, { target: list, ...peers(1), now: 0, timeoutMs, revision: 2 });
+    const same = stepRollout(held.state, { target: list, ...peers(1), now: 5, timeoutMs, revision: 3 });
+    expect(same.settled).toEqual([]);
+    expect(same.state.announced).toBe(held.state.announced);
+    const shown = stepRollout(same.state, { target: list, ...peers(2), now: 7, timeoutMs, revision: 3 });
+    expect(deriveSides(list, shown.state).originate[0]!.endpoints.map((e) => e.address)).toEqual(['10.0.0.2']);
+    const done = stepRollout(shown.state, { target: list, ...peers(3), now: 9, timeoutMs, revision: 4 });
+    expect(deriveSides(list, done.state)).toEqual({ originate: list, terminate: list });
+  });
+});
