@@ -6,7 +6,7 @@ import { Pipeline } from './pipeline.js';
 import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache } from './xds/cache.js';
-import { XdsServer } from './xds/server.js';
+import { XdsServer, type XdsStream } from './xds/server.js';
 import { RolloutStage } from './xds/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
@@ -52,7 +52,7 @@ export class Shim {
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
     this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams, rollout: this.rollout });
     const observe = this.metrics.observer();
-    const poke = () => this.rollout.poke();
+    const poke = (stream?: XdsStream) => this.rollout.poke(stream);
     this.xds = new XdsServer({
       address: options.xdsAddress,
       cache: this.cache,
@@ -68,12 +68,12 @@ export class Shim {
           this.pipeline.reportNow();
           poke();
         },
-        disconnected: poke,
-        decided: (...args) => {
-          observe.decided?.(...args);
-          poke();
+        disconnected: () => poke(),
+        decided: (stream, ...rest) => {
+          observe.decided?.(stream, ...rest);
+          poke(stream);
         },
-        deltaDecided: poke,
+        deltaDecided: (stream) => poke(stream),
       },
     });
   }

@@ -20,8 +20,11 @@ import {
 import type { XdsStream } from './server.js';
 import { holdsSnapshot } from './synced.js';
 
-/** How often holds are looked at besides ACKs: catches streams that caught up without a response. */
-const pollMs = 10;
+/**
+ * How often every stream is looked at while something is on hold; an ACK looks at its own stream at
+ * once. The poll catches streams that caught up without answering anything (nothing to send them).
+ */
+const pollMs = 50;
 
 export interface RolloutOptions {
   timeoutMs?: number;
@@ -52,6 +55,8 @@ export class RolloutStage {
   private readonly synced = new WeakMap<XdsStream, number>();
   private timer?: NodeJS.Timeout;
   private scheduled = false;
+  /** Streams that answered since the last look. */
+  private readonly answered = new Set<XdsStream>();
   private lastWarnAt = -Infinity;
   private timeoutsSinceWarn = 0;
   readonly timeoutMs: number;
@@ -75,13 +80,15 @@ export class RolloutStage {
     return this.cache.diagnostics();
   }
 
-  /** An ACK, a connect or a disconnect: look again soon (once per turn of the event loop). */
-  poke(): void {
-    if (this.scheduled || !this.holding) return;
+  /** An ACK (`stream`), a connect or a disconnect: look again soon (once per turn of the event loop). */
+  poke(stream?: XdsStream): void {
+    if (!this.holding) return;
+    if (stream) this.answered.add(stream);
+    if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      this.evaluate();
+      this.evaluate(this.answered);
     });
   }
 
@@ -122,9 +129,11 @@ export class RolloutStage {
     return { terminators, originators };
   }
 
-  private evaluate(): void {
+  /** `look`: the streams to look at first (default: every stream). */
+  private evaluate(look?: Set<XdsStream>): void {
     if (!this.target) return;
-    this.observe();
+    this.observe(look ?? this.streams());
+    this.answered.clear();
     const { terminators, originators } = this.peers();
     const { state, settled } = stepRollout(this.state, {
       target: this.target.tunnels,
@@ -144,7 +153,7 @@ export class RolloutStage {
         tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] };
       this.cache.setModels({ terminate: model(sides.terminate), originate: model(sides.originate) }, this.changedAt);
       // Streams the change did not reach hold the new revision already.
-      this.observe();
+      this.observe(this.streams());
     }
     for (const s of settled) this.options.onSettled?.(s);
     this.warn(settled);
@@ -168,10 +177,10 @@ export class RolloutStage {
     this.timeoutsSinceWarn = 0;
   }
 
-  /** Records the current revision for every stream that holds its whole snapshot (only holds need it). */
-  private observe(): void {
+  /** Records the current revision for each stream that holds its whole snapshot (only holds need it). */
+  private observe(streams: Iterable<XdsStream>): void {
     if (!this.holding) return;
-    for (const stream of this.streams()) {
+    for (const stream of streams) {
       if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
     }
   }
