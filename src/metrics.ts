@@ -45,7 +45,9 @@ export class Metrics {
 
   private readonly rolloutHoldSeconds = new Histogram({
     name: `${prefix}rollout_hold_seconds`,
-    help: 'How long an endpoint was held back by make-before-break: announce (waiting for terminators to ACK it), withdraw (waiting for originators to ACK its removal)',
+    help:
+      'How long make-before-break held an endpoint change: announce (a new endpoint, until terminators ACK it), ' +
+      'withdraw (a removed one, until originators ACK its removal)',
     labelNames: ['phase'],
     buckets: secondsBuckets,
     registers: [this.registry],
@@ -59,9 +61,8 @@ export class Metrics {
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });
-    for (const phase of ['announce', 'withdraw']) {
-      this.rolloutTimeouts.inc({ phase }, 0);
-    }
+    // Shown as 0 before the first timeout, so an alert on it has a series from the start.
+    for (const phase of ['announce', 'withdraw']) this.rolloutTimeouts.inc({ phase }, 0);
     new Gauge({
       name: `${prefix}rollout_holds`,
       help: 'Endpoints held back by make-before-break now, by phase',

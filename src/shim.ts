@@ -50,7 +50,8 @@ export class Shim {
     });
     this.pipeline = new Pipeline(options.source, this.rollout, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
-    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams: () => this.xds.streams, rollout: this.rollout });
+    const streams = () => this.xds.streams;
+    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams, rollout: this.rollout });
     const observe = this.metrics.observer();
     const poke = (stream?: XdsStream) => this.rollout.poke(stream);
     this.xds = new XdsServer({
@@ -79,7 +80,8 @@ export class Shim {
   }
 
   async start(): Promise<void> {
-    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger, metrics: this.metrics, rollout: this.rollout });
+    const { pipeline, cache, xds, metrics, rollout } = this;
+    this.admin = createAdminServer({ pipeline, cache, xds, logger: this.options.logger, metrics, rollout });
     this.adminPort = (await listen(this.admin, this.options.adminAddress)).port;
     // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
     await this.pipeline.start();

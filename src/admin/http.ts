@@ -79,8 +79,10 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       case '/debug/nodes': {
         // Endpoint changes held back until this node ACKs them (make-before-break).
         const holds = deps.rollout?.holds() ?? [];
-        const withHolds = (s: XdsStream) => ({ ...nodeStatus(s), holding: holds.filter((h) => h.waitingFor.includes(s.node.id)).map(({ waitingFor: _, ...h }) => h) });
-        json(res, 200, [...deps.xds.streams, ...deps.xds.deltaStreams].map(withHolds).sort((a, b) => (a.id < b.id ? -1 : 1)));
+        const holding = (s: XdsStream) =>
+          holds.filter((h) => h.waitingFor.includes(s.node.id)).map(({ waitingFor: _, ...h }) => h);
+        const nodes = [...deps.xds.streams, ...deps.xds.deltaStreams].map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
+        json(res, 200, nodes.sort((a, b) => (a.id < b.id ? -1 : 1)));
         return;
       }
       case '/debug/config': {

@@ -65,8 +65,13 @@ export function statusTable(nodes: NodeStatus[]): string {
     const nacks = pushOrder.flatMap((k) => (n.types[k]?.status === 'NACKED' && n.types[k]?.lastNack ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
     rows.push([n.id, n.role, ...typeColumns.map(([k]) => typeCell(n.types[k])), nacks.join('; ') || '-']);
   }
-  const holds = nodes.flatMap((n) => (n.holding ?? []).map((h) => `  ${h.tunnel} ${h.address}: ${h.phase === 'announce' ? 'not yet announced to originators' : 'not yet removed from terminators'}, held ${(h.heldMs / 1000).toFixed(1)} s for ${n.id}'s ACK`));
+  const holds = nodes.flatMap((n) => (n.holding ?? []).map((h) => holdLine(n.id, h)));
   return table(rows) + (holds.length > 0 ? `\nHELD (make-before-break)\n${holds.join('\n')}\n` : '');
+}
+
+function holdLine(node: string, h: NonNullable<NodeStatus['holding']>[number]): string {
+  const what = h.phase === 'announce' ? 'not yet announced to originators' : 'not yet removed from terminators';
+  return `  ${h.tunnel} ${h.address}: ${what}, held ${(h.heldMs / 1000).toFixed(1)} s for ${node}'s ACK`;
 }
 
 const address = (a: any) => (a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?');
