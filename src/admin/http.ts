@@ -81,7 +81,8 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         const holds = deps.rollout?.holds() ?? [];
         const holding = (s: XdsStream) =>
           holds.filter((h) => h.waitingFor.includes(s.node.id)).map(({ waitingFor: _, ...h }) => h);
-        const nodes = [...deps.xds.streams, ...deps.xds.deltaStreams].map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
+        const streams = [...deps.xds.streams, ...deps.xds.deltaStreams];
+        const nodes = streams.map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
         json(res, 200, nodes.sort((a, b) => (a.id < b.id ? -1 : 1)));
         return;
       }
