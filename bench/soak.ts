@@ -159,7 +159,7 @@ async function main() {
   const started = Date.now();
   const cpuAtStart = cpuSeconds(server.pid);
   await sleep(checkpointMinutes * 60_000);
-  const { rss: rssCheckpoint, heapUsed: heapCheckpoint } = await afterGc();
+  const { rss: rssCheckpoint, heapUsed: heapCheckpoint, external: externalCheckpoint } = await afterGc();
   const checkpoint = `${mb(rssCheckpoint)} MB (heap ${mb(heapCheckpoint)} MB)`;
   log(`minute ${checkpointMinutes}: shim RSS after GC ${checkpoint}; ${progress()}`);
   while (Date.now() - started < minutes * 60_000) {
@@ -172,7 +172,7 @@ async function main() {
   await echoing;
   await Promise.all([...inFlight]);
   const shimCpu = (cpuSeconds(server.pid) - cpuAtStart) / ((Date.now() - started) / 1000);
-  const { rss: rssEnd, heapUsed: heapEnd } = await afterGc();
+  const { rss: rssEnd, heapUsed: heapEnd, external: externalEnd } = await afterGc();
   const closed = steady.filter((t) => t.closed).length;
   const { count: reconnects } = await gen.ask({ cmd: 'reconnects' }, 'reconnects');
   const metrics = (await server.metrics!())
@@ -194,7 +194,7 @@ async function main() {
   log(`tunnels closed by an unrelated change: ${closed} of 20 (${echo})`);
   const percent = `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %`;
   log(`shim RSS after GC: minute ${checkpointMinutes} ${mb(rssCheckpoint)} MB, end ${mb(rssEnd)} MB (${percent})`);
-  log(`shim heap after GC: ${mb(heapCheckpoint)} -> ${mb(heapEnd)} MB`);
+  log(`shim heap after GC: ${mb(heapCheckpoint)} -> ${mb(heapEnd)} MB; external ${mb(externalCheckpoint)} -> ${mb(externalEnd)} MB`);
   log(`make-before-break: ${metrics.join(', ')}`);
   clearTimeout(deadline);
   const ok = failed.length === 0 && closed === 0 && steadyErrors.length === 0 && Math.abs(growth) <= 0.1;
