@@ -194,7 +194,8 @@ async function main() {
   log(`tunnels closed by an unrelated change: ${closed} of 20 (${echo})`);
   const percent = `${growth >= 0 ? '+' : ''}${(growth * 100).toFixed(1)} %`;
   log(`shim RSS after GC: minute ${checkpointMinutes} ${mb(rssCheckpoint)} MB, end ${mb(rssEnd)} MB (${percent})`);
-  log(`shim heap after GC: ${mb(heapCheckpoint)} -> ${mb(heapEnd)} MB; external ${mb(externalCheckpoint)} -> ${mb(externalEnd)} MB`);
+  const external = `${mb(externalCheckpoint)} -> ${mb(externalEnd)} MB`;
+  log(`shim heap after GC: ${mb(heapCheckpoint)} -> ${mb(heapEnd)} MB; external ${external}`);
   log(`make-before-break: ${metrics.join(', ')}`);
   clearTimeout(deadline);
   const ok = failed.length === 0 && closed === 0 && steadyErrors.length === 0 && Math.abs(growth) <= 0.1;
