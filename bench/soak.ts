@@ -6,7 +6,8 @@
 //   - a new connection every 100 ms to a Service whose endpoint moves between the two terminators
 //     every 5 s: none may fail (make-before-break).
 // It prints those counts and the shim's RSS after a full GC at minute 5 (or half-way, when shorter)
-// and at the end, which must be within 10 %. Bounded: it stops itself at SOAK_MINUTES + 5 minutes.
+// and at the end, which may not have grown by more than 10 % (it moves by 10-25 % either way between
+// runs while the heap stays flat: glibc and V8 keep freed pages; a drop is not a leak). Bounded: it stops itself at SOAK_MINUTES + 5 minutes.
 import YAML from 'yaml';
 import type { SourcedObject } from '../src/model/objects.js';
 import { startEnvoy, type EnvoyProcess } from '../test/helpers/envoy.js';
@@ -198,7 +199,7 @@ async function main() {
   log(`shim heap after GC: ${mb(heapCheckpoint)} -> ${mb(heapEnd)} MB; external ${external}`);
   log(`make-before-break: ${metrics.join(', ')}`);
   clearTimeout(deadline);
-  const ok = failed.length === 0 && closed === 0 && steadyErrors.length === 0 && Math.abs(growth) <= 0.1;
+  const ok = failed.length === 0 && closed === 0 && steadyErrors.length === 0 && growth <= 0.1;
   log(ok ? 'PASS' : 'FAIL');
   process.exit(ok ? 0 : 1);
 }
