@@ -299,14 +299,14 @@ process.on('message', async (m: any) => {
     connectStart = now();
     // Each Envoy has its own connection; opened 50 at a time.
     const fresh: http2.ClientHttp2Session[] = [];
-    for (let i = 0; i < m.streams.length; i += 50) fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map((s: StreamSpec) => connectEnvoy(m.address, s.behaviour === 'slow')))));
+    const open = (s: StreamSpec) => connectEnvoy(m.address, s.behaviour === 'slow');
+    for (let i = 0; i < m.streams.length; i += 50) fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map(open))));
     connectedAt = now();
     const start = now();
     trackMarkers = m.trackMarkers ?? true;
     for (let i = 0; i < fresh.length; i++) {
       const spec: StreamSpec = m.streams[i];
-      const e = new EnvoyLike(fresh[i]!, spec, m.delta, onResponse);
-      streams.push(e);
+      streams.push(new EnvoyLike(fresh[i]!, spec, m.delta, onResponse));
       if (spec.behaviour === 'reconnect') reconnectForever(streams.length - 1, fresh[i]!, m.delta);
     }
     sessions.push(...fresh);
@@ -354,6 +354,9 @@ process.on('message', async (m: any) => {
     setTimeout(() => process.exit(0), 100);
   }
 });
+
+let reconnects = 0;
+
 /** Replaces stream `i` by a fresh one on the same connection every 0.2-1 s, until `close`. */
 function reconnectForever(i: number, session: http2.ClientHttp2Session, delta: boolean): void {
   const timer = setTimeout(() => {
@@ -366,6 +369,5 @@ function reconnectForever(i: number, session: http2.ClientHttp2Session, delta: b
   }, 200 + Math.random() * 800);
   reconnectTimers.add(timer);
 }
-let reconnects = 0;
 
 process.send!({ cmd: 'ready' });
