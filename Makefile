@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench image fuzz fuzz-inputs fuzz-xds
+.PHONY: setup demo test bench image fuzz fuzz-inputs fuzz-xds soak
 
 setup:
 	@scripts/setup.sh
@@ -43,3 +43,8 @@ fuzz: fuzz-inputs fuzz-xds
 # Annotation parsers and the file source: prints its case counts; a few minutes on 2 cores.
 fuzz-inputs: setup
 	@npx tsx test/fuzz/run-inputs.ts
+
+# Not in CI: 30 minutes of a change every 100 ms, 200 ADS streams (20 reconnecting, 20 slow readers) and
+# real Envoys carrying tunnels (bench/soak.ts). SOAK_MINUTES shortens it; it stops by itself.
+soak: setup
+	@npx tsx bench/soak.ts

@@ -17,6 +17,11 @@ export interface StreamSpec {
   id: string;
   role: 'originate' | 'terminate';
   listenAddress?: string;
+  /**
+   * The soak's misbehaving Envoys (bench/soak.ts): `reconnect` closes its stream and opens a new one
+   * every 0.2-1 s; `slow` has a 64 KiB window and reads one chunk per 100 ms.
+   */
+  behaviour?: 'reconnect' | 'slow';
 }
 
 const adsPath = (delta: boolean) => `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`;
@@ -25,7 +30,13 @@ const adsPath = (delta: boolean) => `/envoy.service.discovery.v3.AggregatedDisco
 const window = 16 * 1024 * 1024;
 
 /** One Envoy's connection: HTTP/2 to the server with Envoy-sized windows. */
-async function connectEnvoy(address: string): Promise<http2.ClientHttp2Session> {
+async function connectEnvoy(address: string, slow = false): Promise<http2.ClientHttp2Session> {
+  if (slow) {
+    const session = http2.connect(`http://${address}`);
+    session.on('error', () => {});
+    await new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject));
+    return session;
+  }
   const session = http2.connect(`http://${address}`, { settings: { initialWindowSize: window } });
   session.on('error', () => {});
   await new Promise<void>((resolve, reject) => {
@@ -42,10 +53,14 @@ class GrpcStream {
   private chunks: Buffer[] = [];
   private buffered = 0;
 
-  constructor(session: http2.ClientHttp2Session, path: string, onMessage: (message: Buffer) => void) {
+  constructor(session: http2.ClientHttp2Session, path: string, onMessage: (message: Buffer) => void, slow = false) {
     this.stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
     this.stream.on('error', () => {});
     this.stream.on('data', (chunk: Buffer) => {
+      if (slow) {
+        this.stream.pause();
+        setTimeout(() => this.stream.resume(), 100).unref();
+      }
       this.chunks.push(chunk);
       this.buffered += chunk.length;
       // Concatenated once a whole message is in, not on every chunk (a first response is ~1 MB).
@@ -107,7 +122,7 @@ class EnvoyLike {
     private readonly delta: boolean,
     private readonly onResponse: (e: EnvoyLike, raw: Buffer) => void,
   ) {
-    this.call = new GrpcStream(session, adsPath(delta), (raw) => this.receive(raw));
+    this.call = new GrpcStream(session, adsPath(delta), (raw) => this.receive(raw), spec.behaviour === 'slow');
     this.request(TypeUrl.cluster, {});
     this.request(TypeUrl.listener, {});
   }
@@ -243,8 +258,13 @@ const markerPrefix = Buffer.from('10.200.');
 const sightings = new Map<string, Sightings>();
 const done = new Set<string>();
 
+/** The soak changes endpoints for as long as it runs and watches none: it turns marker tracking off. */
+let trackMarkers = true;
+const reconnectTimers = new Set<NodeJS.Timeout>();
+
 function onResponse(e: EnvoyLike, raw: Buffer) {
   lastResponseAt = now();
+  if (!trackMarkers) return;
   for (let i = raw.indexOf(markerPrefix); i >= 0; i = raw.indexOf(markerPrefix, i + 1)) {
     let end = i + markerPrefix.length;
     while (end < raw.length && ((raw[end]! >= 0x30 && raw[end]! <= 0x39) || raw[end] === 0x2e)) end++;
@@ -279,10 +299,16 @@ process.on('message', async (m: any) => {
     connectStart = now();
     // Each Envoy has its own connection; opened 50 at a time.
     const fresh: http2.ClientHttp2Session[] = [];
-    for (let i = 0; i < m.streams.length; i += 50) fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map(() => connectEnvoy(m.address)))));
+    const open = (s: StreamSpec) => connectEnvoy(m.address, s.behaviour === 'slow');
+    for (let i = 0; i < m.streams.length; i += 50) fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map(open))));
     connectedAt = now();
     const start = now();
-    for (let i = 0; i < fresh.length; i++) streams.push(new EnvoyLike(fresh[i]!, m.streams[i], m.delta, onResponse));
+    trackMarkers = m.trackMarkers ?? true;
+    for (let i = 0; i < fresh.length; i++) {
+      const spec: StreamSpec = m.streams[i];
+      streams.push(new EnvoyLike(fresh[i]!, spec, m.delta, onResponse));
+      if (spec.behaviour === 'reconnect') reconnectForever(streams.length - 1, fresh[i]!, m.delta);
+    }
     sessions.push(...fresh);
     process.send!({ cmd: 'connected', start, connectMs: connectedAt - connectStart });
   } else if (m.cmd === 'quiet') {
@@ -315,14 +341,33 @@ process.on('message', async (m: any) => {
   } else if (m.cmd === 'bytes') {
     const deltas = streams.filter((s) => s.spec.role === 'originate').map((s) => s.bytes - (bytesMark.get(s) ?? 0));
     process.send!({ cmd: 'bytes', perStream: deltas.reduce((a, b) => a + b, 0) / Math.max(1, deltas.length) });
+  } else if (m.cmd === 'reconnects') {
+    process.send!({ cmd: 'reconnects', count: reconnects });
   } else if (m.cmd === 'cpu') {
     const u = process.cpuUsage();
     process.send!({ cmd: 'cpu', seconds: (u.user + u.system) / 1e6 });
   } else if (m.cmd === 'close') {
+    for (const t of reconnectTimers) clearTimeout(t);
     for (const s of streams) s.close();
     for (const session of sessions) session.close();
     process.send!({ cmd: 'closed' });
     setTimeout(() => process.exit(0), 100);
   }
 });
+
+let reconnects = 0;
+
+/** Replaces stream `i` by a fresh one on the same connection every 0.2-1 s, until `close`. */
+function reconnectForever(i: number, session: http2.ClientHttp2Session, delta: boolean): void {
+  const timer = setTimeout(() => {
+    reconnectTimers.delete(timer);
+    const old = streams[i]!;
+    old.close();
+    streams[i] = new EnvoyLike(session, old.spec, delta, onResponse);
+    reconnects++;
+    reconnectForever(i, session, delta);
+  }, 200 + Math.random() * 800);
+  reconnectTimers.add(timer);
+}
+
 process.send!({ cmd: 'ready' });

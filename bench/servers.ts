@@ -23,6 +23,10 @@ export interface Server {
   stats?(): Promise<NodeJS.MemoryUsage>;
   /** The shim only: a full garbage collection, so RSS shows live memory rather than GC timing. */
   collect?(): Promise<void>;
+  /** The shim only: sets (replaces) the objects of the named groups (the soak's own Services). */
+  set?(updates: Record<string, SourcedObject[]>): void;
+  /** The shim only: its /metrics text. */
+  metrics?(): Promise<string>;
 }
 
 export async function startShim(services: number, profile = false): Promise<Server> {
@@ -39,6 +43,8 @@ export async function startShim(services: number, profile = false): Promise<Serv
     prepare: async (i, marker) => () => child.send({ cmd: 'set', updates: { [`s${i}`]: serviceObjects(i, marker) } }),
     stats: async () => (await child.ask({ cmd: 'stats' }, 'stats')).memory,
     collect: async () => void (await child.ask({ cmd: 'gc' }, 'gc')),
+    set: (updates) => child.send({ cmd: 'set', updates }),
+    metrics: async () => (await child.ask({ cmd: 'metrics' }, 'metrics')).text,
     stop: async () => {
       child.send({ cmd: 'stop' });
       await new Promise((r) => child.process.once('exit', r));

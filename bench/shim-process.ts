@@ -38,8 +38,8 @@ const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.
 
 // BENCH_TRACE=1: how long each model change takes inside the shim (rebuild + hand-off to every stream).
 if (process.env.BENCH_TRACE) {
-  const setModel = shim.cache.setModel.bind(shim.cache);
-  shim.cache.setModel = (model, changedAt) => {
+  const setModel = shim.rollout.setModel.bind(shim.rollout);
+  shim.rollout.setModel = (model, changedAt) => {
     const t0 = performance.now();
     setModel(model, changedAt);
     process.stderr.write(`shim: change applied in ${(performance.now() - t0).toFixed(1)} ms (${Date.now() - (changedAt ?? Date.now())} ms after the source event)\n`);
@@ -71,6 +71,7 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
     process.send!({ cmd: 'gc' });
   }
   if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount(), memory: process.memoryUsage() });
+  if (m.cmd === 'metrics') process.send!({ cmd: 'metrics', text: await shim.metrics.text() });
   if (m.cmd === 'stop') {
     await shim.stop();
     process.exit(0);

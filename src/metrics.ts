@@ -7,6 +7,8 @@ import { roles } from './translate/view.js';
 import type { SnapshotCache } from './xds/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
 import type { AdsStream } from './xds/stream.js';
+import type { RolloutStage } from './xds/rollout-stage.js';
+import type { Settled } from './xds/rollout.js';
 
 const prefix = 'tunnel_shim_';
 // From a local push (milliseconds) to a slow Envoy warming a listener (tens of seconds).
@@ -17,6 +19,7 @@ export interface MetricsSources {
   cache: SnapshotCache;
   /** Every open ADS stream, state of the world and delta. */
   streams: () => Iterable<Pick<AdsStream, 'node'>>;
+  rollout?: RolloutStage;
 }
 
 export class Metrics {
@@ -52,8 +55,37 @@ export class Metrics {
     registers: [this.registry],
   });
 
+  private readonly rolloutHoldSeconds = new Histogram({
+    name: `${prefix}rollout_hold_seconds`,
+    help:
+      'How long make-before-break held an endpoint change: announce (a new endpoint, until terminators ACK it), ' +
+      'withdraw (a removed one, until originators ACK its removal)',
+    labelNames: ['phase'],
+    buckets: secondsBuckets,
+    registers: [this.registry],
+  });
+  private readonly rolloutTimeouts = new Counter({
+    name: `${prefix}rollout_timeouts_total`,
+    help: 'Endpoint holds that ended at the make-before-break bound without every Envoy\'s ACK, by phase',
+    labelNames: ['phase'],
+    registers: [this.registry],
+  });
+
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });
+    // Shown as 0 before the first timeout, so an alert on it has a series from the start.
+    for (const phase of ['announce', 'withdraw']) this.rolloutTimeouts.inc({ phase }, 0);
+    new Gauge({
+      name: `${prefix}rollout_holds`,
+      help: 'Endpoints held back by make-before-break now, by phase',
+      labelNames: ['phase'],
+      registers: [this.registry],
+      collect() {
+        const counts = { announce: 0, withdraw: 0 };
+        for (const h of sources.rollout?.holds() ?? []) counts[h.phase]++;
+        for (const [phase, count] of Object.entries(counts)) this.set({ phase }, count);
+      },
+    });
     new Gauge({
       name: `${prefix}connected_proxies`,
       help: 'Envoys with an open ADS stream, by role',
@@ -124,6 +156,12 @@ export class Metrics {
         }
       },
     });
+  }
+
+  /** A make-before-break hold ended (xds/rollout.ts). */
+  rolloutSettled(s: Settled): void {
+    this.rolloutHoldSeconds.observe({ phase: s.phase }, s.heldMs / 1000);
+    if (s.timedOut) this.rolloutTimeouts.inc({ phase: s.phase });
   }
 
   /** Hooks for XdsServerOptions.observe. */

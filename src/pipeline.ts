@@ -8,6 +8,9 @@ import type { Model, ModelOptions } from './model/tunnel.js';
 import type { Source, SourceState } from './sources/source.js';
 import type { SnapshotCache } from './xds/cache.js';
 
+/** Where models go: the cache itself, or the rollout stage in front of it (xds/rollout-stage.ts). */
+export type ModelSink = Pick<SnapshotCache, 'setModel' | 'diagnostics'>;
+
 export interface PipelineOptions extends ModelOptions {
   quietMs?: number;
   maxDelayMs?: number;
@@ -31,7 +34,7 @@ export class Pipeline {
 
   constructor(
     private readonly source: Source,
-    private readonly cache: SnapshotCache,
+    private readonly cache: ModelSink,
     private readonly options: PipelineOptions,
     private readonly logger: Logger,
   ) {}

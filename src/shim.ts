@@ -6,8 +6,9 @@ import { Pipeline } from './pipeline.js';
 import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
 import { SnapshotCache } from './xds/cache.js';
-import { XdsServer } from './xds/server.js';
+import { XdsServer, type XdsStream } from './xds/server.js';
 import type { WriteBudgetOptions } from './xds/budget.js';
+import { RolloutStage } from './xds/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
 
@@ -26,11 +27,15 @@ export interface ShimOptions {
   /** See XdsServerOptions.writeBudget (tests use a small one). */
   writeBudget?: WriteBudgetOptions;
   maxConnectionAgeGraceMs?: number;
+  /** How long an endpoint change waits for Envoys' ACKs before it goes ahead (default 5 s). */
+  rolloutTimeoutMs?: number;
 }
 
 export class Shim {
   readonly cache = new SnapshotCache();
   readonly pipeline: Pipeline;
+  /** Make-before-break across Envoys: between the pipeline and the cache. */
+  readonly rollout: RolloutStage;
   readonly xds: XdsServer;
   readonly metrics: Metrics;
   private admin?: http.Server;
@@ -39,11 +44,17 @@ export class Shim {
 
   constructor(private readonly options: ShimOptions) {
     const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
-    this.pipeline = new Pipeline(options.source, this.cache, modelOptions, options.logger);
+    this.rollout = new RolloutStage(this.cache, () => [...this.xds.streams, ...this.xds.deltaStreams], {
+      timeoutMs: options.rolloutTimeoutMs,
+      onSettled: (s) => this.metrics.rolloutSettled(s),
+      logger: options.logger,
+    });
+    this.pipeline = new Pipeline(options.source, this.rollout, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
     const streams = () => [...this.xds.streams, ...this.xds.deltaStreams];
-    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams });
+    this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams, rollout: this.rollout });
     const observe = this.metrics.observer();
+    const poke = (stream?: XdsStream) => this.rollout.poke(stream);
     this.xds = new XdsServer({
       address: options.xdsAddress,
       cache: this.cache,
@@ -57,13 +68,21 @@ export class Shim {
           observe.connected?.(stream);
           // A new node view may bring translation diagnostics of its own: report them when it connects.
           this.pipeline.reportNow();
+          poke();
         },
+        disconnected: () => poke(),
+        decided: (stream, ...rest) => {
+          observe.decided?.(stream, ...rest);
+          poke(stream);
+        },
+        deltaDecided: (stream) => poke(stream),
       },
     });
   }
 
   async start(): Promise<void> {
-    this.admin = createAdminServer({ pipeline: this.pipeline, cache: this.cache, xds: this.xds, logger: this.options.logger, metrics: this.metrics });
+    const { pipeline, cache, xds, metrics, rollout } = this;
+    this.admin = createAdminServer({ pipeline, cache, xds, logger: this.options.logger, metrics, rollout });
     this.adminPort = (await listen(this.admin, this.options.adminAddress)).port;
     // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
     await this.pipeline.start();
@@ -74,6 +93,7 @@ export class Shim {
   async stop(): Promise<void> {
     await this.xds.stop();
     await this.pipeline.stop();
+    this.rollout.stop();
     await new Promise<void>((resolve) => (this.admin ? this.admin.close(() => resolve()) : resolve()));
     this.admin?.closeAllConnections();
   }

@@ -8,6 +8,7 @@ import type { Pipeline } from '../pipeline.js';
 import type { SnapshotCache } from '../xds/cache.js';
 import type { XdsServer, XdsStream } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
+import type { RolloutStage } from '../xds/rollout-stage.js';
 import { resourceStatuses, typeStatus } from '../xds/status.js';
 import { TopologyPage } from './ui.js';
 
@@ -17,6 +18,7 @@ export interface AdminDeps {
   xds: XdsServer;
   logger: Logger;
   metrics: Metrics;
+  rollout?: RolloutStage;
 }
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
@@ -102,9 +104,16 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: source not synced\n');
         return;
       }
-      case '/debug/nodes':
-        json(res, 200, [...deps.xds.streams, ...deps.xds.deltaStreams].map(nodeStatus).sort((a, b) => (a.id < b.id ? -1 : 1)));
+      case '/debug/nodes': {
+        // Endpoint changes held back until this node ACKs them (make-before-break).
+        const holds = deps.rollout?.holds() ?? [];
+        const holding = (s: XdsStream) =>
+          holds.filter((h) => h.waitingFor.includes(s.node.id)).map(({ waitingFor: _, ...h }) => h);
+        const streams = [...deps.xds.streams, ...deps.xds.deltaStreams];
+        const nodes = streams.map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
+        json(res, 200, nodes.sort((a, b) => (a.id < b.id ? -1 : 1)));
         return;
+      }
       case '/debug/config': {
         const id = url.searchParams.get('node');
         const stream = [...deps.xds.streams].find((s) => s.node.id === id);

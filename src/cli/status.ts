@@ -23,6 +23,8 @@ export interface NodeStatus {
   listenAddress: string | null;
   connectedAt: string;
   types: Partial<Record<ResourceKind, TypeView>>;
+  /** Endpoint changes make-before-break holds until this node ACKs them. */
+  holding?: { phase: 'announce' | 'withdraw'; tunnel: string; address: string; heldMs: number }[];
 }
 
 interface ConfigEntry {
@@ -73,7 +75,13 @@ export function statusTable(nodes: NodeStatus[]): string {
     const nacks = pushOrder.flatMap((k) => (unanswered(n.types[k]) ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
     rows.push([n.id, n.role, ...typeColumns.map(([k]) => typeCell(n.types[k])), nacks.join('; ') || '-']);
   }
-  return table(rows);
+  const holds = nodes.flatMap((n) => (n.holding ?? []).map((h) => holdLine(n.id, h)));
+  return table(rows) + (holds.length > 0 ? `\nHELD (make-before-break)\n${holds.join('\n')}\n` : '');
+}
+
+function holdLine(node: string, h: NonNullable<NodeStatus['holding']>[number]): string {
+  const what = h.phase === 'announce' ? 'not yet announced to originators' : 'not yet removed from terminators';
+  return `  ${h.tunnel} ${h.address}: ${what}, held ${(h.heldMs / 1000).toFixed(1)} s for ${node}'s ACK`;
 }
 
 const address = (a: any) => (a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?');

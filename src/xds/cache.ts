@@ -1,6 +1,6 @@
 // The snapshot cache: one snapshot per distinct node view, rebuilt when the model changes, shared by
 // every stream with that view. The server meets it only through `watch`.
-import type { Model } from '../model/tunnel.js';
+import type { Model, Tunnel } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
@@ -23,18 +23,30 @@ interface ViewEntry {
   listeners: Set<() => void>;
 }
 
+/**
+ * Terminators are served one model, originators and relays another: the same tunnels, but while an
+ * endpoint moves each side sees what make-before-break allows it (rollout.ts). Without a rollout
+ * stage both sides get the same model.
+ */
+export type Side = 'terminate' | 'originate';
+const sides: readonly Side[] = ['terminate', 'originate'];
+
+export function sideOf(view: NodeView): Side {
+  return view.role === 'terminate' ? 'terminate' : 'originate';
+}
+
 export class SnapshotCache {
   private readonly views = new Map<string, ViewEntry>();
-  private model?: Model;
+  private readonly models: Partial<Record<Side, Model>> = {};
   private changedAt = Date.now();
   readonly encoder = new ResourceEncoder();
 
   /** True once a model has been set: before that no node gets anything (no partial start-up state). */
   get ready(): boolean {
-    return this.model !== undefined;
+    return this.models.originate !== undefined;
   }
 
-  private index?: TunnelIndex;
+  private readonly indexes: Partial<Record<Side, TunnelIndex>> = {};
   /** Views rebuilt by model changes so far (a view no change concerns is not rebuilt): for tests and benchmarks. */
   viewRebuilds = 0;
   /** Called when a model change starts being applied: lets tests and benchmarks time convergence. */
@@ -46,14 +58,33 @@ export class SnapshotCache {
    */
   /** `changedAt`: when the source change behind this model happened (epoch ms), for convergence times. */
   setModel(model: Model, changedAt = Date.now()): void {
+    this.setModels({ terminate: model, originate: model }, changedAt);
+  }
+
+  /** A model per side; a side whose model is the one it already has is not looked at. */
+  setModels(models: Record<Side, Model>, changedAt = Date.now()): void {
     this.onRebuild?.();
     this.changedAt = changedAt;
-    const { index, changes, portsChanged } = changedTunnels(this.index, model.tunnels);
-    this.index = index;
-    this.model = model;
+    const diffs: Partial<Record<Side, ReturnType<typeof changedTunnels>>> = {};
+    for (const side of sides) {
+      if (models[side] === this.models[side]) continue;
+      const other = diffs[side === 'terminate' ? 'originate' : 'terminate'];
+      // Both sides usually hold the same model: the changes are worked out once.
+      const shared = other && models.terminate === models.originate && this.indexes.terminate === this.indexes.originate;
+      diffs[side] = shared ? other : changedTunnels(this.indexes[side], models[side].tunnels);
+    }
+    for (const side of sides) {
+      if (!diffs[side]) continue;
+      this.indexes[side] = diffs[side].index;
+      this.models[side] = models[side];
+    }
     const changed: ViewEntry[] = [];
     for (const entry of this.views.values()) {
-      const touched = portsChanged || !entry.snapshot || changes.some((c) => (c.before && concerns(entry.view, c.before)) || (c.after && concerns(entry.view, c.after)));
+      const diff = diffs[sideOf(entry.view)];
+      // A side whose model is unchanged keeps its snapshots (every watched view has one once a model is set).
+      if (!diff) continue;
+      const concerned = (t: Tunnel | undefined) => t !== undefined && concerns(entry.view, t);
+      const touched = diff.portsChanged || !entry.snapshot || diff.changes.some((c) => concerned(c.before) || concerned(c.after));
       if (!touched) continue;
       const before = entry.snapshot;
       this.rebuild(entry);
@@ -62,6 +93,11 @@ export class SnapshotCache {
     }
     for (const entry of changed) for (const notify of entry.listeners) this.toNotify.add(notify);
     this.fanOut();
+  }
+
+  /** The model a view's resources are translated from. */
+  private modelFor(view: NodeView): Model | undefined {
+    return this.models[sideOf(view)];
   }
 
   /** Watchers still to be told about the latest change (each once, however many changes came). */
@@ -94,13 +130,15 @@ export class SnapshotCache {
   peek(view: NodeView): { snapshot?: Snapshot; diagnostics: Diagnostic[] } {
     const entry = this.views.get(viewKey(view));
     if (entry) return entry;
-    if (!this.model) return { diagnostics: [] };
-    return this.encoder.build(this.model, view);
+    const model = this.modelFor(view);
+    if (!model) return { diagnostics: [] };
+    return this.encoder.build(model, view);
   }
 
   /** A view's resources as Envoy JSON (translated again: snapshots keep only bytes), for the admin endpoint. */
   objects(view: NodeView): ReturnType<typeof resourceObjects> | undefined {
-    return this.model ? resourceObjects(this.model, view) : undefined;
+    const model = this.modelFor(view);
+    return model ? resourceObjects(model, view) : undefined;
   }
 
   watch(view: NodeView, onChange: () => void): Watch {
@@ -109,7 +147,7 @@ export class SnapshotCache {
     if (!entry) {
       entry = { view, diagnostics: [], listeners: new Set() };
       this.views.set(key, entry);
-      if (this.model) this.rebuild(entry);
+      if (this.modelFor(view)) this.rebuild(entry);
     }
     entry.listeners.add(onChange);
     const owned = entry;
@@ -150,7 +188,7 @@ export class SnapshotCache {
   }
 
   private rebuild(entry: ViewEntry): void {
-    const built = this.encoder.build(this.model!, entry.view, entry.snapshot);
+    const built = this.encoder.build(this.modelFor(entry.view)!, entry.view, entry.snapshot);
     for (const [kind, type] of Object.entries(built.snapshot) as [ResourceKind, TypeSnapshot][]) {
       const previous = entry.snapshot?.[kind];
       // A type whose content did not change keeps the time of the change that last changed it.

@@ -36,6 +36,8 @@ export interface XdsServerOptions {
   /** Observers for metrics; the server itself only logs. */
   observe?: Partial<StreamEvents> & {
     deltaSent?: DeltaStreamEvents['sent'];
+    /** A delta request was decided (make-before-break looks again on every ACK). */
+    deltaDecided?: DeltaStreamEvents['decided'];
     connected?(stream: XdsStream): void;
     disconnected?(stream: XdsStream): void;
     /** A stream closed because its peer read nothing for `writeBudget.cutAfterMs`. */
@@ -124,7 +126,7 @@ export class XdsServer {
       this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count, removed }, 'sent (delta)');
       this.options.observe?.deltaSent?.(s, kind, version, nonce, count, removed);
     },
-    decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce),
+    decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () => this.options.observe?.deltaDecided?.(s, kind, decision, nonce)),
   };
 
   /** The one open stream per node id (the newest: see `handle`), and how to close it. */

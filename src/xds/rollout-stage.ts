@@ -1,0 +1,203 @@
+// Between the pipeline and the cache: the pipeline's model is the target; this stage hands each side
+// of the cache what make-before-break allows it (rollout.ts), from what the connected Envoys hold, and
+// looks again on every ACK, connect and disconnect, and on a short timer while anything is on hold.
+import type { Logger } from 'pino';
+import type { Model, Tunnel } from '../model/tunnel.js';
+import type { SnapshotCache } from './cache.js';
+import {
+  defaultRolloutTimeoutMs,
+  deriveSides,
+  emptyRollout,
+  stepRollout,
+  waitingFor,
+  serves,
+  type Hold,
+  type Peer,
+  type RolloutState,
+  type Settled,
+  type Sides,
+} from './rollout.js';
+import type { XdsStream } from './server.js';
+import { holdsSnapshot } from './synced.js';
+
+/**
+ * How often every stream is looked at while something is on hold; an ACK looks at its own stream at
+ * once. The poll catches streams that caught up without answering anything (nothing to send them).
+ */
+const pollMs = 50;
+
+export interface RolloutOptions {
+  timeoutMs?: number;
+  /** Called for every hold that ended (metrics). */
+  onSettled?: (s: Settled) => void;
+  /** Holds that timed out are logged here, at most every 10 s (a stuck Envoy times out every change). */
+  logger?: Logger;
+}
+
+const warnEveryMs = 10_000;
+
+/** One hold as `status` and /debug/nodes show it. */
+export interface HoldView {
+  phase: 'announce' | 'withdraw';
+  tunnel: string;
+  address: string;
+  heldMs: number;
+  waitingFor: string[];
+}
+
+export class RolloutStage {
+  private state: RolloutState = emptyRollout;
+  private target?: Model;
+  private changedAt = Date.now();
+  private sides?: Sides;
+  /** Revision of the models the cache holds; a stream's entry: the newest one it was seen holding. */
+  private revision = 0;
+  private readonly synced = new WeakMap<XdsStream, number>();
+  private timer?: NodeJS.Timeout;
+  private scheduled = false;
+  /** Streams that answered since the last look. */
+  private readonly answered = new Set<XdsStream>();
+  private lastWarnAt = -Infinity;
+  private timeoutsSinceWarn = 0;
+  readonly timeoutMs: number;
+
+  constructor(
+    private readonly cache: SnapshotCache,
+    private readonly streams: () => Iterable<XdsStream>,
+    private readonly options: RolloutOptions = {},
+  ) {
+    this.timeoutMs = options.timeoutMs ?? defaultRolloutTimeoutMs;
+  }
+
+  /** The pipeline's new target model. */
+  setModel(model: Model, changedAt = Date.now()): void {
+    this.target = model;
+    this.changedAt = changedAt;
+    this.evaluate();
+  }
+
+  diagnostics(): ReturnType<SnapshotCache['diagnostics']> {
+    return this.cache.diagnostics();
+  }
+
+  /** An ACK (`stream`), a connect or a disconnect: look again soon (once per turn of the event loop). */
+  poke(stream?: XdsStream): void {
+    if (!this.holding) return;
+    if (stream) this.answered.add(stream);
+    if (this.scheduled) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      this.evaluate(this.answered);
+    });
+  }
+
+  stop(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
+  /** Endpoints on hold now, with the Envoys each waits for. */
+  holds(now = Date.now()): HoldView[] {
+    const { terminators, originators } = this.peers();
+    const view = (phase: HoldView['phase'], h: Hold, peers: Peer[]): HoldView => ({
+      phase,
+      tunnel: h.tunnel,
+      address: h.address,
+      heldMs: now - h.since,
+      waitingFor: waitingFor(h, peers).map((p) => p.id),
+    });
+    const serving = (h: Hold) => terminators.filter((p) => serves(p, h.address));
+    return [
+      ...[...this.state.pending.values()].map((h) => view('announce', h, serving(h))),
+      ...[...this.state.withdrawing.values()].map((h) => view('withdraw', h, originators)),
+    ];
+  }
+
+  private get holding(): boolean {
+    return this.state.pending.size > 0 || this.state.withdrawing.size > 0;
+  }
+
+  private peers(): { terminators: Peer[]; originators: Peer[] } {
+    const terminators: Peer[] = [];
+    const originators: Peer[] = [];
+    for (const stream of this.streams()) {
+      const view = stream.node.view;
+      const peer = { id: stream.node.id, address: view.listenAddress, synced: this.synced.get(stream) ?? -1 };
+      (view.role === 'terminate' ? terminators : originators).push(peer);
+    }
+    return { terminators, originators };
+  }
+
+  /** `look`: the streams to look at first (default: every stream). */
+  private evaluate(look?: Set<XdsStream>): void {
+    if (!this.target) return;
+    this.observe(look ?? this.streams());
+    this.answered.clear();
+    const { terminators, originators } = this.peers();
+    const { state, settled } = stepRollout(this.state, {
+      target: this.target.tunnels,
+      terminators,
+      originators,
+      now: Date.now(),
+      timeoutMs: this.timeoutMs,
+      revision: this.revision + 1,
+    });
+    this.state = state;
+    const before = this.sides;
+    const sides = (this.sides = deriveSides(this.target.tunnels, state));
+    if (!before || !sameList(sides.originate, before.originate) || !sameList(sides.terminate, before.terminate)) {
+      this.revision++;
+      const target = this.target;
+      const model = (tunnels: readonly Tunnel[]): Model =>
+        tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] };
+      this.cache.setModels({ terminate: model(sides.terminate), originate: model(sides.originate) }, this.changedAt);
+      // Streams the change did not reach hold the new revision already.
+      this.observe(this.streams());
+    }
+    for (const s of settled) this.options.onSettled?.(s);
+    this.warn(settled);
+    this.schedulePoll();
+  }
+
+  private warn(settled: Settled[]): void {
+    const timedOut = settled.filter((s) => s.timedOut);
+    this.timeoutsSinceWarn += timedOut.length;
+    const now = performance.now();
+    if (timedOut.length === 0 || now - this.lastWarnAt < warnEveryMs) return;
+    const { phase, tunnel, address, heldMs, waitedFor } = timedOut[0]!;
+    const what = phase === 'announce' ? 'announced to originators before' : 'removed from terminators before';
+    const example = `${tunnel} ${address} ${what} ${waitedFor?.join(', ')} ACKed`;
+    this.options.logger?.warn(
+      { timedOut: this.timeoutsSinceWarn, phase, tunnel, address, heldMs, waitedFor },
+      `make-before-break: ${this.timeoutsSinceWarn} endpoint change(s) went ahead after ${this.timeoutMs} ms ` +
+        `without every Envoy's ACK (e.g. ${example}); see /debug/nodes`,
+    );
+    this.lastWarnAt = now;
+    this.timeoutsSinceWarn = 0;
+  }
+
+  /** Records the current revision for each stream that holds its whole snapshot (only holds need it). */
+  private observe(streams: Iterable<XdsStream>): void {
+    if (!this.holding) return;
+    for (const stream of streams) {
+      if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
+    }
+  }
+
+  private schedulePoll(): void {
+    if (!this.holding) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      return;
+    }
+    this.timer ??= setTimeout(() => {
+      this.timer = undefined;
+      this.evaluate();
+    }, pollMs);
+  }
+}
+
+function sameList<T>(a: readonly T[], b: readonly T[]): boolean {
+  return a === b || (a.length === b.length && a.every((x, i) => x === b[i]));
+}
