@@ -175,13 +175,12 @@ describe('an injected pod run as a kubelet would run it', () => {
       expect(`${port}: ${res.status} ${(await res.text()).trim()}`).toBe(`${port}: 200 LIVE`);
     }
 
-    type Chain = { filter_chain_match?: { prefix_ranges?: { address_prefix: string }[] } };
-    type Config = { listener: { resource: { address: unknown; filter_chains: Chain[] } }[] };
+    // A terminator gets a listener per endpoint IP it serves (README: What each Envoy gets): bound to its
+    // pod IP, it gets exactly one, on that IP, with one filter chain.
+    type Config = { listener: { name: string; resource: { address: unknown; filter_chains: unknown[] } }[] };
     const url = `${shim.adminUrl}/debug/config?node=${encodeURIComponent(ids[1]!)}`;
     const config = (await (await fetch(url)).json()) as Config;
-    const prefixes = config.listener.flatMap((l) => l.resource.filter_chains)
-      .flatMap((c) => c.filter_chain_match?.prefix_ranges ?? []).map((p) => p.address_prefix);
-    expect(prefixes).toEqual([podIP]);
+    expect(config.listener.map((l) => [l.name, l.resource.filter_chains.length])).toEqual([[`terminate/15008/${podIP}`, 1]]);
     const bound = { socket_address: { address: podIP, port_value: 15008 } };
     expect(config.listener.map((l) => l.resource.address)).toEqual([bound]);
   });
