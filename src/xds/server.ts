@@ -136,8 +136,8 @@ export class XdsServer {
     const log = this.options.logger;
     let stream: XdsStream | undefined;
     let sink: BoundedSink | undefined;
-    // A stream can end before its first message is delivered (cancelled right after writing it):
-    // nothing may be set up for it after that.
+    // Nothing may be set up for a stream after it ended. grpc-js 1.14.7 does not deliver a message after
+    // 'end', 'cancelled' or 'close' (see the write-then-cancel test); this guard does not rely on that.
     let ended = false;
     this.calls.add(call);
     const fail: Fail = (code, message) => {
