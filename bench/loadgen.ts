@@ -307,7 +307,9 @@ process.on('message', async (m: any) => {
     for (let i = 0; i < fresh.length; i++) {
       const spec: StreamSpec = m.streams[i];
       streams.push(new EnvoyLike(fresh[i]!, spec, m.delta, onResponse));
-      if (spec.behaviour === 'reconnect') reconnectForever(streams.length - 1, fresh[i]!, m.delta);
+      sessionOf.push(fresh[i]!);
+      reconnectOnGoaway(streams.length - 1, m.address, m.delta);
+      if (spec.behaviour === 'reconnect') reconnectForever(streams.length - 1, m.delta);
     }
     sessions.push(...fresh);
     process.send!({ cmd: 'connected', start, connectMs: connectedAt - connectStart });
@@ -347,6 +349,7 @@ process.on('message', async (m: any) => {
     const u = process.cpuUsage();
     process.send!({ cmd: 'cpu', seconds: (u.user + u.system) / 1e6 });
   } else if (m.cmd === 'close') {
+    closing = true;
     for (const t of reconnectTimers) clearTimeout(t);
     for (const s of streams) s.close();
     for (const session of sessions) session.close();
@@ -357,15 +360,40 @@ process.on('message', async (m: any) => {
 
 let reconnects = 0;
 
-/** Replaces stream `i` by a fresh one on the same connection every 0.2-1 s, until `close`. */
-function reconnectForever(i: number, session: http2.ClientHttp2Session, delta: boolean): void {
+/** Each stream's current connection (replaced after a GOAWAY). */
+const sessionOf: http2.ClientHttp2Session[] = [];
+let closing = false;
+
+/**
+ * As an Envoy does when the server asks it to go (GOAWAY at --max-connection-age, 30 min ± 10 %): a new
+ * connection and a new stream on it. Without this a soak past 27 minutes lost its streams.
+ */
+function reconnectOnGoaway(i: number, address: string, delta: boolean): void {
+  sessionOf[i]!.once('goaway', async () => {
+    const spec = streams[i]!.spec;
+    const fresh = await connectEnvoy(address, spec.behaviour === 'slow').catch(() => undefined);
+    if (!fresh || closing) return void fresh?.close();
+    streams[i]!.close();
+    streams[i] = new EnvoyLike(fresh, spec, delta, onResponse);
+    sessions.push(fresh);
+    sessionOf[i] = fresh;
+    reconnectOnGoaway(i, address, delta);
+  });
+}
+
+/** Replaces stream `i` by a fresh one on its connection every 0.2-1 s, until `close`. */
+function reconnectForever(i: number, delta: boolean): void {
   const timer = setTimeout(() => {
     reconnectTimers.delete(timer);
-    const old = streams[i]!;
-    old.close();
-    streams[i] = new EnvoyLike(session, old.spec, delta, onResponse);
-    reconnects++;
-    reconnectForever(i, session, delta);
+    const session = sessionOf[i]!;
+    // After a GOAWAY no new stream may start on it; reconnectOnGoaway is replacing the connection.
+    if (!session.closed && !session.destroyed) {
+      const old = streams[i]!;
+      old.close();
+      streams[i] = new EnvoyLike(session, old.spec, delta, onResponse);
+      reconnects++;
+    }
+    reconnectForever(i, delta);
   }, 200 + Math.random() * 800);
   reconnectTimers.add(timer);
 }

@@ -34,7 +34,10 @@ class MemorySource implements Source {
 const source = new MemorySource();
 // SIGUSR2 writes a heap snapshot (looking into memory figures).
 process.on('SIGUSR2', async () => process.stderr.write(`shim: heap snapshot ${(await import('node:v8')).writeHeapSnapshot('bench/profiles/shim.heapsnapshot')}\n`));
-const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', logger: pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }) });
+const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', logger: pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }),
+  // To see Envoys (and the load generator) reconnect after GOAWAY within a short run.
+  maxConnectionAgeMs: process.env.BENCH_MAX_CONNECTION_AGE_MS ? Number(process.env.BENCH_MAX_CONNECTION_AGE_MS) : undefined,
+});
 
 // BENCH_TRACE=1: how long each model change takes inside the shim (rebuild + hand-off to every stream).
 if (process.env.BENCH_TRACE) {

@@ -50,7 +50,10 @@ export async function adminGet<T>(adminAddress: string, path: string): Promise<T
   return body;
 }
 
-const typeColumns: [ResourceKind, string][] = [['cluster', 'CLUSTERS'], ['endpoint', 'ENDPOINTS'], ['listener', 'LISTENERS'], ['route', 'ROUTES']];
+// In push order; EXTENSIONS are the connection managers terminators and relays get over ECDS.
+const typeColumns: [ResourceKind, string][] = [
+  ['cluster', 'CLUSTERS'], ['endpoint', 'ENDPOINTS'], ['extension', 'EXTENSIONS'], ['listener', 'LISTENERS'], ['route', 'ROUTES'],
+];
 
 /** Columns padded to their widest cell; the last column is not padded. Cells are escaped (escapeText). */
 export function table(cells: string[][]): string {

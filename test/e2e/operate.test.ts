@@ -121,8 +121,8 @@ describe('tunnel-shim status', () => {
     expect(table.stderr).toBe('');
     expect(table.code).toBe(0);
     const lines = table.stdout.trim().split('\n');
-    expect(lines[0]).toMatch(/^NODE\s+ROLE\s+CLUSTERS\s+ENDPOINTS\s+LISTENERS\s+ROUTES\s+LAST NACK$/);
-    expect(lines.find((l) => l.startsWith('ops-originator'))).toMatch(/^ops-originator\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+SYNCED \([0-9a-f]{8}\)\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-$/);
+    expect(lines[0]).toMatch(/^NODE\s+ROLE\s+CLUSTERS\s+ENDPOINTS\s+EXTENSIONS\s+LISTENERS\s+ROUTES\s+LAST NACK$/);
+    expect(lines.find((l) => l.startsWith('ops-originator'))).toMatch(/^ops-originator\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+SYNCED \([0-9a-f]{8}\)\s+-\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-$/);
     expect(lines.find((l) => l.startsWith('ops-terminator'))).toMatch(/^ops-terminator\s+terminate\s+SYNCED .*SYNCED \([0-9a-f]{8}\)\s+-$/);
     const json = await runCli(['status', '--admin-address', adminAddress(), '--output', 'json']);
     const nodes = JSON.parse(json.stdout) as { id: string; types: Record<string, { status: string }> }[];
@@ -158,7 +158,7 @@ describe('tunnel-shim status', () => {
       fake.send('listener');
       await waitFor('NACK recorded', async () => (await runCli(['status', '--admin-address', adminAddress()])).stdout.includes('NACKED'));
       const table = await runCli(['status', '--admin-address', adminAddress()]);
-      expect(table.stdout.split('\n').find((l) => l.startsWith('ops-nacker'))).toMatch(/^ops-nacker\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+-\s+(NACKED \([0-9a-f]{8}, retry in \d+s\)|STALE \([0-9a-f]{8}\))\s+-\s+listener: Listener rejected: address already in use$/);
+      expect(table.stdout.split('\n').find((l) => l.startsWith('ops-nacker'))).toMatch(/^ops-nacker\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-\s+(NACKED \([0-9a-f]{8}, retry in \d+s\)|STALE \([0-9a-f]{8}\))\s+-\s+listener: Listener rejected: address already in use$/);
       const node = await runCli(['status', 'ops-nacker', '--admin-address', adminAddress()]);
       // Every listener of the rejected response is NACKED (state of the world: it was all one response),
       // or STALE with that NACK while a retry is unanswered.

@@ -12,6 +12,8 @@ export function el(tag, className, text) {
 export const kinds = [
   ['cluster', 'CDS'],
   ['endpoint', 'EDS'],
+  // Connection managers of terminators and relays (ECDS); originators never subscribe.
+  ['extension', 'ECDS'],
   ['listener', 'LDS'],
   ['route', 'RDS'],
 ];
