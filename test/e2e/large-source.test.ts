@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCli } from '../helpers/cli.js';
+import { serveArgs, spawnCli } from '../helpers/cli.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { serviceYaml } from '../helpers/objects.js';
@@ -135,13 +135,7 @@ describe('shutdown under load', () => {
     const [xdsPort, adminPort] = [await freePort(), await freePort()];
     fs.writeFileSync(path.join(dir, 'first.yaml'), serviceFile('first', firstPort));
     const child = spawnCli([
-      'serve',
-      '--source',
-      `file:${dir}`,
-      '--xds-address',
-      `127.0.0.1:${xdsPort}`,
-      '--admin-address',
-      `127.0.0.1:${adminPort}`,
+      ...serveArgs(dir, xdsPort, adminPort),
       '--log-level',
       'debug',
     ]);

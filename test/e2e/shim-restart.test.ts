@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCli } from '../helpers/cli.js';
+import { serveArgs, spawnCli } from '../helpers/cli.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { Client, freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { debugNodes } from '../helpers/nodes.js';
@@ -34,15 +34,7 @@ describe.each(['sotw', 'delta'] as const)(
     const shims: ReturnType<typeof spawnCli>[] = [];
 
     const serve = async () => {
-      const child = spawnCli([
-        'serve',
-        '--source',
-        `file:${dir}`,
-        '--xds-address',
-        `127.0.0.1:${xdsPort}`,
-        '--admin-address',
-        `127.0.0.1:${adminPort}`,
-      ]);
+      const child = spawnCli(serveArgs(dir, xdsPort, adminPort));
       shims.push(child);
       await waitFor(
         'the shim to be ready',

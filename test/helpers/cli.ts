@@ -42,3 +42,8 @@ export function spawnCli(args: string[]): ChildProcess & { output: () => string 
   child.stderr!.on('data', (d) => (output += d));
   return Object.assign(child, { output: () => output });
 }
+
+/** `serve` on a file source with loopback xDS and admin ports: the arguments every serve test starts with. */
+export function serveArgs(dir: string, xdsPort: number, adminPort: number): string[] {
+  return ['serve', '--source', `file:${dir}`, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${adminPort}`];
+}

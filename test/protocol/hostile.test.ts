@@ -6,7 +6,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdsClient, originateMeta } from '../helpers/ads-client.js';
-import { runCli, spawnCli } from '../helpers/cli.js';
+import { runCli, serveArgs, spawnCli } from '../helpers/cli.js';
 import { CsdsClient } from '../helpers/csds-client.js';
 import { retainedBytes } from '../helpers/heap.js';
 import { freePort } from '../helpers/net.js';
@@ -258,13 +258,7 @@ describe('nothing from the wire reaches a terminal raw', () => {
     );
     const xdsPort = await freePort();
     const serve = spawnCli([
-      'serve',
-      '--source',
-      `file:${dir}`,
-      '--xds-address',
-      `127.0.0.1:${xdsPort}`,
-      '--admin-address',
-      `127.0.0.1:${await freePort()}`,
+      ...serveArgs(dir, xdsPort, await freePort()),
       '--log-format',
       'pretty',
     ]);
