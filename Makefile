@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test bench image fuzz fuzz-inputs fuzz-xds soak
+.PHONY: setup demo test lint format bench image fuzz fuzz-inputs fuzz-xds soak
 
 setup:
 	@scripts/setup.sh
@@ -10,6 +10,14 @@ demo: setup
 test:
 	@scripts/setup.sh --test
 	@npx vitest run $(VITEST_ARGS)
+
+# House style: Prettier formats (make format), ESLint checks correctness, line length and import directions.
+lint: setup
+	@npx prettier --check --log-level warn .
+	@npx eslint .
+
+format: setup
+	@npx prettier --write --log-level warn .
 
 # The container image (Containerfile) with podman; deploy/shim.yaml runs this name. BASE=IMAGE picks the
 # base (default: the public Node 20 image, else a Debian one made here); PODMAN=podman uses your own

@@ -12,7 +12,11 @@ export const benchDir = compiled ? path.join(here, '..', '..', 'bench') : here;
 
 /** The argv that runs one of the benchmark's scripts in a fresh node (compiled or through tsx), for a command prefix such as `ip netns exec`. */
 export function nodeScript(file: string): string[] {
-  return [process.execPath, ...(compiled ? [] : ['--import', 'tsx']), path.join(here, compiled ? file.replace(/\.ts$/, '.js') : file)];
+  return [
+    process.execPath,
+    ...(compiled ? [] : ['--import', 'tsx']),
+    path.join(here, compiled ? file.replace(/\.ts$/, '.js') : file),
+  ];
 }
 
 /** Every process the benchmark started: killed when it exits, also after a failure. */
@@ -28,7 +32,10 @@ export class Child {
 
   constructor(file: string, execArgv: string[] = []) {
     const script = path.join(here, compiled ? file.replace(/\.ts$/, '.js') : file);
-    this.process = fork(script, [], { execArgv: compiled ? execArgv : ['--import', 'tsx', ...execArgv], stdio: ['ignore', 'inherit', 'inherit', 'ipc'] });
+    this.process = fork(script, [], {
+      execArgv: compiled ? execArgv : ['--import', 'tsx', ...execArgv],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    });
     started.add(this.process);
     this.process.once('exit', () => started.delete(this.process));
     this.process.on('message', (m: any) => {

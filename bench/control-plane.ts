@@ -36,15 +36,22 @@ let markerSeq = 0;
 export function streamSpecs(originate: number, terminate: number): StreamSpec[] {
   const out: StreamSpec[] = [];
   for (let i = 0; i < originate; i++) out.push({ id: `o-${i}`, role: 'originate', listenAddress: '127.0.0.1' });
-  for (let i = 0; i < terminate; i++) out.push({ id: `t-${i}`, role: 'terminate', listenAddress: podAddress(i % podCount) });
+  for (let i = 0; i < terminate; i++)
+    out.push({ id: `t-${i}`, role: 'terminate', listenAddress: podAddress(i % podCount) });
   return out;
 }
 
 export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   const cpu0 = cpuSeconds(server.pid);
-  const gen = new Child('loadgen.ts', process.env.BENCH_PROFILE_LOADGEN ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles/loadgen'] : []);
+  const gen = new Child(
+    'loadgen.ts',
+    process.env.BENCH_PROFILE_LOADGEN ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles/loadgen'] : [],
+  );
   await gen.next('ready');
-  const { start } = await gen.ask({ cmd: 'connect', address: server.xds, delta: o.delta, streams: streamSpecs(o.originate, o.terminate) }, 'connected');
+  const { start } = await gen.ask(
+    { cmd: 'connect', address: server.xds, delta: o.delta, streams: streamSpecs(o.originate, o.terminate) },
+    'connected',
+  );
   const quiet = await gen.ask({ cmd: 'quiet', ms: 1500 }, 'quiet', 300_000);
   const syncMs = quiet.lastAck - start;
 
@@ -52,13 +59,21 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     const k = markerSeq++;
     const marker = markerAddress(k);
     const fire = await server.prepare((k * 37) % o.services, marker);
-    const seen = gen.next('seen', timeoutMs, (m) => m.marker === marker).then((m) => {
-      if (process.env.BENCH_TRACE) process.stderr.write(`bench: change ${k}: first stream ${m.firstMs.toFixed(0)} ms, last ${m.latencyMs.toFixed(0)} ms\n`);
-      return m.latencyMs as number;
-    }, async () => {
-      await gen.ask({ cmd: 'unwatch', marker }, 'unwatched');
-      return undefined;
-    });
+    const seen = gen
+      .next('seen', timeoutMs, (m) => m.marker === marker)
+      .then(
+        (m) => {
+          if (process.env.BENCH_TRACE)
+            process.stderr.write(
+              `bench: change ${k}: first stream ${m.firstMs.toFixed(0)} ms, last ${m.latencyMs.toFixed(0)} ms\n`,
+            );
+          return m.latencyMs as number;
+        },
+        async () => {
+          await gen.ask({ cmd: 'unwatch', marker }, 'unwatched');
+          return undefined;
+        },
+      );
     gen.send({ cmd: 'watch', marker, t0: now() });
     fire();
     return { seen };
@@ -87,7 +102,11 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     for (let k = 0; k < total; k++) {
       const due = t0 + (k * 1000) / o.rate;
       if (due > now()) await sleep(due - now());
-      pending.push((await change(10_000)).seen.then((l: number | undefined) => void (l === undefined ? rateMissed++ : rated.push(l))));
+      pending.push(
+        (await change(10_000)).seen.then(
+          (l: number | undefined) => void (l === undefined ? rateMissed++ : rated.push(l)),
+        ),
+      );
     }
     const t1 = now();
     rateCores = (cpuSeconds(server.pid) - c0) / ((t1 - t0) / 1000);

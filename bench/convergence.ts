@@ -39,12 +39,20 @@ const ok = (pass: boolean) => (pass ? 'met' : 'MISSED');
 const log = (s: string) => process.stderr.write(`bench: ${s}\n`);
 
 const S1 = { services: n(1000), originate: n(1000), terminate: n(100) };
-log(`S1 = ${S1.services} Services x 3 endpoints, ${S1.originate} originate + ${S1.terminate} terminate streams${scale !== 1 ? ` (scaled by ${scale})` : ''}; rate run ${rateSeconds} s`);
+log(
+  `S1 = ${S1.services} Services x 3 endpoints, ${S1.originate} originate + ${S1.terminate} terminate streams${scale !== 1 ? ` (scaled by ${scale})` : ''}; rate run ${rateSeconds} s`,
+);
 
 function rateRow(scenario: string, r: RunResult) {
   if (rateSeconds <= 0) return;
   const value = `${ms(p(r.rated, 99))}${r.rateMissed ? ` (${r.rateMissed} missed)` : ''}; ${r.rateCores.toFixed(2)} cores`;
-  row(scenario, `20 changes/s for ${rateSeconds} s: convergence p99; shim CPU`, value, 'p99 <= 250 ms; <= 1 core', ok(p(r.rated, 99) <= 250 && r.rateCores <= 1 && !r.rateMissed));
+  row(
+    scenario,
+    `20 changes/s for ${rateSeconds} s: convergence p99; shim CPU`,
+    value,
+    'p99 <= 250 ms; <= 1 core',
+    ok(p(r.rated, 99) <= 250 && r.rateCores <= 1 && !r.rateMissed),
+  );
 }
 
 async function s1(delta: boolean): Promise<RunResult> {
@@ -55,7 +63,10 @@ async function s1(delta: boolean): Promise<RunResult> {
   await server.collect?.();
   r.rssBytes = rssBytes(server.pid);
   const memory = await server.stats?.();
-  if (memory) log(`shim S1 ${delta ? 'delta' : 'sotw'} memory after the run: heap ${mb(memory.heapUsed)} of ${mb(memory.heapTotal)}, external ${mb(memory.external)}, RSS ${mb(memory.rss)}`);
+  if (memory)
+    log(
+      `shim S1 ${delta ? 'delta' : 'sotw'} memory after the run: heap ${mb(memory.heapUsed)} of ${mb(memory.heapTotal)}, external ${mb(memory.external)}, RSS ${mb(memory.rss)}`,
+    );
   await server.stop();
   log(`shim S1 ${delta ? 'delta' : 'sotw'}: done`);
   return r;
@@ -63,20 +74,62 @@ async function s1(delta: boolean): Promise<RunResult> {
 
 const tag = `S1 (${S1.services} svc, ${S1.originate}+${S1.terminate} streams)`;
 if (runs('sotw')) {
-const sotw = await s1(false);
-row(`${tag}, SotW`, 'initial sync, all streams ACKed', `${ms(sotw.syncMs)} (${sotw.syncedStreams} streams)`, '<= 3 s', ok(sotw.syncMs <= 3000));
-row(`${tag}, SotW`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(sotw.single, 50))} / ${ms(p(sotw.single, 99))}${sotw.singleMissed ? `, ${sotw.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(sotw.single, 99) <= 100 && !sotw.singleMissed));
-rateRow(`${tag}, SotW`, sotw);
-row(`${tag}, SotW`, 'shim RSS after the run (after a full GC); load generator CPU', `${mb(sotw.rssBytes)}; ${sotw.loadgenCpu.toFixed(1)} s`, 'report', '');
+  const sotw = await s1(false);
+  row(
+    `${tag}, SotW`,
+    'initial sync, all streams ACKed',
+    `${ms(sotw.syncMs)} (${sotw.syncedStreams} streams)`,
+    '<= 3 s',
+    ok(sotw.syncMs <= 3000),
+  );
+  row(
+    `${tag}, SotW`,
+    'one endpoint change -> all ACKed, p50 / p99 (50 changes)',
+    `${ms(p(sotw.single, 50))} / ${ms(p(sotw.single, 99))}${sotw.singleMissed ? `, ${sotw.singleMissed} missed` : ''}`,
+    'p99 <= 100 ms',
+    ok(p(sotw.single, 99) <= 100 && !sotw.singleMissed),
+  );
+  rateRow(`${tag}, SotW`, sotw);
+  row(
+    `${tag}, SotW`,
+    'shim RSS after the run (after a full GC); load generator CPU',
+    `${mb(sotw.rssBytes)}; ${sotw.loadgenCpu.toFixed(1)} s`,
+    'report',
+    '',
+  );
 }
 
 if (runs('delta')) {
-const delta = await s1(true);
-row(`${tag}, delta`, 'initial sync, all streams ACKed', `${ms(delta.syncMs)} (${delta.syncedStreams} streams)`, '<= 3 s', ok(delta.syncMs <= 3000));
-row(`${tag}, delta`, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', `${ms(p(delta.single, 50))} / ${ms(p(delta.single, 99))}${delta.singleMissed ? `, ${delta.singleMissed} missed` : ''}`, 'p99 <= 100 ms', ok(p(delta.single, 99) <= 100 && !delta.singleMissed));
-rateRow(`${tag}, delta`, delta);
-row(`${tag}, delta`, 'one endpoint change: bytes sent per originate stream', `${(delta.deltaBytesPerStream ?? NaN).toFixed(0)} B`, '<= 2 KB', ok((delta.deltaBytesPerStream ?? Infinity) <= 2048));
-row(`${tag}, delta`, 'shim RSS after the run (after a full GC); load generator CPU', `${mb(delta.rssBytes)}; ${delta.loadgenCpu.toFixed(1)} s`, 'report', '');
+  const delta = await s1(true);
+  row(
+    `${tag}, delta`,
+    'initial sync, all streams ACKed',
+    `${ms(delta.syncMs)} (${delta.syncedStreams} streams)`,
+    '<= 3 s',
+    ok(delta.syncMs <= 3000),
+  );
+  row(
+    `${tag}, delta`,
+    'one endpoint change -> all ACKed, p50 / p99 (50 changes)',
+    `${ms(p(delta.single, 50))} / ${ms(p(delta.single, 99))}${delta.singleMissed ? `, ${delta.singleMissed} missed` : ''}`,
+    'p99 <= 100 ms',
+    ok(p(delta.single, 99) <= 100 && !delta.singleMissed),
+  );
+  rateRow(`${tag}, delta`, delta);
+  row(
+    `${tag}, delta`,
+    'one endpoint change: bytes sent per originate stream',
+    `${(delta.deltaBytesPerStream ?? NaN).toFixed(0)} B`,
+    '<= 2 KB',
+    ok((delta.deltaBytesPerStream ?? Infinity) <= 2048),
+  );
+  row(
+    `${tag}, delta`,
+    'shim RSS after the run (after a full GC); load generator CPU',
+    `${mb(delta.rssBytes)}; ${delta.loadgenCpu.toFixed(1)} s`,
+    'report',
+    '',
+  );
 }
 
 if (!args.includes('--no-peer') && runs('peer')) {
@@ -91,10 +144,34 @@ if (!args.includes('--no-peer') && runs('peer')) {
     const s = await run(server, { ...S1, delta: false, changes: 50, rate: 20, rateSeconds: 0 });
     await server.stop();
     const ratio = (a: number, b: number) => (a / b).toFixed(2);
-    row('S1 vs go-control-plane (SotW)', 'initial sync: shim / peer', `${ms(s.syncMs)} / ${ms(g.syncMs)}`, 'report', '');
-    row('S1 vs go-control-plane (SotW)', 'convergence p99: shim / peer (ratio)', `${ms(p(s.single, 99))} / ${ms(p(g.single, 99))}${g.singleMissed ? ` (${g.singleMissed} missed)` : ''} (${ratio(p(s.single, 99), p(g.single, 99))})`, '<= 1.0', ok(p(s.single, 99) <= p(g.single, 99)));
-    row('S1 vs go-control-plane (SotW)', 'CPU seconds (sync + 50 changes): shim / peer (ratio)', `${s.cpuSeconds.toFixed(1)} / ${g.cpuSeconds.toFixed(1)} (${ratio(s.cpuSeconds, g.cpuSeconds)})`, '<= 1.0', ok(s.cpuSeconds <= g.cpuSeconds));
-    row('S1 vs go-control-plane (SotW)', 'RSS: shim / peer (ratio)', `${mb(s.rssBytes)} / ${mb(g.rssBytes)} (${ratio(s.rssBytes, g.rssBytes)})`, '<= 1.0', ok(s.rssBytes <= g.rssBytes));
+    row(
+      'S1 vs go-control-plane (SotW)',
+      'initial sync: shim / peer',
+      `${ms(s.syncMs)} / ${ms(g.syncMs)}`,
+      'report',
+      '',
+    );
+    row(
+      'S1 vs go-control-plane (SotW)',
+      'convergence p99: shim / peer (ratio)',
+      `${ms(p(s.single, 99))} / ${ms(p(g.single, 99))}${g.singleMissed ? ` (${g.singleMissed} missed)` : ''} (${ratio(p(s.single, 99), p(g.single, 99))})`,
+      '<= 1.0',
+      ok(p(s.single, 99) <= p(g.single, 99)),
+    );
+    row(
+      'S1 vs go-control-plane (SotW)',
+      'CPU seconds (sync + 50 changes): shim / peer (ratio)',
+      `${s.cpuSeconds.toFixed(1)} / ${g.cpuSeconds.toFixed(1)} (${ratio(s.cpuSeconds, g.cpuSeconds)})`,
+      '<= 1.0',
+      ok(s.cpuSeconds <= g.cpuSeconds),
+    );
+    row(
+      'S1 vs go-control-plane (SotW)',
+      'RSS: shim / peer (ratio)',
+      `${mb(s.rssBytes)} / ${mb(g.rssBytes)} (${ratio(s.rssBytes, g.rssBytes)})`,
+      '<= 1.0',
+      ok(s.rssBytes <= g.rssBytes),
+    );
   }
 }
 
@@ -109,7 +186,13 @@ if (runs('s2')) {
   const memory = await server.stats?.();
   if (memory) log(`S2 shim memory: ${JSON.stringify(memory)}`);
   await server.stop();
-  row(`S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`, 'shim RSS after sync (sync time)', `${mb(rss)} (${ms(r.syncMs)})`, '<= 200 MB', ok(rss <= 200e6));
+  row(
+    `S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`,
+    'shim RSS after sync (sync time)',
+    `${mb(rss)} (${ms(r.syncMs)})`,
+    '<= 200 MB',
+    ok(rss <= 200e6),
+  );
 }
 
 if (runs('idle')) {
@@ -122,7 +205,15 @@ if (runs('idle')) {
   const connect = async (from: number) => {
     const gen = new Child('loadgen.ts');
     await gen.next('ready');
-    await gen.ask({ cmd: 'connect', address: server.xds, delta: false, streams: streamSpecs(count, 0).map((s) => ({ ...s, id: `${s.id}-${from}` })) }, 'connected');
+    await gen.ask(
+      {
+        cmd: 'connect',
+        address: server.xds,
+        delta: false,
+        streams: streamSpecs(count, 0).map((s) => ({ ...s, id: `${s.id}-${from}` })),
+      },
+      'connected',
+    );
     await gen.ask({ cmd: 'quiet', ms: 1500 }, 'quiet');
     await sleep(2000);
     await server.collect?.();
@@ -138,12 +229,20 @@ if (runs('idle')) {
   for (const gen of [first, second]) await gen.ask({ cmd: 'close' }, 'closed');
   await server.stop();
   const perStream = (end - middle) / count;
-  row(`idle streams (SotW, 10 svc)`, `RSS added per connected stream (streams ${count + 1}-${2 * count}; first ${count}: ${((middle - start) / count / 1024).toFixed(1)} KB)`, `${(perStream / 1024).toFixed(1)} KB`, '<= 50 KB', ok(perStream <= 50 * 1024));
+  row(
+    `idle streams (SotW, 10 svc)`,
+    `RSS added per connected stream (streams ${count + 1}-${2 * count}; first ${count}: ${((middle - start) / count / 1024).toFixed(1)} KB)`,
+    `${(perStream / 1024).toFixed(1)} KB`,
+    '<= 50 KB',
+    ok(perStream <= 50 * 1024),
+  );
 }
 
 if (!args.includes('--no-dataplane') && runs('dataplane')) for (const r of await runDataPlane(scale)) row(...r);
 
-const widths = [0, 1, 2, 3, 4].map((i) => Math.max(...[['scenario', 'figure', 'measured', 'goal', ''], ...rows].map((r) => r[i]!.length)));
+const widths = [0, 1, 2, 3, 4].map((i) =>
+  Math.max(...[['scenario', 'figure', 'measured', 'goal', ''], ...rows].map((r) => r[i]!.length)),
+);
 const line = (r: string[]) => `| ${r.map((c, i) => c.padEnd(widths[i]!)).join(' | ')} |`;
 console.log(line(['scenario', 'figure', 'measured', 'goal', '']));
 console.log(`|${widths.map((w) => '-'.repeat(w + 2)).join('|')}|`);

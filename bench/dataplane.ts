@@ -46,7 +46,8 @@ async function throughput(port: number, host: string, bytes: number): Promise<nu
   });
   s.write(header);
   for (let sent = 0; sent < bytes; sent += chunk.length) {
-    if (!s.write(sent + chunk.length > bytes ? chunk.subarray(0, bytes - sent) : chunk)) await new Promise((r) => s.once('drain', r));
+    if (!s.write(sent + chunk.length > bytes ? chunk.subarray(0, bytes - sent) : chunk))
+      await new Promise((r) => s.once('drain', r));
   }
   await done;
   const seconds = (performance.now() - start) / 1000;
@@ -94,7 +95,20 @@ async function staticEnvoy(template: string, vars: Record<string, string | numbe
   let text = fs.readFileSync(path.join(benchDir, 'static', template), 'utf8');
   for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`\${${k}}`, String(v));
   fs.writeFileSync(path.join(dir, 'envoy.yaml'), text);
-  const argv = [...prefix, envoyBinary(), '-c', path.join(dir, 'envoy.yaml'), '--concurrency', '1', '--disable-hot-restart', '-l', 'error', '--base-id-path', path.join(dir, 'base-id'), '--use-dynamic-base-id'];
+  const argv = [
+    ...prefix,
+    envoyBinary(),
+    '-c',
+    path.join(dir, 'envoy.yaml'),
+    '--concurrency',
+    '1',
+    '--disable-hot-restart',
+    '-l',
+    'error',
+    '--base-id-path',
+    path.join(dir, 'base-id'),
+    '--use-dynamic-base-id',
+  ];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
   started.add(child); // killed on exit, also after a failure
   child.once('exit', () => started.delete(child));
@@ -183,15 +197,43 @@ async function setUp(far: Far) {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-shim-'));
     const appPort = await freePort();
     const tunnelPort = await farPort();
-    fs.writeFileSync(path.join(dir, 'echo.yaml'), serviceYaml({ name: 'echo', namespace: 'bench', clusterIP: '10.96.0.10', port: appPort, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) }, endpoints: [{ ip: far.address, port: far.backendPort }] }));
-    const shim = new Shim({ source: new FileSource(dir), xdsAddress: `${far.xdsHost}:0`, adminAddress: '127.0.0.1:0', logger: pino({ level: 'silent' }) });
+    fs.writeFileSync(
+      path.join(dir, 'echo.yaml'),
+      serviceYaml({
+        name: 'echo',
+        namespace: 'bench',
+        clusterIP: '10.96.0.10',
+        port: appPort,
+        annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+        endpoints: [{ ip: far.address, port: far.backendPort }],
+      }),
+    );
+    const shim = new Shim({
+      source: new FileSource(dir),
+      xdsAddress: `${far.xdsHost}:0`,
+      adminAddress: '127.0.0.1:0',
+      logger: pino({ level: 'silent' }),
+    });
     await shim.start();
     stops.push(() => shim.stop());
     const xds = `${far.xdsHost}:${shim.xdsPort}`;
     const netns = far.netns ? { exec: far.netns.exec, adminHost: far.address } : undefined;
-    const terminator = await startEnvoy({ role: 'terminate', nodeId: 'bench-t', xdsAddress: xds, listenAddress: far.address, concurrency: 1, netns });
+    const terminator = await startEnvoy({
+      role: 'terminate',
+      nodeId: 'bench-t',
+      xdsAddress: xds,
+      listenAddress: far.address,
+      concurrency: 1,
+      netns,
+    });
     stops.push(() => terminator.stop());
-    const originator = await startEnvoy({ role: 'originate', nodeId: 'bench-o', xdsAddress: xds, listenAddress: '127.0.0.1', concurrency: 1 });
+    const originator = await startEnvoy({
+      role: 'originate',
+      nodeId: 'bench-o',
+      xdsAddress: xds,
+      listenAddress: '127.0.0.1',
+      concurrency: 1,
+    });
     stops.push(() => originator.stop());
     const shimmed = newPath(appPort, '127.0.0.1');
 
@@ -199,10 +241,18 @@ async function setUp(far: Far) {
     const prefix = far.netns?.exec ?? [];
     const common = { TUNNEL_ADDRESS: far.address, BACKEND_ADDRESS: far.address, BACKEND_PORT: far.backendPort };
     const vars = { ...common, APP_PORT: await freePort(), TUNNEL_PORT: await farPort(), AUTHORITY: authority };
-    for (const e of [await staticEnvoy('tunnel-terminate.yaml', vars, prefix), await staticEnvoy('tunnel-originate.yaml', vars)]) stops.push(e.stop);
+    for (const e of [
+      await staticEnvoy('tunnel-terminate.yaml', vars, prefix),
+      await staticEnvoy('tunnel-originate.yaml', vars),
+    ])
+      stops.push(e.stop);
     const stat = newPath(vars.APP_PORT, '127.0.0.1');
     const tvars = { ...common, APP_PORT: await freePort(), TUNNEL_PORT: await farPort() };
-    for (const e of [await staticEnvoy('tcp-terminate.yaml', tvars, prefix), await staticEnvoy('tcp-originate.yaml', tvars)]) stops.push(e.stop);
+    for (const e of [
+      await staticEnvoy('tcp-terminate.yaml', tvars, prefix),
+      await staticEnvoy('tcp-originate.yaml', tvars),
+    ])
+      stops.push(e.stop);
     const tcp = newPath(tvars.APP_PORT, '127.0.0.1');
 
     const upstreamConnections = () => originator.stat(`cluster.originate/bench/echo/${appPort}.upstream_cx_total`);
@@ -213,17 +263,26 @@ async function setUp(far: Far) {
   }
 }
 
-const lat = (f: Path) => `${percentile(f.latency, 50).toFixed(2)} / ${percentile(f.latency, 99).toFixed(2)} ms${f.failed ? ` (${f.failed} failed)` : ''}`;
+const lat = (f: Path) =>
+  `${percentile(f.latency, 50).toFixed(2)} / ${percentile(f.latency, 99).toFixed(2)} ms${f.failed ? ` (${f.failed} failed)` : ''}`;
 /** The spread of the rounds' p50s. */
 const spread = (f: Path) => `${Math.min(...f.roundP50).toFixed(2)}-${Math.max(...f.roundP50).toFixed(2)}`;
-const pooledWins = (pooled: Path, perConn: Path) => percentile(pooled.latency, 50) <= percentile(perConn.latency, 50) && percentile(pooled.latency, 99) <= percentile(perConn.latency, 99);
+const pooledWins = (pooled: Path, perConn: Path) =>
+  percentile(pooled.latency, 50) <= percentile(perConn.latency, 50) &&
+  percentile(pooled.latency, 99) <= percentile(perConn.latency, 99);
 
 async function loopback(bytes: number, count: number, rounds: number): Promise<Row[]> {
   const be = await backend();
-  const { plain, shimmed, stat, tcp, upstreamConnections, stop } = await setUp({ address: '127.0.0.2', backendPort: be.port, xdsHost: '127.0.0.1' });
+  const { plain, shimmed, stat, tcp, upstreamConnections, stop } = await setUp({
+    address: '127.0.0.2',
+    backendPort: be.port,
+    xdsHost: '127.0.0.1',
+  });
   try {
     await measureInTurns([plain, shimmed, stat, tcp], bytes, count, rounds);
-    log(`loopback: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ${await upstreamConnections()} upstream connection(s)`);
+    log(
+      `loopback: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ${await upstreamConnections()} upstream connection(s)`,
+    );
   } finally {
     await stop();
     be.close();
@@ -232,10 +291,34 @@ async function loopback(bytes: number, count: number, rounds: number): Promise<R
   const gbit = (f: Path) => `${g(median(f.bps))} (${g(Math.min(...f.bps))}-${g(Math.max(...f.bps))}) Gbit/s`;
   const scenario = `data plane, ${count} short connections`;
   return [
-    ['data plane, 1 TCP connection', `throughput (median of ${rounds} x ${Math.round(bytes / rounds) >> 20} MiB, in turns): plain / shim tunnel / static tunnel`, `${gbit(plain)} / ${gbit(shimmed)} / ${gbit(stat)}`, 'report', ''],
-    ['data plane, 1 TCP connection', 'ratio shim/plain; shim/static', `${(median(shimmed.bps) / median(plain.bps)).toFixed(2)}; ${(median(shimmed.bps) / median(stat.bps)).toFixed(2)}`, 'shim >= static', median(shimmed.bps) >= median(stat.bps) ? 'met' : 'MISSED'],
-    [scenario, `new-connection p50 / p99 (round p50s ${spread(shimmed)}): pooled shim tunnel`, lat(shimmed), 'report', ''],
-    [scenario, `new-connection p50 / p99 (round p50s ${spread(tcp)}): per-connection tcp_proxy`, lat(tcp), 'pooled <= per-conn', pooledWins(shimmed, tcp) ? 'met' : 'MISSED'],
+    [
+      'data plane, 1 TCP connection',
+      `throughput (median of ${rounds} x ${Math.round(bytes / rounds) >> 20} MiB, in turns): plain / shim tunnel / static tunnel`,
+      `${gbit(plain)} / ${gbit(shimmed)} / ${gbit(stat)}`,
+      'report',
+      '',
+    ],
+    [
+      'data plane, 1 TCP connection',
+      'ratio shim/plain; shim/static',
+      `${(median(shimmed.bps) / median(plain.bps)).toFixed(2)}; ${(median(shimmed.bps) / median(stat.bps)).toFixed(2)}`,
+      'shim >= static',
+      median(shimmed.bps) >= median(stat.bps) ? 'met' : 'MISSED',
+    ],
+    [
+      scenario,
+      `new-connection p50 / p99 (round p50s ${spread(shimmed)}): pooled shim tunnel`,
+      lat(shimmed),
+      'report',
+      '',
+    ],
+    [
+      scenario,
+      `new-connection p50 / p99 (round p50s ${spread(tcp)}): per-connection tcp_proxy`,
+      lat(tcp),
+      'pooled <= per-conn',
+      pooledWins(shimmed, tcp) ? 'met' : 'MISSED',
+    ],
     [scenario, 'new-connection p50 / p99: static tunnel; plain TCP', `${lat(stat)}; ${lat(plain)}`, 'report', ''],
   ];
 }
@@ -266,22 +349,52 @@ async function acrossLink(delayMs: number, count: number, rounds: number, limitM
     }
     const { plain, shimmed, stat, tcp } = paths;
     await measureInTurns([plain, shimmed, stat, tcp], 0, count, rounds);
-    log(`link: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ${await paths.upstreamConnections()} upstream connection(s)`);
+    log(
+      `link: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ${await paths.upstreamConnections()} upstream connection(s)`,
+    );
     return [
-      [scenario, 'the link: how the delay is made; TCP connect time p50 (one round trip)', `${link.how}; ${median(rtt).toFixed(2)} ms`, 'report', ''],
-      [scenario, `new-connection p50 / p99 (round p50s ${spread(shimmed)}): pooled shim tunnel`, lat(shimmed), 'report', ''],
-      [scenario, `new-connection p50 / p99 (round p50s ${spread(tcp)}): per-connection tcp_proxy`, lat(tcp), 'pooled <= per-conn', pooledWins(shimmed, tcp) ? 'met' : 'MISSED'],
+      [
+        scenario,
+        'the link: how the delay is made; TCP connect time p50 (one round trip)',
+        `${link.how}; ${median(rtt).toFixed(2)} ms`,
+        'report',
+        '',
+      ],
+      [
+        scenario,
+        `new-connection p50 / p99 (round p50s ${spread(shimmed)}): pooled shim tunnel`,
+        lat(shimmed),
+        'report',
+        '',
+      ],
+      [
+        scenario,
+        `new-connection p50 / p99 (round p50s ${spread(tcp)}): per-connection tcp_proxy`,
+        lat(tcp),
+        'pooled <= per-conn',
+        pooledWins(shimmed, tcp) ? 'met' : 'MISSED',
+      ],
       [scenario, 'new-connection p50 / p99: static tunnel; plain TCP', `${lat(stat)}; ${lat(plain)}`, 'report', ''],
     ];
   })();
   work.catch(() => {}); // after a timeout it may still fail; the row below already says so
   let timer: NodeJS.Timeout | undefined;
-  const limit = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`not done within ${limitMs / 1000} s`)), limitMs)));
+  const limit = new Promise<never>(
+    (_, reject) => (timer = setTimeout(() => reject(new Error(`not done within ${limitMs / 1000} s`)), limitMs)),
+  );
   try {
     return await Promise.race([work, limit]);
   } catch (err) {
     log(`link: ${(err as Error).message}`);
-    return [[scenario, 'new-connection latency across the link', `not measured: ${(err as Error).message}`, 'pooled <= per-conn', '']];
+    return [
+      [
+        scenario,
+        'new-connection latency across the link',
+        `not measured: ${(err as Error).message}`,
+        'pooled <= per-conn',
+        '',
+      ],
+    ];
   } finally {
     clearTimeout(timer);
     closed = true;

@@ -27,18 +27,42 @@ for (let i = 0; i < count; i++) {
   const octet = (n: number) => `198.18.${Math.floor(n / 250) % 250}.${(n % 250) + 2}`;
   // Distinct ports so one laptop-style originator (listening on 127.0.0.1) can hold every listener.
   objects.push(service({ name: `svc-${i}`, namespace: ns, port: 20000 + i }));
-  objects.push(endpointSlice({ service: `svc-${i}`, namespace: ns, port: 8080, ips: [octet(3 * i), octet(3 * i + 1), octet(3 * i + 2)] }));
+  objects.push(
+    endpointSlice({
+      service: `svc-${i}`,
+      namespace: ns,
+      port: 8080,
+      ips: [octet(3 * i), octet(3 * i + 1), octet(3 * i + 2)],
+    }),
+  );
 }
 // Eight writers at a time: the API server, not this loop, should be the limit.
 for (let i = 0; i < objects.length; i += 8) await Promise.all(objects.slice(i, i + 8).map((o) => apply(admin, [o])));
-console.log(`created ${count} Services + ${count} EndpointSlices (3 endpoints each) in ${((performance.now() - t0) / 1000).toFixed(1)} s`);
+console.log(
+  `created ${count} Services + ${count} EndpointSlices (3 endpoints each) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+);
 
 const [xdsPort, adminPort] = [await freePort(), await freePort()];
 const started = performance.now();
-const shim = spawn(process.execPath, [path.join(repo, 'bin/tunnel-shim.js'), 'serve', '--source', 'kubernetes', '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${adminPort}`, '--log-level', 'warn'], {
-  stdio: 'inherit',
-  env: { ...process.env, KUBECONFIG: api.kubeconfigPath },
-});
+const shim = spawn(
+  process.execPath,
+  [
+    path.join(repo, 'bin/tunnel-shim.js'),
+    'serve',
+    '--source',
+    'kubernetes',
+    '--xds-address',
+    `127.0.0.1:${xdsPort}`,
+    '--admin-address',
+    `127.0.0.1:${adminPort}`,
+    '--log-level',
+    'warn',
+  ],
+  {
+    stdio: 'inherit',
+    env: { ...process.env, KUBECONFIG: api.kubeconfigPath },
+  },
+);
 const adminUrl = `http://127.0.0.1:${adminPort}`;
 await waitFor('ready', async () => (await fetch(`${adminUrl}/readyz`)).ok, 300_000, 20);
 const readyMs = performance.now() - started;
@@ -47,7 +71,12 @@ const cpuSeconds = () => {
   return (Number(fields[11]) + Number(fields[12])) / 100;
 };
 const rssMiB = () => Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${shim.pid}/status`, 'utf8'))![1]) / 1024;
-const envoy = await startEnvoy({ role: 'originate', nodeId: 'scale-originator', xdsAddress: `127.0.0.1:${xdsPort}`, listenAddress: '127.0.0.1' });
+const envoy = await startEnvoy({
+  role: 'originate',
+  nodeId: 'scale-originator',
+  xdsAddress: `127.0.0.1:${xdsPort}`,
+  listenAddress: '127.0.0.1',
+});
 type Node = { id: string; types: Record<string, { status: string; ackedVersion: string }> };
 const listenerAck = async () => {
   const nodes = (await (await fetch(`${adminUrl}/debug/nodes`)).json()) as Node[];
@@ -56,7 +85,9 @@ const listenerAck = async () => {
 };
 const synced = performance.now();
 await waitFor('Envoy synced', listenerAck, 300_000, 20);
-console.log(`an Envoy (listen 127.0.0.1) got ${count} listeners and ACKed in ${((performance.now() - synced) / 1000).toFixed(1)} s (Envoy's own work dominates)`);
+console.log(
+  `an Envoy (listen 127.0.0.1) got ${count} listeners and ACKed in ${((performance.now() - synced) / 1000).toFixed(1)} s (Envoy's own work dominates)`,
+);
 const cpuAtReady = cpuSeconds();
 await new Promise((r) => setTimeout(r, 30_000));
 const idleCpu = cpuSeconds() - cpuAtReady;
@@ -67,10 +98,15 @@ for (let i = 0; i < 20; i++) {
   const t = performance.now();
   // Dropping the tunnel annotation removes that Service's listener: an LDS change the Envoy must ACK.
   await apply(admin, [service({ name: `svc-${i}`, namespace: ns, port: 20000 + i, annotations: {} })]);
-  await waitFor('ACK', async () => {
-    const v = await listenerAck();
-    return v !== undefined && v !== before ? v : undefined;
-  }, 60_000, 2);
+  await waitFor(
+    'ACK',
+    async () => {
+      const v = await listenerAck();
+      return v !== undefined && v !== before ? v : undefined;
+    },
+    60_000,
+    2,
+  );
   times.push(performance.now() - t);
 }
 times.sort((a, b) => a - b);
@@ -80,7 +116,9 @@ console.log(`| start -> /readyz | ${(readyMs / 1000).toFixed(2)} s |`);
 console.log(`| RSS after sync and 20 changes | ${rssMiB().toFixed(0)} MiB |`);
 console.log(`| CPU seconds from start to ready | ${cpuAtReady.toFixed(2)} s |`);
 console.log(`| CPU seconds over 30 s of idle watching | ${idleCpu.toFixed(2)} s |`);
-console.log(`| annotation change -> originator ACK (20) | median ${times[10]!.toFixed(0)} ms, max ${times[19]!.toFixed(0)} ms |`);
+console.log(
+  `| annotation change -> originator ACK (20) | median ${times[10]!.toFixed(0)} ms, max ${times[19]!.toFixed(0)} ms |`,
+);
 await envoy.stop();
 shim.kill('SIGTERM');
 await api.stop();

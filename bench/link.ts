@@ -58,7 +58,9 @@ async function tunBridge(ns: Netns, delayMs: number): Promise<ChildProcess> {
   const peer = `tsbu${process.pid}`.slice(0, 15);
   run('ip', 'link', 'del', ns.links.host);
   // stdin stays open for the bridge's life: it exits when the benchmark does, however it ends.
-  const bridge = spawn('python3', [path.join(benchDir, 'delay-link.py'), host, peer, String(delayMs)], { stdio: ['pipe', 'pipe', 'inherit'] });
+  const bridge = spawn('python3', [path.join(benchDir, 'delay-link.py'), host, peer, String(delayMs)], {
+    stdio: ['pipe', 'pipe', 'inherit'],
+  });
   started.add(bridge);
   bridge.once('exit', () => started.delete(bridge));
   await new Promise<void>((resolve, reject) => {

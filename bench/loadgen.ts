@@ -24,7 +24,8 @@ export interface StreamSpec {
   behaviour?: 'reconnect' | 'slow';
 }
 
-const adsPath = (delta: boolean) => `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`;
+const adsPath = (delta: boolean) =>
+  `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`;
 
 /** Envoy advertises large HTTP/2 windows (256 MiB by default); 64 KiB would make a 0.3 MB response wait for window updates. */
 const window = 16 * 1024 * 1024;
@@ -54,7 +55,12 @@ class GrpcStream {
   private buffered = 0;
 
   constructor(session: http2.ClientHttp2Session, path: string, onMessage: (message: Buffer) => void, slow = false) {
-    this.stream = session.request({ ':method': 'POST', ':path': path, 'content-type': 'application/grpc', te: 'trailers' });
+    this.stream = session.request({
+      ':method': 'POST',
+      ':path': path,
+      'content-type': 'application/grpc',
+      te: 'trailers',
+    });
     this.stream.on('error', () => {});
     this.stream.on('data', (chunk: Buffer) => {
       if (slow) {
@@ -96,7 +102,11 @@ const latin1 = new TextDecoder('latin1');
 function nodeOf(s: StreamSpec) {
   const metadata: Record<string, string> = { 'tunnel-shim.io/role': s.role };
   if (s.listenAddress) metadata['tunnel-shim.io/listen-address'] = s.listenAddress;
-  return { id: s.id, cluster: `bench-${s.role}`, metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) } };
+  return {
+    id: s.id,
+    cluster: `bench-${s.role}`,
+    metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) },
+  };
 }
 
 const sotwRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
@@ -131,17 +141,32 @@ class EnvoyLike {
     this.call.close();
   }
 
-  private request(typeUrl: string, r: { nonce?: string; version?: string; subscribe?: string[]; unsubscribe?: string[] }) {
+  private request(
+    typeUrl: string,
+    r: { nonce?: string; version?: string; subscribe?: string[]; unsubscribe?: string[] },
+  ) {
     const node = this.first ? nodeOf(this.spec) : undefined;
     this.first = false;
     if (this.delta) {
-      const bytes = deltaRequest.encode(deltaRequest.fromObject({ node, type_url: typeUrl, response_nonce: r.nonce ?? '', resource_names_subscribe: r.subscribe ?? [], resource_names_unsubscribe: r.unsubscribe ?? [] })).finish();
+      const bytes = deltaRequest
+        .encode(
+          deltaRequest.fromObject({
+            node,
+            type_url: typeUrl,
+            response_nonce: r.nonce ?? '',
+            resource_names_subscribe: r.subscribe ?? [],
+            resource_names_unsubscribe: r.unsubscribe ?? [],
+          }),
+        )
+        .finish();
       this.call.write(bytes);
       return;
     }
     // Fields in number order, as Envoy writes them; the (cached) names are copied once.
     const head = sotwRequest.encode(sotwRequest.fromObject({ node, version_info: r.version ?? '' })).finish();
-    const tail = sotwRequest.encode(sotwRequest.fromObject({ type_url: typeUrl, response_nonce: r.nonce ?? '' })).finish();
+    const tail = sotwRequest
+      .encode(sotwRequest.fromObject({ type_url: typeUrl, response_nonce: r.nonce ?? '' }))
+      .finish();
     this.call.write(Buffer.concat([head, this.namesBytes.get(typeUrl) ?? noNames, tail]));
   }
 
@@ -300,7 +325,8 @@ process.on('message', async (m: any) => {
     // Each Envoy has its own connection; opened 50 at a time.
     const fresh: http2.ClientHttp2Session[] = [];
     const open = (s: StreamSpec) => connectEnvoy(m.address, s.behaviour === 'slow');
-    for (let i = 0; i < m.streams.length; i += 50) fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map(open))));
+    for (let i = 0; i < m.streams.length; i += 50)
+      fresh.push(...(await Promise.all(m.streams.slice(i, i + 50).map(open))));
     connectedAt = now();
     const start = now();
     trackMarkers = m.trackMarkers ?? true;
@@ -326,7 +352,9 @@ process.on('message', async (m: any) => {
       const at = (xs: number[], q: number) => xs.sort((a, b) => a - b)[Math.floor(q * (xs.length - 1))]! - connectedAt;
       const first = streams.map((s) => s.firstAt);
       const last = streams.map((s) => s.lastAckAt);
-      process.stderr.write(`loadgen: connections up in ${(connectedAt - connectStart).toFixed(0)} ms; after the streams opened: first response p50 +${at(first, 0.5).toFixed(0)} max +${at(first, 1).toFixed(0)}; last ACK p50 +${at(last, 0.5).toFixed(0)} max +${at(last, 1).toFixed(0)} ms\n`);
+      process.stderr.write(
+        `loadgen: connections up in ${(connectedAt - connectStart).toFixed(0)} ms; after the streams opened: first response p50 +${at(first, 0.5).toFixed(0)} max +${at(first, 1).toFixed(0)}; last ACK p50 +${at(last, 0.5).toFixed(0)} max +${at(last, 1).toFixed(0)} ms\n`,
+      );
     }
     process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });
   } else if (m.cmd === 'watch') {
@@ -383,18 +411,21 @@ function reconnectOnGoaway(i: number, address: string, delta: boolean): void {
 
 /** Replaces stream `i` by a fresh one on its connection every 0.2-1 s, until `close`. */
 function reconnectForever(i: number, delta: boolean): void {
-  const timer = setTimeout(() => {
-    reconnectTimers.delete(timer);
-    const session = sessionOf[i]!;
-    // After a GOAWAY no new stream may start on it; reconnectOnGoaway is replacing the connection.
-    if (!session.closed && !session.destroyed) {
-      const old = streams[i]!;
-      old.close();
-      streams[i] = new EnvoyLike(session, old.spec, delta, onResponse);
-      reconnects++;
-    }
-    reconnectForever(i, delta);
-  }, 200 + Math.random() * 800);
+  const timer = setTimeout(
+    () => {
+      reconnectTimers.delete(timer);
+      const session = sessionOf[i]!;
+      // After a GOAWAY no new stream may start on it; reconnectOnGoaway is replacing the connection.
+      if (!session.closed && !session.destroyed) {
+        const old = streams[i]!;
+        old.close();
+        streams[i] = new EnvoyLike(session, old.spec, delta, onResponse);
+        reconnects++;
+      }
+      reconnectForever(i, delta);
+    },
+    200 + Math.random() * 800,
+  );
   reconnectTimers.add(timer);
 }
 

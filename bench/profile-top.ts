@@ -8,7 +8,11 @@ interface Node {
   hitCount?: number;
 }
 
-const profile = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as { nodes: Node[]; samples: number[]; timeDeltas: number[] };
+const profile = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as {
+  nodes: Node[];
+  samples: number[];
+  timeDeltas: number[];
+};
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
 const self = new Map<string, number>();
 const group = new Map<string, number>();
@@ -20,7 +24,10 @@ profile.samples.forEach((id, i) => {
   const url = n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench)\//, '$1/');
   const key = `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
   self.set(key, (self.get(key) ?? 0) + dt);
-  const g = url.startsWith('src/') || url.startsWith('bench/') ? url.split('/').slice(0, 2).join('/') : url.split('/')[0] || n.callFrame.functionName;
+  const g =
+    url.startsWith('src/') || url.startsWith('bench/')
+      ? url.split('/').slice(0, 2).join('/')
+      : url.split('/')[0] || n.callFrame.functionName;
   group.set(g, (group.get(g) ?? 0) + dt);
 });
 const pct = (x: number) => `${((100 * x) / total).toFixed(1)}%`;

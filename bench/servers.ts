@@ -30,7 +30,11 @@ export interface Server {
 }
 
 export async function startShim(services: number, profile = false): Promise<Server> {
-  const child = new Child('shim-process.ts', ['--expose-gc', ...(process.env.BENCH_SHIM_FLAGS ?? '').split(' ').filter(Boolean), ...(profile ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : [])]);
+  const child = new Child('shim-process.ts', [
+    '--expose-gc',
+    ...(process.env.BENCH_SHIM_FLAGS ?? '').split(' ').filter(Boolean),
+    ...(profile ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles'] : []),
+  ]);
   await child.next('ready');
   const updates: Record<string, SourcedObject[]> = {};
   for (let i = 0; i < services; i++) updates[`s${i}`] = serviceObjects(i);
@@ -60,7 +64,9 @@ export async function startPeer(services: number): Promise<Server> {
   const proc: ChildProcess = spawn(peerBinary, [], { stdio: ['ignore', 'pipe', 'inherit'] });
   started.add(proc);
   proc.once('exit', () => started.delete(proc));
-  const addresses = await new Promise<{ xds: string; control: string }>((resolve) => proc.stdout!.once('data', (d) => resolve(JSON.parse(String(d).split('\n')[0]!))));
+  const addresses = await new Promise<{ xds: string; control: string }>((resolve) =>
+    proc.stdout!.once('data', (d) => resolve(JSON.parse(String(d).split('\n')[0]!))),
+  );
   const objects = new Map<number, SourcedObject[]>();
   for (let i = 0; i < services; i++) objects.set(i, serviceObjects(i));
   const firstAddress = new Map<number, string>();
@@ -75,7 +81,10 @@ export async function startPeer(services: number): Promise<Server> {
     return JSON.stringify(out);
   };
   const post = async (view: NodeView, json: string) => {
-    const res = await fetch(`http://${addresses.control}/snapshot?view=${encodeURIComponent(viewKey(view))}`, { method: 'POST', body: json });
+    const res = await fetch(`http://${addresses.control}/snapshot?view=${encodeURIComponent(viewKey(view))}`, {
+      method: 'POST',
+      body: json,
+    });
     if (!res.ok) throw new Error(`peer rejected snapshot: ${await res.text()}`);
   };
   for (const view of views) await post(view, body(view));

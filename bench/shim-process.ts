@@ -33,10 +33,20 @@ class MemorySource implements Source {
 
 const source = new MemorySource();
 // SIGUSR2 writes a heap snapshot (looking into memory figures).
-process.on('SIGUSR2', async () => process.stderr.write(`shim: heap snapshot ${(await import('node:v8')).writeHeapSnapshot('bench/profiles/shim.heapsnapshot')}\n`));
-const shim = new Shim({ source, xdsAddress: '127.0.0.1:0', adminAddress: '127.0.0.1:0', logger: pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }),
+process.on('SIGUSR2', async () =>
+  process.stderr.write(
+    `shim: heap snapshot ${(await import('node:v8')).writeHeapSnapshot('bench/profiles/shim.heapsnapshot')}\n`,
+  ),
+);
+const shim = new Shim({
+  source,
+  xdsAddress: '127.0.0.1:0',
+  adminAddress: '127.0.0.1:0',
+  logger: pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }),
   // To see Envoys (and the load generator) reconnect after GOAWAY within a short run.
-  maxConnectionAgeMs: process.env.BENCH_MAX_CONNECTION_AGE_MS ? Number(process.env.BENCH_MAX_CONNECTION_AGE_MS) : undefined,
+  maxConnectionAgeMs: process.env.BENCH_MAX_CONNECTION_AGE_MS
+    ? Number(process.env.BENCH_MAX_CONNECTION_AGE_MS)
+    : undefined,
 });
 
 // BENCH_TRACE=1: how long each model change takes inside the shim (rebuild + hand-off to every stream).
@@ -45,7 +55,9 @@ if (process.env.BENCH_TRACE) {
   shim.rollout.setModel = (model, changedAt) => {
     const t0 = performance.now();
     setModel(model, changedAt);
-    process.stderr.write(`shim: change applied in ${(performance.now() - t0).toFixed(1)} ms (${Date.now() - (changedAt ?? Date.now())} ms after the source event)\n`);
+    process.stderr.write(
+      `shim: change applied in ${(performance.now() - t0).toFixed(1)} ms (${Date.now() - (changedAt ?? Date.now())} ms after the source event)\n`,
+    );
   };
 }
 
@@ -64,7 +76,9 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
         const all = [...shim.xds.streams, ...shim.xds.deltaStreams];
         const bytes = all.reduce((n, s) => n + s.counters.bytes, 0);
         const served = all.filter((s) => s.counters.responses > 0).length;
-        process.stderr.write(`shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB in flight, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB, heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, external ${(process.memoryUsage().external / 1e6).toFixed(0)} MB\n`);
+        process.stderr.write(
+          `shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB in flight, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB, heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, external ${(process.memoryUsage().external / 1e6).toFixed(0)} MB\n`,
+        );
         if (performance.now() - t0 > 15_000) clearInterval(timer);
       }, 500);
     }
@@ -73,7 +87,14 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
     (globalThis as { gc?: () => void }).gc?.();
     process.send!({ cmd: 'gc' });
   }
-  if (m.cmd === 'stats') process.send!({ cmd: 'stats', encodes: shim.cache.encoder.encodeCount, streams: shim.xds.streams.size, views: shim.cache.viewCount(), memory: process.memoryUsage() });
+  if (m.cmd === 'stats')
+    process.send!({
+      cmd: 'stats',
+      encodes: shim.cache.encoder.encodeCount,
+      streams: shim.xds.streams.size,
+      views: shim.cache.viewCount(),
+      memory: process.memoryUsage(),
+    });
   if (m.cmd === 'metrics') process.send!({ cmd: 'metrics', text: await shim.metrics.text() });
   if (m.cmd === 'stop') {
     await shim.stop();

@@ -189,7 +189,12 @@ async function main() {
   const took = ((Date.now() - started) / 60_000).toFixed(1);
   log(`done after ${took} min${shortened}: ${changes} changes, ${moves} moves of the live Service`);
   log(`${reconnects} stream reconnects; shim CPU ${(shimCpu * 100).toFixed(0)} % of a core on average`);
-  log(`failed tunnel connections: ${failed.length} of ${opened}${failed.map((f) => `\n  ${f}`).slice(0, 20).join('')}`);
+  log(
+    `failed tunnel connections: ${failed.length} of ${opened}${failed
+      .map((f) => `\n  ${f}`)
+      .slice(0, 20)
+      .join('')}`,
+  );
   const errors = steadyErrors.slice(0, 5).join('; ');
   const echo = `${steadyErrors.length} echo errors${errors && `: ${errors}`}`;
   log(`tunnels closed by an unrelated change: ${closed} of 20 (${echo})`);

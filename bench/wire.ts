@@ -53,9 +53,23 @@ const id = (type: string, field: string) => lookupType(type).fields[field]!.id;
 const text = new TextDecoder();
 
 export const F = {
-  sotw: { version: id('envoy.service.discovery.v3.DiscoveryResponse', 'version_info'), resources: id('envoy.service.discovery.v3.DiscoveryResponse', 'resources'), typeUrl: id('envoy.service.discovery.v3.DiscoveryResponse', 'type_url'), nonce: id('envoy.service.discovery.v3.DiscoveryResponse', 'nonce') },
-  delta: { resources: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'resources'), typeUrl: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'type_url'), nonce: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'nonce'), removed: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'removed_resources') },
-  resource: { name: id('envoy.service.discovery.v3.Resource', 'name'), version: id('envoy.service.discovery.v3.Resource', 'version'), resource: id('envoy.service.discovery.v3.Resource', 'resource') },
+  sotw: {
+    version: id('envoy.service.discovery.v3.DiscoveryResponse', 'version_info'),
+    resources: id('envoy.service.discovery.v3.DiscoveryResponse', 'resources'),
+    typeUrl: id('envoy.service.discovery.v3.DiscoveryResponse', 'type_url'),
+    nonce: id('envoy.service.discovery.v3.DiscoveryResponse', 'nonce'),
+  },
+  delta: {
+    resources: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'resources'),
+    typeUrl: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'type_url'),
+    nonce: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'nonce'),
+    removed: id('envoy.service.discovery.v3.DeltaDiscoveryResponse', 'removed_resources'),
+  },
+  resource: {
+    name: id('envoy.service.discovery.v3.Resource', 'name'),
+    version: id('envoy.service.discovery.v3.Resource', 'version'),
+    resource: id('envoy.service.discovery.v3.Resource', 'resource'),
+  },
   any: { value: id('google.protobuf.Any', 'value') },
   cluster: { name: id('envoy.config.cluster.v3.Cluster', 'name'), type: id('envoy.config.cluster.v3.Cluster', 'type') },
   edsType: lookupType('envoy.config.cluster.v3.Cluster').lookupEnum('DiscoveryType').values.EDS!,

@@ -34,24 +34,56 @@ async function main() {
     cleanup.push(() => echo.close());
 
     say(`tunnel-shim serve --source file:${path.relative(repo, servicesFile)}`);
-    const shim = spawn(process.execPath, [path.join(repo, 'bin/tunnel-shim.js'), 'serve', '--source', `file:${servicesFile}`, '--xds-address', xdsAddress, '--log-format', 'pretty'], {
-      stdio: ['ignore', 'inherit', 'inherit'],
-    });
+    const shim = spawn(
+      process.execPath,
+      [
+        path.join(repo, 'bin/tunnel-shim.js'),
+        'serve',
+        '--source',
+        `file:${servicesFile}`,
+        '--xds-address',
+        xdsAddress,
+        '--log-format',
+        'pretty',
+      ],
+      {
+        stdio: ['ignore', 'inherit', 'inherit'],
+      },
+    );
     cleanup.push(() => void shim.kill('SIGTERM'));
-    await waitFor('the shim to be ready', async () => {
-      if (shim.exitCode !== null) throw new Error(`tunnel-shim exited with code ${shim.exitCode}`);
-      return (await fetch(`${adminUrl}/readyz`)).ok;
-    }, 15_000, 100);
+    await waitFor(
+      'the shim to be ready',
+      async () => {
+        if (shim.exitCode !== null) throw new Error(`tunnel-shim exited with code ${shim.exitCode}`);
+        return (await fetch(`${adminUrl}/readyz`)).ok;
+      },
+      15_000,
+      100,
+    );
 
     say('terminating Envoy (tunnels on 0.0.0.0:15008) and originating Envoy (listens on 127.0.0.1:7000, 2 workers)');
     const [terminator, originator] = await Promise.all([
       startEnvoy({ role: 'terminate', nodeId: 'demo-terminator', xdsAddress }),
-      startEnvoy({ role: 'originate', nodeId: 'demo-originator', xdsAddress, listenAddress: '127.0.0.1', concurrency: 2 }),
+      startEnvoy({
+        role: 'originate',
+        nodeId: 'demo-originator',
+        xdsAddress,
+        listenAddress: '127.0.0.1',
+        concurrency: 2,
+      }),
     ]);
     // Their temporary folders (bootstrap, logs) go after the Envoys stop: cleanup runs last-in first-out.
     cleanup.push(...[terminator, originator].map((e) => () => fs.rmSync(e.dir, { recursive: true, force: true })));
-    cleanup.push(() => terminator.stop(), () => originator.stop());
-    await waitFor('the tunnel listener', async () => (await originator.stat('listener_manager.total_listeners_active')) >= 1, 15_000, 100);
+    cleanup.push(
+      () => terminator.stop(),
+      () => originator.stop(),
+    );
+    await waitFor(
+      'the tunnel listener',
+      async () => (await originator.stat('listener_manager.total_listeners_active')) >= 1,
+      15_000,
+      100,
+    );
 
     say('sending 10 connections through the tunnel');
     let bytes = 0;
@@ -66,7 +98,9 @@ async function main() {
     if (once) return await stop();
     say(`running: try \`${tryIt}\`, edit envoy-configs/demo/services.yaml, or`);
     process.stdout.write(`    open ${adminUrl}/ui (the live topology page)\n`);
-    process.stdout.write(`    curl ${adminUrl}/debug/nodes    curl '${adminUrl}/debug/config?node=demo-originator'\n    Envoy admins: ${originator.adminUrl} (originate)  ${terminator.adminUrl} (terminate)\n    Ctrl-C to stop\n`);
+    process.stdout.write(
+      `    curl ${adminUrl}/debug/nodes    curl '${adminUrl}/debug/config?node=demo-originator'\n    Envoy admins: ${originator.adminUrl} (originate)  ${terminator.adminUrl} (terminate)\n    Ctrl-C to stop\n`,
+    );
   } catch (err) {
     process.stderr.write(`demo failed: ${(err as Error).message}\n`);
     await stop();
@@ -76,13 +110,20 @@ async function main() {
 
 async function report(originator: EnvoyProcess, terminator: EnvoyProcess, bytes: number) {
   const cluster = 'cluster.originate/demo/echo/7000';
-  const log = await waitFor('terminator access log', () => {
-    const lines = terminator.accessLog();
-    return lines.length >= 10 ? lines : undefined;
-  }, 5000);
+  const log = await waitFor(
+    'terminator access log',
+    () => {
+      const lines = terminator.accessLog();
+      return lines.length >= 10 ? lines : undefined;
+    },
+    5000,
+  );
   const rows = [
     ['bytes echoed back through the tunnel', bytes],
-    ['app connections accepted by the originator', await originator.stat('tcp.originate_demo_echo_7000.downstream_cx_total')],
+    [
+      'app connections accepted by the originator',
+      await originator.stat('tcp.originate_demo_echo_7000.downstream_cx_total'),
+    ],
     ['CONNECT streams opened (tunnels)', await originator.stat(`${cluster}.upstream_rq_total`)],
     ['upstream HTTP/2 connections carrying them', await originator.stat(`${cluster}.upstream_cx_total`)],
     ['CONNECT requests the terminator answered 200', log.filter((l) => l.response_code === 200).length],
@@ -90,7 +131,9 @@ async function report(originator: EnvoyProcess, terminator: EnvoyProcess, bytes:
   process.stdout.write('\n');
   for (const [label, value] of rows) process.stdout.write(`    ${String(label).padEnd(46)} ${value}\n`);
   const sample = log[0]!;
-  process.stdout.write(`\n    terminator access log: ${sample.method} ${sample.authority} ${sample.protocol} ${sample.response_code} -> ${sample.upstream_host} (connection ${sample.connection_id})\n\n`);
+  process.stdout.write(
+    `\n    terminator access log: ${sample.method} ${sample.authority} ${sample.protocol} ${sample.response_code} -> ${sample.upstream_host} (connection ${sample.connection_id})\n\n`,
+  );
 }
 
 await main();

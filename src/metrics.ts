@@ -24,11 +24,36 @@ export interface MetricsSources {
 
 export class Metrics {
   readonly registry = new Registry();
-  private readonly pushes = new Counter({ name: `${prefix}xds_pushes_total`, help: 'Discovery responses sent, by resource type', labelNames: ['type'], registers: [this.registry] });
-  private readonly resourcesSent = new Counter({ name: `${prefix}xds_resources_sent_total`, help: 'Resources carried by discovery responses, by type', labelNames: ['type'], registers: [this.registry] });
-  private readonly acks = new Counter({ name: `${prefix}xds_acks_total`, help: 'Responses ACKed by nodes, by type', labelNames: ['type'], registers: [this.registry] });
-  private readonly nacks = new Counter({ name: `${prefix}xds_nacks_total`, help: 'Responses NACKed (rejected) by nodes, by type', labelNames: ['type'], registers: [this.registry] });
-  private readonly staleNonces = new Counter({ name: `${prefix}xds_stale_nonces_total`, help: 'Requests ignored because they answered an older nonce, by type', labelNames: ['type'], registers: [this.registry] });
+  private readonly pushes = new Counter({
+    name: `${prefix}xds_pushes_total`,
+    help: 'Discovery responses sent, by resource type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  private readonly resourcesSent = new Counter({
+    name: `${prefix}xds_resources_sent_total`,
+    help: 'Resources carried by discovery responses, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  private readonly acks = new Counter({
+    name: `${prefix}xds_acks_total`,
+    help: 'Responses ACKed by nodes, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  private readonly nacks = new Counter({
+    name: `${prefix}xds_nacks_total`,
+    help: 'Responses NACKed (rejected) by nodes, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
+  private readonly staleNonces = new Counter({
+    name: `${prefix}xds_stale_nonces_total`,
+    help: 'Requests ignored because they answered an older nonce, by type',
+    labelNames: ['type'],
+    registers: [this.registry],
+  });
   private readonly pushSeconds = new Histogram({
     name: `${prefix}xds_push_seconds`,
     help: 'From a source change to the discovery response carrying it being written to a node, by type',
@@ -43,7 +68,12 @@ export class Metrics {
     buckets: secondsBuckets,
     registers: [this.registry],
   });
-  private readonly connections = new Counter({ name: `${prefix}xds_streams_opened_total`, help: 'ADS streams opened by nodes, by role', labelNames: ['role'], registers: [this.registry] });
+  private readonly connections = new Counter({
+    name: `${prefix}xds_streams_opened_total`,
+    help: 'ADS streams opened by nodes, by role',
+    labelNames: ['role'],
+    registers: [this.registry],
+  });
   private readonly stuckClosed = new Counter({
     name: `${prefix}xds_stuck_streams_closed_total`,
     help: 'ADS streams closed because the node read nothing for --stuck-stream-timeout',
@@ -66,7 +96,7 @@ export class Metrics {
   });
   private readonly rolloutTimeouts = new Counter({
     name: `${prefix}rollout_timeouts_total`,
-    help: 'Endpoint holds that ended at the make-before-break bound without every Envoy\'s ACK, by phase',
+    help: "Endpoint holds that ended at the make-before-break bound without every Envoy's ACK, by phase",
     labelNames: ['phase'],
     registers: [this.registry],
   });

@@ -99,7 +99,15 @@ export class Pipeline {
     this.synced = true;
     this.rebuilds++;
     this.report();
-    this.logger.info({ tunnels: this.model.tunnels.length, objects: state.objects.length, ms: Math.round(performance.now() - started), modelMs: Math.round(modelMs) }, 'configuration rebuilt');
+    this.logger.info(
+      {
+        tunnels: this.model.tunnels.length,
+        objects: state.objects.length,
+        ms: Math.round(performance.now() - started),
+        modelMs: Math.round(modelMs),
+      },
+      'configuration rebuilt',
+    );
     for (const listener of this.changeListeners) listener(this.model);
   }
 

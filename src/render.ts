@@ -14,7 +14,11 @@ export interface Rendered {
 }
 
 const plural = {
-  cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes',
+  cluster: 'clusters',
+  endpoint: 'endpoints',
+  extension: 'extensions',
+  listener: 'listeners',
+  route: 'routes',
 } as const;
 
 export function render(state: SourceState, view: NodeView, options: ModelOptions = defaultModelOptions): Rendered {
@@ -23,7 +27,8 @@ export function render(state: SourceState, view: NodeView, options: ModelOptions
   const objects = resourceObjects(model, view);
   const resources = { clusters: [], endpoints: [], extensions: [], listeners: [], routes: [] } as Rendered['resources'];
   // What is served: the resources that validated and encoded, shown as the Envoy JSON they came from.
-  for (const kind of pushOrder) resources[plural[kind]] = [...snapshot[kind].resources.keys()].map((name) => objects[kind].get(name));
+  for (const kind of pushOrder)
+    resources[plural[kind]] = [...snapshot[kind].resources.keys()].map((name) => objects[kind].get(name));
   return { resources, diagnostics: [...state.diagnostics, ...model.diagnostics, ...diagnostics] };
 }
 

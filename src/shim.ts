@@ -43,7 +43,10 @@ export class Shim {
   adminPort = 0;
 
   constructor(private readonly options: ShimOptions) {
-    const modelOptions = { clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain, accessLogDirs: options.accessLogDirs };
+    const modelOptions = {
+      clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain,
+      accessLogDirs: options.accessLogDirs,
+    };
     this.rollout = new RolloutStage(this.cache, () => [...this.xds.streams, ...this.xds.deltaStreams], {
       timeoutMs: options.rolloutTimeoutMs,
       onSettled: (s) => this.metrics.rolloutSettled(s),
@@ -87,7 +90,14 @@ export class Shim {
     // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
     await this.pipeline.start();
     this.xdsPort = await this.xds.start();
-    this.options.logger.info({ xds: `${hostOf(this.options.xdsAddress)}:${this.xdsPort}`, admin: `${hostOf(this.options.adminAddress)}:${this.adminPort}`, source: this.options.source.describe() }, 'tunnel-shim serving');
+    this.options.logger.info(
+      {
+        xds: `${hostOf(this.options.xdsAddress)}:${this.xdsPort}`,
+        admin: `${hostOf(this.options.adminAddress)}:${this.adminPort}`,
+        source: this.options.source.describe(),
+      },
+      'tunnel-shim serving',
+    );
   }
 
   async stop(): Promise<void> {

@@ -51,7 +51,8 @@ function logLevel(req: http.IncomingMessage, res: http.ServerResponse, url: URL,
   const refused = refuseMutation(req);
   if (refused) return json(res, refused.status, { error: refused.error });
   const level = url.searchParams.get('level') ?? '';
-  if (!logLevels.includes(level)) return json(res, 400, { error: `level ${JSON.stringify(level)}: use one of ${logLevels.join(', ')}` });
+  if (!logLevels.includes(level))
+    return json(res, 400, { error: `level ${JSON.stringify(level)}: use one of ${logLevels.join(', ')}` });
   const previous = logger.level;
   logger.level = level;
   logger.info({ level, previous }, 'log level changed from the admin port');
@@ -101,7 +102,9 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return;
       case '/readyz': {
         const ready = deps.pipeline.synced && deps.xds.boundPort > 0;
-        res.writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' }).end(ready ? 'ready\n' : 'not ready: source not synced\n');
+        res
+          .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
+          .end(ready ? 'ready\n' : 'not ready: source not synced\n');
         return;
       }
       case '/debug/nodes': {
@@ -111,7 +114,11 @@ export function createAdminServer(deps: AdminDeps): http.Server {
           holds.filter((h) => h.waitingFor.includes(s.node.id)).map(({ waitingFor: _, ...h }) => h);
         const streams = [...deps.xds.streams, ...deps.xds.deltaStreams];
         const nodes = streams.map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
-        json(res, 200, nodes.sort((a, b) => (a.id < b.id ? -1 : 1)));
+        json(
+          res,
+          200,
+          nodes.sort((a, b) => (a.id < b.id ? -1 : 1)),
+        );
         return;
       }
       case '/debug/config': {
@@ -122,8 +129,19 @@ export function createAdminServer(deps: AdminDeps): http.Server {
           // Delta streams: the resources served; per-resource ACK state is tracked for SotW streams only.
           const { snapshot } = deps.cache.peek(deltaStream.node.view);
           const objects = deps.cache.objects(deltaStream.node.view);
-          const out: Record<string, unknown> = { node: deltaStream.node.id, role: deltaStream.node.view.role, protocol: 'delta' };
-          for (const kind of pushOrder) out[kind] = snapshot ? [...snapshot[kind].resources.values()].map((r) => ({ name: r.name, version: r.version, resource: objects?.[kind].get(r.name) })) : [];
+          const out: Record<string, unknown> = {
+            node: deltaStream.node.id,
+            role: deltaStream.node.view.role,
+            protocol: 'delta',
+          };
+          for (const kind of pushOrder)
+            out[kind] = snapshot
+              ? [...snapshot[kind].resources.values()].map((r) => ({
+                  name: r.name,
+                  version: r.version,
+                  resource: objects?.[kind].get(r.name),
+                }))
+              : [];
           return json(res, 200, out);
         }
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
@@ -136,7 +154,13 @@ export function createAdminServer(deps: AdminDeps): http.Server {
           out[kind] = snapshot
             ? [...snapshot[kind].resources.values()].map((r) => {
                 const s = statuses.get(`${kind}|${r.name}`);
-                return { name: r.name, version: r.version, status: s?.status ?? 'NOT_SENT', nack: s?.nack?.message ?? null, resource: objects?.[kind].get(r.name) };
+                return {
+                  name: r.name,
+                  version: r.version,
+                  status: s?.status ?? 'NOT_SENT',
+                  nack: s?.nack?.message ?? null,
+                  resource: objects?.[kind].get(r.name),
+                };
               })
             : [];
         }
@@ -152,10 +176,27 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         logLevel(req, res, url, deps.logger);
         return;
       case '/debug/diagnostics':
-        json(res, 200, deps.pipeline.diagnostics().map((d) => ({ ...d, origin: undefined, file: d.origin?.file, text: formatDiagnostic(d) })));
+        json(
+          res,
+          200,
+          deps.pipeline
+            .diagnostics()
+            .map((d) => ({ ...d, origin: undefined, file: d.origin?.file, text: formatDiagnostic(d) })),
+        );
         return;
       default:
-        json(res, 404, { error: 'not found', endpoints: ['/healthz', '/readyz', '/metrics', '/debug/nodes', '/debug/config?node=ID', '/debug/diagnostics', '/debug/log-level'] });
+        json(res, 404, {
+          error: 'not found',
+          endpoints: [
+            '/healthz',
+            '/readyz',
+            '/metrics',
+            '/debug/nodes',
+            '/debug/config?node=ID',
+            '/debug/diagnostics',
+            '/debug/log-level',
+          ],
+        });
     }
   });
   // The live topology page (/ui): see ui.ts.

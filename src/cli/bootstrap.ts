@@ -49,7 +49,8 @@ export function bootstrapYaml(bootstrap: Record<string, unknown>): string {
 
 export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
   if (!roles.includes(o.role)) throw new Error(`--role must be one of ${roles.join(', ')}`);
-  if (o.listenAddress && isIP(o.listenAddress) === 0) throw new Error(`--listen-address ${o.listenAddress} is not an IP address`);
+  if (o.listenAddress && isIP(o.listenAddress) === 0)
+    throw new Error(`--listen-address ${o.listenAddress} is not an IP address`);
   const xds = splitHostPort(o.xdsAddress);
   const admin = splitHostPort(o.adminAddress ?? defaultAdminAddress[o.role]);
   const metadata: Record<string, string> = { [NodeMetadata.role]: o.role };
@@ -80,12 +81,20 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
           connect_timeout: '1s',
           load_assignment: {
             cluster_name: 'tunnel-shim-xds',
-            endpoints: [{ lb_endpoints: [{ endpoint: { address: { socket_address: { address: xds.host, port_value: xds.port } } } }] }],
+            endpoints: [
+              {
+                lb_endpoints: [
+                  { endpoint: { address: { socket_address: { address: xds.host, port_value: xds.port } } } },
+                ],
+              },
+            ],
           },
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
               '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
-              explicit_http_config: { http2_protocol_options: { connection_keepalive: { interval: '30s', timeout: '5s' } } },
+              explicit_http_config: {
+                http2_protocol_options: { connection_keepalive: { interval: '30s', timeout: '5s' } },
+              },
             },
           },
         },
@@ -100,7 +109,9 @@ export function checkBootstrap(bootstrap: Record<string, unknown>): string[] {
   const type = lookupType('envoy.config.bootstrap.v3.Bootstrap');
   try {
     const protoForm = fromEnvoyJson(type, bootstrap);
-    const violations = validateMessage('envoy.config.bootstrap.v3.Bootstrap', protoForm).map((v) => `${v.path} ${v.message}`);
+    const violations = validateMessage('envoy.config.bootstrap.v3.Bootstrap', protoForm).map(
+      (v) => `${v.path} ${v.message}`,
+    );
     if (violations.length === 0) type.encode(type.fromObject(protoForm));
     return violations;
   } catch (err) {

@@ -4,23 +4,35 @@ import { Option, type Command } from 'commander';
 import YAML from 'yaml';
 import { injectManifests, injectableKinds } from './inject.js';
 import {
-  bootstrapConfigMap, configMapName, defaultEnvoyImage, defaultXdsAddress, injectRoles, type InjectRole,
+  bootstrapConfigMap,
+  configMapName,
+  defaultEnvoyImage,
+  defaultXdsAddress,
+  injectRoles,
+  type InjectRole,
 } from './inject-sidecar.js';
 
 export function registerInject(cli: Command): void {
   cli
     .command('inject')
-    .description(`add an Envoy sidecar (originate, terminate or both) to the pods of ${injectableKinds.join(', ')} `
-      + 'or List manifests; prints them again, everything else unchanged. Apply the ConfigMap of --print-configmap '
-      + 'to each namespace first')
+    .description(
+      `add an Envoy sidecar (originate, terminate or both) to the pods of ${injectableKinds.join(', ')} ` +
+        'or List manifests; prints them again, everything else unchanged. Apply the ConfigMap of --print-configmap ' +
+        'to each namespace first',
+    )
     .option('-f, --filename <file>', 'a YAML file of manifests, or - for standard input')
-    .addOption(new Option('--role <role>',
-      'the sidecar: originate (the app connects to 127.0.0.1:PORT of a Service), terminate, or both')
-      .choices([...injectRoles, 'both']))
+    .addOption(
+      new Option(
+        '--role <role>',
+        'the sidecar: originate (the app connects to 127.0.0.1:PORT of a Service), terminate, or both',
+      ).choices([...injectRoles, 'both']),
+    )
     .option('--image <image>', 'the Envoy image', defaultEnvoyImage)
     .option('--xds-address <host:port>', 'where the shim serves ADS (in the ConfigMap)', defaultXdsAddress)
-    .option('--print-configmap',
-      `print the ConfigMap ${configMapName} with the sidecars' bootstraps instead (one per namespace)`)
+    .option(
+      '--print-configmap',
+      `print the ConfigMap ${configMapName} with the sidecars' bootstraps instead (one per namespace)`,
+    )
     .option('--namespace <ns>', 'with --print-configmap: its namespace', 'default')
     .action((o) => {
       if (o.printConfigmap) {

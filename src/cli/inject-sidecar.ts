@@ -96,9 +96,11 @@ export function sidecarBootstrap(role: InjectRole, xdsAddress: string): Record<s
     connect_timeout: '1s',
     load_assignment: {
       cluster_name: 'envoy-admin',
-      endpoints: [{
-        lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: admin } } } }],
-      }],
+      endpoints: [
+        {
+          lb_endpoints: [{ endpoint: { address: { socket_address: { address: '127.0.0.1', port_value: admin } } } }],
+        },
+      ],
     },
   });
   statics.listeners = [readyListener(ready)];
@@ -113,29 +115,39 @@ function readyListener(port: number): Record<string, unknown> {
   return {
     name: 'envoy-ready',
     address: { socket_address: { address: '0.0.0.0', port_value: port } },
-    filter_chains: [{
-      filters: [{
-        name: 'envoy.filters.network.http_connection_manager',
-        typed_config: {
-          '@type': `type.googleapis.com/${hcmType}`,
-          stat_prefix: 'envoy_ready',
-          route_config: {
-            virtual_hosts: [{
-              name: 'ready',
-              domains: ['*'],
-              routes: [{
-                match: { path: '/ready', headers: [{ name: ':method', string_match: { exact: 'GET' } }] },
-                route: { cluster: 'envoy-admin' },
-              }],
-            }],
+    filter_chains: [
+      {
+        filters: [
+          {
+            name: 'envoy.filters.network.http_connection_manager',
+            typed_config: {
+              '@type': `type.googleapis.com/${hcmType}`,
+              stat_prefix: 'envoy_ready',
+              route_config: {
+                virtual_hosts: [
+                  {
+                    name: 'ready',
+                    domains: ['*'],
+                    routes: [
+                      {
+                        match: { path: '/ready', headers: [{ name: ':method', string_match: { exact: 'GET' } }] },
+                        route: { cluster: 'envoy-admin' },
+                      },
+                    ],
+                  },
+                ],
+              },
+              http_filters: [
+                {
+                  name: 'envoy.filters.http.router',
+                  typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
+                },
+              ],
+            },
           },
-          http_filters: [{
-            name: 'envoy.filters.http.router',
-            typed_config: { '@type': 'type.googleapis.com/envoy.extensions.filters.http.router.v3.Router' },
-          }],
-        },
-      }],
-    }],
+        ],
+      },
+    ],
   };
 }
 

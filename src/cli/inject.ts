@@ -3,8 +3,14 @@
 // document with nothing to inject (or injected already) is written back as the very bytes it was read as.
 import YAML, { isMap, isSeq, LineCounter, type Document, type Node, type YAMLMap, type YAMLSeq } from 'yaml';
 import {
-  bootstrapVolume, configMapName, containerName, envoyContainer, injectedAnnotation, injectRoles,
-  type InjectRole, type SidecarOptions,
+  bootstrapVolume,
+  configMapName,
+  containerName,
+  envoyContainer,
+  injectedAnnotation,
+  injectRoles,
+  type InjectRole,
+  type SidecarOptions,
 } from './inject-sidecar.js';
 
 export interface InjectOptions extends SidecarOptions {
@@ -85,8 +91,11 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
   const containers = spec.get('containers');
   if (!isSeq(containers)) return fail([...paths.spec, 'containers'], 'no containers list');
   if (spec.get('hostNetwork') === true) {
-    return fail([...paths.spec, 'hostNetwork'], "true: cannot inject: the sidecar would bind the node's addresses and "
-      + "ports, and $(POD_IP) would be the node's IP, shared by every pod on it");
+    return fail(
+      [...paths.spec, 'hostNetwork'],
+      "true: cannot inject: the sidecar would bind the node's addresses and " +
+        "ports, and $(POD_IP) would be the node's IP, shared by every pod on it",
+    );
   }
   const volumes = spec.get('volumes');
   if (volumes != null && !isSeq(volumes)) return fail([...paths.spec, 'volumes'], 'not a list');
@@ -96,7 +105,8 @@ function injectWorkload(doc: Document, workload: YAMLMap, o: InjectOptions): Out
     if (node != null && !isMap(node)) return fail(path, 'not a map');
   }
   const annotationPath = [...metadataPath, 'annotations', injectedAnnotation];
-  const previous = String(workload.getIn(annotationPath) ?? '').split(',')
+  const previous = String(workload.getIn(annotationPath) ?? '')
+    .split(',')
     .filter((r): r is InjectRole => injectRoles.includes(r as InjectRole));
 
   // Every name inject would add must be free, or be inject's own from an earlier run.
@@ -158,7 +168,11 @@ function sameValue(a: unknown, b: unknown): boolean {
 function canonical(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(canonical);
   if (v && typeof v === 'object') {
-    return Object.fromEntries(Object.keys(v).sort().map((k) => [k, canonical((v as Record<string, unknown>)[k])]));
+    return Object.fromEntries(
+      Object.keys(v)
+        .sort()
+        .map((k) => [k, canonical((v as Record<string, unknown>)[k])]),
+    );
   }
   return v;
 }

@@ -18,14 +18,28 @@ import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
 import { parseAccessLogDir } from '../model/annotations.js';
 import { checkDnsLabel } from '../model/values.js';
-import { adminGet, formatData, nodeResources, nodeSummary, statusTable, type NodeConfig, type NodeStatus } from './status.js';
+import {
+  adminGet,
+  formatData,
+  nodeResources,
+  nodeSummary,
+  statusTable,
+  type NodeConfig,
+  type NodeStatus,
+} from './status.js';
 
 async function sourceFrom(
-  spec: string, logger: ReturnType<typeof createLogger>, namespaces: string[], limits: Partial<FileLimits> = {},
+  spec: string,
+  logger: ReturnType<typeof createLogger>,
+  namespaces: string[],
+  limits: Partial<FileLimits> = {},
 ): Promise<{ source: Source; events?: EventRecorder }> {
   if (spec === 'kubernetes') {
     // Loaded only when used: the Kubernetes client is tens of MB of heap a file-sourced shim never needs.
-    const [{ KubernetesSource }, { EventRecorder }] = await Promise.all([import('../sources/kubernetes.js'), import('../sources/kube-events.js')]);
+    const [{ KubernetesSource }, { EventRecorder }] = await Promise.all([
+      import('../sources/kubernetes.js'),
+      import('../sources/kube-events.js'),
+    ]);
     const source = new KubernetesSource({ logger, namespaces });
     return { source, events: new EventRecorder(source.kubeConfig, logger) };
   }
@@ -39,7 +53,8 @@ async function sourceFrom(
 
 function durationMs(option: string, text: string): number {
   const seconds = parseDuration(text);
-  if (seconds === undefined || seconds <= 0) throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
+  if (seconds === undefined || seconds <= 0)
+    throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
   return Math.round(seconds * 1000);
 }
 
@@ -67,7 +82,8 @@ function accessLogDir(value: string, all: string[]): string[] {
   return [...all, parsed.dir];
 }
 
-const accessLogDirHelp = 'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
+const accessLogDirHelp =
+  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
 
 /** The package's version, from the package.json above src/ or dist/src/ (the CLI runs from either). */
 function packageVersion(): string {
@@ -79,27 +95,58 @@ function packageVersion(): string {
 }
 
 export function program(): Command {
-  const cli = new Command('tunnel-shim').description('An xDS control plane that serves Envoy HTTP CONNECT tunnels').showHelpAfterError();
+  const cli = new Command('tunnel-shim')
+    .description('An xDS control plane that serves Envoy HTTP CONNECT tunnels')
+    .showHelpAfterError();
   cli.version(packageVersion(), '-V, --version', 'print the version of tunnel-shim');
 
   cli
     .command('serve')
     .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
-    .requiredOption('--source <spec>', 'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), or file:PATH (a YAML file or folder)')
-    .option('--namespace <ns>', 'kubernetes source: watch only this namespace (repeatable)', (v: string, all: string[]) => [...all, v], [] as string[])
+    .requiredOption(
+      '--source <spec>',
+      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), or file:PATH (a YAML file or folder)',
+    )
+    .option(
+      '--namespace <ns>',
+      'kubernetes source: watch only this namespace (repeatable)',
+      (v: string, all: string[]) => [...all, v],
+      [] as string[],
+    )
     .option('--xds-address <host:port>', 'gRPC ADS listen address', '127.0.0.1:18000')
     .option('--admin-address <host:port>', 'admin HTTP listen address (loopback unless you mean it)', '127.0.0.1:18080')
-    .addOption(new Option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities')
-      .argParser(clusterDomain).default('cluster.local'))
-    .addOption(new Option('--access-log-dir <dir>', accessLogDirHelp).argParser(accessLogDir).default([], 'any absolute path'))
-    .option('--log-level <level>', 'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)', 'info')
-    .addOption(new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'))
-    .option('--max-connection-age <duration>', 'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas', '30m')
+    .addOption(
+      new Option('--cluster-domain <domain>', 'Kubernetes cluster domain used in tunnel authorities')
+        .argParser(clusterDomain)
+        .default('cluster.local'),
+    )
+    .addOption(
+      new Option('--access-log-dir <dir>', accessLogDirHelp).argParser(accessLogDir).default([], 'any absolute path'),
+    )
+    .option(
+      '--log-level <level>',
+      'trace, debug, info, warn, error (change it at run time: PUT /debug/log-level?level=debug on the admin port)',
+      'info',
+    )
+    .addOption(
+      new Option('--log-format <format>', 'json, or pretty for terminals').choices(['json', 'pretty']).default('json'),
+    )
+    .option(
+      '--max-connection-age <duration>',
+      'ask Envoys to reconnect after this long (±10% jitter), so they spread over replicas',
+      '30m',
+    )
     .option('--max-connection-age-grace <duration>', 'then close the connection after this long', '1m')
-    .addOption(new Option('--max-file-size <size>', 'file source: a larger YAML file is not read (an error names it)')
-      .argParser(byteSize).default(defaultFileLimits.maxFileBytes, '8MiB'))
-    .addOption(new Option('--max-source-size <size>', 'file source: files past this total (in name order) are not read')
-      .argParser(byteSize).default(defaultFileLimits.maxTotalBytes, '64MiB'))
+    .addOption(
+      new Option('--max-file-size <size>', 'file source: a larger YAML file is not read (an error names it)')
+        .argParser(byteSize)
+        .default(defaultFileLimits.maxFileBytes, '8MiB'),
+    )
+    .addOption(
+      new Option('--max-source-size <size>', 'file source: files past this total (in name order) are not read')
+        .argParser(byteSize)
+        .default(defaultFileLimits.maxTotalBytes, '64MiB'),
+    )
     .option(
       '--stuck-stream-timeout <duration>',
       'close an ADS stream whose Envoy reads nothing of what it was sent for this long (DEADLINE_EXCEEDED)',
@@ -144,10 +191,16 @@ export function program(): Command {
     .requiredOption('--node-id <id>', 'the Envoy node id (unique per Envoy)')
     .option('--node-cluster <name>', 'the Envoy node cluster')
     .option('--xds-address <host:port>', 'where the shim serves ADS', '127.0.0.1:18000')
-    .option('--listen-address <ip>', 'originate: listen here instead of on Service clusterIPs; terminate: bind tunnels here only')
+    .option(
+      '--listen-address <ip>',
+      'originate: listen here instead of on Service clusterIPs; terminate: bind tunnels here only',
+    )
     .option('--admin-address <host:port>', "Envoy's own admin address (default 127.0.0.1:9901, :9902, :9903 by role)")
     .option('--access-log <path>', 'file for the access logs of tunnel listeners')
-    .option('--relay-http-backend <ip:port>', 'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404')
+    .option(
+      '--relay-http-backend <ip:port>',
+      'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404',
+    )
     .option('--delta', 'use incremental xDS (api_type DELTA_GRPC) instead of state of the world')
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
@@ -176,24 +229,45 @@ export function program(): Command {
     .option('--listen-address <ip>', 'as in tunnel-shim bootstrap')
     .option('--access-log <path>', 'as in tunnel-shim bootstrap')
     .option('--relay-http-backend <ip:port>', 'as in tunnel-shim bootstrap')
-    .addOption(new Option('--cluster-domain <domain>', 'Kubernetes cluster domain')
-      .argParser(clusterDomain).default('cluster.local'))
-    .addOption(new Option('--access-log-dir <dir>', 'as in tunnel-shim serve (repeatable)').argParser(accessLogDir).default([], 'none'))
+    .addOption(
+      new Option('--cluster-domain <domain>', 'Kubernetes cluster domain')
+        .argParser(clusterDomain)
+        .default('cluster.local'),
+    )
+    .addOption(
+      new Option('--access-log-dir <dir>', 'as in tunnel-shim serve (repeatable)')
+        .argParser(accessLogDir)
+        .default([], 'none'),
+    )
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const path = String(o.source).replace(/^file:/, '');
       if (!fs.existsSync(path)) throw new Error(`--source ${o.source}: ${path} does not exist`);
-      const view = { role: o.role as Role, listenAddress: o.listenAddress, accessLog: o.accessLog, relayHttpBackend: o.relayHttpBackend };
-      const { resources, diagnostics } = render(new FileSource(path).read(), view, { clusterDomain: o.clusterDomain, accessLogDirs: o.accessLogDir });
+      const view = {
+        role: o.role as Role,
+        listenAddress: o.listenAddress,
+        accessLog: o.accessLog,
+        relayHttpBackend: o.relayHttpBackend,
+      };
+      const { resources, diagnostics } = render(new FileSource(path).read(), view, {
+        clusterDomain: o.clusterDomain,
+        accessLogDirs: o.accessLogDir,
+      });
       const out = { node: o.nodeId, role: o.role, ...resources };
-      process.stdout.write(o.output === 'json' ? `${JSON.stringify(out, null, 2)}\n` : YAML.stringify(out, { aliasDuplicateObjects: false }));
+      process.stdout.write(
+        o.output === 'json'
+          ? `${JSON.stringify(out, null, 2)}\n`
+          : YAML.stringify(out, { aliasDuplicateObjects: false }),
+      );
       for (const line of diagnosticLines(diagnostics)) process.stderr.write(`${line}\n`);
       if (diagnostics.some((d) => d.severity === 'error')) process.exitCode = 1;
     });
 
   cli
     .command('import-envoyfilter')
-    .description('print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent')
+    .description(
+      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent',
+    )
     .argument('<files...>', 'YAML files with EnvoyFilter objects (other kinds are skipped)')
     .action((files: string[]) => {
       const objects = files.flatMap((file) => {
@@ -214,10 +288,17 @@ export function program(): Command {
 
   cli
     .command('status')
-    .description('what a running shim sent to each Envoy and what each did with it; with NODE, that node\'s resources')
+    .description("what a running shim sent to each Envoy and what each did with it; with NODE, that node's resources")
     .argument('[node]', 'a node id: show its listeners, routes, clusters and endpoints')
     .option('--admin-address <host:port>', "the shim's admin address", '127.0.0.1:18080')
-    .addOption(new Option('--output <format>', 'table (default), json, or yaml; with NODE, json and yaml give the full resources').choices(['table', 'json', 'yaml']).default('table'))
+    .addOption(
+      new Option(
+        '--output <format>',
+        'table (default), json, or yaml; with NODE, json and yaml give the full resources',
+      )
+        .choices(['table', 'json', 'yaml'])
+        .default('table'),
+    )
     .action(async (node: string | undefined, o) => {
       if (node === undefined) {
         const nodes = await adminGet<NodeStatus[]>(o.adminAddress, '/debug/nodes');

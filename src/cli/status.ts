@@ -43,7 +43,9 @@ export async function adminGet<T>(adminAddress: string, path: string): Promise<T
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
-    throw new Error(`cannot reach the shim's admin at ${adminAddress} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); is tunnel-shim serve running there? (--admin-address)`);
+    throw new Error(
+      `cannot reach the shim's admin at ${adminAddress} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); is tunnel-shim serve running there? (--admin-address)`,
+    );
   }
   const body = (await res.json()) as T & { error?: string };
   if (!res.ok) throw new Error(`${url}: ${escapeText(String(body.error ?? res.status))}`);
@@ -52,14 +54,27 @@ export async function adminGet<T>(adminAddress: string, path: string): Promise<T
 
 // In push order; EXTENSIONS are the connection managers terminators and relays get over ECDS.
 const typeColumns: [ResourceKind, string][] = [
-  ['cluster', 'CLUSTERS'], ['endpoint', 'ENDPOINTS'], ['extension', 'EXTENSIONS'], ['listener', 'LISTENERS'], ['route', 'ROUTES'],
+  ['cluster', 'CLUSTERS'],
+  ['endpoint', 'ENDPOINTS'],
+  ['extension', 'EXTENSIONS'],
+  ['listener', 'LISTENERS'],
+  ['route', 'ROUTES'],
 ];
 
 /** Columns padded to their widest cell; the last column is not padded. Cells are escaped (escapeText). */
 export function table(cells: string[][]): string {
   const rows = cells.map((r) => r.map(escapeText));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
-  return rows.map((r) => r.map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!))).join('   ').trimEnd()).join('\n') + '\n';
+  return (
+    rows
+      .map((r) =>
+        r
+          .map((cell, i) => (i === r.length - 1 ? cell : cell.padEnd(widths[i]!)))
+          .join('   ')
+          .trimEnd(),
+      )
+      .join('\n') + '\n'
+  );
 }
 
 function typeCell(t: TypeView | undefined): string {
@@ -95,7 +110,9 @@ function listenerRow(e: ConfigEntry, discovered: Map<string, any>): string[] {
   const l = e.resource;
   const chains: any[] = [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])];
   const details = chains.map((chain) => {
-    const match = chain.filter_chain_match?.prefix_ranges?.map((p: any) => `${p.address_prefix}/${p.prefix_len}`).join(',');
+    const match = chain.filter_chain_match?.prefix_ranges
+      ?.map((p: any) => `${p.address_prefix}/${p.prefix_len}`)
+      .join(',');
     const filters = (chain.filters ?? []).map((f: any) => {
       const c = (f.config_discovery ? discovered.get(f.name)?.typed_config : f.typed_config) ?? {};
       const label = f.config_discovery ? `ecds ${f.name}` : filterShortName(f.name);
@@ -112,18 +129,31 @@ function listenerRow(e: ConfigEntry, discovered: Map<string, any>): string[] {
 function routeRows(e: ConfigEntry): string[][] {
   const hosts: any[] = e.resource.virtual_hosts ?? [];
   if (hosts.length === 0) return [[e.name, '(no virtual hosts: every authority gets 404)', '-', e.status]];
-  return hosts.map((h) => [e.name, (h.domains ?? []).join(','), (h.routes ?? []).map((r: any) => `${r.match?.connect_matcher ? 'CONNECT' : JSON.stringify(r.match)} -> ${r.route?.cluster ?? '?'}`).join('; '), e.status]);
+  return hosts.map((h) => [
+    e.name,
+    (h.domains ?? []).join(','),
+    (h.routes ?? [])
+      .map(
+        (r: any) => `${r.match?.connect_matcher ? 'CONNECT' : JSON.stringify(r.match)} -> ${r.route?.cluster ?? '?'}`,
+      )
+      .join('; '),
+    e.status,
+  ]);
 }
 
 function clusterRow(e: ConfigEntry): string[] {
   const c = e.resource;
-  const http = c.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']?.explicit_http_config;
+  const http =
+    c.typed_extension_protocol_options?.['envoy.extensions.upstreams.http.v3.HttpProtocolOptions']
+      ?.explicit_http_config;
   const protocol = http?.http2_protocol_options ? 'HTTP/2' : http?.http_protocol_options ? 'HTTP/1.1' : 'TCP';
   return [e.name, c.type ?? 'STATIC', c.lb_policy ?? 'ROUND_ROBIN', protocol, e.status];
 }
 
 function endpointRows(e: ConfigEntry): string[][] {
-  const hosts = (e.resource.endpoints ?? []).flatMap((l: any) => (l.lb_endpoints ?? []).map((x: any) => address(x.endpoint?.address)));
+  const hosts = (e.resource.endpoints ?? []).flatMap((l: any) =>
+    (l.lb_endpoints ?? []).map((x: any) => address(x.endpoint?.address)),
+  );
   return [[e.name, hosts.join(', ') || '(none)', e.status]];
 }
 
@@ -145,7 +175,9 @@ export function nodeSummary(config: NodeConfig): string {
       ['ENDPOINTS OF', 'ADDRESSES', 'STATUS'],
       ...config.endpoint.flatMap(endpointRows),
       // STATIC clusters carry their endpoints inline: shown too, so every destination is listed.
-      ...config.cluster.filter((c) => c.resource.load_assignment).flatMap((c) => endpointRows({ ...c, name: `${c.name} (inline)`, resource: c.resource.load_assignment })),
+      ...config.cluster
+        .filter((c) => c.resource.load_assignment)
+        .flatMap((c) => endpointRows({ ...c, name: `${c.name} (inline)`, resource: c.resource.load_assignment })),
     ]),
   ];
   if (nackLines.length > 0) sections.push(`NACKED\n${nackLines.join('\n')}\n`);
@@ -155,7 +187,11 @@ export function nodeSummary(config: NodeConfig): string {
 /** The full resources (as served) for --output yaml|json. */
 export function nodeResources(config: NodeConfig): Record<string, unknown> {
   const plural = {
-    cluster: 'clusters', endpoint: 'endpoints', extension: 'extensions', listener: 'listeners', route: 'routes',
+    cluster: 'clusters',
+    endpoint: 'endpoints',
+    extension: 'extensions',
+    listener: 'listeners',
+    route: 'routes',
   } as const;
   const out: Record<string, unknown> = { node: config.node, role: config.role };
   for (const kind of pushOrder) out[plural[kind]] = (config[kind] ?? []).map((e) => e.resource);
@@ -163,5 +199,7 @@ export function nodeResources(config: NodeConfig): Record<string, unknown> {
 }
 
 export function formatData(data: unknown, output: 'json' | 'yaml'): string {
-  return output === 'json' ? `${JSON.stringify(data, null, 2)}\n` : YAML.stringify(data, { aliasDuplicateObjects: false });
+  return output === 'json'
+    ? `${JSON.stringify(data, null, 2)}\n`
+    : YAML.stringify(data, { aliasDuplicateObjects: false });
 }

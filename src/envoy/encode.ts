@@ -28,7 +28,12 @@ export function encodeMessage(typeUrl: string, object: ResourceObject): Uint8Arr
 }
 
 /** `protoForm` is what protobufjs encodes; `object` is the Envoy JSON form kept for display. */
-export function encodeResource(typeUrl: string, name: string, protoForm: ResourceObject, object: ResourceObject): EncodedResource {
+export function encodeResource(
+  typeUrl: string,
+  name: string,
+  protoForm: ResourceObject,
+  object: ResourceObject,
+): EncodedResource {
   const value = encodeMessage(typeUrl, protoForm);
   const any = lookupType('google.protobuf.Any');
   const anyBytes = any.encode(any.create({ type_url: typeUrl, value })).finish();
@@ -45,7 +50,8 @@ export function contentVersion(...parts: (Uint8Array | string)[]): string {
   return hash.digest('hex').slice(0, 16);
 }
 
-let responseFields: { resources: number; version: number; typeUrl: number; nonce: number; controlPlane: number } | undefined;
+let responseFields:
+  { resources: number; version: number; typeUrl: number; nonce: number; controlPlane: number } | undefined;
 
 function fieldIds() {
   if (!responseFields) {
@@ -91,18 +97,27 @@ export function encodeDiscoveryResponse(args: {
 }
 
 /** Decodes Any-wrapped resources to JSON-friendly objects (for tests and debugging). */
-export function decodeAny(anyBytesOrMessage: Uint8Array | { type_url: string; value: Uint8Array }): { typeUrl: string; object: ResourceObject } {
+export function decodeAny(anyBytesOrMessage: Uint8Array | { type_url: string; value: Uint8Array }): {
+  typeUrl: string;
+  object: ResourceObject;
+} {
   const anyType = lookupType('google.protobuf.Any');
-  const any = anyBytesOrMessage instanceof Uint8Array
-    ? (anyType.decode(anyBytesOrMessage) as unknown as { type_url: string; value: Uint8Array })
-    : anyBytesOrMessage;
+  const any =
+    anyBytesOrMessage instanceof Uint8Array
+      ? (anyType.decode(anyBytesOrMessage) as unknown as { type_url: string; value: Uint8Array })
+      : anyBytesOrMessage;
   const type = lookupType(messageNameOf(any.type_url));
   const object = type.toObject(type.decode(any.value), toObjectOptions) as ResourceObject;
   return { typeUrl: any.type_url, object };
 }
 
 /** How resources are shown as data: enums by name, 64-bit numbers as strings, Any with @type. */
-export const toObjectOptions: protobuf.IConversionOptions = { enums: String, longs: String, json: true, defaults: false };
+export const toObjectOptions: protobuf.IConversionOptions = {
+  enums: String,
+  longs: String,
+  json: true,
+  defaults: false,
+};
 
 function fieldIdsOf(typeName: string, names: readonly string[]): Record<string, number> {
   const t = lookupType(typeName);
@@ -119,7 +134,14 @@ let deltaFields: { response: Record<string, number>; resource: Record<string, nu
 
 function deltaIds() {
   deltaFields ??= {
-    response: fieldIdsOf('envoy.service.discovery.v3.DeltaDiscoveryResponse', ['system_version_info', 'resources', 'type_url', 'removed_resources', 'nonce', 'control_plane']),
+    response: fieldIdsOf('envoy.service.discovery.v3.DeltaDiscoveryResponse', [
+      'system_version_info',
+      'resources',
+      'type_url',
+      'removed_resources',
+      'nonce',
+      'control_plane',
+    ]),
     resource: fieldIdsOf('envoy.service.discovery.v3.Resource', ['name', 'version', 'resource']),
   };
   return deltaFields;

@@ -4,7 +4,19 @@
 import protobuf from 'protobufjs';
 import { fullNameOf, lookupType } from './protos.js';
 
-const wrappers = new Set(['DoubleValue', 'FloatValue', 'Int64Value', 'UInt64Value', 'Int32Value', 'UInt32Value', 'BoolValue', 'StringValue', 'BytesValue'].map((n) => `.google.protobuf.${n}`));
+const wrappers = new Set(
+  [
+    'DoubleValue',
+    'FloatValue',
+    'Int64Value',
+    'UInt64Value',
+    'Int32Value',
+    'UInt32Value',
+    'BoolValue',
+    'StringValue',
+    'BytesValue',
+  ].map((n) => `.google.protobuf.${n}`),
+);
 
 export function parseProtoDuration(text: string): { seconds: number; nanos: number } {
   const m = /^(-?)(\d+)(?:\.(\d{1,9}))?s$/.exec(text);
@@ -49,7 +61,10 @@ export function fromEnvoyJson(type: protobuf.Type, value: unknown, path = ''): a
     field.resolve();
     const inner = field.resolvedType instanceof protobuf.Type ? field.resolvedType : undefined;
     if (!inner || v === undefined) out[key] = v;
-    else if (field instanceof protobuf.MapField) out[key] = Object.fromEntries(Object.entries(v as object).map(([k, x]) => [k, fromEnvoyJson(inner, x, `${here}.${k}`)]));
+    else if (field instanceof protobuf.MapField)
+      out[key] = Object.fromEntries(
+        Object.entries(v as object).map(([k, x]) => [k, fromEnvoyJson(inner, x, `${here}.${k}`)]),
+      );
     else if (field.repeated) out[key] = (v as unknown[]).map((x, i) => fromEnvoyJson(inner, x, `${here}[${i}]`));
     else out[key] = fromEnvoyJson(inner, v, here);
   }

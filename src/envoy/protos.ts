@@ -18,7 +18,7 @@ function findManifest(): string {
     const candidate = path.join(dir, 'protos', 'manifest.json');
     if (fs.existsSync(candidate)) return candidate;
   }
-  throw new Error('protos/manifest.json not found above the shim\'s own files');
+  throw new Error("protos/manifest.json not found above the shim's own files");
 }
 
 function packageDir(name: string): string {

@@ -30,7 +30,13 @@ function durationNanos(value: any): bigint | undefined {
   return BigInt(value.seconds ?? 0) * 1_000_000_000n + BigInt(value.nanos ?? 0);
 }
 
-function compareBounds(path: string, actual: number | bigint, rules: Rules, toNumber: (v: any) => number | bigint, out: Violation[]) {
+function compareBounds(
+  path: string,
+  actual: number | bigint,
+  rules: Rules,
+  toNumber: (v: any) => number | bigint,
+  out: Violation[],
+) {
   const bound = (name: string) => (isPresent(rules[name]) ? toNumber(rules[name]) : undefined);
   const gt = bound('gt');
   const gte = bound('gte');
@@ -52,22 +58,39 @@ function checkScalar(path: string, value: unknown, rules: Rules, out: Violation[
   if (rules.string && typeof value === 'string') {
     const r = rules.string as Rules;
     const len = [...value].length;
-    if (isPresent(r.min_len) && len < Number(r.min_len)) out.push({ path, message: `must have at least ${r.min_len} characters` });
-    if (isPresent(r.max_len) && len > Number(r.max_len)) out.push({ path, message: `must have at most ${r.max_len} characters` });
+    if (isPresent(r.min_len) && len < Number(r.min_len))
+      out.push({ path, message: `must have at least ${r.min_len} characters` });
+    if (isPresent(r.max_len) && len > Number(r.max_len))
+      out.push({ path, message: `must have at most ${r.max_len} characters` });
     const bytes = Buffer.byteLength(value);
-    if (isPresent(r.min_bytes) && bytes < Number(r.min_bytes)) out.push({ path, message: `must have at least ${r.min_bytes} bytes` });
-    if (isPresent(r.max_bytes) && bytes > Number(r.max_bytes)) out.push({ path, message: `must have at most ${r.max_bytes} bytes` });
-    if (isPresent(r.prefix) && !value.startsWith(r.prefix)) out.push({ path, message: `must start with ${JSON.stringify(r.prefix)}` });
+    if (isPresent(r.min_bytes) && bytes < Number(r.min_bytes))
+      out.push({ path, message: `must have at least ${r.min_bytes} bytes` });
+    if (isPresent(r.max_bytes) && bytes > Number(r.max_bytes))
+      out.push({ path, message: `must have at most ${r.max_bytes} bytes` });
+    if (isPresent(r.prefix) && !value.startsWith(r.prefix))
+      out.push({ path, message: `must start with ${JSON.stringify(r.prefix)}` });
     if (r.well_known_regex === 'HTTP_HEADER_NAME' && r.strict !== false && !headerName.test(value)) {
       out.push({ path, message: 'must be a valid HTTP header name' });
     }
     if (r.well_known_regex === 'HTTP_HEADER_VALUE' && r.strict !== false && !headerValue.test(value)) {
       out.push({ path, message: 'must be a valid HTTP header value' });
     }
-    if (Array.isArray(r.in) && r.in.length > 0 && !r.in.includes(value)) out.push({ path, message: `must be one of ${r.in.join(', ')}` });
+    if (Array.isArray(r.in) && r.in.length > 0 && !r.in.includes(value))
+      out.push({ path, message: `must be one of ${r.in.join(', ')}` });
     return;
   }
-  for (const kind of ['uint32', 'uint64', 'int32', 'int64', 'double', 'float', 'fixed32', 'fixed64', 'sint32', 'sint64']) {
+  for (const kind of [
+    'uint32',
+    'uint64',
+    'int32',
+    'int64',
+    'double',
+    'float',
+    'fixed32',
+    'fixed64',
+    'sint32',
+    'sint64',
+  ]) {
     if (rules[kind] && isPresent(value)) {
       compareBounds(path, Number(value), rules[kind], Number, out);
       return;
@@ -116,16 +139,20 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
       const items = Array.isArray(value) ? value : [];
       if (rules?.repeated) {
         const r = rules.repeated as Rules;
-        if (isPresent(r.min_items) && items.length < Number(r.min_items)) out.push({ path, message: `must have at least ${r.min_items} items` });
-        if (isPresent(r.max_items) && items.length > Number(r.max_items)) out.push({ path, message: `must have at most ${r.max_items} items` });
+        if (isPresent(r.min_items) && items.length < Number(r.min_items))
+          out.push({ path, message: `must have at least ${r.min_items} items` });
+        if (isPresent(r.max_items) && items.length > Number(r.max_items))
+          out.push({ path, message: `must have at most ${r.max_items} items` });
       }
       items.forEach((item, i) => checkValue(field, `${path}[${i}]`, item, rules?.repeated?.items, out));
       continue;
     }
     if (field instanceof protobuf.MapField) {
       const entries = value && typeof value === 'object' ? Object.entries(value) : [];
-      if (rules?.map?.min_pairs && entries.length < Number(rules.map.min_pairs)) out.push({ path, message: `must have at least ${rules.map.min_pairs} entries` });
-      for (const [key, item] of entries) checkValue(field, `${path}[${JSON.stringify(key)}]`, item, rules?.map?.values, out);
+      if (rules?.map?.min_pairs && entries.length < Number(rules.map.min_pairs))
+        out.push({ path, message: `must have at least ${rules.map.min_pairs} entries` });
+      for (const [key, item] of entries)
+        checkValue(field, `${path}[${JSON.stringify(key)}]`, item, rules?.map?.values, out);
       continue;
     }
     // A oneof member's rules apply only when that member is the one set.
@@ -176,8 +203,10 @@ function checkValue(field: protobuf.Field, path: string, value: unknown, rules: 
     // scalar has its default value ("" or 0), which the rules apply to as well.
     const isMessage = field.resolvedType instanceof protobuf.Type;
     const scalar = isMessage
-      ? isWrapper(field.resolvedType as protobuf.Type) && value && typeof value === 'object' ? (value as { value?: unknown }).value : undefined
-      : value ?? (field.resolvedType ? undefined : field.typeDefault);
+      ? isWrapper(field.resolvedType as protobuf.Type) && value && typeof value === 'object'
+        ? (value as { value?: unknown }).value
+        : undefined
+      : (value ?? (field.resolvedType ? undefined : field.typeDefault));
     checkScalar(path, scalar, rules, out);
     if (rules.enum?.defined_only && isPresent(value) && field.resolvedType instanceof protobuf.Enum) {
       const values = field.resolvedType.values;
@@ -185,7 +214,12 @@ function checkValue(field: protobuf.Field, path: string, value: unknown, rules: 
       if (!known) out.push({ path, message: `${String(value)} is not a defined ${field.resolvedType.name}` });
     }
   }
-  if (field.resolvedType instanceof protobuf.Type && value && typeof value === 'object' && !isWrapperOrDuration(field.resolvedType)) {
+  if (
+    field.resolvedType instanceof protobuf.Type &&
+    value &&
+    typeof value === 'object' &&
+    !isWrapperOrDuration(field.resolvedType)
+  ) {
     walk(field.resolvedType, value as Record<string, unknown>, path, out);
   }
 }

@@ -37,5 +37,11 @@ export function parseIstioCluster(name: string): IstioCluster | undefined {
 
 /** Kubernetes object names are DNS labels: anything else is folded into one. */
 export function dnsLabel(text: string): string {
-  return text.toLowerCase().replace(/[^a-z0-9-]+/g, '-').replace(/^-+|-+$/g, '').slice(0, 63) || 'imported';
+  return (
+    text
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 63) || 'imported'
+  );
 }

@@ -3,7 +3,13 @@
 import YAML from 'yaml';
 import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
 import {
-  checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode, parseDurationNanos, protoDuration,
+  checkAuthority,
+  checkAuthorityFormat,
+  checkHeaderValue,
+  checkPath,
+  checkUnicode,
+  parseDurationNanos,
+  protoDuration,
 } from './values.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
 
@@ -25,7 +31,9 @@ export function parsePort(text: string): number | undefined {
 
 function oneOf<T extends string>(what: string, values: readonly T[]) {
   return (text: string): Parsed<T> =>
-    values.includes(text.trim() as T) ? ok(text.trim() as T) : fail(`unknown ${what} ${JSON.stringify(text)}; use one of ${values.join(', ')}`);
+    values.includes(text.trim() as T)
+      ? ok(text.trim() as T)
+      : fail(`unknown ${what} ${JSON.stringify(text)}; use one of ${values.join(', ')}`);
 }
 
 function port(text: string): Parsed<number> {
@@ -47,7 +55,9 @@ function durationOf(min: number) {
 function integer(min: number, max: number) {
   return (text: string): Parsed<number> => {
     const n = Number(text.trim());
-    return /^\d+$/.test(text.trim()) && n >= min && n <= max ? ok(n) : fail(`${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
+    return /^\d+$/.test(text.trim()) && n >= min && n <= max
+      ? ok(n)
+      : fail(`${JSON.stringify(text)} is not a whole number from ${min} to ${max}`);
   };
 }
 
@@ -77,12 +87,16 @@ function stringMap(text: string): Parsed<Record<string, string>> {
   try {
     value = YAML.parse(text, { logLevel: 'error' });
   } catch (err) {
-    return fail(`is not a map like {key: value} (${(err as Error).message.split('\n')[0]}); quote values that start with %`);
+    return fail(
+      `is not a map like {key: value} (${(err as Error).message.split('\n')[0]}); quote values that start with %`,
+    );
   }
-  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0) return fail('is not a non-empty map like {key: value}');
+  if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0)
+    return fail('is not a non-empty map like {key: value}');
   const out: Record<string, string> = {};
   for (const [k, v] of Object.entries(value)) {
-    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean') return fail(`${JSON.stringify(k)} must have a string value`);
+    if (typeof v !== 'string' && typeof v !== 'number' && typeof v !== 'boolean')
+      return fail(`${JSON.stringify(k)} must have a string value`);
     // YAML escapes such as "\ud800" make lone surrogates out of plain ASCII.
     const unicode = checkUnicode(k) ?? checkUnicode(String(v));
     if (unicode) return fail(`${checkUnicode(k) ? 'a key' : `the value of ${JSON.stringify(k)}`} ${unicode}`);
@@ -95,7 +109,8 @@ function labelMap(text: string): Parsed<Record<string, string>> {
   const parsed = stringMap(text);
   if ('error' in parsed) return parsed;
   for (const k of Object.keys(parsed.value)) {
-    if (!/^([a-z0-9.-]+\/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(k)) return fail(`${JSON.stringify(k)} is not a Pod label key`);
+    if (!/^([a-z0-9.-]+\/)?[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$/.test(k))
+      return fail(`${JSON.stringify(k)} is not a Pod label key`);
   }
   return parsed;
 }
@@ -115,7 +130,10 @@ function headers(text: string): Parsed<HeaderToAdd[]> {
 
 /** A virtual host domain: exact `host:port`, or one leading `*` for a suffix such as `*:1234` or `*.example.com:443`. */
 function domains(text: string): Parsed<string[]> {
-  const list = text.split(',').map((d) => d.trim()).filter(Boolean);
+  const list = text
+    .split(',')
+    .map((d) => d.trim())
+    .filter(Boolean);
   if (list.length === 0) return fail('lists no authority');
   for (const d of list) {
     if (d === '*') return fail('"*" would make the terminator an open proxy; list the authorities it may accept');
@@ -134,7 +152,8 @@ function postPath(text: string): Parsed<string> {
 /** Absolute paths only: a relative path would land wherever the Envoy process happens to run. */
 function logPath(text: string): Parsed<string> {
   const p = text.trim();
-  if (!p.startsWith('/') || p.split('/').includes('..') || /[\s\0]/.test(p)) return fail(`${JSON.stringify(text)} is not an absolute file path like /dev/stdout`);
+  if (!p.startsWith('/') || p.split('/').includes('..') || /[\s\0]/.test(p))
+    return fail(`${JSON.stringify(text)} is not an absolute file path like /dev/stdout`);
   // Envoy refuses the whole listener when it cannot open the file ("Is a directory").
   if (['', '.'].includes(p.split('/').at(-1)!)) {
     return fail(`${JSON.stringify(text)} names a directory; name a file like /var/log/tunnel.log`);
@@ -162,7 +181,10 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/propagate-response-headers': { key: 'propagateResponseHeaders', parse: bool },
   'tunnel-shim.io/propagate-response-trailers': { key: 'propagateResponseTrailers', parse: bool },
   'tunnel-shim.io/idle-timeout': { key: 'idleTimeout', parse: durationOf(0) },
-  'tunnel-shim.io/max-downstream-connection-duration': { key: 'maxDownstreamConnectionDuration', parse: durationOf(0.001) },
+  'tunnel-shim.io/max-downstream-connection-duration': {
+    key: 'maxDownstreamConnectionDuration',
+    parse: durationOf(0.001),
+  },
   'tunnel-shim.io/max-connect-attempts': { key: 'maxConnectAttempts', parse: integer(1, 100) },
   'tunnel-shim.io/access-log': { key: 'accessLog', parse: logPath },
   'tunnel-shim.io/access-log-format': { key: 'accessLogFormat', parse: formatString },

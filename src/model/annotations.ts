@@ -29,12 +29,17 @@ const a = (key: string) => `${annotationPrefix}${key}`;
 export const backendAnnotations = [a('metadata-match'), a('default-subset'), a('fallback-policy')];
 
 /** Parses the tunnel settings of a Service; `undefined` settings means the Service is not tunneled. */
-export function parseTunnelSettings(annotations: Record<string, string>): { settings?: TunnelSettings; errors: AnnotationError[] } {
+export function parseTunnelSettings(annotations: Record<string, string>): {
+  settings?: TunnelSettings;
+  errors: AnnotationError[];
+} {
   const errors: AnnotationError[] = [];
   const modeText = annotations[Annotation.tunnel];
   if (modeText === undefined) {
     // A TCPRoute backend needs no tunnel of its own, but may narrow its share to some Pods.
-    const stray = Object.keys(annotations).filter((k) => k.startsWith(annotationPrefix) && !backendAnnotations.includes(k));
+    const stray = Object.keys(annotations).filter(
+      (k) => k.startsWith(annotationPrefix) && !backendAnnotations.includes(k),
+    );
     for (const annotation of stray) {
       errors.push({ annotation, message: `has no effect without ${Annotation.tunnel}` });
     }
@@ -44,7 +49,10 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
   const modeWritten = String(modeText ?? '').trim();
   const mode = modeWritten === '' ? 'h2' : (modeWritten as TunnelMode);
   if (!tunnelModes.includes(mode)) {
-    errors.push({ annotation: Annotation.tunnel, message: `unknown tunnel mode ${JSON.stringify(modeText)}; use one of ${tunnelModes.join(', ')}` });
+    errors.push({
+      annotation: Annotation.tunnel,
+      message: `unknown tunnel mode ${JSON.stringify(modeText)}; use one of ${tunnelModes.join(', ')}`,
+    });
   }
   const settings: TunnelSettings = { mode, tunnelPort: defaultTunnelPort, placement: 'sidecar' };
   const given = new Set<string>();
@@ -73,27 +81,38 @@ export function parseTunnelSettings(annotations: Record<string, string>): { sett
 function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
   const errors: AnnotationError[] = [];
   const err = (key: string, message: string) => errors.push({ annotation: a(key), message });
-  if (s.postPath !== undefined && s.mode !== 'h2-post') err('post-path', `needs ${Annotation.tunnel}: h2-post (Envoy rejects post_path without use_post)`);
+  if (s.postPath !== undefined && s.mode !== 'h2-post')
+    err('post-path', `needs ${Annotation.tunnel}: h2-post (Envoy rejects post_path without use_post)`);
   if (s.mode === 'h2-post') s.postPath ??= '/';
   if (s.hostname !== undefined && hasFormatCommand(s.hostname) && !s.domains) {
-    err('hostname', `${JSON.stringify(s.hostname)} is decided per connection; list the authorities terminators may accept in ${a('domains')}`);
+    err(
+      'hostname',
+      `${JSON.stringify(s.hostname)} is decided per connection; list the authorities terminators may accept in ${a('domains')}`,
+    );
   }
-  if (s.maxConcurrentStreams !== undefined && s.mode === 'h1') err('max-concurrent-streams', 'HTTP/1.1 tunnels carry one stream per connection; use h2 or h2-post');
+  if (s.maxConcurrentStreams !== undefined && s.mode === 'h1')
+    err('max-concurrent-streams', 'HTTP/1.1 tunnels carry one stream per connection; use h2 or h2-post');
   for (const key of ['connection-keepalive-interval', 'connection-keepalive-timeout']) {
-    if (given.has(a(key)) && s.mode === 'h1') err(key, 'HTTP/1.1 tunnels have no HTTP/2 PING keepalive; use h2 or h2-post');
+    if (given.has(a(key)) && s.mode === 'h1')
+      err(key, 'HTTP/1.1 tunnels have no HTTP/2 PING keepalive; use h2 or h2-post');
   }
-  if (s.accessLogFormat !== undefined && s.accessLog === undefined) err('access-log-format', `needs ${a('access-log')} (the file to write)`);
+  if (s.accessLogFormat !== undefined && s.accessLog === undefined)
+    err('access-log-format', `needs ${a('access-log')} (the file to write)`);
   if (s.hashPolicy && s.lbPolicy && s.lbPolicy !== 'RING_HASH' && s.lbPolicy !== 'MAGLEV') {
     err('lb-policy', `${s.lbPolicy} ignores ${a('hash-policy')}; use RING_HASH or MAGLEV`);
   }
   if (s.hashPolicy) s.lbPolicy ??= 'RING_HASH';
   const subsetGiven = given.has(a('default-subset')) || given.has(a('fallback-policy'));
-  if (subsetGiven && !s.metadataMatch) err(given.has(a('default-subset')) ? 'default-subset' : 'fallback-policy', `needs ${a('metadata-match')}`);
+  if (subsetGiven && !s.metadataMatch)
+    err(given.has(a('default-subset')) ? 'default-subset' : 'fallback-policy', `needs ${a('metadata-match')}`);
   if (s.metadataMatch) s.fallbackPolicy ??= s.defaultSubset ? 'DEFAULT_SUBSET' : 'NO_FALLBACK';
-  if (s.fallbackPolicy === 'DEFAULT_SUBSET' && s.metadataMatch && !s.defaultSubset) err('fallback-policy', `DEFAULT_SUBSET needs ${a('default-subset')}`);
+  if (s.fallbackPolicy === 'DEFAULT_SUBSET' && s.metadataMatch && !s.defaultSubset)
+    err('fallback-policy', `DEFAULT_SUBSET needs ${a('default-subset')}`);
   errors.push(...windowChecks(s, given));
-  if (s.relayPort !== undefined && s.mode === 'h2-post') err('relay-port', 'relays forward CONNECT; an h2-post tunnel cannot be relayed');
-  if (s.relayPort !== undefined && s.relayPort === s.tunnelPort) err('relay-port', `must differ from the tunnel port ${s.tunnelPort}`);
+  if (s.relayPort !== undefined && s.mode === 'h2-post')
+    err('relay-port', 'relays forward CONNECT; an h2-post tunnel cannot be relayed');
+  if (s.relayPort !== undefined && s.relayPort === s.tunnelPort)
+    err('relay-port', `must differ from the tunnel port ${s.tunnelPort}`);
   return errors;
 }
 
@@ -105,11 +124,14 @@ function windowChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] 
   const stream = s.initialStreamWindowSize ?? flowControl.initialStreamWindowSize;
   const connection = s.initialConnectionWindowSize ?? flowControl.initialConnectionWindowSize;
   if (windows.length === 0 || stream * 2 <= connection) return [];
-  return [{
-    annotation: a(windows[0]!),
-    message: `the stream window (${stream}) must be at most half the connection window (${connection}), ` +
-      'or a few stuck tunnels take the whole pooled connection',
-  }];
+  return [
+    {
+      annotation: a(windows[0]!),
+      message:
+        `the stream window (${stream}) must be at most half the connection window (${connection}), ` +
+        'or a few stuck tunnels take the whole pooled connection',
+    },
+  ];
 }
 
 /** Envoy's own output streams write no file of the host: always allowed. */
@@ -121,7 +143,8 @@ const outputStreams = ['/dev/stdout', '/dev/stderr'];
  */
 export function parseAccessLogDir(text: string): { dir: string } | { error: string } {
   const d = text.trim();
-  if (!d.startsWith('/') || d.split('/').includes('..') || /[\s\0]/.test(d)) return { error: 'expected an absolute directory without .. like /var/log/tunnels' };
+  if (!d.startsWith('/') || d.split('/').includes('..') || /[\s\0]/.test(d))
+    return { error: 'expected an absolute directory without .. like /var/log/tunnels' };
   const normal = path.posix.normalize(d);
   return { dir: normal.length > 1 ? normal.replace(/\/+$/, '') : normal };
 }

@@ -25,7 +25,12 @@ interface ServiceSpec {
   ports?: ServicePort[];
 }
 
-function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoints: EndpointIndex, report: Collector): Tunnel[] | undefined {
+function tunnelsOfService(
+  sourced: SourcedObject,
+  options: ModelOptions,
+  endpoints: EndpointIndex,
+  report: Collector,
+): Tunnel[] | undefined {
   const service = sourced.object;
   const shape = shapeProblem(service);
   if (shape) {
@@ -41,7 +46,8 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
     else report.warn('UnknownAnnotation', path, e.message);
   }
   if (!settings) return [];
-  const outside = settings.accessLog === undefined ? undefined : accessLogOutsideDirs(settings.accessLog, options.accessLogDirs);
+  const outside =
+    settings.accessLog === undefined ? undefined : accessLogOutsideDirs(settings.accessLog, options.accessLogDirs);
   if (outside) report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/access-log'], outside);
   if (!ref.name) {
     report.error('InvalidObject', ['metadata', 'name'], 'Service has no name');
@@ -57,13 +63,18 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
   }
   const spec = (service.spec ?? {}) as ServiceSpec;
   const clusterIP = spec.clusterIP && spec.clusterIP !== 'None' ? spec.clusterIP : undefined;
-  if (clusterIP && isIP(clusterIP) === 0) report.error('InvalidClusterIP', ['spec', 'clusterIP'], `${JSON.stringify(clusterIP)} is not an IP address`);
+  if (clusterIP && isIP(clusterIP) === 0)
+    report.error('InvalidClusterIP', ['spec', 'clusterIP'], `${JSON.stringify(clusterIP)} is not an IP address`);
   if (!Array.isArray(spec.ports) || spec.ports.length === 0) {
     report.error('NoPorts', ['spec', 'ports'], 'a tunneled Service needs at least one port');
     return undefined;
   }
   if (settings.domains && spec.ports.length > 1) {
-    report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/domains'], 'names authorities for one port; this Service has several (split it, one Service per port)');
+    report.error(
+      'InvalidAnnotation',
+      ['metadata', 'annotations', 'tunnel-shim.io/domains'],
+      'names authorities for one port; this Service has several (split it, one Service per port)',
+    );
     return undefined;
   }
   const tunnels: Tunnel[] = [];
@@ -74,7 +85,11 @@ function tunnelsOfService(sourced: SourcedObject, options: ModelOptions, endpoin
       return;
     }
     if (p.protocol && p.protocol !== 'TCP') {
-      report.warn('UnsupportedProtocol', ['spec', 'ports', i, 'protocol'], `${p.protocol} ports are not tunneled; only TCP`);
+      report.warn(
+        'UnsupportedProtocol',
+        ['spec', 'ports', i, 'protocol'],
+        `${p.protocol} ports are not tunneled; only TCP`,
+      );
       return;
     }
     const portName = p.name ?? '';
@@ -142,7 +157,10 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
   const diagnostics: Diagnostic[] = [];
   const prior = previous && buildStates.get(previous);
   const reusable = prior?.options === options ? prior : undefined;
-  const services = objects.filter((o) => isService(o.object)).map((o) => ({ o, key: sortKey(o) })).sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const services = objects
+    .filter((o) => isService(o.object))
+    .map((o) => ({ o, key: sortKey(o) }))
+    .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
   const pods = indexPods(objects.filter((o) => isPod(o.object) && readable(o, diagnostics)));
   const slices = objects.filter((o) => isEndpointSlice(o.object) && readable(o, diagnostics));
   const endpoints = indexEndpoints(slices, pods, diagnostics, prior?.endpoints);
@@ -156,7 +174,11 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     if (seenServices.has(key)) {
       const ref = refOf(sourced.object);
       const report = new Collector(sourced);
-      report.error('DuplicateObject', ['metadata', 'name'], `Service ${ref.namespace}/${ref.name} is defined more than once; the first one is used`);
+      report.error(
+        'DuplicateObject',
+        ['metadata', 'name'],
+        `Service ${ref.namespace}/${ref.name} is defined more than once; the first one is used`,
+      );
       diagnostics.push(...report.diagnostics);
       continue;
     }
@@ -166,7 +188,12 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     if (!built || built.endpoints !== serviceEndpoints) {
       const report = new Collector(sourced);
       const own = tunnelsOfService(sourced, options, endpoints, report) ?? [];
-      built = { endpoints: serviceEndpoints, tunnels: own, diagnostics: report.diagnostics, failed: report.diagnostics.some((d) => d.severity === 'error') };
+      built = {
+        endpoints: serviceEndpoints,
+        tunnels: own,
+        diagnostics: report.diagnostics,
+        failed: report.diagnostics.some((d) => d.severity === 'error'),
+      };
     }
     state.services.set(sourced, built);
     diagnostics.push(...built.diagnostics);
@@ -227,7 +254,13 @@ function tunnelsByService(previous: Model | undefined): Map<string, Tunnel[]> {
 }
 
 /** Two Services on one clusterIP:port cannot both have a listener: the earlier owner keeps it. */
-function rejectDuplicateAddresses(tunnels: Tunnel[], services: SourcedObject[], previous: Model | undefined, rejected: Set<Tunnel>, diagnostics: Diagnostic[]) {
+function rejectDuplicateAddresses(
+  tunnels: Tunnel[],
+  services: SourcedObject[],
+  previous: Model | undefined,
+  rejected: Set<Tunnel>,
+  diagnostics: Diagnostic[],
+) {
   const byAddress = new Map<string, Tunnel | Tunnel[]>();
   let clashes = false;
   for (const t of tunnels) {
@@ -250,7 +283,9 @@ function rejectDuplicateAddresses(tunnels: Tunnel[], services: SourcedObject[], 
       if (t === owner) continue;
       rejected.add(t);
       const sourced = services.find((s) => sortKey(s) === `${t.service.namespace}/${t.service.name}`);
-      const portIndex = ((sourced?.object.spec as ServiceSpec | undefined)?.ports ?? []).findIndex((p) => Number(p.port) === t.port);
+      const portIndex = ((sourced?.object.spec as ServiceSpec | undefined)?.ports ?? []).findIndex(
+        (p) => Number(p.port) === t.port,
+      );
       diagnostics.push({
         severity: 'error',
         reason: 'DuplicateAddress',
@@ -263,13 +298,20 @@ function rejectDuplicateAddresses(tunnels: Tunnel[], services: SourcedObject[], 
   }
 }
 
-
 /**
  * Attaches TCPRoutes to their parent Service ports: the parent gets a weighted split, and each backend
  * becomes a tunnel reached through the parent with the parent's settings. A missing backend keeps its
  * share (those connections fail) rather than silently sending it to the others.
  */
-function applyRoutes(routes: SourcedObject[], tunnels: Tunnel[], rejected: Set<Tunnel>, services: SourcedObject[], endpoints: EndpointIndex, options: ModelOptions, diagnostics: Diagnostic[]): { splits: Map<Tunnel, Split[]>; created: Tunnel[] } {
+function applyRoutes(
+  routes: SourcedObject[],
+  tunnels: Tunnel[],
+  rejected: Set<Tunnel>,
+  services: SourcedObject[],
+  endpoints: EndpointIndex,
+  options: ModelOptions,
+  diagnostics: Diagnostic[],
+): { splits: Map<Tunnel, Split[]>; created: Tunnel[] } {
   const splits = new Map<Tunnel, Split[]>();
   const created: Tunnel[] = [];
   if (routes.length === 0) return { splits, created };
@@ -279,30 +321,55 @@ function applyRoutes(routes: SourcedObject[], tunnels: Tunnel[], rejected: Set<T
     diagnostics.push(...found);
     const report = new Collector(route);
     attachments.forEach((a, ai) => {
-      const parents = tunnels.filter((t) => !rejected.has(t) && t.service.namespace === a.parentNamespace && t.service.name === a.parentName && (a.parentPort === undefined || t.port === a.parentPort));
+      const parents = tunnels.filter(
+        (t) =>
+          !rejected.has(t) &&
+          t.service.namespace === a.parentNamespace &&
+          t.service.name === a.parentName &&
+          (a.parentPort === undefined || t.port === a.parentPort),
+      );
       if (parents.length === 0) {
         const exists = serviceByKey.has(`${a.parentNamespace}/${a.parentName}`);
-        report.error(exists ? 'ParentNotTunneled' : 'ParentNotFound', ['spec', 'parentRefs', ai], exists
-          ? `Service ${a.parentNamespace}/${a.parentName}${a.parentPort ? ` port ${a.parentPort}` : ''} is not tunneled (no tunnel-shim.io/tunnel annotation, or no such port)`
-          : `Service ${a.parentNamespace}/${a.parentName} does not exist`);
+        report.error(
+          exists ? 'ParentNotTunneled' : 'ParentNotFound',
+          ['spec', 'parentRefs', ai],
+          exists
+            ? `Service ${a.parentNamespace}/${a.parentName}${a.parentPort ? ` port ${a.parentPort}` : ''} is not tunneled (no tunnel-shim.io/tunnel annotation, or no such port)`
+            : `Service ${a.parentNamespace}/${a.parentName} does not exist`,
+        );
         return;
       }
       for (const parent of parents) {
         if (splits.has(parent)) {
-          report.error('ConflictingRoute', ['spec', 'parentRefs', ai], `${parent.key} is already split by another TCPRoute; this one is ignored for it`);
+          report.error(
+            'ConflictingRoute',
+            ['spec', 'parentRefs', ai],
+            `${parent.key} is already split by another TCPRoute; this one is ignored for it`,
+          );
           continue;
         }
         if (parent.settings.hostname !== undefined) {
-          report.warn('HostnameIgnored', ['spec', 'parentRefs', ai], `${parent.key} has tunnel-shim.io/hostname, but a split names the chosen backend as the authority; the hostname is not used`);
+          report.warn(
+            'HostnameIgnored',
+            ['spec', 'parentRefs', ai],
+            `${parent.key} has tunnel-shim.io/hostname, but a split names the chosen backend as the authority; the hostname is not used`,
+          );
         }
         if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
-          report.warn('ZeroWeights', ['spec', 'rules', 0, 'backendRefs'], `every backend has weight 0: connections to ${parent.key} are refused`);
+          report.warn(
+            'ZeroWeights',
+            ['spec', 'rules', 0, 'backendRefs'],
+            `every backend has weight 0: connections to ${parent.key} are refused`,
+          );
         }
-        splits.set(parent, a.backends.map((b) => {
-          const backend = backendTunnel(parent, b, serviceByKey, endpoints, options, route, report);
-          created.push(backend);
-          return { tunnelKey: backend.key, weight: b.weight };
-        }));
+        splits.set(
+          parent,
+          a.backends.map((b) => {
+            const backend = backendTunnel(parent, b, serviceByKey, endpoints, options, route, report);
+            created.push(backend);
+            return { tunnelKey: backend.key, weight: b.weight };
+          }),
+        );
       }
     });
     diagnostics.push(...report.diagnostics);
@@ -312,15 +379,36 @@ function applyRoutes(routes: SourcedObject[], tunnels: Tunnel[], rejected: Set<T
 
 type Split = NonNullable<Tunnel['split']>[number];
 
-function backendTunnel(parent: Tunnel, b: { namespace: string; name: string; port: number; path: FieldPath }, serviceByKey: Map<string, SourcedObject>, endpoints: EndpointIndex, options: ModelOptions, route: SourcedObject, report: Collector): Tunnel {
+function backendTunnel(
+  parent: Tunnel,
+  b: { namespace: string; name: string; port: number; path: FieldPath },
+  serviceByKey: Map<string, SourcedObject>,
+  endpoints: EndpointIndex,
+  options: ModelOptions,
+  route: SourcedObject,
+  report: Collector,
+): Tunnel {
   const service = serviceByKey.get(`${b.namespace}/${b.name}`);
   let portName: string | undefined;
   if (!service) {
-    report.error('BackendNotFound', [...b.path, 'name'], `Service ${b.namespace}/${b.name} does not exist; its share of ${parent.key} fails instead of going to the other backends`);
+    report.error(
+      'BackendNotFound',
+      [...b.path, 'name'],
+      `Service ${b.namespace}/${b.name} does not exist; its share of ${parent.key} fails instead of going to the other backends`,
+    );
   } else {
-    portName = ((service.object.spec as ServiceSpec | undefined)?.ports ?? []).find((p) => Number(p.port) === b.port)?.name ?? undefined;
-    const hasPort = ((service.object.spec as ServiceSpec | undefined)?.ports ?? []).some((p) => Number(p.port) === b.port);
-    if (!hasPort) report.error('BackendPortNotFound', [...b.path, 'port'], `Service ${b.namespace}/${b.name} has no port ${b.port}; its share fails`);
+    portName =
+      ((service.object.spec as ServiceSpec | undefined)?.ports ?? []).find((p) => Number(p.port) === b.port)?.name ??
+      undefined;
+    const hasPort = ((service.object.spec as ServiceSpec | undefined)?.ports ?? []).some(
+      (p) => Number(p.port) === b.port,
+    );
+    if (!hasPort)
+      report.error(
+        'BackendPortNotFound',
+        [...b.path, 'port'],
+        `Service ${b.namespace}/${b.name} has no port ${b.port}; its share fails`,
+      );
     else portName ??= '';
   }
   return {
@@ -330,7 +418,7 @@ function backendTunnel(parent: Tunnel, b: { namespace: string; name: string; por
     port: b.port,
     authority: `${b.name}.${b.namespace}.svc.${options.clusterDomain}:${b.port}`,
     settings: { ...parent.settings, ...backendSubset(service, b.path, report) },
-    endpoints: portName === undefined ? [] : endpoints.get(`${b.namespace}/${b.name}`)?.get(portName) ?? [],
+    endpoints: portName === undefined ? [] : (endpoints.get(`${b.namespace}/${b.name}`)?.get(portName) ?? []),
     origin: route.origin,
     via: { name: parent.service.name, port: parent.port },
   };
@@ -355,7 +443,11 @@ function rejectDuplicateDomains(tunnels: Tunnel[], rejected: Set<Tunnel>, diagno
       rejected.add(t);
       const owner = clash[1]!;
       diagnostics.push({
-        severity: 'error', reason: 'DuplicateAuthority', object: t.service, path: ['metadata', 'annotations', 'tunnel-shim.io/domains'], origin: t.origin,
+        severity: 'error',
+        reason: 'DuplicateAuthority',
+        object: t.service,
+        path: ['metadata', 'annotations', 'tunnel-shim.io/domains'],
+        origin: t.origin,
         message: `authority ${clash[0].split(' ').slice(2).join(' ')} on ${clash[0].split(' ')[0]} port ${clash[0].split(' ')[1]} is already routed to Service ${owner.service.namespace}/${owner.service.name}`,
       });
       continue;
@@ -368,16 +460,30 @@ function rejectDuplicateDomains(tunnels: Tunnel[], rejected: Set<Tunnel>, diagno
  * A TCPRoute backend rides its parent's tunnel settings, but which of its Pods it reaches is its own:
  * the backend Service's metadata-match (and default subset) becomes its weighted cluster's metadata_match.
  */
-function backendSubset(service: SourcedObject | undefined, path: FieldPath, report: Collector): Pick<TunnelSettings, 'metadataMatch' | 'defaultSubset' | 'fallbackPolicy'> {
+function backendSubset(
+  service: SourcedObject | undefined,
+  path: FieldPath,
+  report: Collector,
+): Pick<TunnelSettings, 'metadataMatch' | 'defaultSubset' | 'fallbackPolicy'> {
   const annotations = service?.object.metadata?.annotations ?? {};
   const subset = Object.fromEntries(Object.entries(annotations).filter(([k]) => backendAnnotations.includes(k)));
-  if (!service || Object.keys(subset).length === 0) return { metadataMatch: undefined, defaultSubset: undefined, fallbackPolicy: undefined };
+  if (!service || Object.keys(subset).length === 0)
+    return { metadataMatch: undefined, defaultSubset: undefined, fallbackPolicy: undefined };
   // Parsed as if tunneled: only the subset annotations count here.
   const { settings, errors } = parseTunnelSettings({ ...subset, [Annotation.tunnel]: '' });
   if (errors.length > 0) {
     const name = refOf(service.object).name;
-    for (const e of errors) report.error('InvalidBackendSubset', path, `Service ${name}: ${e.annotation}: ${e.message}; its share goes to all its endpoints`);
+    for (const e of errors)
+      report.error(
+        'InvalidBackendSubset',
+        path,
+        `Service ${name}: ${e.annotation}: ${e.message}; its share goes to all its endpoints`,
+      );
     return { metadataMatch: undefined, defaultSubset: undefined, fallbackPolicy: undefined };
   }
-  return { metadataMatch: settings?.metadataMatch, defaultSubset: settings?.defaultSubset, fallbackPolicy: settings?.fallbackPolicy };
+  return {
+    metadataMatch: settings?.metadataMatch,
+    defaultSubset: settings?.defaultSubset,
+    fallbackPolicy: settings?.fallbackPolicy,
+  };
 }

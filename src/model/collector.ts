@@ -6,9 +6,23 @@ export class Collector {
   readonly diagnostics: Diagnostic[] = [];
   constructor(private readonly current: SourcedObject) {}
   error(reason: string, path: FieldPath, message: string) {
-    this.diagnostics.push({ severity: 'error', reason, object: refOf(this.current.object), path, message, origin: this.current.origin });
+    this.diagnostics.push({
+      severity: 'error',
+      reason,
+      object: refOf(this.current.object),
+      path,
+      message,
+      origin: this.current.origin,
+    });
   }
   warn(reason: string, path: FieldPath, message: string) {
-    this.diagnostics.push({ severity: 'warning', reason, object: refOf(this.current.object), path, message, origin: this.current.origin });
+    this.diagnostics.push({
+      severity: 'warning',
+      reason,
+      object: refOf(this.current.object),
+      path,
+      message,
+      origin: this.current.origin,
+    });
   }
 }

@@ -21,7 +21,6 @@ interface SliceSpec {
 
 const serviceNameLabel = 'kubernetes.io/service-name';
 
-
 /** Pod labels by `namespace/name` and by `namespace/ip`: what metadata-match selects endpoints by. */
 export type PodIndex = Map<string, Record<string, string>>;
 
@@ -29,19 +28,20 @@ export type PodIndex = Map<string, Record<string, string>>;
 let lastPods: { objects: SourcedObject[]; index: PodIndex } | undefined;
 
 export function indexPods(pods: SourcedObject[]): PodIndex {
-  if (lastPods && lastPods.objects.length === pods.length && lastPods.objects.every((o, i) => o === pods[i])) return lastPods.index;
+  if (lastPods && lastPods.objects.length === pods.length && lastPods.objects.every((o, i) => o === pods[i]))
+    return lastPods.index;
   const index: PodIndex = new Map();
   for (const { object } of pods) {
     const ns = object.metadata?.namespace ?? 'default';
     const labels = object.metadata?.labels ?? {};
     if (object.metadata?.name) index.set(`${ns}/${object.metadata.name}`, labels);
     const status = (object.status ?? {}) as { podIP?: string; podIPs?: { ip?: string }[] };
-    for (const ip of [status.podIP, ...(status.podIPs ?? []).map((p) => p.ip)]) if (ip) index.set(`${ns}/ip/${ip}`, labels);
+    for (const ip of [status.podIP, ...(status.podIPs ?? []).map((p) => p.ip)])
+      if (ip) index.set(`${ns}/ip/${ip}`, labels);
   }
   lastPods = { objects: pods, index };
   return index;
 }
-
 
 /** Ready endpoints per Service (`namespace/name`) and per port name. */
 export type EndpointIndex = Map<string, Map<string, Endpoint[]>>;
@@ -66,7 +66,11 @@ function parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
   parsedSlices.set(sourced, { pods, parsed });
   const serviceName = slice.metadata?.labels?.[serviceNameLabel];
   if (!serviceName) {
-    report.warn('MissingServiceName', ['metadata', 'labels', serviceNameLabel], 'EndpointSlice has no service-name label; ignored');
+    report.warn(
+      'MissingServiceName',
+      ['metadata', 'labels', serviceNameLabel],
+      'EndpointSlice has no service-name label; ignored',
+    );
     return parsed;
   }
   const spec = slice as KubeObject & SliceSpec;
@@ -88,11 +92,17 @@ function parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
       if (e.conditions?.ready === false) return;
       const address = e.addresses?.[0];
       if (!address || isIP(address) === 0) {
-        report.error('InvalidAddress', ['endpoints', ei, 'addresses', 0], `${JSON.stringify(address)} is not an IP address`);
+        report.error(
+          'InvalidAddress',
+          ['endpoints', ei, 'addresses', 0],
+          `${JSON.stringify(address)} is not an IP address`,
+        );
         return;
       }
       const ref = e.targetRef;
-      const labels = (ref?.kind === 'Pod' && ref.name ? pods.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined) ?? pods.get(`${ns}/ip/${address}`);
+      const labels =
+        (ref?.kind === 'Pod' && ref.name ? pods.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined) ??
+        pods.get(`${ns}/ip/${address}`);
       list.push(labels ? { address, port, labels } : { address, port });
     });
   });
@@ -105,7 +115,12 @@ function parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
  * long as the slice is. Several slices are merged; `previous` (the last build's index) then lets
  * unchanged merged lists keep their identity too.
  */
-export function indexEndpoints(slices: SourcedObject[], pods: PodIndex, diagnostics: Diagnostic[], previous?: EndpointIndex): EndpointIndex {
+export function indexEndpoints(
+  slices: SourcedObject[],
+  pods: PodIndex,
+  diagnostics: Diagnostic[],
+  previous?: EndpointIndex,
+): EndpointIndex {
   const index: EndpointIndex = new Map();
   const merged = new Set<string>();
   for (const sourced of slices) {

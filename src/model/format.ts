@@ -4,17 +4,65 @@
 
 /** Format commands a tunnel setting may use. Envoy knows more; these are the ones that make sense on a tunnel. */
 const plainCommands = new Set([
-  'REQUESTED_SERVER_NAME', 'DOWNSTREAM_REMOTE_ADDRESS', 'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT', 'DOWNSTREAM_REMOTE_PORT',
-  'DOWNSTREAM_LOCAL_ADDRESS', 'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT', 'DOWNSTREAM_LOCAL_PORT', 'DOWNSTREAM_DIRECT_REMOTE_ADDRESS',
-  'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT', 'DOWNSTREAM_TLS_VERSION', 'DOWNSTREAM_PEER_URI_SAN', 'DOWNSTREAM_LOCAL_URI_SAN',
-  'CONNECTION_ID', 'UPSTREAM_CONNECTION_ID', 'UPSTREAM_CLUSTER', 'UPSTREAM_CLUSTER_RAW', 'UPSTREAM_HOST', 'UPSTREAM_HOST_NAME', 'UPSTREAM_LOCAL_ADDRESS',
-  'UPSTREAM_REMOTE_ADDRESS', 'UPSTREAM_TRANSPORT_FAILURE_REASON', 'HOSTNAME', 'PROTOCOL', 'UPSTREAM_PROTOCOL', 'RESPONSE_CODE', 'RESPONSE_CODE_DETAILS',
-  'RESPONSE_FLAGS', 'RESPONSE_FLAGS_LONG', 'CONNECTION_TERMINATION_DETAILS', 'BYTES_RECEIVED', 'BYTES_SENT', 'DURATION', 'ROUTE_NAME',
-  'UPSTREAM_WIRE_BYTES_SENT', 'UPSTREAM_WIRE_BYTES_RECEIVED', 'DOWNSTREAM_WIRE_BYTES_SENT', 'DOWNSTREAM_WIRE_BYTES_RECEIVED', 'STREAM_ID',
-  'ACCESS_LOG_TYPE', 'UNIQUE_ID', 'START_TIME', 'EMIT_TIME', 'UPSTREAM_REQUEST_ATTEMPT_COUNT', 'VIRTUAL_CLUSTER_NAME',
+  'REQUESTED_SERVER_NAME',
+  'DOWNSTREAM_REMOTE_ADDRESS',
+  'DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT',
+  'DOWNSTREAM_REMOTE_PORT',
+  'DOWNSTREAM_LOCAL_ADDRESS',
+  'DOWNSTREAM_LOCAL_ADDRESS_WITHOUT_PORT',
+  'DOWNSTREAM_LOCAL_PORT',
+  'DOWNSTREAM_DIRECT_REMOTE_ADDRESS',
+  'DOWNSTREAM_DIRECT_REMOTE_ADDRESS_WITHOUT_PORT',
+  'DOWNSTREAM_TLS_VERSION',
+  'DOWNSTREAM_PEER_URI_SAN',
+  'DOWNSTREAM_LOCAL_URI_SAN',
+  'CONNECTION_ID',
+  'UPSTREAM_CONNECTION_ID',
+  'UPSTREAM_CLUSTER',
+  'UPSTREAM_CLUSTER_RAW',
+  'UPSTREAM_HOST',
+  'UPSTREAM_HOST_NAME',
+  'UPSTREAM_LOCAL_ADDRESS',
+  'UPSTREAM_REMOTE_ADDRESS',
+  'UPSTREAM_TRANSPORT_FAILURE_REASON',
+  'HOSTNAME',
+  'PROTOCOL',
+  'UPSTREAM_PROTOCOL',
+  'RESPONSE_CODE',
+  'RESPONSE_CODE_DETAILS',
+  'RESPONSE_FLAGS',
+  'RESPONSE_FLAGS_LONG',
+  'CONNECTION_TERMINATION_DETAILS',
+  'BYTES_RECEIVED',
+  'BYTES_SENT',
+  'DURATION',
+  'ROUTE_NAME',
+  'UPSTREAM_WIRE_BYTES_SENT',
+  'UPSTREAM_WIRE_BYTES_RECEIVED',
+  'DOWNSTREAM_WIRE_BYTES_SENT',
+  'DOWNSTREAM_WIRE_BYTES_RECEIVED',
+  'STREAM_ID',
+  'ACCESS_LOG_TYPE',
+  'UNIQUE_ID',
+  'START_TIME',
+  'EMIT_TIME',
+  'UPSTREAM_REQUEST_ATTEMPT_COUNT',
+  'VIRTUAL_CLUSTER_NAME',
 ]);
 /** Commands that take `(argument)`; START_TIME's is optional. */
-const argCommands = new Set(['REQ', 'RESP', 'TRAILER', 'FILTER_STATE', 'DYNAMIC_METADATA', 'CLUSTER_METADATA', 'UPSTREAM_METADATA', 'ENVIRONMENT', 'START_TIME', 'EMIT_TIME', 'UPSTREAM_FILTER_STATE']);
+const argCommands = new Set([
+  'REQ',
+  'RESP',
+  'TRAILER',
+  'FILTER_STATE',
+  'DYNAMIC_METADATA',
+  'CLUSTER_METADATA',
+  'UPSTREAM_METADATA',
+  'ENVIRONMENT',
+  'START_TIME',
+  'EMIT_TIME',
+  'UPSTREAM_FILTER_STATE',
+]);
 
 const command = /%([A-Z][A-Z0-9_]*)(?:\(([^)]*)\))?(?::(\d+))?%/g;
 
@@ -30,7 +78,9 @@ export function checkFormat(text: string): string | undefined {
       if (!argCommands.has(name)) return `%${name}% takes no argument`;
       if (arg === '' && name !== 'START_TIME' && name !== 'EMIT_TIME') return `%${name}()% needs an argument`;
     } else if (!plainCommands.has(name)) {
-      return argCommands.has(name) && name !== 'START_TIME' && name !== 'EMIT_TIME' ? `%${name}% needs an argument, like %${name}(x)%` : `unknown format command %${name}%`;
+      return argCommands.has(name) && name !== 'START_TIME' && name !== 'EMIT_TIME'
+        ? `%${name}% needs an argument, like %${name}(x)%`
+        : `unknown format command %${name}%`;
     }
   }
   rest += text.slice(last);
@@ -49,7 +99,18 @@ const token = /^[a-z0-9!#$&'*+.^_`|~-]+$/;
 export function checkHeaderName(name: string): string | undefined {
   if (name.startsWith(':')) return `${JSON.stringify(name)} is a pseudo-header; it cannot be added`;
   if (!token.test(name)) return `${JSON.stringify(name)} is not a lowercase HTTP header name`;
-  if (['host', 'connection', 'upgrade', 'transfer-encoding', 'te', 'keep-alive', 'proxy-connection', 'content-length'].includes(name)) {
+  if (
+    [
+      'host',
+      'connection',
+      'upgrade',
+      'transfer-encoding',
+      'te',
+      'keep-alive',
+      'proxy-connection',
+      'content-length',
+    ].includes(name)
+  ) {
     return `${JSON.stringify(name)} is managed by Envoy; it cannot be added`;
   }
   return undefined;

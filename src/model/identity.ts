@@ -8,13 +8,26 @@ import type { Tunnel } from './tunnel.js';
  */
 export function keepIdentity(t: Tunnel, old: Tunnel | undefined): Tunnel {
   if (!old) return t;
-  const same = t.key === old.key && t.port === old.port && t.portName === old.portName && t.clusterIP === old.clusterIP && t.authority === old.authority
-    && t.service.namespace === old.service.namespace && t.service.name === old.service.name
-    && t.origin?.file === old.origin?.file && t.origin?.line === old.origin?.line && t.origin?.kube?.uid === old.origin?.kube?.uid
-    && t.via?.name === old.via?.name && t.via?.port === old.via?.port
-    && sameList(t.split, old.split, (a, b) => a.tunnelKey === b.tunnelKey && a.weight === b.weight)
-    && sameList(t.endpoints, old.endpoints, (a, b) => a === b || (a.address === b.address && a.port === b.port && sameJson(a.labels, b.labels)))
-    && sameJson(t.settings, old.settings);
+  const same =
+    t.key === old.key &&
+    t.port === old.port &&
+    t.portName === old.portName &&
+    t.clusterIP === old.clusterIP &&
+    t.authority === old.authority &&
+    t.service.namespace === old.service.namespace &&
+    t.service.name === old.service.name &&
+    t.origin?.file === old.origin?.file &&
+    t.origin?.line === old.origin?.line &&
+    t.origin?.kube?.uid === old.origin?.kube?.uid &&
+    t.via?.name === old.via?.name &&
+    t.via?.port === old.via?.port &&
+    sameList(t.split, old.split, (a, b) => a.tunnelKey === b.tunnelKey && a.weight === b.weight) &&
+    sameList(
+      t.endpoints,
+      old.endpoints,
+      (a, b) => a === b || (a.address === b.address && a.port === b.port && sameJson(a.labels, b.labels)),
+    ) &&
+    sameJson(t.settings, old.settings);
   return same ? old : t;
 }
 

@@ -32,8 +32,13 @@ interface RawRef {
   weight?: number;
 }
 
-
-function diag(route: SourcedObject, severity: Diagnostic['severity'], reason: string, path: FieldPath, message: string): Diagnostic {
+function diag(
+  route: SourcedObject,
+  severity: Diagnostic['severity'],
+  reason: string,
+  path: FieldPath,
+  message: string,
+): Diagnostic {
   return { severity, reason, object: refOf(route.object), path, message, origin: route.origin };
 }
 
@@ -47,7 +52,10 @@ export function parseRoute(route: SourcedObject): { attachments: ServiceRoute[];
   } catch (err) {
     const errors = (err as { errors?: { instancePath: string; message?: string }[] }).errors ?? [];
     for (const e of errors.length ? errors : [{ instancePath: '', message: (err as Error).message }]) {
-      const path = e.instancePath.split('/').filter(Boolean).map((p) => (/^\d+$/.test(p) ? Number(p) : p));
+      const path = e.instancePath
+        .split('/')
+        .filter(Boolean)
+        .map((p) => (/^\d+$/.test(p) ? Number(p) : p));
       diagnostics.push(diag(route, 'error', 'InvalidRoute', path, e.message ?? 'invalid'));
     }
     return { attachments: [], diagnostics };
@@ -55,16 +63,35 @@ export function parseRoute(route: SourcedObject): { attachments: ServiceRoute[];
   const namespace = o.metadata?.namespace ?? 'default';
   const spec = (o.spec ?? {}) as { parentRefs?: RawRef[]; rules?: { backendRefs?: RawRef[] }[] };
   const rules = spec.rules ?? [];
-  if (rules.length > 1) diagnostics.push(diag(route, 'warning', 'MultipleRules', ['spec', 'rules'], 'only the first rule of a TCPRoute is used'));
+  if (rules.length > 1)
+    diagnostics.push(
+      diag(route, 'warning', 'MultipleRules', ['spec', 'rules'], 'only the first rule of a TCPRoute is used'),
+    );
   const backends: BackendRef[] = [];
   (rules[0]?.backendRefs ?? []).forEach((ref, i) => {
     const path: FieldPath = ['spec', 'rules', 0, 'backendRefs', i];
     if ((ref.group ?? '') !== '' || (ref.kind ?? 'Service') !== 'Service') {
-      diagnostics.push(diag(route, 'error', 'UnsupportedBackend', [...path, 'kind'], `only Service backends are supported, not ${ref.group ?? ''}/${ref.kind}`));
+      diagnostics.push(
+        diag(
+          route,
+          'error',
+          'UnsupportedBackend',
+          [...path, 'kind'],
+          `only Service backends are supported, not ${ref.group ?? ''}/${ref.kind}`,
+        ),
+      );
       return;
     }
     if ((ref.namespace ?? namespace) !== namespace) {
-      diagnostics.push(diag(route, 'error', 'CrossNamespaceBackend', [...path, 'namespace'], 'backends in another namespace need a ReferenceGrant, which the shim does not support yet'));
+      diagnostics.push(
+        diag(
+          route,
+          'error',
+          'CrossNamespaceBackend',
+          [...path, 'namespace'],
+          'backends in another namespace need a ReferenceGrant, which the shim does not support yet',
+        ),
+      );
       return;
     }
     if (ref.port === undefined) {
@@ -83,10 +110,24 @@ export function parseRoute(route: SourcedObject): { attachments: ServiceRoute[];
   (spec.parentRefs ?? []).forEach((parent, i) => {
     const isService = (parent.group ?? 'gateway.networking.k8s.io') === '' && parent.kind === 'Service';
     if (!isService) {
-      diagnostics.push(diag(route, 'warning', 'ForeignParent', ['spec', 'parentRefs', i], `parent ${parent.kind ?? 'Gateway'} ${parent.name} is not a Service; the shim leaves Gateway parents to their own controller`));
+      diagnostics.push(
+        diag(
+          route,
+          'warning',
+          'ForeignParent',
+          ['spec', 'parentRefs', i],
+          `parent ${parent.kind ?? 'Gateway'} ${parent.name} is not a Service; the shim leaves Gateway parents to their own controller`,
+        ),
+      );
       return;
     }
-    attachments.push({ route, parentNamespace: parent.namespace ?? namespace, parentName: parent.name!, parentPort: parent.port, backends });
+    attachments.push({
+      route,
+      parentNamespace: parent.namespace ?? namespace,
+      parentName: parent.name!,
+      parentPort: parent.port,
+      backends,
+    });
   });
   return { attachments, diagnostics };
 }

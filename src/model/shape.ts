@@ -6,8 +6,17 @@ import type { FieldPath, KubeObject } from './objects.js';
 type Shape = 'string' | 'scalar' | 'bool' | { fields: Record<string, Shape> } | { list: Shape } | { map: Shape };
 
 const what = (s: Shape): string =>
-  typeof s === 'string' ? (s === 'scalar' ? 'a string or number' : s === 'bool' ? 'true or false' : 'a string')
-    : 'fields' in s ? 'a mapping' : 'list' in s ? 'a list' : 'a mapping of strings';
+  typeof s === 'string'
+    ? s === 'scalar'
+      ? 'a string or number'
+      : s === 'bool'
+        ? 'true or false'
+        : 'a string'
+    : 'fields' in s
+      ? 'a mapping'
+      : 'list' in s
+        ? 'a list'
+        : 'a mapping of strings';
 
 function problem(value: unknown, shape: Shape, path: FieldPath): { path: FieldPath; message: string } | undefined {
   if (value === undefined || value === null) return undefined;
@@ -35,7 +44,10 @@ function problem(value: unknown, shape: Shape, path: FieldPath): { path: FieldPa
 const fields = (f: Record<string, Shape>): Shape => ({ fields: f });
 const listOf = (f: Record<string, Shape>): Shape => ({ list: { fields: f } });
 const metadata = fields({
-  name: 'string', namespace: 'string', labels: { map: 'string' }, annotations: { map: 'scalar' },
+  name: 'string',
+  namespace: 'string',
+  labels: { map: 'string' },
+  annotations: { map: 'scalar' },
 });
 const byKind: Record<string, Shape> = {
   Service: fields({

@@ -19,7 +19,11 @@ function startWorker(options: WorkerOptions): Worker {
   const here = import.meta.url;
   if (!here.endsWith('.ts')) return new Worker(new URL('./parse-worker.js', here), options);
   const entry = new URL('./parse-worker.ts', here).href;
-  const tsx = pathToFileURL(createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs')).href;
+  const tsx = pathToFileURL(
+    createRequire(here)
+      .resolve('tsx/esm/api')
+      .replace(/\.cjs$/, '.mjs'),
+  ).href;
   const [api, url] = [JSON.stringify(tsx), JSON.stringify(entry)];
   const code = `import(${api}).then((tsx) => tsx.tsImport(${url}, ${url}))`;
   return new Worker(code, { ...options, eval: true });
@@ -61,11 +65,16 @@ export class FileParser {
       resolve(m.parsed);
     });
     // A worker already replaced (terminated by fail()) reports nothing more.
-    worker.on('error', (err) => this.worker === worker && this.fail(
-      (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
-        ? `needs more than ${heapMb} MB to parse`
-        : `could not be parsed (${err.message})`,
-    ));
+    worker.on(
+      'error',
+      (err) =>
+        this.worker === worker &&
+        this.fail(
+          (err as NodeJS.ErrnoException).code === 'ERR_WORKER_OUT_OF_MEMORY'
+            ? `needs more than ${heapMb} MB to parse`
+            : `could not be parsed (${err.message})`,
+        ),
+    );
     worker.on('exit', () => this.worker === worker && this.fail('could not be parsed (the parser exited)'));
     this.worker = worker;
     return worker;

@@ -109,7 +109,12 @@ export class FileSource implements Source {
       const previous = this.lastGood.get(file);
       if (parsed.broken && previous) {
         state.objects.push(...previous.objects);
-        parsed.diagnostics.push({ ...parsed.diagnostics[0]!, severity: 'warning', reason: 'KeptLastGood', message: 'serving the objects of the last good version of this file' });
+        parsed.diagnostics.push({
+          ...parsed.diagnostics[0]!,
+          severity: 'warning',
+          reason: 'KeptLastGood',
+          message: 'serving the objects of the last good version of this file',
+        });
       } else if (!parsed.broken) {
         this.lastGood.set(file, parsed);
       }
@@ -154,7 +159,11 @@ export class FileSource implements Source {
   private files(): string[] {
     if (!fs.existsSync(this.target)) return [];
     if (!fs.statSync(this.target).isDirectory()) return [this.target];
-    return fs.readdirSync(this.target).filter((n) => yamlFile.test(n)).sort().map((n) => path.join(this.target, n));
+    return fs
+      .readdirSync(this.target)
+      .filter((n) => yamlFile.test(n))
+      .sort()
+      .map((n) => path.join(this.target, n));
   }
 }
 

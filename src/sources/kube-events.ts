@@ -20,7 +20,11 @@ export class EventRecorder {
   /** Events created, for tests and metrics. */
   created = 0;
 
-  constructor(kubeConfig: KubeConfig, private readonly logger: Logger, private readonly options: EventRecorderOptions = {}) {
+  constructor(
+    kubeConfig: KubeConfig,
+    private readonly logger: Logger,
+    private readonly options: EventRecorderOptions = {},
+  ) {
     this.api = kubeConfig.makeApiClient(CoreV1Api);
     this.tokens = options.perSecond ?? 10;
   }
@@ -28,7 +32,10 @@ export class EventRecorder {
   /** Records the diagnostics that name an API object; others (files, Envoy resources) are skipped. */
   record(diagnostics: readonly Diagnostic[]): void {
     const now = Date.now();
-    this.tokens = Math.min(this.options.perSecond ?? 10, this.tokens + ((now - this.refilledAt) / 1000) * (this.options.perSecond ?? 10));
+    this.tokens = Math.min(
+      this.options.perSecond ?? 10,
+      this.tokens + ((now - this.refilledAt) / 1000) * (this.options.perSecond ?? 10),
+    );
     this.refilledAt = now;
     for (const d of diagnostics) {
       const kube = d.origin?.kube;
@@ -44,7 +51,8 @@ export class EventRecorder {
       void this.create(d, kube);
     }
     // Forget keys long past their interval so memory follows current problems only.
-    for (const [key, at] of this.lastSent) if (now - at > 2 * (this.options.repeatAfterMs ?? 10 * 60_000)) this.lastSent.delete(key);
+    for (const [key, at] of this.lastSent)
+      if (now - at > 2 * (this.options.repeatAfterMs ?? 10 * 60_000)) this.lastSent.delete(key);
   }
 
   private async create(d: Diagnostic, kube: { apiVersion: string; uid: string }): Promise<void> {
@@ -55,7 +63,13 @@ export class EventRecorder {
         namespace: d.object.namespace,
         body: {
           metadata: { generateName: `${d.object.name}.`, namespace: d.object.namespace },
-          involvedObject: { apiVersion: kube.apiVersion, kind: d.object.kind, name: d.object.name, namespace: d.object.namespace, uid: kube.uid },
+          involvedObject: {
+            apiVersion: kube.apiVersion,
+            kind: d.object.kind,
+            name: d.object.name,
+            namespace: d.object.namespace,
+            uid: kube.uid,
+          },
           type: 'Warning',
           reason: d.reason,
           message: `${field}${d.message}`.slice(0, 1024),

@@ -1,7 +1,12 @@
 // The kinds the Kubernetes source watches: list and watch paths per namespace, and which TCPRoute
 // version the API server serves (v1 where the CRD serves it, else v1alpha2).
 import {
-  ApisApi, CoreV1Api, CustomObjectsApi, DiscoveryV1Api, type KubeConfig, type KubernetesObject,
+  ApisApi,
+  CoreV1Api,
+  CustomObjectsApi,
+  DiscoveryV1Api,
+  type KubeConfig,
+  type KubernetesObject,
 } from '@kubernetes/client-node';
 import { isAccessDenied } from './kube-access.js';
 
@@ -36,19 +41,24 @@ export function coreKinds(kc: KubeConfig): Kind[] {
   const discovery = kc.makeApiClient(DiscoveryV1Api);
   return [
     {
-      kind: 'Service', apiVersion: 'v1', resource: 'services',
+      kind: 'Service',
+      apiVersion: 'v1',
+      resource: 'services',
       path: (ns) => (ns ? `/api/v1/namespaces/${ns}/services` : '/api/v1/services'),
       list: (ns) => (ns ? core.listNamespacedService({ namespace: ns }) : core.listServiceForAllNamespaces()),
     },
     {
-      kind: 'EndpointSlice', apiVersion: 'discovery.k8s.io/v1', resource: 'endpointslices.discovery.k8s.io',
+      kind: 'EndpointSlice',
+      apiVersion: 'discovery.k8s.io/v1',
+      resource: 'endpointslices.discovery.k8s.io',
       path: (ns) => `/apis/discovery.k8s.io/v1${ns ? `/namespaces/${ns}` : ''}/endpointslices`,
-      list: (ns) => (ns
-        ? discovery.listNamespacedEndpointSlice({ namespace: ns })
-        : discovery.listEndpointSliceForAllNamespaces()),
+      list: (ns) =>
+        ns ? discovery.listNamespacedEndpointSlice({ namespace: ns }) : discovery.listEndpointSliceForAllNamespaces(),
     },
     {
-      kind: 'Pod', apiVersion: 'v1', resource: 'pods',
+      kind: 'Pod',
+      apiVersion: 'v1',
+      resource: 'pods',
       path: (ns) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
       list: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()),
     },
@@ -59,11 +69,14 @@ export function tcpRouteKind(kc: KubeConfig, version: string): Kind {
   const custom = kc.makeApiClient(CustomObjectsApi);
   const plural = 'tcproutes';
   return {
-    kind: 'TCPRoute', apiVersion: `${gatewayGroup}/${version}`, resource: tcpRouteResource,
+    kind: 'TCPRoute',
+    apiVersion: `${gatewayGroup}/${version}`,
+    resource: tcpRouteResource,
     path: (ns) => `/apis/${gatewayGroup}/${version}${ns ? `/namespaces/${ns}` : ''}/${plural}`,
-    list: (ns) => (ns
-      ? custom.listNamespacedCustomObject({ group: gatewayGroup, version, namespace: ns, plural })
-      : custom.listClusterCustomObject({ group: gatewayGroup, version, plural })) as never,
+    list: (ns) =>
+      (ns
+        ? custom.listNamespacedCustomObject({ group: gatewayGroup, version, namespace: ns, plural })
+        : custom.listClusterCustomObject({ group: gatewayGroup, version, plural })) as never,
   };
 }
 
@@ -81,9 +94,9 @@ export async function tcpRouteVersion(kc: KubeConfig, namespace: string | undefi
     if (!group.versions.some((v) => v.version === version)) continue;
     const probe = { group: gatewayGroup, version, plural: 'tcproutes', limit: 1 };
     try {
-      await retryTooMany(() => (namespace
-        ? custom.listNamespacedCustomObject({ ...probe, namespace })
-        : custom.listClusterCustomObject(probe)));
+      await retryTooMany(() =>
+        namespace ? custom.listNamespacedCustomObject({ ...probe, namespace }) : custom.listClusterCustomObject(probe),
+      );
       return version;
     } catch (err) {
       if (isAccessDenied(err)) throw err;

@@ -82,7 +82,11 @@ export class KubernetesSource implements Source {
         // An unchanged object is handed on as the very same object, so the model reuses what it built from it.
         let sourced = this.sourced.get(o);
         if (!sourced) {
-          const object = { ...(o as object), kind: kind.kind, apiVersion: (o as KubeObject).apiVersion ?? kind.apiVersion } as KubeObject;
+          const object = {
+            ...(o as object),
+            kind: kind.kind,
+            apiVersion: (o as KubeObject).apiVersion ?? kind.apiVersion,
+          } as KubeObject;
           sourced = { object, origin: { kube: { apiVersion: object.apiVersion!, uid: o.metadata?.uid ?? '' } } };
           this.sourced.set(o, sourced);
         }
@@ -197,9 +201,11 @@ export class KubernetesSource implements Source {
   private async discoverRoutes(): Promise<void> {
     if (await this.tryRoutes()) return;
     const denied = this.access.diagnostics().some((d) => d.object.name === tcpRouteResource);
-    this.options.logger.warn(denied
-      ? 'TCPRoutes cannot be listed (access denied): weighted splits are off until they can'
-      : 'the TCPRoute CRD (gateway.networking.k8s.io) is not installed: weighted splits are off until it is');
+    this.options.logger.warn(
+      denied
+        ? 'TCPRoutes cannot be listed (access denied): weighted splits are off until they can'
+        : 'the TCPRoute CRD (gateway.networking.k8s.io) is not installed: weighted splits are off until it is',
+    );
     void this.retryRoutes();
   }
 

@@ -29,7 +29,10 @@ const pathKey = (path: readonly (string | number)[]) => path.join('\u0000');
 
 /** An error about a whole file (no object in it to name). */
 export function fileDiagnostic(
-  file: string, line: number | undefined, message: string, reason = 'InvalidYAML',
+  file: string,
+  line: number | undefined,
+  message: string,
+  reason = 'InvalidYAML',
 ): Diagnostic {
   const object = { kind: 'File', namespace: '', name: file };
   return { severity: 'error', reason, object, path: [], message, origin: { file, line } };
@@ -78,13 +81,16 @@ export function parseYamlPortable(file: string, text: string, keep = (_o: KubeOb
   for (const doc of list) {
     if (doc.errors.length > 0) {
       broken = true;
-      for (const e of doc.errors) diagnostics.push(fileDiagnostic(file, e.linePos?.[0]?.line, e.message.split('\n')[0] ?? e.message));
+      for (const e of doc.errors)
+        diagnostics.push(fileDiagnostic(file, e.linePos?.[0]?.line, e.message.split('\n')[0] ?? e.message));
       continue;
     }
     if (doc.contents === null) continue;
     const line = doc.contents.range ? lineCounter.linePos(doc.contents.range[0]).line : undefined;
     if (!isMap(doc.contents)) {
-      diagnostics.push(fileDiagnostic(file, line, 'each YAML document must be a Kubernetes object (a mapping)', 'InvalidObject'));
+      diagnostics.push(
+        fileDiagnostic(file, line, 'each YAML document must be a Kubernetes object (a mapping)', 'InvalidObject'),
+      );
       continue;
     }
     let object: KubeObject;

@@ -112,9 +112,22 @@ export function fileAccessLog(path: string, extra: Record<string, string> = {}):
  * ends each entry), else the same JSON fields as the node log. `filter` narrows a log shared by a
  * listener to this Service's requests.
  */
-export function serviceAccessLog(path: string, format: string | undefined, extra: Record<string, string>, filter?: ResourceObject): ResourceObject {
-  const log = format === undefined
-    ? fileAccessLog(path, extra)
-    : { name: 'envoy.access_loggers.file', typed_config: { '@type': typeOf.fileAccessLog, path, log_format: { text_format_source: { inline_string: `${format}\n` } } } };
+export function serviceAccessLog(
+  path: string,
+  format: string | undefined,
+  extra: Record<string, string>,
+  filter?: ResourceObject,
+): ResourceObject {
+  const log =
+    format === undefined
+      ? fileAccessLog(path, extra)
+      : {
+          name: 'envoy.access_loggers.file',
+          typed_config: {
+            '@type': typeOf.fileAccessLog,
+            path,
+            log_format: { text_format_source: { inline_string: `${format}\n` } },
+          },
+        };
   return filter ? { ...log, filter } : log;
 }

@@ -12,8 +12,12 @@ export function translate(model: Model, view: NodeView): Translation {
     const { resources, diagnostics } = translateOriginate(model.tunnels, view);
     return { resources: sortResourceSet(resources), diagnostics };
   }
-  if (view.role === 'relay') return { resources: sortResourceSet(translateRelay(model.tunnels, view).resources), diagnostics: [] };
-  return { resources: sortResourceSet(translateTerminate(tunnelsConcerning(model.tunnels, view), view).resources), diagnostics: [] };
+  if (view.role === 'relay')
+    return { resources: sortResourceSet(translateRelay(model.tunnels, view).resources), diagnostics: [] };
+  return {
+    resources: sortResourceSet(translateTerminate(tunnelsConcerning(model.tunnels, view), view).resources),
+    diagnostics: [],
+  };
 }
 
 export type { NodeView, Role } from './view.js';

@@ -3,8 +3,15 @@
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
 import {
-  adsConfigSource, fileAccessLog, flowControl, http2Keepalive, serviceAccessLog, socketAddress, statPrefix,
-  tunnelConnectTimeout, typeOf,
+  adsConfigSource,
+  fileAccessLog,
+  flowControl,
+  http2Keepalive,
+  serviceAccessLog,
+  socketAddress,
+  statPrefix,
+  tunnelConnectTimeout,
+  typeOf,
 } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';
@@ -13,7 +20,9 @@ import type { NodeView } from './view.js';
 
 export function originateName(t: Tunnel): string {
   const base = `originate/${t.service.namespace}`;
-  return t.via ? `${base}/${t.via.name}/${t.via.port}/${t.service.name}/${t.port}` : `${base}/${t.service.name}/${t.port}`;
+  return t.via
+    ? `${base}/${t.via.name}/${t.via.port}/${t.service.name}/${t.port}`
+    : `${base}/${t.service.name}/${t.port}`;
 }
 
 /** Cluster metadata carrying the CONNECT authority, read by `tunneling_config.hostname` (see below). */
@@ -27,7 +36,10 @@ const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
 
 /** The Service's keepalive annotations over the defaults: a dead terminator is noticed after interval + timeout. */
 function keepalive(s: Tunnel['settings']) {
-  return { interval: s.connectionKeepaliveInterval ?? http2Keepalive.interval, timeout: s.connectionKeepaliveTimeout ?? http2Keepalive.timeout };
+  return {
+    interval: s.connectionKeepaliveInterval ?? http2Keepalive.interval,
+    timeout: s.connectionKeepaliveTimeout ?? http2Keepalive.timeout,
+  };
 }
 
 /** Bytes a tunnel's connections buffer at each end (app side, tunnel side, backend side). */
@@ -60,7 +72,10 @@ export function tunnelCluster(t: Tunnel, name = originateName(t)) {
     ...(subsets ? { lb_subset_config: subsets } : {}),
     metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
     typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': { '@type': typeOf.httpProtocolOptions, explicit_http_config: http },
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': typeOf.httpProtocolOptions,
+        explicit_http_config: http,
+      },
     },
   };
 }
@@ -69,7 +84,9 @@ export function tunnelCluster(t: Tunnel, name = originateName(t)) {
 export function tunnelEndpoints(t: Tunnel, name = originateName(t)) {
   const addresses = [...new Set(t.endpoints.map((e) => e.address))];
   const lbEndpoints = addresses.map((a) => {
-    const metadata = picksEndpoint(t) ? endpointMetadata(t.settings, t.endpoints.find((e) => e.address === a)?.labels) : undefined;
+    const metadata = picksEndpoint(t)
+      ? endpointMetadata(t.settings, t.endpoints.find((e) => e.address === a)?.labels)
+      : undefined;
     return { endpoint: { address: socketAddress(a, t.settings.tunnelPort) }, ...(metadata ? { metadata } : {}) };
   });
   return { cluster_name: name, endpoints: addresses.length === 0 ? [] : [{ lb_endpoints: lbEndpoints }] };
@@ -78,13 +95,21 @@ export function tunnelEndpoints(t: Tunnel, name = originateName(t)) {
 function tunnelingConfig(t: Tunnel) {
   const s = t.settings;
   const headers = [...(s.headersToAdd ?? [])];
-  if (s.hashPolicy === 'source-ip' && s.placement === 'gateway') headers.push({ name: sourceIpHeader, value: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%' });
+  if (s.hashPolicy === 'source-ip' && s.placement === 'gateway')
+    headers.push({ name: sourceIpHeader, value: '%DOWNSTREAM_REMOTE_ADDRESS_WITHOUT_PORT%' });
   return {
     // A split picks the backend cluster first; Envoy evaluates the hostname after that choice, so the
     // chosen cluster's own authority names the backend to the terminator.
-    hostname: t.split ? `%CLUSTER_METADATA(${metadataNamespace}:authority)%` : s.hostname ?? t.authority,
+    hostname: t.split ? `%CLUSTER_METADATA(${metadataNamespace}:authority)%` : (s.hostname ?? t.authority),
     ...(s.mode === 'h2-post' ? { use_post: true, post_path: s.postPath ?? '/' } : {}),
-    ...(headers.length ? { headers_to_add: headers.map((h) => ({ header: { key: h.name, value: h.value }, append_action: 'OVERWRITE_IF_EXISTS_OR_ADD' })) } : {}),
+    ...(headers.length
+      ? {
+          headers_to_add: headers.map((h) => ({
+            header: { key: h.name, value: h.value },
+            append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+          })),
+        }
+      : {}),
     ...(s.propagateResponseHeaders !== undefined ? { propagate_response_headers: s.propagateResponseHeaders } : {}),
     ...(s.propagateResponseTrailers !== undefined ? { propagate_response_trailers: s.propagateResponseTrailers } : {}),
   };
@@ -96,7 +121,9 @@ function tcpProxyPolicy(t: Tunnel) {
   const match = picksEndpoint(t) && !t.split ? lbMetadataMatch(s) : undefined;
   return {
     ...(s.idleTimeout !== undefined ? { idle_timeout: s.idleTimeout } : {}),
-    ...(s.maxDownstreamConnectionDuration !== undefined ? { max_downstream_connection_duration: s.maxDownstreamConnectionDuration } : {}),
+    ...(s.maxDownstreamConnectionDuration !== undefined
+      ? { max_downstream_connection_duration: s.maxDownstreamConnectionDuration }
+      : {}),
     ...(s.maxConnectAttempts !== undefined ? { max_connect_attempts: s.maxConnectAttempts } : {}),
     ...(s.hashPolicy === 'source-ip' ? { hash_policy: [{ source_ip: {} }] } : {}),
     ...(match ? { metadata_match: match } : {}),
@@ -114,12 +141,14 @@ function accessLogs(t: Tunnel, view: NodeView) {
 /** Where the listener sends connections: the Service's own cluster, or a weighted split. */
 function clusterSpecifier(t: Tunnel, byKey: () => Map<string, Tunnel>) {
   if (!t.split) return { cluster: originateName(t) };
-  const clusters = t.split.filter((s) => s.weight > 0).map((s) => {
-    const backend = byKey().get(s.tunnelKey)!;
-    // A backend Service's own metadata-match narrows its share to the Pods with those labels.
-    const match = picksEndpoint(backend) ? lbMetadataMatch(backend.settings) : undefined;
-    return { name: originateName(backend), weight: s.weight, ...(match ? { metadata_match: match } : {}) };
-  });
+  const clusters = t.split
+    .filter((s) => s.weight > 0)
+    .map((s) => {
+      const backend = byKey().get(s.tunnelKey)!;
+      // A backend Service's own metadata-match narrows its share to the Pods with those labels.
+      const match = picksEndpoint(backend) ? lbMetadataMatch(backend.settings) : undefined;
+      return { name: originateName(backend), weight: s.weight, ...(match ? { metadata_match: match } : {}) };
+    });
   // Every weight is 0: the Service's own cluster, left without endpoints, refuses the connections.
   if (clusters.length === 0) return { cluster: originateName(t) };
   return { weighted_clusters: { clusters } };
@@ -134,7 +163,11 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: () =>
     per_connection_buffer_limit_bytes: bufferLimit(t.settings),
     // SNI can only choose the authority if something reads the ClientHello first.
     ...(t.settings.hostname?.includes('%REQUESTED_SERVER_NAME%')
-      ? { listener_filters: [{ name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': typeOf.tlsInspector } }] }
+      ? {
+          listener_filters: [
+            { name: 'envoy.filters.listener.tls_inspector', typed_config: { '@type': typeOf.tlsInspector } },
+          ],
+        }
       : {}),
     filter_chains: [
       {
@@ -156,7 +189,10 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: () =>
   };
 }
 
-export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet; diagnostics: Diagnostic[] } {
+export function translateOriginate(
+  tunnels: readonly Tunnel[],
+  view: NodeView,
+): { resources: ResourceSet; diagnostics: Diagnostic[] } {
   const resources = emptyResourceSet();
   const diagnostics: Diagnostic[] = [];
   const claimed = new Map<string, Tunnel>();
@@ -173,15 +209,24 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
     const address = view.listenAddress ?? t.clusterIP;
     if (!address) {
       diagnostics.push({
-        severity: 'warning', reason: 'NoListenAddress', object: t.service, path: ['spec', 'clusterIP'], origin: t.origin,
-        message: 'headless Service: originators need a listen address (tunnel-shim bootstrap --listen-address) to serve it',
+        severity: 'warning',
+        reason: 'NoListenAddress',
+        object: t.service,
+        path: ['spec', 'clusterIP'],
+        origin: t.origin,
+        message:
+          'headless Service: originators need a listen address (tunnel-shim bootstrap --listen-address) to serve it',
       });
       continue;
     }
     const owner = claimed.get(`${address}:${t.port}`);
     if (owner) {
       diagnostics.push({
-        severity: 'error', reason: 'DuplicateListenAddress', object: t.service, path: ['spec', 'ports'], origin: t.origin,
+        severity: 'error',
+        reason: 'DuplicateListenAddress',
+        object: t.service,
+        path: ['spec', 'ports'],
+        origin: t.origin,
         message: `${address}:${t.port} is already the listener of Service ${owner.service.namespace}/${owner.service.name} on originators listening on ${address}`,
       });
       continue;
@@ -197,7 +242,11 @@ export function translateOriginate(tunnels: readonly Tunnel[], view: NodeView): 
     }
     // The same three entries for as long as the tunnel object lives (per listen address and log):
     // the encoder then knows them by identity, and their objects are built only when first encoded.
-    const entries = memo(t, view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}` : viewPiece, () => tunnelEntries(t, address, view));
+    const entries = memo(
+      t,
+      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}` : viewPiece,
+      () => tunnelEntries(t, address, view),
+    );
     resources.cluster.push(entries.cluster);
     resources.endpoint.push(entries.endpoint);
     resources.listener.push(entries.listener);

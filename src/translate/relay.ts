@@ -8,8 +8,16 @@ import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import type { Tunnel } from '../model/tunnel.js';
 import {
-  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows, socketAddress,
-  statPrefix, typeOf,
+  adsConfigSource,
+  discoveredFilter,
+  duration,
+  fileAccessLog,
+  flowControl,
+  http2Keepalive,
+  serverWindows,
+  socketAddress,
+  statPrefix,
+  typeOf,
 } from './common.js';
 import { tunnelCluster, tunnelEndpoints } from './originate.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
@@ -27,7 +35,13 @@ function relayClusterName(t: Tunnel): string {
   return `relay/${t.service.namespace}/${t.service.name}/${t.port}`;
 }
 
-const relayLogFields = { role: 'relay', method: '%REQ(:METHOD)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
+const relayLogFields = {
+  role: 'relay',
+  method: '%REQ(:METHOD)%',
+  authority: '%REQ(:AUTHORITY)%',
+  protocol: '%PROTOCOL%',
+  response_code: '%RESPONSE_CODE%',
+};
 
 /** Served over ECDS, as the terminator's are: a relayed Service's access log changes no listener (terminate.ts). */
 function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) {
@@ -52,10 +66,19 @@ function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) 
 }
 
 function fallbackHost(view: NodeView) {
-  const unknownConnect = { match: { connect_matcher: {} }, direct_response: { status: 404, body: { inline_string: 'tunnel-shim relay: no tunnel for this authority\n' } } };
+  const unknownConnect = {
+    match: { connect_matcher: {} },
+    direct_response: { status: 404, body: { inline_string: 'tunnel-shim relay: no tunnel for this authority\n' } },
+  };
   const http = view.relayHttpBackend
     ? { match: { prefix: '/' }, route: { cluster: relayHttpCluster } }
-    : { match: { prefix: '/' }, direct_response: { status: 404, body: { inline_string: 'tunnel-shim relay: plain HTTP is not routed here (no --relay-http-backend)\n' } } };
+    : {
+        match: { prefix: '/' },
+        direct_response: {
+          status: 404,
+          body: { inline_string: 'tunnel-shim relay: plain HTTP is not routed here (no --relay-http-backend)\n' },
+        },
+      };
   return { name: 'fallback', domains: ['*'], routes: [unknownConnect, http] };
 }
 
@@ -87,7 +110,10 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
         routes: [{ match: { connect_matcher: {} }, route: { cluster, timeout: duration('0s'), ...endpointPolicy(t) } }],
       };
     });
-    resources.route.push({ name: relayName(port), object: { name: relayName(port), virtual_hosts: [...hosts, fallbackHost(view)] } });
+    resources.route.push({
+      name: relayName(port),
+      object: { name: relayName(port), virtual_hosts: [...hosts, fallbackHost(view)] },
+    });
     resources.extension.push({ name: relayName(port), object: relayManager(port, view, onPort) });
     resources.listener.push({
       name: relayName(port),
@@ -107,8 +133,19 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
     resources.cluster.push({
       name: relayHttpCluster,
       object: {
-        name: relayHttpCluster, type: 'STATIC', connect_timeout: duration('5s'),
-        load_assignment: { cluster_name: relayHttpCluster, endpoints: [{ lb_endpoints: [{ endpoint: { address: socketAddress(host, Number(view.relayHttpBackend.slice(i + 1))) } }] }] },
+        name: relayHttpCluster,
+        type: 'STATIC',
+        connect_timeout: duration('5s'),
+        load_assignment: {
+          cluster_name: relayHttpCluster,
+          endpoints: [
+            {
+              lb_endpoints: [
+                { endpoint: { address: socketAddress(host, Number(view.relayHttpBackend.slice(i + 1))) } },
+              ],
+            },
+          ],
+        },
       },
     });
   }

@@ -18,9 +18,16 @@ export function subsetConfig(s: TunnelSettings): ResourceObject | undefined {
 }
 
 /** Only the label keys the subsets use: every other Pod label stays out of the config. */
-export function endpointMetadata(s: TunnelSettings, labels: Record<string, string> | undefined): ResourceObject | undefined {
+export function endpointMetadata(
+  s: TunnelSettings,
+  labels: Record<string, string> | undefined,
+): ResourceObject | undefined {
   if (!s.metadataMatch || !labels) return undefined;
-  const picked = Object.fromEntries(subsetKeys(s).filter((k) => labels[k] !== undefined).map((k) => [k, labels[k]!]));
+  const picked = Object.fromEntries(
+    subsetKeys(s)
+      .filter((k) => labels[k] !== undefined)
+      .map((k) => [k, labels[k]!]),
+  );
   return Object.keys(picked).length ? { filter_metadata: { 'envoy.lb': picked } } : undefined;
 }
 

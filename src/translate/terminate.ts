@@ -17,8 +17,17 @@ import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/build.js';
 import {
-  adsConfigSource, discoveredFilter, duration, fileAccessLog, flowControl, http2Keepalive, serverWindows,
-  serviceAccessLog, socketAddress, statPrefix, typeOf,
+  adsConfigSource,
+  discoveredFilter,
+  duration,
+  fileAccessLog,
+  flowControl,
+  http2Keepalive,
+  serverWindows,
+  serviceAccessLog,
+  socketAddress,
+  statPrefix,
+  typeOf,
 } from './common.js';
 import { bufferLimit, sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
@@ -39,7 +48,9 @@ function backendClusterName(t: Tunnel, ip?: string): string {
 /** Matches the requests of one tunnel by `:authority`, so a per-Service log on a shared listener logs only its own. */
 export function authorityFilter(t: Tunnel): ResourceObject {
   const filters = domainsOf(t).map((d) => ({
-    header_filter: { header: { name: ':authority', string_match: d.startsWith('*') ? { suffix: d.slice(1) } : { exact: d } } },
+    header_filter: {
+      header: { name: ':authority', string_match: d.startsWith('*') ? { suffix: d.slice(1) } : { exact: d } },
+    },
   }));
   return filters.length === 1 ? filters[0]! : { or_filter: { filters } };
 }
@@ -50,7 +61,14 @@ export function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, st
     .map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
 }
 
-const terminateLogFields = { role: 'terminate', method: '%REQ(:METHOD)%', path: '%REQ(:PATH)%', authority: '%REQ(:AUTHORITY)%', protocol: '%PROTOCOL%', response_code: '%RESPONSE_CODE%' };
+const terminateLogFields = {
+  role: 'terminate',
+  method: '%REQ(:METHOD)%',
+  path: '%REQ(:PATH)%',
+  authority: '%REQ(:AUTHORITY)%',
+  protocol: '%PROTOCOL%',
+  response_code: '%RESPONSE_CODE%',
+};
 
 /**
  * The connection manager of one endpoint IP's listener (served over ECDS, see `discoveredFilter`):
@@ -101,7 +119,9 @@ function connectVirtualHost(t: Tunnel, cluster: string) {
           upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: post ? { allow_post: true } : {} }],
           // A route timeout (15 s by default) would cut a tunnel: tunnels end when either side closes.
           timeout: duration('0s'),
-          ...(gateway && s.hashPolicy === 'source-ip' ? { hash_policy: [{ header: { header_name: sourceIpHeader } }] } : {}),
+          ...(gateway && s.hashPolicy === 'source-ip'
+            ? { hash_policy: [{ header: { header_name: sourceIpHeader } }] }
+            : {}),
           ...(metadataMatch ? { metadata_match: metadataMatch } : {}),
         },
       },
@@ -115,15 +135,22 @@ function staticCluster(name: string, t: Tunnel, hosts: { address: string; port: 
     type: 'STATIC',
     connect_timeout: duration('5s'),
     per_connection_buffer_limit_bytes: bufferLimit(t.settings),
-    load_assignment: { cluster_name: name, endpoints: [{ lb_endpoints: hosts.map((h) => ({ endpoint: { address: socketAddress(h.address, h.port) } })) }] },
+    load_assignment: {
+      cluster_name: name,
+      endpoints: [{ lb_endpoints: hosts.map((h) => ({ endpoint: { address: socketAddress(h.address, h.port) } })) }],
+    },
   };
 }
 
 function edsCluster(name: string, t: Tunnel) {
   const subsets = subsetConfig(t.settings);
   return {
-    name, type: 'EDS', eds_cluster_config: { eds_config: adsConfigSource }, connect_timeout: duration('5s'),
-    per_connection_buffer_limit_bytes: bufferLimit(t.settings), lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
+    name,
+    type: 'EDS',
+    eds_cluster_config: { eds_config: adsConfigSource },
+    connect_timeout: duration('5s'),
+    per_connection_buffer_limit_bytes: bufferLimit(t.settings),
+    lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
   };
 }

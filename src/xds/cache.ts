@@ -70,7 +70,8 @@ export class SnapshotCache {
       if (models[side] === this.models[side]) continue;
       const other = diffs[side === 'terminate' ? 'originate' : 'terminate'];
       // Both sides usually hold the same model: the changes are worked out once.
-      const shared = other && models.terminate === models.originate && this.indexes.terminate === this.indexes.originate;
+      const shared =
+        other && models.terminate === models.originate && this.indexes.terminate === this.indexes.originate;
       diffs[side] = shared ? other : changedTunnels(this.indexes[side], models[side].tunnels);
     }
     for (const side of sides) {
@@ -84,12 +85,17 @@ export class SnapshotCache {
       // A side whose model is unchanged keeps its snapshots (every watched view has one once a model is set).
       if (!diff) continue;
       const concerned = (t: Tunnel | undefined) => t !== undefined && concerns(entry.view, t);
-      const touched = diff.portsChanged || !entry.snapshot || diff.changes.some((c) => concerned(c.before) || concerned(c.after));
+      const touched =
+        diff.portsChanged || !entry.snapshot || diff.changes.some((c) => concerned(c.before) || concerned(c.after));
       if (!touched) continue;
       const before = entry.snapshot;
       this.rebuild(entry);
       this.viewRebuilds++;
-      if (!before || Object.keys(before).some((k) => before[k as keyof Snapshot] !== entry.snapshot![k as keyof Snapshot])) changed.push(entry);
+      if (
+        !before ||
+        Object.keys(before).some((k) => before[k as keyof Snapshot] !== entry.snapshot![k as keyof Snapshot])
+      )
+        changed.push(entry);
     }
     for (const entry of changed) for (const notify of entry.listeners) this.toNotify.add(notify);
     this.fanOut();
@@ -166,7 +172,8 @@ export class SnapshotCache {
   /** Problems found translating or validating for any watched view, each once. */
   diagnostics(): Diagnostic[] {
     const seen = new Map<string, Diagnostic>();
-    for (const entry of this.views.values()) for (const d of entry.diagnostics) seen.set(`${d.reason}|${d.object.name}|${d.message}`, d);
+    for (const entry of this.views.values())
+      for (const d of entry.diagnostics) seen.set(`${d.reason}|${d.object.name}|${d.message}`, d);
     return [...seen.values()];
   }
 

@@ -11,7 +11,12 @@ type ConfigStatus = 'SYNCED' | 'STALE' | 'NOT_SENT' | 'ERROR';
 type ClientResourceStatus = 'ACKED' | 'REQUESTED' | 'NACKED' | 'DOES_NOT_EXIST';
 
 /** CSDS has no NACKED config status: a rejected resource is ERROR with client status NACKED. */
-const configStatusOf: Record<ResourceStatus['status'], ConfigStatus> = { SYNCED: 'SYNCED', STALE: 'STALE', NOT_SENT: 'NOT_SENT', NACKED: 'ERROR' };
+const configStatusOf: Record<ResourceStatus['status'], ConfigStatus> = {
+  SYNCED: 'SYNCED',
+  STALE: 'STALE',
+  NOT_SENT: 'NOT_SENT',
+  NACKED: 'ERROR',
+};
 
 function clientStatusOf(r: ResourceStatus): ClientResourceStatus {
   if (r.status === 'SYNCED') return 'ACKED';
@@ -76,7 +81,8 @@ function compileStringMatcher(m: StringMatcher, where: string): (value: string) 
 /** Node matchers are ORed; an empty list selects every node. Bad matchers are refused even with no nodes. */
 export function selectStreams(streams: Iterable<AdsStream>, matchers: NodeMatcher[]): AdsStream[] {
   const tests = matchers.map((m, i) => {
-    if ((m.node_metadatas ?? []).length > 0) throw new CsdsRequestError(`node_matchers[${i}].node_metadatas: not supported; match on node_id`);
+    if ((m.node_metadatas ?? []).length > 0)
+      throw new CsdsRequestError(`node_matchers[${i}].node_metadatas: not supported; match on node_id`);
     return m.node_id ? compileStringMatcher(m.node_id, `node_matchers[${i}].node_id`) : () => true;
   });
   const all = [...streams].sort((a, b) => (a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0));
@@ -113,25 +119,48 @@ export function clientConfig(stream: AdsStream, excludeContents: boolean) {
 }
 
 export function clientStatus(streams: Iterable<AdsStream>, request: ClientStatusRequest) {
-  return { config: selectStreams(streams, request.node_matchers ?? []).map((s) => clientConfig(s, request.exclude_resource_contents === true)) };
+  return {
+    config: selectStreams(streams, request.node_matchers ?? []).map((s) =>
+      clientConfig(s, request.exclude_resource_contents === true),
+    ),
+  };
 }
 
 function codec(typeName: string) {
   const type = lookupType(typeName);
   return {
-    serialize: (message: object): Buffer => Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
+    serialize: (message: object): Buffer =>
+      Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
     // oneofs: the name of the set member (match_pattern) tells a matcher's kind.
-    deserialize: (bytes: Buffer): any => type.toObject(type.decode(bytes), { oneofs: true, defaults: false, enums: String }),
+    deserialize: (bytes: Buffer): any =>
+      type.toObject(type.decode(bytes), { oneofs: true, defaults: false, enums: String }),
   };
 }
 
 export function csdsServiceDefinition(): grpc.ServiceDefinition {
   const request = codec('envoy.service.status.v3.ClientStatusRequest');
   const response = codec('envoy.service.status.v3.ClientStatusResponse');
-  const base = { requestSerialize: request.serialize, requestDeserialize: request.deserialize, responseSerialize: response.serialize, responseDeserialize: response.deserialize };
+  const base = {
+    requestSerialize: request.serialize,
+    requestDeserialize: request.deserialize,
+    responseSerialize: response.serialize,
+    responseDeserialize: response.deserialize,
+  };
   return {
-    StreamClientStatus: { path: '/envoy.service.status.v3.ClientStatusDiscoveryService/StreamClientStatus', requestStream: true, responseStream: true, originalName: 'streamClientStatus', ...base },
-    FetchClientStatus: { path: '/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus', requestStream: false, responseStream: false, originalName: 'fetchClientStatus', ...base },
+    StreamClientStatus: {
+      path: '/envoy.service.status.v3.ClientStatusDiscoveryService/StreamClientStatus',
+      requestStream: true,
+      responseStream: true,
+      originalName: 'streamClientStatus',
+      ...base,
+    },
+    FetchClientStatus: {
+      path: '/envoy.service.status.v3.ClientStatusDiscoveryService/FetchClientStatus',
+      requestStream: false,
+      responseStream: false,
+      originalName: 'fetchClientStatus',
+      ...base,
+    },
   } as grpc.ServiceDefinition;
 }
 
@@ -141,9 +170,16 @@ function failure(err: unknown): Partial<grpc.StatusObject> {
 }
 
 /** Handlers over the server's live streams: each request is answered with the state at that moment. */
-export function csdsHandlers(streams: () => Iterable<AdsStream>, logger: Logger, track: (call: grpc.ServerDuplexStream<any, any>) => void): grpc.UntypedServiceImplementation {
+export function csdsHandlers(
+  streams: () => Iterable<AdsStream>,
+  logger: Logger,
+  track: (call: grpc.ServerDuplexStream<any, any>) => void,
+): grpc.UntypedServiceImplementation {
   return {
-    FetchClientStatus: (call: grpc.ServerUnaryCall<ClientStatusRequest, unknown>, callback: grpc.sendUnaryData<unknown>) => {
+    FetchClientStatus: (
+      call: grpc.ServerUnaryCall<ClientStatusRequest, unknown>,
+      callback: grpc.sendUnaryData<unknown>,
+    ) => {
       try {
         callback(null, clientStatus(streams(), call.request));
       } catch (err) {

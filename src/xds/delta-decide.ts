@@ -99,7 +99,10 @@ export function newSubscription(): DeltaSubscription {
   return { started: false, wildcard: false, names: new Set(), known: new KnownVersions() };
 }
 
-export function decideDelta(request: DeltaRequest, state: Pick<DeltaSubscription, 'started' | 'lastNonce'>): DeltaDecision {
+export function decideDelta(
+  request: DeltaRequest,
+  state: Pick<DeltaSubscription, 'started' | 'lastNonce'>,
+): DeltaDecision {
   if (!state.started) return { kind: 'subscribe' };
   if (request.responseNonce === '') return { kind: 'update' };
   if (request.responseNonce !== state.lastNonce) return { kind: 'stale' };
@@ -161,7 +164,11 @@ export interface DeltaChanges {
  * A subscribed name that does not exist is reported once in removed_resources (so the client need
  * not wait for a timeout) and sent as soon as it appears.
  */
-export function deltaChanges(state: DeltaSubscription, versions: ReadonlyMap<string, string>, candidates?: Iterable<string>): DeltaChanges {
+export function deltaChanges(
+  state: DeltaSubscription,
+  versions: ReadonlyMap<string, string>,
+  candidates?: Iterable<string>,
+): DeltaChanges {
   const send: string[] = [];
   const removed: string[] = [];
   const look = candidates ? new Set(candidates) : allRelevant(state, versions);
@@ -196,9 +203,16 @@ export function deltaChanges(state: DeltaSubscription, versions: ReadonlyMap<str
  * the previous generation's versions (`inLine`, read before deltaChanges ran) and wants every
  * changed name.
  */
-export function settleKnown(state: DeltaSubscription, versions: ReadonlyMap<string, string>, generation: number, candidates: Iterable<string> | undefined, inLine: boolean): void {
+export function settleKnown(
+  state: DeltaSubscription,
+  versions: ReadonlyMap<string, string>,
+  generation: number,
+  candidates: Iterable<string> | undefined,
+  inLine: boolean,
+): void {
   if (!(state.known instanceof KnownVersions)) return;
-  const wanted = (names: Iterable<string>) => state.wildcard || [...names].every((n) => !versions.has(n) || state.names.has(n));
+  const wanted = (names: Iterable<string>) =>
+    state.wildcard || [...names].every((n) => !versions.has(n) || state.names.has(n));
   const holdsView = candidates ? inLine && wanted(candidates) : wanted(versions.keys());
   if (holdsView) state.known.rebase(versions, generation);
 }

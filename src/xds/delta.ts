@@ -5,7 +5,16 @@
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { Watch } from './cache.js';
-import { applySubscription, decideDelta, deltaChanges, KnownVersions, newSubscription, settleKnown, type DeltaDecision, type DeltaSubscription } from './delta-decide.js';
+import {
+  applySubscription,
+  decideDelta,
+  deltaChanges,
+  KnownVersions,
+  newSubscription,
+  settleKnown,
+  type DeltaDecision,
+  type DeltaSubscription,
+} from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
 import { changedSince } from './snapshot.js';
@@ -41,7 +50,13 @@ export class DeltaStream extends StreamTransport {
   readonly mode = 'delta' as const;
   readonly types = new Map<ResourceKind, DeltaTypeState>();
 
-  constructor(node: NodeIdentity, watch: Watch, sink: ResponseSink, private readonly events: DeltaStreamEvents, controlPlaneId: string) {
+  constructor(
+    node: NodeIdentity,
+    watch: Watch,
+    sink: ResponseSink,
+    private readonly events: DeltaStreamEvents,
+    controlPlaneId: string,
+  ) {
     super(node, watch, sink, controlPlaneId);
   }
 
@@ -55,7 +70,9 @@ export class DeltaStream extends StreamTransport {
     }
     const req = {
       responseNonce: request.response_nonce ?? '',
-      errorMessage: request.error_detail ? request.error_detail.message ?? `code ${request.error_detail.code ?? 0}` : undefined,
+      errorMessage: request.error_detail
+        ? (request.error_detail.message ?? `code ${request.error_detail.code ?? 0}`)
+        : undefined,
       subscribe: request.resource_names_subscribe ?? [],
       unsubscribe: request.resource_names_unsubscribe ?? [],
       initialVersions: request.initial_resource_versions ?? {},
@@ -70,7 +87,12 @@ export class DeltaStream extends StreamTransport {
       state.nacks = 0;
       this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
-      state.lastNack = { nonce: req.responseNonce, version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
+      state.lastNack = {
+        nonce: req.responseNonce,
+        version: state.lastVersion ?? '',
+        message: decision.message,
+        at: new Date().toISOString(),
+      };
       this.scheduleRetry(kind, state);
     }
     // Subscription changes apply whatever the nonce: Envoy piggybacks them on ACKs.
@@ -133,9 +155,21 @@ export class DeltaStream extends StreamTransport {
     this.cancelRetry(kind, state);
     const resources = send.map((name) => ts.resources.get(name)!);
     // Shareable: everything (a first sync), or a small change; both are the same for every stream of the view.
-    const key = removed.length === 0 && send.length === ts.resources.size ? 'all' : send.length + removed.length <= 32 ? `${send.join('\n')}|${removed.join('\n')}` : undefined;
+    const key =
+      removed.length === 0 && send.length === ts.resources.size
+        ? 'all'
+        : send.length + removed.length <= 32
+          ? `${send.join('\n')}|${removed.join('\n')}`
+          : undefined;
     const nonce = this.respond(ts, key, state.lastNonce, (n) =>
-      encodeDeltaDiscoveryResponse({ systemVersionInfo: ts.version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: resources.map(deltaResourceBytes), removed }),
+      encodeDeltaDiscoveryResponse({
+        systemVersionInfo: ts.version,
+        typeUrl: TypeUrl[kind],
+        nonce: n,
+        controlPlaneId: this.controlPlaneId,
+        resources: resources.map(deltaResourceBytes),
+        removed,
+      }),
     );
     state.lastNonce = nonce;
     state.lastVersion = ts.version;

@@ -34,7 +34,7 @@ export class SentLedger {
   }
 
   delivery(name: string): Delivery | undefined {
-    return this.sent(name) ? this.deliveries?.get(name) ?? this.baseDelivery : undefined;
+    return this.sent(name) ? (this.deliveries?.get(name) ?? this.baseDelivery) : undefined;
   }
 
   /** The client must be sent `name` again (re-subscribed, or its parent changed). */
@@ -71,7 +71,12 @@ export class SentLedger {
    * The client now holds `resources`' version of every subscribed name. `carried` went out in
    * `delivery`; `whole` says that response carried every subscribed name.
    */
-  settle(resources: ReadonlyMap<string, EncodedResource>, carried: readonly EncodedResource[], delivery: Delivery | undefined, whole: boolean): void {
+  settle(
+    resources: ReadonlyMap<string, EncodedResource>,
+    carried: readonly EncodedResource[],
+    delivery: Delivery | undefined,
+    whole: boolean,
+  ): void {
     this.base = resources;
     this.overrides = undefined;
     if (!delivery) return;

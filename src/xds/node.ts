@@ -18,7 +18,9 @@ type StructValue = null | {
   structValue?: { fields?: Record<string, StructValue> };
 };
 
-export function structToJson(struct: { fields?: Record<string, StructValue> } | undefined | null): Record<string, unknown> {
+export function structToJson(
+  struct: { fields?: Record<string, StructValue> } | undefined | null,
+): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   for (const [key, value] of Object.entries(struct?.fields ?? {})) {
     // A map entry without a value decodes as null (found by fuzzing: it was an INTERNAL error).
@@ -34,18 +36,24 @@ export function structToJson(struct: { fields?: Record<string, StructValue> } | 
 export class NodeError extends Error {}
 
 /** Parses the node of a stream's first request; throws NodeError naming the bad field. */
-export function parseNode(node: { id?: string; cluster?: string; metadata?: { fields?: Record<string, StructValue> } } | null | undefined): NodeIdentity {
+export function parseNode(
+  node: { id?: string; cluster?: string; metadata?: { fields?: Record<string, StructValue> } } | null | undefined,
+): NodeIdentity {
   if (!node?.id) throw new NodeError('node.id is required in the first request of a stream');
   const metadata = structToJson(node.metadata);
   const role = metadata[NodeMetadata.role];
   if (typeof role !== 'string' || !roles.includes(role as Role)) {
-    throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.role}"] must be one of ${roles.join(', ')} (got ${JSON.stringify(role)})`);
+    throw new NodeError(
+      `node ${node.id}: node.metadata["${NodeMetadata.role}"] must be one of ${roles.join(', ')} (got ${JSON.stringify(role)})`,
+    );
   }
   const view: NodeView = { role: role as Role };
   const listen = metadata[NodeMetadata.listenAddress];
   if (listen !== undefined && listen !== '') {
     if (typeof listen !== 'string' || isIP(listen) === 0) {
-      throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.listenAddress}"] must be an IP address (got ${JSON.stringify(listen)})`);
+      throw new NodeError(
+        `node ${node.id}: node.metadata["${NodeMetadata.listenAddress}"] must be an IP address (got ${JSON.stringify(listen)})`,
+      );
     }
     view.listenAddress = listen;
   }
@@ -54,7 +62,9 @@ export function parseNode(node: { id?: string; cluster?: string; metadata?: { fi
   const relayBackend = metadata[NodeMetadata.relayHttpBackend];
   if (relayBackend !== undefined && relayBackend !== '') {
     if (typeof relayBackend !== 'string' || !isHostPort(relayBackend)) {
-      throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.relayHttpBackend}"] must be IP:PORT (got ${JSON.stringify(relayBackend)})`);
+      throw new NodeError(
+        `node ${node.id}: node.metadata["${NodeMetadata.relayHttpBackend}"] must be IP:PORT (got ${JSON.stringify(relayBackend)})`,
+      );
     }
     view.relayHttpBackend = relayBackend;
   }
@@ -65,5 +75,11 @@ export function parseNode(node: { id?: string; cluster?: string; metadata?: { fi
 export function isHostPort(text: string): boolean {
   const i = text.lastIndexOf(':');
   const port = Number(text.slice(i + 1));
-  return i > 0 && isIP(text.slice(0, i).replace(/^\[|\]$/g, '')) !== 0 && Number.isInteger(port) && port >= 1 && port <= 65535;
+  return (
+    i > 0 &&
+    isIP(text.slice(0, i).replace(/^\[|\]$/g, '')) !== 0 &&
+    Number.isInteger(port) &&
+    port >= 1 &&
+    port <= 65535
+  );
 }

@@ -77,9 +77,18 @@ export class XdsServer {
       StreamAggregatedResources: (call: AnyCall) => this.handle(call, 'sotw'),
       DeltaAggregatedResources: (call: AnyCall) => this.handle(call, 'delta'),
     });
-    server.addService(csdsServiceDefinition(), csdsHandlers(() => this.streams, this.options.logger, (call) => this.track(call)));
+    server.addService(
+      csdsServiceDefinition(),
+      csdsHandlers(
+        () => this.streams,
+        this.options.logger,
+        (call) => this.track(call),
+      ),
+    );
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(this.options.address, grpc.ServerCredentials.createInsecure(), (err, port) => (err ? reject(err) : resolve(port))),
+      server.bindAsync(this.options.address, grpc.ServerCredentials.createInsecure(), (err, port) =>
+        err ? reject(err) : resolve(port),
+      ),
     );
     this.server = server;
     return this.boundPort;
@@ -99,7 +108,8 @@ export class XdsServer {
         clearTimeout(timer);
         resolve();
       });
-      for (const call of this.calls) closeWithStatus(call, grpc.status.UNAVAILABLE, 'control plane shutting down; reconnect');
+      for (const call of this.calls)
+        closeWithStatus(call, grpc.status.UNAVAILABLE, 'control plane shutting down; reconnect');
     });
   }
 
@@ -118,15 +128,24 @@ export class XdsServer {
       this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count }, 'sent');
       this.options.observe?.sent?.(s, kind, version, nonce, count);
     },
-    decided: (s, kind, decision, version, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, version, nonce, () => this.options.observe?.decided?.(s, kind, decision, version, nonce)),
+    decided: (s, kind, decision, version, nonce) =>
+      logDecision(this.options.logger, s.node.id, kind, decision, version, nonce, () =>
+        this.options.observe?.decided?.(s, kind, decision, version, nonce),
+      ),
   };
 
   private readonly deltaEvents: DeltaStreamEvents = {
     sent: (s, kind, version, nonce, count, removed) => {
-      this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count, removed }, 'sent (delta)');
+      this.options.logger.debug(
+        { node: s.node.id, type: kind, version, nonce, resources: count, removed },
+        'sent (delta)',
+      );
       this.options.observe?.deltaSent?.(s, kind, version, nonce, count, removed);
     },
-    decided: (s, kind, decision, nonce) => logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () => this.options.observe?.deltaDecided?.(s, kind, decision, nonce)),
+    decided: (s, kind, decision, nonce) =>
+      logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () =>
+        this.options.observe?.deltaDecided?.(s, kind, decision, nonce),
+      ),
   };
 
   /** The one open stream per node id (the newest: see `handle`), and how to close it. */
@@ -154,16 +173,26 @@ export class XdsServer {
           const cut = (ms: number) => this.cut(call, stream!, sink!, ms, fail);
           sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), cut);
           const cp = this.options.controlPlaneId ?? 'tunnel-shim';
-          stream = mode === 'delta' ? new DeltaStream(node, watch, sink, this.deltaEvents, cp) : new AdsStream(node, watch, sink, this.events, cp);
+          stream =
+            mode === 'delta'
+              ? new DeltaStream(node, watch, sink, this.deltaEvents, cp)
+              : new AdsStream(node, watch, sink, this.events, cp);
           this.claimNodeId(stream, call, fail);
           if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
           else this.streams.add(stream);
-          log.info({ node: node.id, role: node.view.role, listenAddress: node.view.listenAddress, mode }, 'node connected');
+          log.info(
+            { node: node.id, role: node.view.role, listenAddress: node.view.listenAddress, mode },
+            'node connected',
+          );
           this.options.observe?.connected?.(stream);
         }
         const decision = stream.onRequest(request as DecodedRequest & DecodedDeltaRequest);
         releaseReadBuffers(call);
-        if (!decision) log.warn({ node: stream.node.id, typeUrl: request.type_url }, 'request for a type this server does not serve; ignored');
+        if (!decision)
+          log.warn(
+            { node: stream.node.id, typeUrl: request.type_url },
+            'request for a type this server does not serve; ignored',
+          );
       } catch (err) {
         const { INVALID_ARGUMENT, RESOURCE_EXHAUSTED, INTERNAL } = grpc.status;
         const limit = err instanceof RequestLimitError;
@@ -230,7 +259,11 @@ const noBytes = Buffer.alloc(1);
  * (the idle-stream benchmark would show it).
  */
 function releaseReadBuffers(call: AnyCall): void {
-  const decoder = (call as unknown as { call?: { decoder?: { readState?: number; readPartialMessage?: unknown[]; readCompressFlag?: Buffer } } }).call?.decoder;
+  const decoder = (
+    call as unknown as {
+      call?: { decoder?: { readState?: number; readPartialMessage?: unknown[]; readCompressFlag?: Buffer } };
+    }
+  ).call?.decoder;
   if (decoder?.readState !== 0 || !Array.isArray(decoder.readPartialMessage)) return;
   decoder.readPartialMessage = [];
   decoder.readCompressFlag = noBytes;
@@ -241,10 +274,18 @@ function closeWithStatus(call: grpc.ServerDuplexStream<any, any>, code: grpc.sta
   call.emit('error', Object.assign(new Error(message), { code, details: message }));
 }
 
-function logDecision(log: Logger, node: string, kind: ResourceKind, decision: Decision | DeltaDecision, version: string, nonce: string, observe?: () => void) {
+function logDecision(
+  log: Logger,
+  node: string,
+  kind: ResourceKind,
+  decision: Decision | DeltaDecision,
+  version: string,
+  nonce: string,
+  observe?: () => void,
+) {
   const fields = { node, type: kind, version, nonce };
-  if (decision.kind === 'nack') log.warn({ ...fields, error: decision.message }, 'NACK: config rejected by node; not resending it');
+  if (decision.kind === 'nack')
+    log.warn({ ...fields, error: decision.message }, 'NACK: config rejected by node; not resending it');
   else if (log.isLevelEnabled('debug')) log.debug(fields, decision.kind);
   observe?.();
 }
-

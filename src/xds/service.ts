@@ -9,7 +9,8 @@ import { decodeSotwRequest, tolerant } from './request.js';
 function codec(typeName: string) {
   const type = lookupType(typeName);
   return {
-    serialize: (message: object): Buffer => Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
+    serialize: (message: object): Buffer =>
+      Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
     deserialize: (bytes: Buffer): any => type.decode(bytes),
   };
 }

@@ -2,7 +2,13 @@
 // rebuilds: a per-tunnel resource of a tunnel object already seen (owner and piece), an object seen
 // before (same identity, see translate/memo.ts) or an assembled one with the same parts (same key) is
 // never built, validated or encoded again.
-import { encodeResource, contentVersion, jsonHash, type EncodedResource, type ResourceObject } from '../envoy/encode.js';
+import {
+  encodeResource,
+  contentVersion,
+  jsonHash,
+  type EncodedResource,
+  type ResourceObject,
+} from '../envoy/encode.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType, messageNameOf, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import { validateMessage } from '../envoy/validate.js';
@@ -121,7 +127,9 @@ export class ResourceEncoder {
       for (const resource of resources[kind]) {
         const name = resource.name;
         const known = prior?.resources.get(name);
-        const encoded = (known && resource.key !== undefined && known.key === resource.key ? known : undefined) ?? this.encodingOf(kind, resource, known);
+        const encoded =
+          (known && resource.key !== undefined && known.key === resource.key ? known : undefined) ??
+          this.encodingOf(kind, resource, known);
         if (Array.isArray(encoded)) {
           diagnostics.push(...encoded);
           continue;
@@ -145,7 +153,9 @@ export class ResourceEncoder {
       sum &= mask64;
       snapshot[kind] = !prior
         ? { resources: map, version: versionOf(sum), generation: ++generations, sum }
-        : changed.size === 0 ? prior : stepType(prior, map, changed, sum);
+        : changed.size === 0
+          ? prior
+          : stepType(prior, map, changed, sum);
       if (map.size === list.length) this.sources.set(snapshot[kind], list);
     }
     return { snapshot, diagnostics };
@@ -157,7 +167,11 @@ export class ResourceEncoder {
    * unchanged, and only the others are looked at. Undefined when that does not apply (names added,
    * removed or moved; an entry that does not encode): the full pass then runs.
    */
-  private stepByIdentity(kind: ResourceKind, prior: TypeSnapshot, list: readonly NamedResource[]): TypeSnapshot | undefined {
+  private stepByIdentity(
+    kind: ResourceKind,
+    prior: TypeSnapshot,
+    list: readonly NamedResource[],
+  ): TypeSnapshot | undefined {
     const before = this.sources.get(prior);
     if (!before || before.length !== list.length) return undefined;
     const differs: number[] = [];
@@ -170,7 +184,8 @@ export class ResourceEncoder {
     for (const i of differs) {
       const resource = list[i]!;
       const known = prior.resources.get(resource.name)!;
-      const encoded = resource.key !== undefined && known.key === resource.key ? known : this.encodingOf(kind, resource, known);
+      const encoded =
+        resource.key !== undefined && known.key === resource.key ? known : this.encodingOf(kind, resource, known);
       if (Array.isArray(encoded)) return undefined;
       if (encoded !== known && encoded.version !== known.version) updates.push([resource.name, encoded]);
     }
@@ -201,7 +216,8 @@ export class ResourceEncoder {
       if (found) return found;
     }
     const object = objectOf(resource);
-    const encoded = this.sameContent(known, object, resource.key) ?? this.encode(kind, resource.name, object, resource.key);
+    const encoded =
+      this.sameContent(known, object, resource.key) ?? this.encode(kind, resource.name, object, resource.key);
     if (owner && piece !== undefined) {
       if (!pieces) this.byPiece.set(owner, (pieces = new Map()));
       pieces.set(piece, encoded);
@@ -215,7 +231,11 @@ export class ResourceEncoder {
    * For resources built anew (a changed tunnel's, relays, splits): the previous encoding of the same
    * name, if the JSON it was made from is equal (by hash), so equal content is not encoded again.
    */
-  private sameContent(known: EncodedResource | undefined, object: Record<string, unknown>, key: string | undefined): EncodedResource | undefined {
+  private sameContent(
+    known: EncodedResource | undefined,
+    object: Record<string, unknown>,
+    key: string | undefined,
+  ): EncodedResource | undefined {
     if (!known || key !== undefined) return undefined;
     return known.jsonHash === jsonHash(object) ? known : undefined;
   }
@@ -228,9 +248,10 @@ export class ResourceEncoder {
     try {
       const protoForm = fromEnvoyJson(lookupType(messageNameOf(typeUrl)), object);
       const violations = validateMessage(messageNameOf(typeUrl), protoForm);
-      result = violations.length > 0
-        ? violations.map((v) => invalidResource(kind, name, `${v.path} ${v.message}`))
-        : { ...encodeResource(typeUrl, name, protoForm, object), key };
+      result =
+        violations.length > 0
+          ? violations.map((v) => invalidResource(kind, name, `${v.path} ${v.message}`))
+          : { ...encodeResource(typeUrl, name, protoForm, object), key };
     } catch (err) {
       result = [invalidResource(kind, name, (err as Error).message)];
     }
@@ -240,7 +261,12 @@ export class ResourceEncoder {
 }
 
 /** The TypeSnapshot after `prior` when `names` changed. */
-function stepType(prior: TypeSnapshot, map: Map<string, EncodedResource>, names: ReadonlySet<string>, sum: bigint): TypeSnapshot {
+function stepType(
+  prior: TypeSnapshot,
+  map: Map<string, EncodedResource>,
+  names: ReadonlySet<string>,
+  sum: bigint,
+): TypeSnapshot {
   const changes = [...(prior.changes ?? []).slice(1 - changeHistory), { since: prior.generation, names }];
   return { resources: map, version: versionOf(sum), generation: ++generations, changes, sum };
 }

@@ -66,7 +66,13 @@ export class AdsStream extends StreamTransport {
   readonly mode = 'sotw' as const;
   readonly types = new Map<ResourceKind, TypeState>();
 
-  constructor(node: NodeIdentity, watch: Watch, sink: ResponseSink, private readonly events: StreamEvents, controlPlaneId: string) {
+  constructor(
+    node: NodeIdentity,
+    watch: Watch,
+    sink: ResponseSink,
+    private readonly events: StreamEvents,
+    controlPlaneId: string,
+  ) {
     super(node, watch, sink, controlPlaneId);
   }
 
@@ -79,7 +85,9 @@ export class AdsStream extends StreamTransport {
       {
         versionInfo: request.version_info ?? '',
         responseNonce: request.response_nonce ?? '',
-        errorMessage: request.error_detail ? request.error_detail.message ?? `code ${request.error_detail.code ?? 0}` : undefined,
+        errorMessage: request.error_detail
+          ? (request.error_detail.message ?? `code ${request.error_detail.code ?? 0}`)
+          : undefined,
       },
       state,
     );
@@ -94,11 +102,21 @@ export class AdsStream extends StreamTransport {
       state.nacks = 0;
       this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
-      state.lastNack = { nonce: request.response_nonce ?? '', version: state.lastVersion ?? '', message: decision.message, at: new Date().toISOString() };
+      state.lastNack = {
+        nonce: request.response_nonce ?? '',
+        version: state.lastVersion ?? '',
+        message: decision.message,
+        at: new Date().toISOString(),
+      };
       if (state.lastDelivery) state.lastDelivery.nack = state.lastNack;
       this.scheduleRetry(kind, state);
     }
-    const resubscribed = this.subscribe(kind, state, request.namesRaw ?? new Uint8Array(0), decision.kind === 'subscribe' ? request.version_info ?? '' : undefined);
+    const resubscribed = this.subscribe(
+      kind,
+      state,
+      request.namesRaw ?? new Uint8Array(0),
+      decision.kind === 'subscribe' ? (request.version_info ?? '') : undefined,
+    );
     this.pushKind(kind, resubscribed || decision.kind === 'subscribe', false);
     return decision;
   }
@@ -138,7 +156,12 @@ export class AdsStream extends StreamTransport {
     return state;
   }
 
-  private subscribe(kind: ResourceKind, state: TypeState, namesRaw: Uint8Array, clientVersion: string | undefined): boolean {
+  private subscribe(
+    kind: ResourceKind,
+    state: TypeState,
+    namesRaw: Uint8Array,
+    clientVersion: string | undefined,
+  ): boolean {
     // Every SotW ACK repeats the whole subscription: the same bytes as last time mean no change.
     const held = state.subscription?.raw;
     if (state.requested && held && (held === namesRaw || Buffer.compare(held, namesRaw) === 0)) {
@@ -223,7 +246,13 @@ export class AdsStream extends StreamTransport {
     }
     const version = ts.version;
     const nonce = this.respond(ts, responseKey(state, toSend, whole), state.lastNonce, (n) =>
-      encodeDiscoveryResponse({ versionInfo: version, typeUrl: TypeUrl[kind], nonce: n, controlPlaneId: this.controlPlaneId, resources: toSend.map((r) => r.any) }),
+      encodeDiscoveryResponse({
+        versionInfo: version,
+        typeUrl: TypeUrl[kind],
+        nonce: n,
+        controlPlaneId: this.controlPlaneId,
+        resources: toSend.map((r) => r.any),
+      }),
     );
     this.cancelRetry(kind, state);
     const delivery: Delivery = { seq: ++state.lastSeq, responseVersion: version, at: new Date() };

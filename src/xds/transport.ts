@@ -135,8 +135,14 @@ export abstract class StreamTransport {
    * Sends the response `build(nonce)` makes, shared with every stream that sends the same `key` for
    * the same type snapshot (undefined: not shareable). Returns the nonce it carries.
    */
-  protected respond(ts: TypeSnapshot, key: string | undefined, lastNonce: string | undefined, build: (nonce: string) => Buffer): string {
-    const shared = key === undefined ? undefined : sharedResponse(ts, `${this.mode}|${this.controlPlaneId}|${key}`, build);
+  protected respond(
+    ts: TypeSnapshot,
+    key: string | undefined,
+    lastNonce: string | undefined,
+    build: (nonce: string) => Buffer,
+  ): string {
+    const shared =
+      key === undefined ? undefined : sharedResponse(ts, `${this.mode}|${this.controlPlaneId}|${key}`, build);
     // A nonce names a response within one stream; a shared response may only be sent once per stream.
     if (shared && shared.nonce !== lastNonce) {
       this.send(shared.bytes);

@@ -15,7 +15,10 @@ export interface TunnelIndex {
   ports: string;
 }
 
-export function changedTunnels(previous: TunnelIndex | undefined, tunnels: readonly Tunnel[]): { index: TunnelIndex; changes: TunnelChange[]; portsChanged: boolean } {
+export function changedTunnels(
+  previous: TunnelIndex | undefined,
+  tunnels: readonly Tunnel[],
+): { index: TunnelIndex; changes: TunnelChange[]; portsChanged: boolean } {
   const byKey = new Map<string, Tunnel>();
   const changes: TunnelChange[] = [];
   const ports = new Set<number>();

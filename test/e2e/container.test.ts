@@ -43,20 +43,50 @@ describe('the container image', () => {
     echo = await startEcho('127.0.0.2', 0, 'backend');
     [xdsPort, adminPort, echoPort] = [await freePort(), await freePort(), await freePort()];
     const tunnelPort = await freePort();
-    fs.writeFileSync(path.join(dir, 'echo.yaml'), serviceYaml({
-      name: 'echo', namespace: 'box', clusterIP: '10.96.0.10', port: echoPort,
-      annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
-      endpoints: [{ ip: '127.0.0.2', port: echo.port }],
-    }), { mode: 0o644 });
+    fs.writeFileSync(
+      path.join(dir, 'echo.yaml'),
+      serviceYaml({
+        name: 'echo',
+        namespace: 'box',
+        clusterIP: '10.96.0.10',
+        port: echoPort,
+        annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+        endpoints: [{ ip: '127.0.0.2', port: echo.port }],
+      }),
+      { mode: 0o644 },
+    );
     // Host network (the Envoys are on the host's loopback); the file source mounted read-only.
-    await podman('run', '-d', '--rm', '--name', container, '--network', 'host', '--read-only', '--cap-drop', 'ALL',
-      '-v', `${dir}:/config:ro`, image,
-      'serve', '--source', 'file:/config',
-      '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${adminPort}`);
-    await waitFor('the shim in the container to be ready', async () => {
-      const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined);
-      return res?.status === 200;
-    }, 30_000, 200);
+    await podman(
+      'run',
+      '-d',
+      '--rm',
+      '--name',
+      container,
+      '--network',
+      'host',
+      '--read-only',
+      '--cap-drop',
+      'ALL',
+      '-v',
+      `${dir}:/config:ro`,
+      image,
+      'serve',
+      '--source',
+      'file:/config',
+      '--xds-address',
+      `127.0.0.1:${xdsPort}`,
+      '--admin-address',
+      `127.0.0.1:${adminPort}`,
+    );
+    await waitFor(
+      'the shim in the container to be ready',
+      async () => {
+        const res = await fetch(`http://127.0.0.1:${adminPort}/readyz`).catch(() => undefined);
+        return res?.status === 200;
+      },
+      30_000,
+      200,
+    );
   }, 20 * 60_000);
 
   afterAll(async () => {
@@ -78,8 +108,8 @@ describe('the container image', () => {
       'org.opencontainers.image.licenses': 'Apache-2.0',
     });
     // Who runs it, whether it can write, and that no development dependency made it into the image.
-    const check = 'id -u; touch /app/x 2>&1 || true; '
-      + 'ls /app/node_modules | grep -c -x -e typescript -e vitest -e tsx || true';
+    const check =
+      'id -u; touch /app/x 2>&1 || true; ' + 'ls /app/node_modules | grep -c -x -e typescript -e vitest -e tsx || true';
     const { stdout } = await podman('exec', container, 'sh', '-c', check);
     expect(stdout.trim().split('\n')).toEqual(['65532', "touch: cannot touch '/app/x': Read-only file system", '0']);
   });
@@ -92,10 +122,12 @@ describe('the container image', () => {
 
   it('serves two real Envoys on the host: bytes cross the tunnel', async () => {
     const xdsAddress = `127.0.0.1:${xdsPort}`;
-    envoys.push(...await Promise.all([
-      startEnvoy({ role: 'terminate', nodeId: 'box-terminator', xdsAddress }),
-      startEnvoy({ role: 'originate', nodeId: 'box-originator', xdsAddress, listenAddress: '127.0.0.1' }),
-    ]));
+    envoys.push(
+      ...(await Promise.all([
+        startEnvoy({ role: 'terminate', nodeId: 'box-terminator', xdsAddress }),
+        startEnvoy({ role: 'originate', nodeId: 'box-originator', xdsAddress, listenAddress: '127.0.0.1' }),
+      ])),
+    );
     const through = () => roundTrip(echoPort, 'through the image\n').catch(() => false);
     const received = await waitFor('bytes through the tunnel', through, 30_000, 200);
     expect(received).toBe('backend\nthrough the image\n');

@@ -64,7 +64,11 @@ class HealthyClient {
   offered = 0;
   readonly socket: net.Socket;
   private timer: NodeJS.Timeout;
-  constructor(port: number, readonly id: string, bytesPerSecond: number) {
+  constructor(
+    port: number,
+    readonly id: string,
+    bytesPerSecond: number,
+  ) {
     this.socket = net.connect(port, '127.0.0.1');
     this.socket.on('error', () => {});
     this.socket.write(`sink ${id}\n`);
@@ -93,7 +97,10 @@ beforeAll(async () => {
   const tunnelPort = await freePort();
   shim = await startShim({
     'flow.yaml': serviceYaml({
-      name: 'flow', namespace: 'e2e', port, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+      name: 'flow',
+      namespace: 'e2e',
+      port,
+      annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
       endpoints: [{ ip: '127.0.0.2', port: backend.port }],
     }),
   });
@@ -101,15 +108,23 @@ beforeAll(async () => {
   [terminator, originator] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'flow-terminator', xdsAddress: shim.xdsAddress }),
     startEnvoy({
-      role: 'originate', nodeId: 'flow-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1',
+      role: 'originate',
+      nodeId: 'flow-originator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.1',
     }),
   ]);
-  await waitFor('the flow tunnel', async () => {
-    const c = new HealthyClient(port, 'probe', 1024 * 1024);
-    await sleep(200);
-    c.stop();
-    return (backend.received.get('probe') ?? 0) > 0;
-  }, 20_000, 100);
+  await waitFor(
+    'the flow tunnel',
+    async () => {
+      const c = new HealthyClient(port, 'probe', 1024 * 1024);
+      await sleep(200);
+      c.stop();
+      return (backend.received.get('probe') ?? 0) > 0;
+    },
+    20_000,
+    100,
+  );
 }, 40_000);
 
 afterAll(async () => {
@@ -121,38 +136,44 @@ afterAll(async () => {
 const rate = 1024 * 1024;
 const mib = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
-it('2, then 5, stalled tunnels beside 10 healthy ones on one pooled connection: the healthy ones keep ' +
-  '>= 90 %, memory stays bounded', async () => {
-  const memoryAtStart = await originator.stat('server.memory_allocated');
-  const healthy = Array.from({ length: 10 }, (_, i) => new HealthyClient(port, `h${i}`, rate));
-  const stalled: net.Socket[] = [];
-  const figures: string[] = [];
-  try {
-    const delivering = () => healthy.every((h) => (backend.received.get(h.id) ?? 0) > 0);
-    await waitFor('every healthy tunnel to deliver', delivering, 10_000, 50);
-    for (const count of [2, 5]) {
-      while (stalled.length < count) stalled.push(stalledClient(port, stalled.length));
-      // Let the stalled tunnels fill whatever they can: their backend sockets, Envoy's buffers, windows.
-      await sleep(3000);
-      const offered = healthy.map((h) => h.offered);
-      const delivered = healthy.map((h) => backend.received.get(h.id) ?? 0);
-      await sleep(3000);
-      const got = (h: HealthyClient) => backend.received.get(h.id) ?? 0;
-      const shares = healthy.map((h, i) => (got(h) - delivered[i]!) / (h.offered - offered[i]!));
-      const memory = await originator.stat('server.memory_allocated');
-      const terminatorMemory = await terminator.stat('server.memory_allocated');
-      figures.push(`${count} stalled: healthy share min ${(Math.min(...shares) * 100).toFixed(0)} %, ` +
-        `originator memory ${mib(memoryAtStart)} -> ${mib(memory)}, terminator ${mib(terminatorMemory)}`);
-      for (const [i, share] of shares.entries()) {
-        expect(share, `${figures.at(-1)}: healthy tunnel ${i}`).toBeGreaterThanOrEqual(0.9);
+it(
+  '2, then 5, stalled tunnels beside 10 healthy ones on one pooled connection: the healthy ones keep ' +
+    '>= 90 %, memory stays bounded',
+  async () => {
+    const memoryAtStart = await originator.stat('server.memory_allocated');
+    const healthy = Array.from({ length: 10 }, (_, i) => new HealthyClient(port, `h${i}`, rate));
+    const stalled: net.Socket[] = [];
+    const figures: string[] = [];
+    try {
+      const delivering = () => healthy.every((h) => (backend.received.get(h.id) ?? 0) > 0);
+      await waitFor('every healthy tunnel to deliver', delivering, 10_000, 50);
+      for (const count of [2, 5]) {
+        while (stalled.length < count) stalled.push(stalledClient(port, stalled.length));
+        // Let the stalled tunnels fill whatever they can: their backend sockets, Envoy's buffers, windows.
+        await sleep(3000);
+        const offered = healthy.map((h) => h.offered);
+        const delivered = healthy.map((h) => backend.received.get(h.id) ?? 0);
+        await sleep(3000);
+        const got = (h: HealthyClient) => backend.received.get(h.id) ?? 0;
+        const shares = healthy.map((h, i) => (got(h) - delivered[i]!) / (h.offered - offered[i]!));
+        const memory = await originator.stat('server.memory_allocated');
+        const terminatorMemory = await terminator.stat('server.memory_allocated');
+        figures.push(
+          `${count} stalled: healthy share min ${(Math.min(...shares) * 100).toFixed(0)} %, ` +
+            `originator memory ${mib(memoryAtStart)} -> ${mib(memory)}, terminator ${mib(terminatorMemory)}`,
+        );
+        for (const [i, share] of shares.entries()) {
+          expect(share, `${figures.at(-1)}: healthy tunnel ${i}`).toBeGreaterThanOrEqual(0.9);
+        }
+        // Each stalled tunnel may hold its buffers (listener and cluster: 64 KiB each, plus the stream
+        // window it may send), never the whole connection; 4 MiB each is a generous bound.
+        expect(memory - memoryAtStart, figures.at(-1)).toBeLessThan(count * 4 * 1024 * 1024);
       }
-      // Each stalled tunnel may hold its buffers (listener and cluster: 64 KiB each, plus the stream
-      // window it may send), never the whole connection; 4 MiB each is a generous bound.
-      expect(memory - memoryAtStart, figures.at(-1)).toBeLessThan(count * 4 * 1024 * 1024);
+    } finally {
+      for (const h of healthy) h.stop();
+      for (const s of stalled) s.destroy();
+      console.log(figures.join('\n'));
     }
-  } finally {
-    for (const h of healthy) h.stop();
-    for (const s of stalled) s.destroy();
-    console.log(figures.join('\n'));
-  }
-}, 60_000);
+  },
+  60_000,
+);

@@ -15,12 +15,18 @@ afterAll(() => fs.rmSync(outDir, { recursive: true, force: true }));
 
 async function importFiles(...names: string[]) {
   const res = await runCli(['import-envoyfilter', ...names.map(fixture)]);
-  const docs = YAML.parseAllDocuments(res.stdout).map((d) => d.toJS()).filter(Boolean) as any[];
-  const service = (ns: string, name: string) => docs.find((d) => d.kind === 'Service' && d.metadata.namespace === ns && d.metadata.name === name);
+  const docs = YAML.parseAllDocuments(res.stdout)
+    .map((d) => d.toJS())
+    .filter(Boolean) as any[];
+  const service = (ns: string, name: string) =>
+    docs.find((d) => d.kind === 'Service' && d.metadata.namespace === ns && d.metadata.name === name);
   /** The comment lines printed right above an object. */
   const notesOf = (kind: string, ns: string, name: string) => {
     const chunk = res.stdout.split('\n---\n').find((c) => c.includes(`# ${kind} ${ns}/${name} from`)) ?? '';
-    return chunk.split('\n').filter((l) => l.startsWith('#')).join('\n');
+    return chunk
+      .split('\n')
+      .filter((l) => l.startsWith('#'))
+      .join('\n');
   };
   return { ...res, docs, service, notesOf };
 }
@@ -59,14 +65,23 @@ describe('import-envoyfilter', () => {
     const notes = out.notesOf('Service', 'payments', 'db');
     expect(notes).toContain('ring_hash_lb_config {"minimum_ring_size":2048}: no equivalent');
     expect(notes).toContain('stat_prefix payments_db: not carried over');
-    expect(out.stdout).toMatch(/^# - EnvoyFilter gateways\/payments-db-tuning: spec\.configPatches\[2\]: HTTP_FILTER INSERT_BEFORE: no equivalent/m);
-    expect(out.stdout).toMatch(/^# - EnvoyFilter gateways\/payments-db-tuning: workloadSelector\/targetRefs: no equivalent; an Envoy gets tunnels by its role/m);
+    expect(out.stdout).toMatch(
+      /^# - EnvoyFilter gateways\/payments-db-tuning: spec\.configPatches\[2\]: HTTP_FILTER INSERT_BEFORE: no equivalent/m,
+    );
+    expect(out.stdout).toMatch(
+      /^# - EnvoyFilter gateways\/payments-db-tuning: workloadSelector\/targetRefs: no equivalent; an Envoy gets tunnels by its role/m,
+    );
     const rendered = await renderImported(out.stdout, 'tcp-settings');
     expect(rendered.stderr).toBe('');
     expect(rendered.code).toBe(0);
     // The shim's own translation of the imported Service carries the settings back into tcp_proxy.
     const listener = YAML.parse(rendered.stdout).listeners[0];
-    expect(listener.filter_chains[0].filters[0].typed_config).toMatchObject({ idle_timeout: '900s', max_connect_attempts: 3, max_downstream_connection_duration: '28800s', hash_policy: [{ source_ip: {} }] });
+    expect(listener.filter_chains[0].filters[0].typed_config).toMatchObject({
+      idle_timeout: '900s',
+      max_connect_attempts: 3,
+      max_downstream_connection_duration: '28800s',
+      hash_policy: [{ source_ip: {} }],
+    });
   });
 
   it('weighted_clusters (camelCase fields) become a TCPRoute on the parent Service, per-backend metadata_match on the backend', async () => {
@@ -79,12 +94,24 @@ describe('import-envoyfilter', () => {
       metadata: { name: 'queue-split', namespace: 'messaging' },
       spec: {
         parentRefs: [{ group: '', kind: 'Service', name: 'queue', port: 6379 }],
-        rules: [{ backendRefs: [{ name: 'queue-stable', port: 6379, weight: 80 }, { name: 'queue-next', port: 6379, weight: 20 }] }],
+        rules: [
+          {
+            backendRefs: [
+              { name: 'queue-stable', port: 6379, weight: 80 },
+              { name: 'queue-next', port: 6379, weight: 20 },
+            ],
+          },
+        ],
       },
     });
     expect(() => new TCPRoute(route).validate()).not.toThrow();
-    expect(out.service('messaging', 'queue').metadata.annotations).toEqual({ 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/idle-timeout': '30s' });
-    expect(out.service('messaging', 'queue-next').metadata.annotations).toEqual({ 'tunnel-shim.io/metadata-match': '{lane: canary}' });
+    expect(out.service('messaging', 'queue').metadata.annotations).toEqual({
+      'tunnel-shim.io/tunnel': 'h2',
+      'tunnel-shim.io/idle-timeout': '30s',
+    });
+    expect(out.service('messaging', 'queue-next').metadata.annotations).toEqual({
+      'tunnel-shim.io/metadata-match': '{lane: canary}',
+    });
     expect(out.service('messaging', 'queue-stable').metadata.annotations).toBeUndefined();
     const rendered = await renderImported(out.stdout, 'weighted');
     expect(rendered.code).toBe(0);
@@ -102,7 +129,7 @@ describe('import-envoyfilter', () => {
     });
     const apiNotes = out.notesOf('Service', 'warehouse', 'api');
     expect(apiNotes).toContain('domains ["*"] has no equivalent on purpose');
-    expect(apiNotes).toContain('listener port 8443: originators listen on the Service\'s port (9090)');
+    expect(apiNotes).toContain("listener port 8443: originators listen on the Service's port (9090)");
     expect(apiNotes).toContain('add tunnel-shim.io/domains with the authorities terminators may accept');
     expect(out.service('analytics', 'reports').metadata.annotations).toEqual({
       'tunnel-shim.io/tunnel': 'h2',
@@ -110,11 +137,17 @@ describe('import-envoyfilter', () => {
       'tunnel-shim.io/fallback-policy': 'DEFAULT_SUBSET',
       'tunnel-shim.io/metadata-match': '{region: north}',
     });
-    expect(out.notesOf('Service', 'analytics', 'reports')).toContain('endpoint metadata {region: north}, {region: south}: not carried over; label the Pods so');
+    expect(out.notesOf('Service', 'analytics', 'reports')).toContain(
+      'endpoint metadata {region: north}, {region: south}: not carried over; label the Pods so',
+    );
     // The one thing the importer cannot decide is exactly what the shim then asks for.
     const rendered = await renderImported(out.stdout, 'tunnel');
     expect(rendered.code).toBe(1);
-    expect(rendered.stderr.trim().split('\n')).toEqual([expect.stringMatching(/Service warehouse\/api: metadata\.annotations\["tunnel-shim\.io\/hostname"\]: .*tunnel-shim\.io\/domains/)]);
+    expect(rendered.stderr.trim().split('\n')).toEqual([
+      expect.stringMatching(
+        /Service warehouse\/api: metadata\.annotations\["tunnel-shim\.io\/hostname"\]: .*tunnel-shim\.io\/domains/,
+      ),
+    ]);
   });
 
   it('an HTTP/1.1 tunnel to a subset becomes tunnel h1; broken patches are named by file, line, object and field', async () => {
@@ -126,18 +159,28 @@ describe('import-envoyfilter', () => {
       'tunnel-shim.io/hostname': 'ledger.finance.svc.cluster.local:9100',
       'tunnel-shim.io/tunnel-port': '15030',
     });
-    expect(out.notesOf('Service', 'finance', 'ledger')).toContain('subset v2 (outbound|9100|v2|ledger.finance.svc.cluster.local): subsets are Pod labels here');
+    expect(out.notesOf('Service', 'finance', 'ledger')).toContain(
+      'subset v2 (outbound|9100|v2|ledger.finance.svc.cluster.local): subsets are Pod labels here',
+    );
     const errors = out.stderr.trim().split('\n');
-    expect(errors).toContain('note: ConfigMap finance/unrelated (' + fixture('h1-and-bad.yaml') + '): not an EnvoyFilter; skipped');
-    expect(errors).toContain(`error: ${fixture('h1-and-bad.yaml')}:62: EnvoyFilter finance/ledger-h1: spec.configPatches[4].applyTo: missing`);
-    expect(errors).toContain(`error: ${fixture('h1-and-bad.yaml')}:60: EnvoyFilter finance/ledger-h1: spec.configPatches[3].patch.value.typed_config.cluster: a tcp_proxy needs cluster or weighted_clusters.clusters`);
+    expect(errors).toContain(
+      'note: ConfigMap finance/unrelated (' + fixture('h1-and-bad.yaml') + '): not an EnvoyFilter; skipped',
+    );
+    expect(errors).toContain(
+      `error: ${fixture('h1-and-bad.yaml')}:62: EnvoyFilter finance/ledger-h1: spec.configPatches[4].applyTo: missing`,
+    );
+    expect(errors).toContain(
+      `error: ${fixture('h1-and-bad.yaml')}:60: EnvoyFilter finance/ledger-h1: spec.configPatches[3].patch.value.typed_config.cluster: a tcp_proxy needs cluster or weighted_clusters.clusters`,
+    );
     const rendered = await renderImported(out.stdout, 'h1');
     expect(rendered.code).toBe(0);
   });
 
   it('reads several files at once and says which file does not exist', async () => {
     const both = await importFiles('tcp-settings.yaml', 'weighted.yaml');
-    expect(both.docs.filter((d) => d.kind === 'Service').map((d) => `${d.metadata.namespace}/${d.metadata.name}`)).toEqual(['messaging/queue', 'messaging/queue-next', 'messaging/queue-stable', 'payments/db']);
+    expect(
+      both.docs.filter((d) => d.kind === 'Service').map((d) => `${d.metadata.namespace}/${d.metadata.name}`),
+    ).toEqual(['messaging/queue', 'messaging/queue-next', 'messaging/queue-stable', 'payments/db']);
     const missing = await runCli(['import-envoyfilter', fixture('nope.yaml')]);
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('nope.yaml does not exist');

@@ -59,7 +59,10 @@ class Streamer {
   sent = '';
   private timer?: NodeJS.Timeout;
   private seq = 0;
-  constructor(readonly client: Client, readonly id: number) {}
+  constructor(
+    readonly client: Client,
+    readonly id: number,
+  ) {}
   start(): void {
     this.timer = setInterval(() => {
       const line = `tunnel-${this.id}-${this.seq++}\n`;
@@ -82,7 +85,10 @@ beforeAll(async () => {
   steadyPort = await freePort();
   shim = await startShim({
     'steady.yaml': serviceYaml({
-      name: 'steady', namespace: 'e2e', clusterIP: '10.96.0.20', port: steadyPort,
+      name: 'steady',
+      namespace: 'e2e',
+      clusterIP: '10.96.0.20',
+      port: steadyPort,
       annotations: {
         'tunnel-shim.io/tunnel-port': String(tunnelPort),
         'tunnel-shim.io/access-log': path.join(logDir, 'steady.log'),
@@ -94,10 +100,22 @@ beforeAll(async () => {
   [terminator, originator] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'iso-terminator', xdsAddress: shim.xdsAddress }),
     startEnvoy({
-      role: 'originate', nodeId: 'iso-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1',
+      role: 'originate',
+      nodeId: 'iso-originator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.1',
     }),
   ]);
-  await waitFor('the steady tunnel', () => roundTrip(steadyPort).then(() => true, () => false), 20_000, 100);
+  await waitFor(
+    'the steady tunnel',
+    () =>
+      roundTrip(steadyPort).then(
+        () => true,
+        () => false,
+      ),
+    20_000,
+    100,
+  );
 }, 40_000);
 
 afterAll(async () => {
@@ -115,80 +133,106 @@ async function synced(): Promise<boolean> {
   });
 }
 
-it('20 streaming tunnels survive 10 unrelated Services coming and going; only a changed Service\'s own ' +
-  'listener drains', async () => {
-  const streamers = await Promise.all(
-    Array.from({ length: 20 }, async (_, i) => new Streamer(await Client.connect(steadyPort), i)),
-  );
-  for (const s of streamers) s.start();
-  const cxBefore = await originator.stat(`cluster.originate/e2e/steady/${steadyPort}.upstream_cx_total`);
-  expect(cxBefore).toBeGreaterThan(0);
+it(
+  "20 streaming tunnels survive 10 unrelated Services coming and going; only a changed Service's own " +
+    'listener drains',
+  async () => {
+    const streamers = await Promise.all(
+      Array.from({ length: 20 }, async (_, i) => new Streamer(await Client.connect(steadyPort), i)),
+    );
+    for (const s of streamers) s.start();
+    const cxBefore = await originator.stat(`cluster.originate/e2e/steady/${steadyPort}.upstream_cx_total`);
+    expect(cxBefore).toBeGreaterThan(0);
 
-  // The highest counts of draining filter chains and listeners the terminator shows while a phase runs.
-  const draining = { chains: 0, listeners: 0 };
-  let polling = true;
-  const poller = (async () => {
-    while (polling) {
-      const stats = await terminator.stats().catch(() => new Map<string, number>());
-      draining.chains = Math.max(draining.chains, stats.get('listener_manager.total_filter_chains_draining') ?? 0);
-      draining.listeners = Math.max(draining.listeners, stats.get('listener_manager.total_listeners_draining') ?? 0);
-      await sleep(50);
+    // The highest counts of draining filter chains and listeners the terminator shows while a phase runs.
+    const draining = { chains: 0, listeners: 0 };
+    let polling = true;
+    const poller = (async () => {
+      while (polling) {
+        const stats = await terminator.stats().catch(() => new Map<string, number>());
+        draining.chains = Math.max(draining.chains, stats.get('listener_manager.total_filter_chains_draining') ?? 0);
+        draining.listeners = Math.max(draining.listeners, stats.get('listener_manager.total_listeners_draining') ?? 0);
+        await sleep(50);
+      }
+    })();
+    try {
+      const phase = async (what: string, change: () => void, check: () => Promise<unknown>) => {
+        draining.chains = draining.listeners = 0;
+        change();
+        const done = async () =>
+          (await check().then(
+            () => true,
+            () => false,
+          )) && synced();
+        await waitFor(what, done, 20_000, 100).catch(async (e) => {
+          throw new Error(`${(e as Error).message}; nodes: ${JSON.stringify(await debugNodes(shim.adminUrl))}`);
+        });
+        // A drained chain closes its connections after the 1 s drain time: give it the time to show.
+        await sleep(1500);
+        return `${draining.chains} chains, ${draining.listeners} listeners`;
+      };
+
+      const variants = [
+        { ip: '127.0.0.3', placement: 'sidecar', every: false },
+        { ip: '127.0.0.2', placement: 'sidecar', every: true },
+        { ip: '127.0.0.3', placement: 'gateway', every: true },
+        { ip: '127.0.0.3', placement: 'sidecar', every: true },
+        { ip: '127.0.0.3', placement: 'sidecar', every: false },
+      ] as const;
+      const drains: string[] = [];
+      for (let round = 0; round < 10; round++) {
+        const v = variants[round % variants.length]!;
+        const name = `churn-${round}`;
+        const port = await freePort();
+        const plain = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
+        const annotations = v.every ? await everyAnnotation(name, v.placement) : plain;
+        const endpoints = [{ ip: v.ip, port: backendPort }];
+        const yaml = serviceYaml({
+          name,
+          namespace: 'e2e',
+          clusterIP: `10.96.1.${round}`,
+          port,
+          annotations,
+          endpoints,
+        });
+        const added = await phase(
+          `${name} to carry bytes`,
+          () => shim.write(`${name}.yaml`, yaml),
+          () => roundTrip(port),
+        );
+        const removed = await phase(
+          `${name} to be gone`,
+          () => shim.remove(`${name}.yaml`),
+          async () => {
+            const alive = await roundTrip(port).then(
+              () => true,
+              () => false,
+            );
+            if (alive) throw new Error('still served');
+          },
+        );
+        const label = `${name}@${v.ip} ${v.placement}${v.every ? ' every annotation' : ''}`;
+        drains.push(`${label}: added ${added}, removed ${removed}`);
+        // A Service on the steady tunnels' own IP has no listener of its own: nothing may drain. On an IP
+        // of its own, its removal drains exactly that IP's listener.
+        const gone = v.ip === '127.0.0.2' ? 0 : 1;
+        expect(drains.at(-1)).toBe(`${label}: added 0 chains, 0 listeners, removed 0 chains, ${gone} listeners`);
+      }
+    } finally {
+      polling = false;
+      await poller;
     }
-  })();
-  try {
-  const phase = async (what: string, change: () => void, check: () => Promise<unknown>) => {
-    draining.chains = draining.listeners = 0;
-    change();
-    const done = async () => (await check().then(() => true, () => false)) && synced();
-    await waitFor(what, done, 20_000, 100).catch(async (e) => {
-      throw new Error(`${(e as Error).message}; nodes: ${JSON.stringify(await debugNodes(shim.adminUrl))}`);
-    });
-    // A drained chain closes its connections after the 1 s drain time: give it the time to show.
-    await sleep(1500);
-    return `${draining.chains} chains, ${draining.listeners} listeners`;
-  };
-
-  const variants = [
-    { ip: '127.0.0.3', placement: 'sidecar', every: false },
-    { ip: '127.0.0.2', placement: 'sidecar', every: true },
-    { ip: '127.0.0.3', placement: 'gateway', every: true },
-    { ip: '127.0.0.3', placement: 'sidecar', every: true },
-    { ip: '127.0.0.3', placement: 'sidecar', every: false },
-  ] as const;
-  const drains: string[] = [];
-  for (let round = 0; round < 10; round++) {
-    const v = variants[round % variants.length]!;
-    const name = `churn-${round}`;
-    const port = await freePort();
-    const plain = { 'tunnel-shim.io/tunnel-port': String(tunnelPort) };
-    const annotations = v.every ? await everyAnnotation(name, v.placement) : plain;
-    const endpoints = [{ ip: v.ip, port: backendPort }];
-    const yaml = serviceYaml({ name, namespace: 'e2e', clusterIP: `10.96.1.${round}`, port, annotations, endpoints });
-    const added = await phase(`${name} to carry bytes`, () => shim.write(`${name}.yaml`, yaml), () => roundTrip(port));
-    const removed = await phase(`${name} to be gone`, () => shim.remove(`${name}.yaml`), async () => {
-      const alive = await roundTrip(port).then(() => true, () => false);
-      if (alive) throw new Error('still served');
-    });
-    const label = `${name}@${v.ip} ${v.placement}${v.every ? ' every annotation' : ''}`;
-    drains.push(`${label}: added ${added}, removed ${removed}`);
-    // A Service on the steady tunnels' own IP has no listener of its own: nothing may drain. On an IP
-    // of its own, its removal drains exactly that IP's listener.
-    const gone = v.ip === '127.0.0.2' ? 0 : 1;
-    expect(drains.at(-1)).toBe(`${label}: added 0 chains, 0 listeners, removed 0 chains, ${gone} listeners`);
-  }
-  } finally {
-    polling = false;
-    await poller;
-  }
-  await Promise.all(streamers.map((s) => s.stop()));
-  for (const s of streamers) {
-    expect(s.client.closed, `tunnel ${s.id} was closed`).toBe(false);
-    expect(s.client.received.length, `tunnel ${s.id} echoed`).toBe(s.sent.length);
-  }
-  // Still the same pooled connections: none was drained, closed or replaced.
-  expect(await originator.stat(`cluster.originate/e2e/steady/${steadyPort}.upstream_cx_total`)).toBe(cxBefore);
-  expect(await terminator.stat(`http.terminate_${tunnelPort}.downstream_cx_drain_close`)).toBe(0);
-  // The originator only ever added and removed other Services' listeners.
-  expect(await originator.stat('listener_manager.listener_modified')).toBe(0);
-  for (const s of streamers) s.client.close();
-}, 180_000);
+    await Promise.all(streamers.map((s) => s.stop()));
+    for (const s of streamers) {
+      expect(s.client.closed, `tunnel ${s.id} was closed`).toBe(false);
+      expect(s.client.received.length, `tunnel ${s.id} echoed`).toBe(s.sent.length);
+    }
+    // Still the same pooled connections: none was drained, closed or replaced.
+    expect(await originator.stat(`cluster.originate/e2e/steady/${steadyPort}.upstream_cx_total`)).toBe(cxBefore);
+    expect(await terminator.stat(`http.terminate_${tunnelPort}.downstream_cx_drain_close`)).toBe(0);
+    // The originator only ever added and removed other Services' listeners.
+    expect(await originator.stat('listener_manager.listener_modified')).toBe(0);
+    for (const s of streamers) s.client.close();
+  },
+  180_000,
+);

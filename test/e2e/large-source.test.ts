@@ -134,11 +134,7 @@ describe('shutdown under load', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'large-sigterm-'));
     const [xdsPort, adminPort] = [await freePort(), await freePort()];
     fs.writeFileSync(path.join(dir, 'first.yaml'), serviceFile('first', firstPort));
-    const child = spawnCli([
-      ...serveArgs(dir, xdsPort, adminPort),
-      '--log-level',
-      'debug',
-    ]);
+    const child = spawnCli([...serveArgs(dir, xdsPort, adminPort), '--log-level', 'debug']);
     try {
       await waitFor(
         'serve to be ready',

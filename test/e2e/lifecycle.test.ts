@@ -23,24 +23,50 @@ let terminator: EnvoyProcess;
 const shims: ReturnType<typeof spawnCli>[] = [];
 
 function serve() {
-  const child = spawnCli(['serve', '--source', `file:${dir}`, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${adminPort}`]);
+  const child = spawnCli([
+    'serve',
+    '--source',
+    `file:${dir}`,
+    '--xds-address',
+    `127.0.0.1:${xdsPort}`,
+    '--admin-address',
+    `127.0.0.1:${adminPort}`,
+  ]);
   shims.push(child);
   return child;
 }
 
 async function syncedNodes(): Promise<string[]> {
-  const nodes = (await (await fetch(`http://127.0.0.1:${adminPort}/debug/nodes`, { signal: AbortSignal.timeout(2000) })).json()) as { id: string; types: Record<string, { status: string }> }[];
-  return nodes.filter((n) => Object.keys(n.types).length >= 2 && Object.values(n.types).every((t) => t.status === 'SYNCED')).map((n) => n.id).sort();
+  const nodes = (await (
+    await fetch(`http://127.0.0.1:${adminPort}/debug/nodes`, { signal: AbortSignal.timeout(2000) })
+  ).json()) as { id: string; types: Record<string, { status: string }> }[];
+  return nodes
+    .filter((n) => Object.keys(n.types).length >= 2 && Object.values(n.types).every((t) => t.status === 'SYNCED'))
+    .map((n) => n.id)
+    .sort();
 }
 
-const exited = (child: ReturnType<typeof spawnCli>) => new Promise<number | null>((resolve) => (child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code))));
+const exited = (child: ReturnType<typeof spawnCli>) =>
+  new Promise<number | null>((resolve) =>
+    child.exitCode !== null ? resolve(child.exitCode) : child.once('exit', (code) => resolve(code)),
+  );
 
 beforeAll(async () => {
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lifecycle-'));
   [xdsPort, adminPort, echoPort] = [await freePort(), await freePort(), await freePort()];
   const tunnelPort = await freePort();
   backend = await startEcho('127.0.0.2', 0);
-  fs.writeFileSync(path.join(dir, 'echo.yaml'), serviceYaml({ name: 'echo', namespace: 'life', clusterIP: '10.96.8.1', port: echoPort, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) }, endpoints: [{ ip: '127.0.0.2', port: backend.port }] }));
+  fs.writeFileSync(
+    path.join(dir, 'echo.yaml'),
+    serviceYaml({
+      name: 'echo',
+      namespace: 'life',
+      clusterIP: '10.96.8.1',
+      port: echoPort,
+      annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+      endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+    }),
+  );
 });
 
 afterAll(async () => {
@@ -53,13 +79,23 @@ afterAll(async () => {
 describe('SIGTERM with two Envoys connected', () => {
   it('exits within 5 s; both Envoys keep tunneling and resync with the next shim on the same port', async () => {
     const first = serve();
-    await waitFor('the shim to be ready', async () => {
-      if (first.exitCode !== null) throw new Error(`serve exited: ${first.output()}`);
-      return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok;
-    }, 20_000, 100);
+    await waitFor(
+      'the shim to be ready',
+      async () => {
+        if (first.exitCode !== null) throw new Error(`serve exited: ${first.output()}`);
+        return (await fetch(`http://127.0.0.1:${adminPort}/readyz`)).ok;
+      },
+      20_000,
+      100,
+    );
     [terminator, originator] = await Promise.all([
       startEnvoy({ role: 'terminate', nodeId: 'life-terminator', xdsAddress: `127.0.0.1:${xdsPort}` }),
-      startEnvoy({ role: 'originate', nodeId: 'life-originator', xdsAddress: `127.0.0.1:${xdsPort}`, listenAddress: '127.0.0.1' }),
+      startEnvoy({
+        role: 'originate',
+        nodeId: 'life-originator',
+        xdsAddress: `127.0.0.1:${xdsPort}`,
+        listenAddress: '127.0.0.1',
+      }),
     ]);
     await waitFor('both Envoys SYNCED', async () => (await syncedNodes()).length === 2, 30_000, 100);
     await waitFor('the tunnel to work', () => roundTrip(echoPort).then(() => true), 20_000, 200);
@@ -72,15 +108,27 @@ describe('SIGTERM with two Envoys connected', () => {
     expect(took).toBeLessThan(5000);
     expect(first.output()).toContain('"msg":"shutting down"');
     // The Envoys saw the stream end (UNAVAILABLE) and are without a control plane, yet still tunnel.
-    await waitFor('Envoys to notice', async () => (await originator.stat('control_plane.connected_state')) === 0 && (await terminator.stat('control_plane.connected_state')) === 0, 10_000, 100);
+    await waitFor(
+      'Envoys to notice',
+      async () =>
+        (await originator.stat('control_plane.connected_state')) === 0 &&
+        (await terminator.stat('control_plane.connected_state')) === 0,
+      10_000,
+      100,
+    );
     for (let i = 0; i < 5; i++) expect(await roundTrip(echoPort)).toContain('ping-');
 
     const second = serve();
-    const back = await waitFor('both Envoys SYNCED with the new shim', async () => {
-      if (second.exitCode !== null) throw new Error(`serve exited: ${second.output()}`);
-      const ids = await syncedNodes();
-      return ids.length === 2 ? ids : undefined;
-    }, 40_000, 200);
+    const back = await waitFor(
+      'both Envoys SYNCED with the new shim',
+      async () => {
+        if (second.exitCode !== null) throw new Error(`serve exited: ${second.output()}`);
+        const ids = await syncedNodes();
+        return ids.length === 2 ? ids : undefined;
+      },
+      40_000,
+      200,
+    );
     expect(back).toEqual(['life-originator', 'life-terminator']);
     expect(await originator.stat('control_plane.connected_state')).toBe(1);
     expect(await roundTrip(echoPort)).toContain('ping-');
@@ -92,8 +140,16 @@ describe('SIGTERM with two Envoys connected', () => {
 
 describe('maximum connection age', () => {
   it('makes a connected Envoy reconnect on its own after the age, staying SYNCED', async () => {
-    const shim = await startShim({ 'echo.yaml': fs.readFileSync(path.join(dir, 'echo.yaml'), 'utf8') }, { maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 500 });
-    const envoy = await startEnvoy({ role: 'originate', nodeId: 'aging', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.2' });
+    const shim = await startShim(
+      { 'echo.yaml': fs.readFileSync(path.join(dir, 'echo.yaml'), 'utf8') },
+      { maxConnectionAgeMs: 1000, maxConnectionAgeGraceMs: 500 },
+    );
+    const envoy = await startEnvoy({
+      role: 'originate',
+      nodeId: 'aging',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.2',
+    });
     try {
       const opened = async () => {
         const text = await (await fetch(`${shim.adminUrl}/metrics`)).text();

@@ -17,10 +17,28 @@ beforeAll(async () => {
   echo = await startEcho('127.0.0.2', 0);
   port = await freePort();
   tunnelPort = await freePort();
-  shim = await startShim({ 'svc.yaml': serviceYaml({ name: 'idle', namespace: 'e2e', port, annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) }, endpoints: [{ ip: '127.0.0.2', port: echo.port }] }) });
+  shim = await startShim({
+    'svc.yaml': serviceYaml({
+      name: 'idle',
+      namespace: 'e2e',
+      port,
+      annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+      endpoints: [{ ip: '127.0.0.2', port: echo.port }],
+    }),
+  });
   envoys = await Promise.all([
-    startEnvoy({ role: 'terminate', nodeId: 'idle-terminator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.2' }),
-    startEnvoy({ role: 'originate', nodeId: 'idle-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
+    startEnvoy({
+      role: 'terminate',
+      nodeId: 'idle-terminator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.2',
+    }),
+    startEnvoy({
+      role: 'originate',
+      nodeId: 'idle-originator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.1',
+    }),
   ]);
   await waitFor('the tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
 });

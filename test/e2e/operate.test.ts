@@ -28,7 +28,11 @@ const adminAddress = () => shim.adminUrl.replace('http://', '');
 function allSynced(configs: ClientConfig[], ids: string[]): boolean {
   return ids.every((id) => {
     const c = configs.find((x) => x.node.id === id);
-    return c && c.generic_xds_configs.length > 0 && c.generic_xds_configs.every((g) => g.config_status === 'SYNCED' && g.client_status === 'ACKED');
+    return (
+      c &&
+      c.generic_xds_configs.length > 0 &&
+      c.generic_xds_configs.every((g) => g.config_status === 'SYNCED' && g.client_status === 'ACKED')
+    );
   });
 }
 
@@ -37,15 +41,39 @@ beforeAll(async () => {
   echoPort = await freePort();
   backend = await startEcho('127.0.0.2', 0);
   shim = await startShim({
-    'echo.yaml': serviceYaml({ name: 'echo', namespace: 'ops', clusterIP: '10.96.9.1', port: echoPort, annotations: annotations(), endpoints: [{ ip: '127.0.0.2', port: backend.port }] }),
-    'gw.yaml': serviceYaml({ name: 'gw', namespace: 'ops', clusterIP: '10.96.9.2', port: await freePort(), annotations: { ...annotations(), 'tunnel-shim.io/placement': 'gateway', 'tunnel-shim.io/tunnel': 'h1' }, endpoints: [{ ip: '127.0.0.2', port: backend.port }] }),
+    'echo.yaml': serviceYaml({
+      name: 'echo',
+      namespace: 'ops',
+      clusterIP: '10.96.9.1',
+      port: echoPort,
+      annotations: annotations(),
+      endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+    }),
+    'gw.yaml': serviceYaml({
+      name: 'gw',
+      namespace: 'ops',
+      clusterIP: '10.96.9.2',
+      port: await freePort(),
+      annotations: { ...annotations(), 'tunnel-shim.io/placement': 'gateway', 'tunnel-shim.io/tunnel': 'h1' },
+      endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+    }),
   });
   [terminator, originator] = await Promise.all([
     startEnvoy({ role: 'terminate', nodeId: 'ops-terminator', xdsAddress: shim.xdsAddress }),
-    startEnvoy({ role: 'originate', nodeId: 'ops-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
+    startEnvoy({
+      role: 'originate',
+      nodeId: 'ops-originator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.1',
+    }),
   ]);
   csds = new CsdsClient(shim.xdsAddress);
-  await waitFor('both Envoys SYNCED in CSDS', async () => allSynced(await csds.fetch(), ['ops-originator', 'ops-terminator']), 30_000, 100);
+  await waitFor(
+    'both Envoys SYNCED in CSDS',
+    async () => allSynced(await csds.fetch(), ['ops-originator', 'ops-terminator']),
+    30_000,
+    100,
+  );
   await waitFor('the tunnel to work', () => roundTrip(echoPort).then(() => true), 20_000, 200);
 });
 
@@ -59,46 +87,91 @@ afterAll(async () => {
 describe('CSDS with real Envoys', () => {
   it('reads both Envoys SYNCED per resource, and SYNCED again on the new version after a change', async () => {
     const before = await csds.fetch();
-    const listenerBefore = byResource(before.find((c) => c.node.id === 'ops-originator')!).get(`Listener|originate/ops/echo/${echoPort}`)!;
+    const listenerBefore = byResource(before.find((c) => c.node.id === 'ops-originator')!).get(
+      `Listener|originate/ops/echo/${echoPort}`,
+    )!;
     expect(listenerBefore.resource?.address.socket_address.port_value).toBe(echoPort);
     const addedPort = await freePort();
-    shim.write('added.yaml', serviceYaml({ name: 'added', namespace: 'ops', clusterIP: '10.96.9.3', port: addedPort, annotations: annotations(), endpoints: [{ ip: '127.0.0.2', port: backend.port }] }));
-    const after = await waitFor('both Envoys SYNCED on the change', async () => {
-      const configs = await csds.fetch();
-      const originate = configs.find((c) => c.node.id === 'ops-originator');
-      const terminate = configs.find((c) => c.node.id === 'ops-terminator');
-      const added = originate && byResource(originate).get(`Listener|originate/ops/added/${addedPort}`);
-      const route = terminate && byResource(terminate).get(`RouteConfiguration|terminate/${tunnelPort}/127.0.0.2`);
-      const hasAdded = route?.resource?.virtual_hosts?.some((h: any) => h.domains.includes(`added.ops.svc.cluster.local:${addedPort}`));
-      return added && hasAdded && allSynced(configs, ['ops-originator', 'ops-terminator']) ? configs : undefined;
-    }, 20_000, 100);
+    shim.write(
+      'added.yaml',
+      serviceYaml({
+        name: 'added',
+        namespace: 'ops',
+        clusterIP: '10.96.9.3',
+        port: addedPort,
+        annotations: annotations(),
+        endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+      }),
+    );
+    const after = await waitFor(
+      'both Envoys SYNCED on the change',
+      async () => {
+        const configs = await csds.fetch();
+        const originate = configs.find((c) => c.node.id === 'ops-originator');
+        const terminate = configs.find((c) => c.node.id === 'ops-terminator');
+        const added = originate && byResource(originate).get(`Listener|originate/ops/added/${addedPort}`);
+        const route = terminate && byResource(terminate).get(`RouteConfiguration|terminate/${tunnelPort}/127.0.0.2`);
+        const hasAdded = route?.resource?.virtual_hosts?.some((h: any) =>
+          h.domains.includes(`added.ops.svc.cluster.local:${addedPort}`),
+        );
+        return added && hasAdded && allSynced(configs, ['ops-originator', 'ops-terminator']) ? configs : undefined;
+      },
+      20_000,
+      100,
+    );
     const originate = byResource(after.find((c) => c.node.id === 'ops-originator')!);
-    expect(originate.get(`Listener|originate/ops/added/${addedPort}`)!.version_info).not.toBe(listenerBefore.version_info);
+    expect(originate.get(`Listener|originate/ops/added/${addedPort}`)!.version_info).not.toBe(
+      listenerBefore.version_info,
+    );
     await waitFor('the new tunnel to work', () => roundTrip(addedPort).then(() => true), 15_000, 100);
     // Envoy's own view agrees: the version it reports for LDS is the one CSDS says it ACKed.
     const dump = JSON.parse(await originator.get('/config_dump?resource=dynamic_listeners'));
     const inEnvoy = dump.configs.find((c: any) => c.name === `originate/ops/added/${addedPort}`);
-    expect(inEnvoy.active_state.version_info).toBe(originate.get(`Listener|originate/ops/added/${addedPort}`)!.version_info);
+    expect(inEnvoy.active_state.version_info).toBe(
+      originate.get(`Listener|originate/ops/added/${addedPort}`)!.version_info,
+    );
   });
 
   it('measures convergence from the file change to both real Envoys ACKing it (/metrics)', async () => {
     const scrape = async () => (await fetch(`${shim.adminUrl}/metrics`)).text();
-    const sample = (text: string, name: string) => Number(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
+    const sample = (text: string, name: string) =>
+      Number(new RegExp(`^${name.replace(/[{}"]/g, (c) => `\\${c}`)} (\\S+)$`, 'm').exec(text)?.[1] ?? 0);
     const before = await scrape();
     const port = await freePort();
-    shim.write('measured.yaml', serviceYaml({ name: 'measured', namespace: 'ops', clusterIP: '10.96.9.4', port, annotations: annotations(), endpoints: [{ ip: '127.0.0.2', port: backend.port }] }));
+    shim.write(
+      'measured.yaml',
+      serviceYaml({
+        name: 'measured',
+        namespace: 'ops',
+        clusterIP: '10.96.9.4',
+        port,
+        annotations: annotations(),
+        endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+      }),
+    );
     const count = 'tunnel_shim_xds_convergence_seconds_count{type="listener"}';
     // Both Envoys get a new LDS version (a listener on the originator, a domain on the terminator's route only: RDS).
-    const after = await waitFor('the originator ACKing the new listener', async () => {
-      const text = await scrape();
-      return sample(text, count) > sample(before, count) ? text : undefined;
-    }, 20_000, 100);
-    const seconds = sample(after, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}') - sample(before, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}');
+    const after = await waitFor(
+      'the originator ACKing the new listener',
+      async () => {
+        const text = await scrape();
+        return sample(text, count) > sample(before, count) ? text : undefined;
+      },
+      20_000,
+      100,
+    );
+    const seconds =
+      sample(after, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}') -
+      sample(before, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}');
     const n = sample(after, count) - sample(before, count);
-    console.log(`convergence (file event -> Envoy ACK of LDS), real Envoy: ${((seconds / n) * 1000).toFixed(1)} ms over ${n} ACK(s)`);
+    console.log(
+      `convergence (file event -> Envoy ACK of LDS), real Envoy: ${((seconds / n) * 1000).toFixed(1)} ms over ${n} ACK(s)`,
+    );
     expect(seconds / n).toBeGreaterThan(0);
     expect(seconds / n).toBeLessThan(5);
-    expect(sample(after, 'tunnel_shim_xds_pushes_total{type="listener"}')).toBeGreaterThan(sample(before, 'tunnel_shim_xds_pushes_total{type="listener"}'));
+    expect(sample(after, 'tunnel_shim_xds_pushes_total{type="listener"}')).toBeGreaterThan(
+      sample(before, 'tunnel_shim_xds_pushes_total{type="listener"}'),
+    );
     shim.remove('measured.yaml');
   });
 
@@ -107,10 +180,27 @@ describe('CSDS with real Envoys', () => {
     const res = await csdsScript(shim.xdsAddress, 'ops-terminator');
     expect(res.stderr).toBe('');
     expect(res.code).toBe(0);
-    const body = JSON.parse(res.stdout) as { config: { node: { id: string }; genericXdsConfigs: { typeUrl: string; name: string; configStatus: string; clientStatus: string; xdsConfig?: Record<string, unknown> }[] }[] };
+    const body = JSON.parse(res.stdout) as {
+      config: {
+        node: { id: string };
+        genericXdsConfigs: {
+          typeUrl: string;
+          name: string;
+          configStatus: string;
+          clientStatus: string;
+          xdsConfig?: Record<string, unknown>;
+        }[];
+      }[];
+    };
     expect(body.config.map((c) => c.node.id)).toEqual(['ops-terminator']);
-    const listener = body.config[0]!.genericXdsConfigs.find((g) => g.name === `terminate/${tunnelPort}/127.0.0.2` && g.typeUrl.endsWith('.Listener'))!;
-    expect(listener).toMatchObject({ typeUrl: 'type.googleapis.com/envoy.config.listener.v3.Listener', configStatus: 'SYNCED', clientStatus: 'ACKED' });
+    const listener = body.config[0]!.genericXdsConfigs.find(
+      (g) => g.name === `terminate/${tunnelPort}/127.0.0.2` && g.typeUrl.endsWith('.Listener'),
+    )!;
+    expect(listener).toMatchObject({
+      typeUrl: 'type.googleapis.com/envoy.config.listener.v3.Listener',
+      configStatus: 'SYNCED',
+      clientStatus: 'ACKED',
+    });
     expect(listener.xdsConfig?.['@type']).toBe('type.googleapis.com/envoy.config.listener.v3.Listener');
   });
 });
@@ -122,8 +212,12 @@ describe('tunnel-shim status', () => {
     expect(table.code).toBe(0);
     const lines = table.stdout.trim().split('\n');
     expect(lines[0]).toMatch(/^NODE\s+ROLE\s+CLUSTERS\s+ENDPOINTS\s+EXTENSIONS\s+LISTENERS\s+ROUTES\s+LAST NACK$/);
-    expect(lines.find((l) => l.startsWith('ops-originator'))).toMatch(/^ops-originator\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+SYNCED \([0-9a-f]{8}\)\s+-\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-$/);
-    expect(lines.find((l) => l.startsWith('ops-terminator'))).toMatch(/^ops-terminator\s+terminate\s+SYNCED .*SYNCED \([0-9a-f]{8}\)\s+-$/);
+    expect(lines.find((l) => l.startsWith('ops-originator'))).toMatch(
+      /^ops-originator\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+SYNCED \([0-9a-f]{8}\)\s+-\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-$/,
+    );
+    expect(lines.find((l) => l.startsWith('ops-terminator'))).toMatch(
+      /^ops-terminator\s+terminate\s+SYNCED .*SYNCED \([0-9a-f]{8}\)\s+-$/,
+    );
     const json = await runCli(['status', '--admin-address', adminAddress(), '--output', 'json']);
     const nodes = JSON.parse(json.stdout) as { id: string; types: Record<string, { status: string }> }[];
     expect(nodes.map((n) => n.id)).toEqual(['ops-originator', 'ops-terminator']);
@@ -134,12 +228,24 @@ describe('tunnel-shim status', () => {
     const compact = await runCli(['status', 'ops-originator', '--admin-address', adminAddress()]);
     expect(compact.code).toBe(0);
     expect(compact.stdout).toContain('NODE ops-originator (originate)');
-    expect(compact.stdout).toMatch(new RegExp(`originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+tcp_proxy -> originate/ops/echo/${echoPort} \\(CONNECT echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\)\\s+SYNCED`));
-    expect(compact.stdout).toMatch(new RegExp(`originate/ops/echo/${echoPort}\\s+EDS\\s+ROUND_ROBIN\\s+HTTP/2\\s+SYNCED`));
+    expect(compact.stdout).toMatch(
+      new RegExp(
+        `originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+tcp_proxy -> originate/ops/echo/${echoPort} \\(CONNECT echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\)\\s+SYNCED`,
+      ),
+    );
+    expect(compact.stdout).toMatch(
+      new RegExp(`originate/ops/echo/${echoPort}\\s+EDS\\s+ROUND_ROBIN\\s+HTTP/2\\s+SYNCED`),
+    );
     expect(compact.stdout).toMatch(/originate\/ops\/gw\/\d+\s+EDS\s+ROUND_ROBIN\s+HTTP\/1\.1\s+SYNCED/);
-    expect(compact.stdout).toMatch(new RegExp(`originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.2:${tunnelPort}\\s+SYNCED`));
+    expect(compact.stdout).toMatch(
+      new RegExp(`originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.2:${tunnelPort}\\s+SYNCED`),
+    );
     const terminate = await runCli(['status', 'ops-terminator', '--admin-address', adminAddress()]);
-    expect(terminate.stdout).toMatch(new RegExp(`terminate/${tunnelPort}/127\\.0\\.0\\.2\\s+echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\s+CONNECT -> backend/ops/echo/${echoPort}/127\\.0\\.0\\.2\\s+SYNCED`));
+    expect(terminate.stdout).toMatch(
+      new RegExp(
+        `terminate/${tunnelPort}/127\\.0\\.0\\.2\\s+echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\s+CONNECT -> backend/ops/echo/${echoPort}/127\\.0\\.0\\.2\\s+SYNCED`,
+      ),
+    );
     const yaml = await runCli(['status', 'ops-originator', '--admin-address', adminAddress(), '--output', 'yaml']);
     expect(yaml.stdout).toContain('hostname: echo.ops.svc.cluster.local:');
     expect(yaml.stdout).toMatch(/^listeners:$/m);
@@ -156,14 +262,22 @@ describe('tunnel-shim status', () => {
       // It rejects every listener response, the retries after backoff too.
       fake.nacking.set('listener', 'Listener rejected: address already in use');
       fake.send('listener');
-      await waitFor('NACK recorded', async () => (await runCli(['status', '--admin-address', adminAddress()])).stdout.includes('NACKED'));
+      await waitFor('NACK recorded', async () =>
+        (await runCli(['status', '--admin-address', adminAddress()])).stdout.includes('NACKED'),
+      );
       const table = await runCli(['status', '--admin-address', adminAddress()]);
-      expect(table.stdout.split('\n').find((l) => l.startsWith('ops-nacker'))).toMatch(/^ops-nacker\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-\s+(NACKED \([0-9a-f]{8}, retry in \d+s\)|STALE \([0-9a-f]{8}\))\s+-\s+listener: Listener rejected: address already in use$/);
+      expect(table.stdout.split('\n').find((l) => l.startsWith('ops-nacker'))).toMatch(
+        /^ops-nacker\s+originate\s+SYNCED \([0-9a-f]{8}\)\s+-\s+-\s+(NACKED \([0-9a-f]{8}, retry in \d+s\)|STALE \([0-9a-f]{8}\))\s+-\s+listener: Listener rejected: address already in use$/,
+      );
       const node = await runCli(['status', 'ops-nacker', '--admin-address', adminAddress()]);
       // Every listener of the rejected response is NACKED (state of the world: it was all one response),
       // or STALE with that NACK while a retry is unanswered.
-      expect(node.stdout).toMatch(new RegExp(`\\nNACKED\\n(  listener originate/ops/\\S+: Listener rejected: address already in use\\n)+`));
-      expect(node.stdout).toMatch(new RegExp(`originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+.*(NACKED|STALE)`));
+      expect(node.stdout).toMatch(
+        new RegExp(`\\nNACKED\\n(  listener originate/ops/\\S+: Listener rejected: address already in use\\n)+`),
+      );
+      expect(node.stdout).toMatch(
+        new RegExp(`originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+.*(NACKED|STALE)`),
+      );
     } finally {
       fake.close();
     }
@@ -172,7 +286,9 @@ describe('tunnel-shim status', () => {
   it('says clearly when no shim answers at the admin address', async () => {
     const res = await runCli(['status', '--admin-address', `127.0.0.1:${await freePort()}`]);
     expect(res.code).toBe(2);
-    expect(res.stderr).toMatch(/cannot reach the shim's admin at 127\.0\.0\.1:\d+ .*is tunnel-shim serve running there\?/);
+    expect(res.stderr).toMatch(
+      /cannot reach the shim's admin at 127\.0\.0\.1:\d+ .*is tunnel-shim serve running there\?/,
+    );
   });
 });
 
@@ -187,7 +303,8 @@ function normalise(typeName: string, object: unknown): unknown {
   return type.toObject(type.decode(type.encode(message).finish()), { ...toObjectOptions, defaults: true });
 }
 
-const byName = (list: unknown[], nameOf: (x: any) => string, typeName: string) => Object.fromEntries(list.map((x) => [nameOf(x), normalise(typeName, x)]));
+const byName = (list: unknown[], nameOf: (x: any) => string, typeName: string) =>
+  Object.fromEntries(list.map((x) => [nameOf(x), normalise(typeName, x)]));
 
 /**
  * Envoy dumps endpoints rebuilt from its host sets, not as received: it writes out the defaults it
@@ -196,7 +313,8 @@ const byName = (list: unknown[], nameOf: (x: any) => string, typeName: string) =
  */
 function withoutEdsDumpDefaults(cla: any): any {
   const { policy, ...rest } = cla;
-  const keptPolicy = policy && !(Object.keys(policy).length === 1 && policy.overprovisioning_factor === 140) ? { policy } : {};
+  const keptPolicy =
+    policy && !(Object.keys(policy).length === 1 && policy.overprovisioning_factor === 140) ? { policy } : {};
   return {
     ...rest,
     ...keptPolicy,
@@ -229,10 +347,28 @@ async function envoyHolds(envoy: EnvoyProcess) {
     return rest;
   };
   return {
-    clusters: byName((of('ClustersConfigDump').dynamic_active_clusters ?? []).map((c: any) => strip(c.cluster)), (c) => c.name, 'envoy.config.cluster.v3.Cluster'),
-    listeners: byName((of('ListenersConfigDump').dynamic_listeners ?? []).map((l: any) => strip(l.active_state.listener)), (l) => l.name, 'envoy.config.listener.v3.Listener'),
-    routes: byName((of('RoutesConfigDump').dynamic_route_configs ?? []).map((r: any) => strip(r.route_config)), (r) => r.name, 'envoy.config.route.v3.RouteConfiguration'),
-    endpoints: byName((of('EndpointsConfigDump').dynamic_endpoint_configs ?? []).map((e: any) => withoutEdsDumpDefaults(strip(e.endpoint_config))), (e) => e.cluster_name, 'envoy.config.endpoint.v3.ClusterLoadAssignment'),
+    clusters: byName(
+      (of('ClustersConfigDump').dynamic_active_clusters ?? []).map((c: any) => strip(c.cluster)),
+      (c) => c.name,
+      'envoy.config.cluster.v3.Cluster',
+    ),
+    listeners: byName(
+      (of('ListenersConfigDump').dynamic_listeners ?? []).map((l: any) => strip(l.active_state.listener)),
+      (l) => l.name,
+      'envoy.config.listener.v3.Listener',
+    ),
+    routes: byName(
+      (of('RoutesConfigDump').dynamic_route_configs ?? []).map((r: any) => strip(r.route_config)),
+      (r) => r.name,
+      'envoy.config.route.v3.RouteConfiguration',
+    ),
+    endpoints: byName(
+      (of('EndpointsConfigDump').dynamic_endpoint_configs ?? []).map((e: any) =>
+        withoutEdsDumpDefaults(strip(e.endpoint_config)),
+      ),
+      (e) => e.cluster_name,
+      'envoy.config.endpoint.v3.ClusterLoadAssignment',
+    ),
   };
 }
 
@@ -240,8 +376,23 @@ describe('render equals what a real Envoy receives', () => {
   for (const role of ['originate', 'terminate'] as const) {
     it(`${role}: render's resources equal the Envoy's config_dump, resource by resource`, async () => {
       const envoy = role === 'originate' ? originator : terminator;
-      await waitFor('both Envoys SYNCED', async () => allSynced(await csds.fetch(), ['ops-originator', 'ops-terminator']), 20_000, 100);
-      const args = ['render', '--source', `file:${shim.dir}`, '--role', role, '--access-log', envoy.accessLogPath, '--output', 'json'];
+      await waitFor(
+        'both Envoys SYNCED',
+        async () => allSynced(await csds.fetch(), ['ops-originator', 'ops-terminator']),
+        20_000,
+        100,
+      );
+      const args = [
+        'render',
+        '--source',
+        `file:${shim.dir}`,
+        '--role',
+        role,
+        '--access-log',
+        envoy.accessLogPath,
+        '--output',
+        'json',
+      ];
       if (role === 'originate') args.push('--listen-address', '127.0.0.1');
       const out = await runCli(args);
       expect(out.code).toBe(0);
@@ -251,8 +402,16 @@ describe('render equals what a real Envoy receives', () => {
       expect(held.routes).toEqual(byName(rendered.routes, (r) => r.name, 'envoy.config.route.v3.RouteConfiguration'));
       expect(held.clusters).toEqual(byName(rendered.clusters, (c) => c.name, 'envoy.config.cluster.v3.Cluster'));
       // Envoy lists the endpoints of every cluster it got over xDS: EDS ones and STATIC ones' load_assignment.
-      const inlineEndpoints = rendered.clusters.filter((c: any) => c.load_assignment).map((c: any) => c.load_assignment);
-      expect(held.endpoints).toEqual(byName([...rendered.endpoints, ...inlineEndpoints], (e) => e.cluster_name, 'envoy.config.endpoint.v3.ClusterLoadAssignment'));
+      const inlineEndpoints = rendered.clusters
+        .filter((c: any) => c.load_assignment)
+        .map((c: any) => c.load_assignment);
+      expect(held.endpoints).toEqual(
+        byName(
+          [...rendered.endpoints, ...inlineEndpoints],
+          (e) => e.cluster_name,
+          'envoy.config.endpoint.v3.ClusterLoadAssignment',
+        ),
+      );
       expect(Object.keys(held.listeners).length).toBeGreaterThan(0);
       expect(Object.keys(held.clusters).length).toBeGreaterThan(0);
     });

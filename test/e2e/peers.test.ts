@@ -95,22 +95,53 @@ beforeAll(async () => {
   for (const n of ['trailers', 'no-trailers', 'keepalive']) port[n] = await freePort();
 
   // The originator reaches the peer at its address on the tunnel port; the endpoint port is unused.
-  const format = 'peer %CONNECTION_ID% %UPSTREAM_HOST% %BYTES_SENT% trailers=%FILTER_STATE(envoy.tcp_proxy.propagate_response_trailers:TYPED)%';
-  const toPeer = (name: string, clusterIP: string, annotations: Record<string, string>) => serviceYaml({
-    name, namespace: 'e2e', clusterIP, port: port[name]!, endpoints: [{ ip: '127.0.0.7', port: 9 }],
-    annotations: { 'tunnel-shim.io/tunnel-port': String(peer.port), 'tunnel-shim.io/access-log-format': format, ...annotations },
-  });
+  const format =
+    'peer %CONNECTION_ID% %UPSTREAM_HOST% %BYTES_SENT% trailers=%FILTER_STATE(envoy.tcp_proxy.propagate_response_trailers:TYPED)%';
+  const toPeer = (name: string, clusterIP: string, annotations: Record<string, string>) =>
+    serviceYaml({
+      name,
+      namespace: 'e2e',
+      clusterIP,
+      port: port[name]!,
+      endpoints: [{ ip: '127.0.0.7', port: 9 }],
+      annotations: {
+        'tunnel-shim.io/tunnel-port': String(peer.port),
+        'tunnel-shim.io/access-log-format': format,
+        ...annotations,
+      },
+    });
   shim = await startShim({
-    'trailers.yaml': toPeer('trailers', '10.96.3.1', { 'tunnel-shim.io/propagate-response-trailers': 'true', 'tunnel-shim.io/access-log': log.trailers }),
+    'trailers.yaml': toPeer('trailers', '10.96.3.1', {
+      'tunnel-shim.io/propagate-response-trailers': 'true',
+      'tunnel-shim.io/access-log': log.trailers,
+    }),
     'no-trailers.yaml': toPeer('no-trailers', '10.96.3.2', { 'tunnel-shim.io/access-log': log.noTrailers }),
     'keepalive.yaml': serviceYaml({
-      name: 'keepalive', namespace: 'e2e', clusterIP: '10.96.3.3', port: port.keepalive!, endpoints: [{ ip: '127.0.0.8', port: echo.port }],
-      annotations: { 'tunnel-shim.io/tunnel-port': String(keepalivePort), 'tunnel-shim.io/connection-keepalive-interval': '1s', 'tunnel-shim.io/connection-keepalive-timeout': '1s' },
+      name: 'keepalive',
+      namespace: 'e2e',
+      clusterIP: '10.96.3.3',
+      port: port.keepalive!,
+      endpoints: [{ ip: '127.0.0.8', port: echo.port }],
+      annotations: {
+        'tunnel-shim.io/tunnel-port': String(keepalivePort),
+        'tunnel-shim.io/connection-keepalive-interval': '1s',
+        'tunnel-shim.io/connection-keepalive-timeout': '1s',
+      },
     }),
   });
   [originator, frozen] = await Promise.all([
-    startEnvoy({ role: 'originate', nodeId: 'peers-originator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.1' }),
-    startEnvoy({ role: 'terminate', nodeId: 'peers-terminator', xdsAddress: shim.xdsAddress, listenAddress: '127.0.0.8' }),
+    startEnvoy({
+      role: 'originate',
+      nodeId: 'peers-originator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.1',
+    }),
+    startEnvoy({
+      role: 'terminate',
+      nodeId: 'peers-terminator',
+      xdsAddress: shim.xdsAddress,
+      listenAddress: '127.0.0.8',
+    }),
   ]);
   await waitFor('both Envoys synced', () => synced(['peers-originator', 'peers-terminator']), 30_000, 100);
   const diagnostics = (await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json()) as { text: string }[];
@@ -142,8 +173,16 @@ describe('2. the tunnel request: propagate-response-trailers', () => {
     await tunnelToPeer('no-trailers', text);
     // The peer sent a trailer on both tunnels: only the annotation makes the difference.
     expect(peer.streams).toEqual([
-      { authority: `trailers.e2e.svc.cluster.local:${port.trailers}`, echoed: text.length, trailer: `echoed=${text.length}` },
-      { authority: `no-trailers.e2e.svc.cluster.local:${port['no-trailers']}`, echoed: text.length, trailer: `echoed=${text.length}` },
+      {
+        authority: `trailers.e2e.svc.cluster.local:${port.trailers}`,
+        echoed: text.length,
+        trailer: `echoed=${text.length}`,
+      },
+      {
+        authority: `no-trailers.e2e.svc.cluster.local:${port['no-trailers']}`,
+        echoed: text.length,
+        trailer: `echoed=${text.length}`,
+      },
     ]);
     const kept = await waitFor('the trailers log line', () => lines(log.trailers)[0]);
     const upstream = `127\\.0\\.0\\.7:${peer.port}`;
@@ -170,9 +209,19 @@ describe('5. pooling: HTTP/2 keepalive notices a dead terminator', () => {
     frozen.process.kill('SIGSTOP');
     try {
       const stopped = Date.now();
-      await waitFor('the keepalive timeout', async () => (await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)) >= 1, 10_000, 20);
+      await waitFor(
+        'the keepalive timeout',
+        async () => (await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)) >= 1,
+        10_000,
+        20,
+      );
       noticedAfter = Date.now() - stopped;
-      await waitFor('the upstream connection to close', async () => (await originator.stat(`${cluster('keepalive')}.upstream_cx_active`)) === 0, 5000, 20);
+      await waitFor(
+        'the upstream connection to close',
+        async () => (await originator.stat(`${cluster('keepalive')}.upstream_cx_active`)) === 0,
+        5000,
+        20,
+      );
       expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_destroy`)).toBeGreaterThanOrEqual(1);
       // The tunnel it carried is closed too, not left hanging on a dead peer.
       await waitFor('the app connection to close', () => client.closed, 5000, 20);

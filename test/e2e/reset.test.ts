@@ -68,27 +68,46 @@ beforeAll(async () => {
   for (const name of ['cut', 'aborted']) port[name] = await freePort();
   shim = await startShim({
     'cut.yaml': serviceYaml({
-      name: 'cut', namespace: 'e2e', clusterIP: '10.96.5.1', port: port.cut!,
+      name: 'cut',
+      namespace: 'e2e',
+      clusterIP: '10.96.5.1',
+      port: port.cut!,
       annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
       endpoints: [{ ip: '127.0.0.2', port: (backend.address() as net.AddressInfo).port }],
     }),
     'aborted.yaml': serviceYaml({
-      name: 'aborted', namespace: 'e2e', clusterIP: '10.96.5.2', port: port.aborted!,
+      name: 'aborted',
+      namespace: 'e2e',
+      clusterIP: '10.96.5.2',
+      port: port.aborted!,
       annotations: { 'tunnel-shim.io/tunnel-port': String(abortPort) },
       endpoints: [{ ip: '127.0.0.3', port: 9 }],
     }),
   });
   [terminator, originator] = await Promise.all([
     startEnvoy({
-      role: 'terminate', nodeId: 'rst-terminator', xdsAddress: shim.xdsAddress,
+      role: 'terminate',
+      nodeId: 'rst-terminator',
+      xdsAddress: shim.xdsAddress,
       listenAddress: '127.0.0.2',
     }),
     startEnvoy({
-      role: 'originate', nodeId: 'rst-originator', xdsAddress: shim.xdsAddress,
+      role: 'originate',
+      nodeId: 'rst-originator',
+      xdsAddress: shim.xdsAddress,
       listenAddress: '127.0.0.1',
     }),
   ]);
-  await waitFor('the tunnel', () => tunnel('cut').then((t) => (t.socket.destroy(), true), () => false), 20_000, 200);
+  await waitFor(
+    'the tunnel',
+    () =>
+      tunnel('cut').then(
+        (t) => (t.socket.destroy(), true),
+        () => false,
+      ),
+    20_000,
+    200,
+  );
 }, 60_000);
 
 afterAll(async () => {

@@ -29,7 +29,10 @@ export class AdsClient {
   lazy = false;
   private readonly subscribed = new Map<ResourceKind, string[]>();
 
-  constructor(address: string, private readonly node: { id: string; metadata: Record<string, string> }) {
+  constructor(
+    address: string,
+    private readonly node: { id: string; metadata: Record<string, string> },
+  ) {
     const Client = grpc.makeGenericClientConstructor(adsClientDefinition(), 'AggregatedDiscoveryService');
     this.client = new Client(address, grpc.credentials.createInsecure());
     this.call = (this.client as any).StreamAggregatedResources();
@@ -40,10 +43,12 @@ export class AdsClient {
         type_url: r.type_url,
         nonce: r.nonce,
         kind,
-        resources: this.lazy ? (r.resources ?? []).map(() => ({ name: '', object: {} })) : (r.resources ?? []).map((any: { type_url: string; value: Uint8Array }) => {
-          const { object } = decodeAny(any);
-          return { name: String(object.name ?? object.cluster_name), object };
-        }),
+        resources: this.lazy
+          ? (r.resources ?? []).map(() => ({ name: '', object: {} }))
+          : (r.resources ?? []).map((any: { type_url: string; value: Uint8Array }) => {
+              const { object } = decodeAny(any);
+              return { name: String(object.name ?? object.cluster_name), object };
+            }),
       });
       const last = this.responses.at(-1)!;
       const nack = this.nacking.get(last.kind);
@@ -65,7 +70,12 @@ export class AdsClient {
     if (opts.error) request.error_detail = { code: 3, message: opts.error };
     if (opts.names) this.subscribed.set(kind, opts.names);
     if (this.first) {
-      request.node = { id: this.node.id, metadata: { fields: Object.fromEntries(Object.entries(this.node.metadata).map(([k, v]) => [k, { stringValue: v }])) } };
+      request.node = {
+        id: this.node.id,
+        metadata: {
+          fields: Object.fromEntries(Object.entries(this.node.metadata).map(([k, v]) => [k, { stringValue: v }])),
+        },
+      };
       this.first = false;
     }
     this.call.write(request);

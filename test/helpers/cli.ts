@@ -45,5 +45,13 @@ export function spawnCli(args: string[]): ChildProcess & { output: () => string 
 
 /** `serve` on a file source with loopback xDS and admin ports: the arguments every serve test starts with. */
 export function serveArgs(dir: string, xdsPort: number, adminPort: number): string[] {
-  return ['serve', '--source', `file:${dir}`, '--xds-address', `127.0.0.1:${xdsPort}`, '--admin-address', `127.0.0.1:${adminPort}`];
+  return [
+    'serve',
+    '--source',
+    `file:${dir}`,
+    '--xds-address',
+    `127.0.0.1:${xdsPort}`,
+    '--admin-address',
+    `127.0.0.1:${adminPort}`,
+  ];
 }

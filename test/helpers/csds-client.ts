@@ -23,7 +23,10 @@ export interface ClientConfig {
 function decoded(response: { config?: ClientConfig[] }): ClientConfig[] {
   return (response.config ?? []).map((c) => ({
     ...c,
-    generic_xds_configs: (c.generic_xds_configs ?? []).map((g) => ({ ...g, resource: g.xds_config ? decodeAny(g.xds_config).object : undefined })),
+    generic_xds_configs: (c.generic_xds_configs ?? []).map((g) => ({
+      ...g,
+      resource: g.xds_config ? decodeAny(g.xds_config).object : undefined,
+    })),
   }));
 }
 
@@ -37,7 +40,11 @@ export class CsdsClient {
 
   fetch(request: Record<string, unknown> = {}): Promise<ClientConfig[]> {
     return new Promise((resolve, reject) =>
-      this.client.FetchClientStatus(request, { deadline: Date.now() + 5000 }, (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(decoded(res)))),
+      this.client.FetchClientStatus(
+        request,
+        { deadline: Date.now() + 5000 },
+        (err: grpc.ServiceError | null, res: any) => (err ? reject(err) : resolve(decoded(res))),
+      ),
     );
   }
 

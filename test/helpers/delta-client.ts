@@ -23,7 +23,10 @@ export class DeltaClient {
   private first = true;
   error?: grpc.ServiceError;
 
-  constructor(address: string, private readonly node: { id: string; metadata: Record<string, string> }) {
+  constructor(
+    address: string,
+    private readonly node: { id: string; metadata: Record<string, string> },
+  ) {
     const Client = grpc.makeGenericClientConstructor(adsClientDefinition(), 'AggregatedDiscoveryService');
     this.client = new Client(address, grpc.credentials.createInsecure());
     this.call = (this.client as any).DeltaAggregatedResources();
@@ -34,13 +37,26 @@ export class DeltaClient {
         nonce: r.nonce,
         kind: kindOf.get(r.type_url)!,
         removed: r.removed_resources ?? [],
-        resources: (r.resources ?? []).map((res: any) => ({ name: res.name, version: res.version, object: decodeAny(res.resource).object })),
+        resources: (r.resources ?? []).map((res: any) => ({
+          name: res.name,
+          version: res.version,
+          object: decodeAny(res.resource).object,
+        })),
       });
     });
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
   }
 
-  send(kind: ResourceKind, opts: { subscribe?: string[]; unsubscribe?: string[]; initial?: Record<string, string>; nonce?: string; error?: string } = {}): void {
+  send(
+    kind: ResourceKind,
+    opts: {
+      subscribe?: string[];
+      unsubscribe?: string[];
+      initial?: Record<string, string>;
+      nonce?: string;
+      error?: string;
+    } = {},
+  ): void {
     const request: Record<string, unknown> = {
       type_url: TypeUrl[kind],
       resource_names_subscribe: opts.subscribe ?? [],
@@ -50,7 +66,12 @@ export class DeltaClient {
     };
     if (opts.error) request.error_detail = { code: 3, message: opts.error };
     if (this.first) {
-      request.node = { id: this.node.id, metadata: { fields: Object.fromEntries(Object.entries(this.node.metadata).map(([k, v]) => [k, { stringValue: v }])) } };
+      request.node = {
+        id: this.node.id,
+        metadata: {
+          fields: Object.fromEntries(Object.entries(this.node.metadata).map(([k, v]) => [k, { stringValue: v }])),
+        },
+      };
       this.first = false;
     }
     this.call.write(request);

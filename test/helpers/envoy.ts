@@ -11,7 +11,8 @@ import { repo } from './repo.js';
 
 export function envoyBinary(): string {
   const bin = process.env.ENVOY_BIN ?? path.join(repo, '.venv', 'envoy');
-  if (!fs.existsSync(bin)) throw new Error(`Envoy binary not found at ${bin}: run scripts/setup.sh (or make setup) first`);
+  if (!fs.existsSync(bin))
+    throw new Error(`Envoy binary not found at ${bin}: run scripts/setup.sh (or make setup) first`);
   return bin;
 }
 
@@ -34,19 +35,42 @@ process.on('exit', () => {
 });
 
 export async function startEnvoy(
-  options: Omit<BootstrapOptions, 'adminAddress' | 'accessLog'> & { concurrency?: number; /** run inside this network namespace (its admin binds adminHost) */ netns?: { exec: string[]; adminHost: string } },
+  options: Omit<BootstrapOptions, 'adminAddress' | 'accessLog'> & {
+    concurrency?: number;
+    /** run inside this network namespace (its admin binds adminHost) */ netns?: { exec: string[]; adminHost: string };
+  },
 ): Promise<EnvoyProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `envoy-${options.nodeId}-`));
   const accessLogPath = path.join(dir, 'access.log');
   const adminPathFile = path.join(dir, 'admin-address');
-  const bootstrap = buildBootstrap({ ...options, adminAddress: `${options.netns?.adminHost ?? '127.0.0.1'}:0`, accessLog: accessLogPath });
+  const bootstrap = buildBootstrap({
+    ...options,
+    adminAddress: `${options.netns?.adminHost ?? '127.0.0.1'}:0`,
+    accessLog: accessLogPath,
+  });
   const configPath = path.join(dir, 'bootstrap.json');
   fs.writeFileSync(configPath, JSON.stringify(bootstrap));
   const logFile = fs.openSync(path.join(dir, 'envoy.log'), 'w');
   const prefix = options.netns?.exec ?? [];
   const child = spawn(
     prefix[0] ?? envoyBinary(),
-    [...prefix.slice(1), ...(prefix.length ? [envoyBinary()] : []), '-c', configPath, '--admin-address-path', adminPathFile, '--disable-hot-restart', '--concurrency', String(options.concurrency ?? 1), '-l', 'warning', '--drain-time-s', '1', '--file-flush-interval-msec', '100'],
+    [
+      ...prefix.slice(1),
+      ...(prefix.length ? [envoyBinary()] : []),
+      '-c',
+      configPath,
+      '--admin-address-path',
+      adminPathFile,
+      '--disable-hot-restart',
+      '--concurrency',
+      String(options.concurrency ?? 1),
+      '-l',
+      'warning',
+      '--drain-time-s',
+      '1',
+      '--file-flush-interval-msec',
+      '100',
+    ],
     { stdio: ['ignore', logFile, logFile] },
   );
   running.add(child);
@@ -67,7 +91,9 @@ export async function startEnvoy(
   };
   const stats = async () => {
     const out = new Map<string, number>();
-    for (const line of (await get('/stats?usedonly&type=Counters')).split('\n').concat((await get('/stats?type=Gauges')).split('\n'))) {
+    for (const line of (await get('/stats?usedonly&type=Counters'))
+      .split('\n')
+      .concat((await get('/stats?type=Gauges')).split('\n'))) {
       const i = line.lastIndexOf(': ');
       if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 2)));
     }
@@ -84,7 +110,11 @@ export async function startEnvoy(
     stat: async (name) => (await stats()).get(name) ?? 0,
     accessLog: () =>
       fs.existsSync(accessLogPath)
-        ? fs.readFileSync(accessLogPath, 'utf8').split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>)
+        ? fs
+            .readFileSync(accessLogPath, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
         : [],
     stop: async () => {
       if (exited) return;

@@ -1,5 +1,11 @@
 // Kubernetes objects for tests, written through a real API server, and the shim on the Kubernetes source.
-import { KubernetesObjectApi, loadAllYaml, PatchStrategy, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import {
+  KubernetesObjectApi,
+  loadAllYaml,
+  PatchStrategy,
+  type KubeConfig,
+  type KubernetesObject,
+} from '@kubernetes/client-node';
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
@@ -26,23 +32,44 @@ export function deployObjects(file: string): KubernetesObject[] {
   return loadAllYaml(fs.readFileSync(path.join(repo, 'deploy', file), 'utf8')) as KubernetesObject[];
 }
 
-export function service(s: { name: string; namespace: string; port: number; annotations?: Record<string, string>; portName?: string }): KubernetesObject {
+export function service(s: {
+  name: string;
+  namespace: string;
+  port: number;
+  annotations?: Record<string, string>;
+  portName?: string;
+}): KubernetesObject {
   return {
-    apiVersion: 'v1', kind: 'Service',
+    apiVersion: 'v1',
+    kind: 'Service',
     metadata: { name: s.name, namespace: s.namespace, annotations: s.annotations ?? { 'tunnel-shim.io/tunnel': 'h2' } },
     spec: { ports: [{ name: s.portName ?? 'tcp', port: s.port, protocol: 'TCP' }] },
   } as KubernetesObject;
 }
 
 /** `pods` names the Pod behind an address (the endpoint's `targetRef`), as the EndpointSlice controller writes it. */
-export function endpointSlice(s: { service: string; namespace: string; port: number; ips: string[]; portName?: string; name?: string; pods?: Record<string, string> }): KubernetesObject {
+export function endpointSlice(s: {
+  service: string;
+  namespace: string;
+  port: number;
+  ips: string[];
+  portName?: string;
+  name?: string;
+  pods?: Record<string, string>;
+}): KubernetesObject {
   return {
-    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
-    metadata: { name: s.name ?? `${s.service}-1`, namespace: s.namespace, labels: { 'kubernetes.io/service-name': s.service } },
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: {
+      name: s.name ?? `${s.service}-1`,
+      namespace: s.namespace,
+      labels: { 'kubernetes.io/service-name': s.service },
+    },
     addressType: 'IPv4',
     ports: [{ name: s.portName ?? 'tcp', port: s.port, protocol: 'TCP' }],
     endpoints: s.ips.map((ip) => ({
-      addresses: [ip], conditions: { ready: true },
+      addresses: [ip],
+      conditions: { ready: true },
       ...(s.pods?.[ip] ? { targetRef: { kind: 'Pod', namespace: s.namespace, name: s.pods[ip] } } : {}),
     })),
   } as KubernetesObject;
@@ -51,7 +78,8 @@ export function endpointSlice(s: { service: string; namespace: string; port: num
 /** A Pod as the API server keeps it: no scheduler or kubelet runs here, so it stays Pending; its labels are what count. */
 export function pod(p: { name: string; namespace: string; labels: Record<string, string> }): KubernetesObject {
   return {
-    apiVersion: 'v1', kind: 'Pod',
+    apiVersion: 'v1',
+    kind: 'Pod',
     metadata: { name: p.name, namespace: p.namespace, labels: p.labels },
     spec: { containers: [{ name: 'app', image: 'registry.invalid/app:1' }] },
   } as KubernetesObject;
@@ -66,15 +94,25 @@ export interface KubeShim {
   stop(): Promise<void>;
 }
 
-export async function startKubeShim(kc: KubeConfig, options: { namespaces?: string[]; backoffMs?: [number, number]; xdsHost?: string } = {}): Promise<KubeShim> {
+export async function startKubeShim(
+  kc: KubeConfig,
+  options: { namespaces?: string[]; backoffMs?: [number, number]; xdsHost?: string } = {},
+): Promise<KubeShim> {
   const logger = pino({ level: process.env.SHIM_LOG_LEVEL ?? 'silent' });
-  const source = new KubernetesSource({ kubeConfig: kc, logger, namespaces: options.namespaces, backoffMs: options.backoffMs ?? [200, 2000] });
+  const source = new KubernetesSource({
+    kubeConfig: kc,
+    logger,
+    namespaces: options.namespaces,
+    backoffMs: options.backoffMs ?? [200, 2000],
+  });
   const events = new EventRecorder(kc, logger);
   const xdsHost = options.xdsHost ?? '127.0.0.1';
   const shim = new Shim({ source, events, xdsAddress: `${xdsHost}:0`, adminAddress: '127.0.0.1:0', logger });
   await shim.start();
   return {
-    shim, source, events,
+    shim,
+    source,
+    events,
     xdsAddress: `${xdsHost}:${shim.xdsPort}`,
     adminUrl: `http://127.0.0.1:${shim.adminPort}`,
     stop: () => shim.stop(),

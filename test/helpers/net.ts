@@ -73,8 +73,10 @@ export class Client {
     this.socket.write(text);
     const deadline = Date.now() + timeoutMs;
     while (!this.received.slice(before).includes(text)) {
-      if (this.closed) throw new Error(`connection closed before "${text}" came back (got ${JSON.stringify(this.received)})`);
-      if (Date.now() > deadline) throw new Error(`"${text}" did not come back within ${timeoutMs} ms (got ${JSON.stringify(this.received)})`);
+      if (this.closed)
+        throw new Error(`connection closed before "${text}" came back (got ${JSON.stringify(this.received)})`);
+      if (Date.now() > deadline)
+        throw new Error(`"${text}" did not come back within ${timeoutMs} ms (got ${JSON.stringify(this.received)})`);
       await new Promise((r) => setTimeout(r, 10));
     }
     return this.received;
@@ -86,7 +88,12 @@ export class Client {
 }
 
 /** Opens a connection, checks one echo round trip, closes. Returns everything received. */
-export async function roundTrip(port: number, text = `ping-${Math.random().toString(36).slice(2)}\n`, host = '127.0.0.1', localAddress?: string): Promise<string> {
+export async function roundTrip(
+  port: number,
+  text = `ping-${Math.random().toString(36).slice(2)}\n`,
+  host = '127.0.0.1',
+  localAddress?: string,
+): Promise<string> {
   const client = await Client.connect(port, host, 5000, localAddress);
   try {
     return await client.echo(text);

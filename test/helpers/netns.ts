@@ -38,8 +38,16 @@ export function createNetns(count = 2): Netns {
   const children = new Set<ChildProcess>();
   const destroy = () => {
     for (const c of children) c.kill('SIGKILL');
-    try { ip('netns', 'del', name); } catch { /* already gone */ }
-    try { ip('link', 'del', host); } catch { /* removed with the namespace */ }
+    try {
+      ip('netns', 'del', name);
+    } catch {
+      /* already gone */
+    }
+    try {
+      ip('link', 'del', host);
+    } catch {
+      /* removed with the namespace */
+    }
     live.delete(destroy);
   };
   destroy();
@@ -63,14 +71,22 @@ export function createNetns(count = 2): Netns {
     destroy,
     async startEcho(servers) {
       const script = path.join(path.dirname(new URL(import.meta.url).pathname), 'echo-main.ts');
-      const child = spawn(exec[0]!, [...exec.slice(1), process.execPath, '--import', 'tsx', script, JSON.stringify(servers)], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = spawn(
+        exec[0]!,
+        [...exec.slice(1), process.execPath, '--import', 'tsx', script, JSON.stringify(servers)],
+        { stdio: ['ignore', 'pipe', 'inherit'] },
+      );
       children.add(child);
       let out = '';
       child.stdout!.on('data', (d) => (out += d));
-      await waitFor('echo servers in the namespace', () => {
-        if (child.exitCode !== null) throw new Error(`echo servers exited with ${child.exitCode}`);
-        return out.includes('ready');
-      }, 20_000);
+      await waitFor(
+        'echo servers in the namespace',
+        () => {
+          if (child.exitCode !== null) throw new Error(`echo servers exited with ${child.exitCode}`);
+          return out.includes('ready');
+        },
+        20_000,
+      );
     },
   };
 }

@@ -1,7 +1,15 @@
 // The shim's /debug/nodes view, as tests read it.
 export interface DebugNode {
   id: string;
-  types: Record<string, { status: string; ackedVersion: string | null; sentVersion: string | null; lastNack: { message: string; at: string } | null } & Record<string, any>>;
+  types: Record<
+    string,
+    {
+      status: string;
+      ackedVersion: string | null;
+      sentVersion: string | null;
+      lastNack: { message: string; at: string } | null;
+    } & Record<string, any>
+  >;
   [key: string]: any;
 }
 

@@ -40,5 +40,10 @@ export function serviceYaml(s: ServiceSpec): string {
 
 /** A Pod as the sources deliver it: labels and its IP, which is how endpoints find their labels. */
 export function podYaml(p: { name: string; namespace?: string; ip: string; labels: Record<string, string> }): string {
-  return YAML.stringify({ apiVersion: 'v1', kind: 'Pod', metadata: { name: p.name, namespace: p.namespace ?? 'default', labels: p.labels }, status: { podIP: p.ip } });
+  return YAML.stringify({
+    apiVersion: 'v1',
+    kind: 'Pod',
+    metadata: { name: p.name, namespace: p.namespace ?? 'default', labels: p.labels },
+    status: { podIP: p.ip },
+  });
 }

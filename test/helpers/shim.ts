@@ -18,12 +18,35 @@ export interface TestShim {
   stop(): Promise<void>;
 }
 
-export async function startShim(files: Record<string, string> = {}, options: { logLevel?: string; xdsPort?: number; logTo?: pino.DestinationStream; maxConnectionAgeMs?: number; maxConnectionAgeGraceMs?: number; accessLogDirs?: string[]; writeBudget?: WriteBudgetOptions; /** xDS on this address instead of 127.0.0.1 (e.g. a namespace's host end) */ xdsHost?: string; rolloutTimeoutMs?: number } = {}): Promise<TestShim> {
+export async function startShim(
+  files: Record<string, string> = {},
+  options: {
+    logLevel?: string;
+    xdsPort?: number;
+    logTo?: pino.DestinationStream;
+    maxConnectionAgeMs?: number;
+    maxConnectionAgeGraceMs?: number;
+    accessLogDirs?: string[];
+    writeBudget?: WriteBudgetOptions;
+    /** xDS on this address instead of 127.0.0.1 (e.g. a namespace's host end) */ xdsHost?: string;
+    rolloutTimeoutMs?: number;
+  } = {},
+): Promise<TestShim> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-'));
   for (const [name, yaml] of Object.entries(files)) fs.writeFileSync(path.join(dir, name), yaml);
   const logger = pino({ level: options.logLevel ?? process.env.SHIM_LOG_LEVEL ?? 'silent' }, options.logTo);
   const make = (xdsPort: number, adminPort: number) =>
-    new Shim({ source: new FileSource(dir, logger, 20), xdsAddress: `${options.xdsHost ?? '127.0.0.1'}:${xdsPort}`, adminAddress: `127.0.0.1:${adminPort}`, logger, maxConnectionAgeMs: options.maxConnectionAgeMs, maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs, accessLogDirs: options.accessLogDirs, writeBudget: options.writeBudget, rolloutTimeoutMs: options.rolloutTimeoutMs });
+    new Shim({
+      source: new FileSource(dir, logger, 20),
+      xdsAddress: `${options.xdsHost ?? '127.0.0.1'}:${xdsPort}`,
+      adminAddress: `127.0.0.1:${adminPort}`,
+      logger,
+      maxConnectionAgeMs: options.maxConnectionAgeMs,
+      maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
+      accessLogDirs: options.accessLogDirs,
+      writeBudget: options.writeBudget,
+      rolloutTimeoutMs: options.rolloutTimeoutMs,
+    });
   let shim = make(options.xdsPort ?? 0, 0);
   await shim.start();
   const handle: TestShim = {

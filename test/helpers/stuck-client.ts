@@ -22,7 +22,11 @@ export class StuckClient {
     this.stream.on('error', () => {});
     kinds.forEach((kind, i) => {
       const request: Record<string, unknown> = { type_url: TypeUrl[kind] };
-      if (i === 0) request.node = { id, metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) } };
+      if (i === 0)
+        request.node = {
+          id,
+          metadata: { fields: Object.fromEntries(Object.entries(metadata).map(([k, v]) => [k, { stringValue: v }])) },
+        };
       this.stream.write(frame('envoy.service.discovery.v3.DiscoveryRequest', request));
     });
     this.stream.pause();

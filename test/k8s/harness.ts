@@ -13,7 +13,12 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import {
-  ApiException, ApiextensionsV1Api, CustomObjectsApi, KubeConfig, loadYaml, type V1CustomResourceDefinition,
+  ApiException,
+  ApiextensionsV1Api,
+  CustomObjectsApi,
+  KubeConfig,
+  loadYaml,
+  type V1CustomResourceDefinition,
 } from '@kubernetes/client-node';
 
 export interface ApiServer {
@@ -73,22 +78,30 @@ export async function startApiServer(opts: HarnessOptions = {}): Promise<ApiServ
     const [etcdPort, peerPort, apiPort] = (await freePorts(3)) as [number, number, number];
     const etcdUrl = `http://127.0.0.1:${etcdPort}`;
     const peerUrl = `http://127.0.0.1:${peerPort}`;
-    etcd = startProc('etcd', bins.etcd, [
-      `--data-dir=${dir}/etcd`,
-      `--listen-client-urls=${etcdUrl}`,
-      `--advertise-client-urls=${etcdUrl}`,
-      `--listen-peer-urls=${peerUrl}`,
-      `--initial-advertise-peer-urls=${peerUrl}`,
-      `--initial-cluster=default=${peerUrl}`,
-      // Test data is thrown away: skipping fsync makes every write much faster.
-      '--unsafe-no-fsync',
-    ], log);
+    etcd = startProc(
+      'etcd',
+      bins.etcd,
+      [
+        `--data-dir=${dir}/etcd`,
+        `--listen-client-urls=${etcdUrl}`,
+        `--advertise-client-urls=${etcdUrl}`,
+        `--listen-peer-urls=${peerUrl}`,
+        `--initial-advertise-peer-urls=${peerUrl}`,
+        `--initial-cluster=default=${peerUrl}`,
+        // Test data is thrown away: skipping fsync makes every write much faster.
+        '--unsafe-no-fsync',
+      ],
+      log,
+    );
     await waitReady(etcd, `${etcdUrl}/health`, undefined, ETCD_READY_MS);
 
     const tokens = { admin: token(), shim: token() };
     // Columns: token,user,uid,"groups". The shim user has no groups: RBAC tests bind it.
-    await writeFile(`${dir}/tokens.csv`,
-      `${tokens.admin},admin,uid-admin,"system:masters"\n${tokens.shim},shim,uid-shim\n`, { mode: 0o600 });
+    await writeFile(
+      `${dir}/tokens.csv`,
+      `${tokens.admin},admin,uid-admin,"system:masters"\n${tokens.shim},shim,uid-shim\n`,
+      { mode: 0o600 },
+    );
     await execFileP('openssl', ['genrsa', '-out', `${dir}/sa.key`, '2048']);
     await execFileP('openssl', ['rsa', '-in', `${dir}/sa.key`, '-pubout', '-out', `${dir}/sa.pub`]);
 
@@ -273,22 +286,27 @@ async function waitReady(p: Proc, url: string, bearer: string | undefined, timeo
     await sleep(250);
   }
   await stopProc(p);
-  throw new Error(`${p.name}: ${url} not ready after ${timeoutMs / 1000} s (last: ${last}); ` +
-    `last output:\n${p.tail.join('\n')}`);
+  throw new Error(
+    `${p.name}: ${url} not ready after ${timeoutMs / 1000} s (last: ${last}); ` + `last output:\n${p.tail.join('\n')}`,
+  );
 }
 
 function probe(url: string, bearer?: string): Promise<string> {
   return new Promise((resolve) => {
     const mod = url.startsWith('https:') ? https : http;
-    const req = mod.get(url, {
-      timeout: 2_000,
-      // The serving cert is self-signed and only just made; this probe only asks "up yet?".
-      rejectUnauthorized: false,
-      headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
-    }, (res) => {
-      res.resume();
-      resolve(String(res.statusCode));
-    });
+    const req = mod.get(
+      url,
+      {
+        timeout: 2_000,
+        // The serving cert is self-signed and only just made; this probe only asks "up yet?".
+        rejectUnauthorized: false,
+        headers: bearer ? { authorization: `Bearer ${bearer}` } : {},
+      },
+      (res) => {
+        res.resume();
+        resolve(String(res.statusCode));
+      },
+    );
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', (e) => resolve(e.message));
   });
@@ -346,23 +364,35 @@ async function poll(what: string, timeoutMs: number, done: () => Promise<boolean
 }
 
 function kubeconfigYaml(url: string, ca: Buffer, user: string, tok: string): string {
-  return JSON.stringify({
-    apiVersion: 'v1',
-    kind: 'Config',
-    clusters: [{ name: 'harness', cluster: { server: url, 'certificate-authority-data': ca.toString('base64') } }],
-    users: [{ name: user, user: { token: tok } }],
-    contexts: [{ name: user, context: { cluster: 'harness', user, namespace: 'default' } }],
-    'current-context': user,
-  }, null, 2) + '\n'; // JSON is valid YAML, so kubectl and client-node read it as a kubeconfig.
+  return (
+    JSON.stringify(
+      {
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'harness', cluster: { server: url, 'certificate-authority-data': ca.toString('base64') } }],
+        users: [{ name: user, user: { token: tok } }],
+        contexts: [{ name: user, context: { cluster: 'harness', user, namespace: 'default' } }],
+        'current-context': user,
+      },
+      null,
+      2,
+    ) + '\n'
+  ); // JSON is valid YAML, so kubectl and client-node read it as a kubeconfig.
 }
 
 async function freePorts(n: number): Promise<number[]> {
   // Hold all listeners open together so the kernel hands out n different ports.
-  const servers = await Promise.all(Array.from({ length: n }, () => new Promise<net.Server>((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => resolve(s));
-  })));
+  const servers = await Promise.all(
+    Array.from(
+      { length: n },
+      () =>
+        new Promise<net.Server>((resolve, reject) => {
+          const s = net.createServer();
+          s.once('error', reject);
+          s.listen(0, '127.0.0.1', () => resolve(s));
+        }),
+    ),
+  );
   const ports = servers.map((s) => (s.address() as net.AddressInfo).port);
   await Promise.all(servers.map((s) => new Promise((r) => s.close(r))));
   return ports;

@@ -8,13 +8,22 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import {
-  KubernetesObjectApi, PatchStrategy, loadAllYaml, type KubeConfig, type KubernetesObject,
+  KubernetesObjectApi,
+  PatchStrategy,
+  loadAllYaml,
+  type KubeConfig,
+  type KubernetesObject,
 } from '@kubernetes/client-node';
 import YAML from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectManifests } from '../../src/cli/inject.js';
 import {
-  bootstrapConfigMap, configMapName, containerName, defaultEnvoyImage, defaultXdsAddress, injectRoles,
+  bootstrapConfigMap,
+  configMapName,
+  containerName,
+  defaultEnvoyImage,
+  defaultXdsAddress,
+  injectRoles,
 } from '../../src/cli/inject-sidecar.js';
 import { envoyBinary } from '../helpers/envoy.js';
 import { apply, endpointSlice, service, startKubeShim, type KubeShim } from '../helpers/kube.js';
@@ -34,7 +43,10 @@ beforeAll(async () => {
   api = await startApiServer();
   admin = api.kubeConfig('admin');
   // Namespaces are created for real: a dry run of an object checks that its namespace exists.
-  await apply(admin, ['demo', 'shop'].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })));
+  await apply(
+    admin,
+    ['demo', 'shop'].map((name) => ({ apiVersion: 'v1', kind: 'Namespace', metadata: { name } })),
+  );
 }, 30 * 60_000);
 
 afterAll(async () => {
@@ -51,8 +63,10 @@ async function dryRun(objects: KubernetesObject[]): Promise<void> {
   }
 }
 
-const objectsOf = (text: string) => (loadAllYaml(text) as KubernetesObject[])
-  .flatMap((o) => (o.kind === 'List' ? (o as unknown as { items: KubernetesObject[] }).items : [o]));
+const objectsOf = (text: string) =>
+  (loadAllYaml(text) as KubernetesObject[]).flatMap((o) =>
+    o.kind === 'List' ? (o as unknown as { items: KubernetesObject[] }).items : [o],
+  );
 
 describe('inject and deploy/ against the real kube-apiserver', () => {
   it('accepts every manifest under deploy/ (namespaces applied, the rest dry-run)', async () => {
@@ -61,7 +75,10 @@ describe('inject and deploy/ against the real kube-apiserver', () => {
     const objects = files.flatMap((f) => objectsOf(fs.readFileSync(path.join(repo, 'deploy', f), 'utf8')));
     const kinds = ['Deployment', 'Service', 'ClusterRole', 'ConfigMap', 'CustomResourceDefinition'];
     expect(objects.map((o) => o.kind)).toEqual(expect.arrayContaining(kinds));
-    await apply(admin, objects.filter((o) => o.kind === 'Namespace'));
+    await apply(
+      admin,
+      objects.filter((o) => o.kind === 'Namespace'),
+    );
     await dryRun(objects.filter((o) => o.kind !== 'Namespace'));
   });
 
@@ -114,7 +131,9 @@ describe('an injected pod run as a kubelet would run it', () => {
 
     // The manifest a user writes, injected with both roles; the ConfigMap as `inject --print-configmap` makes it.
     const manifest = {
-      apiVersion: 'v1', kind: 'Pod', metadata: { name: podName, namespace: ns },
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: podName, namespace: ns },
       spec: { containers: [{ name: 'app', image: 'busybox:1.36' }] },
     };
     const options = { roles: [...injectRoles], image: defaultEnvoyImage };
@@ -142,16 +161,21 @@ describe('an injected pod run as a kubelet would run it', () => {
       const environment = { PATH: process.env.PATH, ...env };
       envoys.push(spawn(command[0]!, command.slice(1), { env: environment, stdio: ['ignore', log, log] }));
     }
-    await waitFor(`both Envoys of ${podName} to ACK everything`, async () => {
-      const mine = (await debugNodes(shim.adminUrl)).filter((n) => ids.includes(n.id));
-      return mine.length === 2 && mine.every((n) => Object.values(n.types).every((t) => t.status === 'SYNCED'));
-    }, 30_000, 100).catch((err: Error) => {
+    await waitFor(
+      `both Envoys of ${podName} to ACK everything`,
+      async () => {
+        const mine = (await debugNodes(shim.adminUrl)).filter((n) => ids.includes(n.id));
+        return mine.length === 2 && mine.every((n) => Object.values(n.types).every((t) => t.status === 'SYNCED'));
+      },
+      30_000,
+      100,
+    ).catch((err: Error) => {
       throw new Error(`${err.message}\n${envoyLogs()}`);
     });
   }, 120_000);
 
-  const envoyLogs = () => injectRoles
-    .map((r) => `${r}: ${fs.readFileSync(path.join(dir, `${r}.log`), 'utf8').slice(-1500)}`).join('\n');
+  const envoyLogs = () =>
+    injectRoles.map((r) => `${r}: ${fs.readFileSync(path.join(dir, `${r}.log`), 'utf8').slice(-1500)}`).join('\n');
 
   afterAll(async () => {
     for (const child of envoys) child.kill('SIGKILL');
@@ -159,7 +183,6 @@ describe('an injected pod run as a kubelet would run it', () => {
     pod?.destroy();
     if (dir) fs.rmSync(dir, { recursive: true, force: true });
   });
-
 
   it('each Envoy connects as its pod, passes its readiness probe; the terminator holds only its pod IP', async () => {
     const podIP = pod.addresses[0]!;
@@ -180,25 +203,34 @@ describe('an injected pod run as a kubelet would run it', () => {
     type Config = { listener: { name: string; resource: { address: unknown; filter_chains: unknown[] } }[] };
     const url = `${shim.adminUrl}/debug/config?node=${encodeURIComponent(ids[1]!)}`;
     const config = (await (await fetch(url)).json()) as Config;
-    expect(config.listener.map((l) => [l.name, l.resource.filter_chains.length])).toEqual([[`terminate/15008/${podIP}`, 1]]);
+    expect(config.listener.map((l) => [l.name, l.resource.filter_chains.length])).toEqual([
+      [`terminate/15008/${podIP}`, 1],
+    ]);
     const bound = { socket_address: { address: podIP, port_value: 15008 } };
     expect(config.listener.map((l) => l.resource.address)).toEqual([bound]);
   });
 
   it('carries bytes: the app dials 127.0.0.1:7000 in the pod, through both sidecars, to the backend', async () => {
-    const script = "const s=require('net').connect(7000,'127.0.0.1',()=>s.write('hello through the sidecars\\n'));"
-      + "let d='';s.on('data',(b)=>{d+=b;if(d.includes('sidecars')){process.stdout.write(d);s.end()}});"
-      + 'setTimeout(()=>process.exit(3),5000).unref()';
-    const inPod = (code: string) => execFileSync(pod.exec[0]!, [...pod.exec.slice(1), process.execPath, '-e', code],
-      { encoding: 'utf8', timeout: 10_000 });
+    const script =
+      "const s=require('net').connect(7000,'127.0.0.1',()=>s.write('hello through the sidecars\\n'));" +
+      "let d='';s.on('data',(b)=>{d+=b;if(d.includes('sidecars')){process.stdout.write(d);s.end()}});" +
+      'setTimeout(()=>process.exit(3),5000).unref()';
+    const inPod = (code: string) =>
+      execFileSync(pod.exec[0]!, [...pod.exec.slice(1), process.execPath, '-e', code], {
+        encoding: 'utf8',
+        timeout: 10_000,
+      });
     let out: string;
     try {
       out = inPod(script);
     } catch (err) {
       // What each Envoy saw, from its admin on the pod's loopback.
-      const stats = [15000, 15001].map((port) => inPod(
-        `fetch('http://127.0.0.1:${port}/stats?usedonly').then((r)=>r.text()).then((t)=>process.stdout.write(t))`)
-        .split('\n').filter((l) => /^(cluster\.(originate|backend)|listener\.|http\.)/.test(l)).join('\n'));
+      const stats = [15000, 15001].map((port) =>
+        inPod(`fetch('http://127.0.0.1:${port}/stats?usedonly').then((r)=>r.text()).then((t)=>process.stdout.write(t))`)
+          .split('\n')
+          .filter((l) => /^(cluster\.(originate|backend)|listener\.|http\.)/.test(l))
+          .join('\n'),
+      );
       throw new Error(`${(err as Error).message}\n${stats.join('\n---\n')}\n${envoyLogs()}`);
     }
     expect(out).toBe('echo-in-pod\nhello through the sidecars\n');

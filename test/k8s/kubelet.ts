@@ -35,7 +35,11 @@ export function expand(input: string, vars: ReadonlyMap<string, string>): string
   return out;
 }
 
-interface EnvVar { name: string; value?: string; valueFrom?: { fieldRef?: { fieldPath: string } } }
+interface EnvVar {
+  name: string;
+  value?: string;
+  valueFrom?: { fieldRef?: { fieldPath: string } };
+}
 interface Container {
   name: string;
   command?: string[];

@@ -16,8 +16,15 @@ function client(id: string, metadata: Record<string, string> = originateMeta): A
   return c;
 }
 
-const alpha = (endpoints = [{ ip: '10.1.0.1', port: 8080 }]) => serviceYaml({ name: 'alpha', namespace: 'p', clusterIP: '10.96.1.1', port: 7001, endpoints });
-const beta = serviceYaml({ name: 'beta', namespace: 'p', clusterIP: '10.96.1.2', port: 7002, endpoints: [{ ip: '10.1.0.2', port: 8080 }] });
+const alpha = (endpoints = [{ ip: '10.1.0.1', port: 8080 }]) =>
+  serviceYaml({ name: 'alpha', namespace: 'p', clusterIP: '10.96.1.1', port: 7001, endpoints });
+const beta = serviceYaml({
+  name: 'beta',
+  namespace: 'p',
+  clusterIP: '10.96.1.2',
+  port: 7002,
+  endpoints: [{ ip: '10.1.0.2', port: 8080 }],
+});
 
 beforeAll(async () => {
   shim = await startShim({ 'alpha.yaml': alpha(), 'beta.yaml': beta });
@@ -113,7 +120,13 @@ describe('ADS state of the world', () => {
     c.ack(eds, names);
     expect(await c.quiet()).toEqual([]);
     const mark = c.responses.length;
-    shim.write('alpha.yaml', alpha([{ ip: '10.1.0.1', port: 8080 }, { ip: '10.1.0.9', port: 8080 }]));
+    shim.write(
+      'alpha.yaml',
+      alpha([
+        { ip: '10.1.0.1', port: 8080 },
+        { ip: '10.1.0.9', port: 8080 },
+      ]),
+    );
     const changed = await c.nextSince('endpoint', mark);
     expect(changed.resources.map((r) => r.name)).toEqual(['originate/p/alpha/7001']);
     c.ack(changed, names);
@@ -134,7 +147,16 @@ describe('ADS state of the world', () => {
     c.send('endpoint', { names: [wanted] });
     expect(await c.quiet()).toEqual([]);
     const mark = c.responses.length;
-    shim.write('delta.yaml', serviceYaml({ name: 'delta', namespace: 'p', clusterIP: '10.96.1.4', port: 7004, endpoints: [{ ip: '10.1.0.4', port: 80 }] }));
+    shim.write(
+      'delta.yaml',
+      serviceYaml({
+        name: 'delta',
+        namespace: 'p',
+        clusterIP: '10.96.1.4',
+        port: 7004,
+        endpoints: [{ ip: '10.1.0.4', port: 80 }],
+      }),
+    );
     const eds = await c.nextSince('endpoint', mark);
     expect(eds.resources.map((r) => r.name)).toEqual([wanted]);
     await c.nextSince('listener', mark);

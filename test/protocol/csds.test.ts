@@ -19,7 +19,15 @@ function client(id: string, metadata: Record<string, string> = originateMeta): A
 const listenerName = 'originate/c/alpha/7101';
 
 beforeAll(async () => {
-  shim = await startShim({ 'alpha.yaml': serviceYaml({ name: 'alpha', namespace: 'c', clusterIP: '10.96.2.1', port: 7101, endpoints: [{ ip: '10.2.0.1', port: 80 }] }) });
+  shim = await startShim({
+    'alpha.yaml': serviceYaml({
+      name: 'alpha',
+      namespace: 'c',
+      clusterIP: '10.96.2.1',
+      port: 7101,
+      endpoints: [{ ip: '10.2.0.1', port: 80 }],
+    }),
+  });
   csds = new CsdsClient(shim.xdsAddress);
 });
 
@@ -64,14 +72,26 @@ describe('CSDS (envoy.service.status.v3)', () => {
     c.send('endpoint', { names: ['originate/c/nowhere/1'] });
     const [node] = await waitFor('node visible', async () => {
       const found = await csds.fetch({ node_matchers: [{ node_id: { exact: 'csds-stale' } }] });
-      return found.length === 1 && byResource(found[0]!).has('ClusterLoadAssignment|originate/c/nowhere/1') ? found : undefined;
+      return found.length === 1 && byResource(found[0]!).has('ClusterLoadAssignment|originate/c/nowhere/1')
+        ? found
+        : undefined;
     });
-    expect(byResource(node!).get(`Cluster|${listenerName}`)).toMatchObject({ config_status: 'STALE', client_status: 'REQUESTED' });
-    expect(byResource(node!).get('ClusterLoadAssignment|originate/c/nowhere/1')).toMatchObject({ config_status: 'NOT_SENT', client_status: 'DOES_NOT_EXIST' });
+    expect(byResource(node!).get(`Cluster|${listenerName}`)).toMatchObject({
+      config_status: 'STALE',
+      client_status: 'REQUESTED',
+    });
+    expect(byResource(node!).get('ClusterLoadAssignment|originate/c/nowhere/1')).toMatchObject({
+      config_status: 'NOT_SENT',
+      client_status: 'DOES_NOT_EXIST',
+    });
   });
 
   it('filters by node id (exact, prefix, regex; ORed) and omits contents when asked', async () => {
-    for (const [id, meta] of [['m-originate', originateMeta], ['m-terminate', terminateMeta], ['other', originateMeta]] as const) {
+    for (const [id, meta] of [
+      ['m-originate', originateMeta],
+      ['m-terminate', terminateMeta],
+      ['other', originateMeta],
+    ] as const) {
       const c = client(id, meta);
       c.send('cluster');
       c.ack(await c.next('cluster'));
@@ -79,11 +99,18 @@ describe('CSDS (envoy.service.status.v3)', () => {
     await waitFor('three nodes', async () => (await csds.fetch()).length >= 3);
     const ids = async (req: Record<string, unknown>) => (await csds.fetch(req)).map((c) => c.node.id);
     expect(await ids({ node_matchers: [{ node_id: { prefix: 'm-' } }] })).toEqual(['m-originate', 'm-terminate']);
-    expect(await ids({ node_matchers: [{ node_id: { safe_regex: { regex: 'm-t.*' } } }, { node_id: { exact: 'other' } }] })).toEqual(['m-terminate', 'other']);
+    expect(
+      await ids({ node_matchers: [{ node_id: { safe_regex: { regex: 'm-t.*' } } }, { node_id: { exact: 'other' } }] }),
+    ).toEqual(['m-terminate', 'other']);
     expect(await ids({ node_matchers: [{ node_id: { exact: 'nobody' } }] })).toEqual([]);
-    const [bare] = await csds.fetch({ node_matchers: [{ node_id: { exact: 'm-terminate' } }], exclude_resource_contents: true });
+    const [bare] = await csds.fetch({
+      node_matchers: [{ node_id: { exact: 'm-terminate' } }],
+      exclude_resource_contents: true,
+    });
     expect(bare!.generic_xds_configs.length).toBeGreaterThan(0);
-    expect(bare!.generic_xds_configs.every((g) => g.xds_config === undefined && g.config_status === 'SYNCED')).toBe(true);
+    expect(bare!.generic_xds_configs.every((g) => g.xds_config === undefined && g.config_status === 'SYNCED')).toBe(
+      true,
+    );
   });
 
   it('answers every request on StreamClientStatus with the state at that moment', async () => {
@@ -92,14 +119,25 @@ describe('CSDS (envoy.service.status.v3)', () => {
     const cds = await c.next('cluster');
     const [before] = await csds.stream([{ node_matchers: [{ node_id: { exact: 'csds-stream' } }] }]);
     c.ack(cds);
-    await waitFor('ACK seen', async () => (await csds.fetch({ node_matchers: [{ node_id: { exact: 'csds-stream' } }] }))[0]?.generic_xds_configs[0]?.config_status === 'SYNCED');
-    const both = await csds.stream([{ node_matchers: [{ node_id: { exact: 'csds-stream' } }] }, { node_matchers: [{ node_id: { exact: 'nobody' } }] }]);
+    await waitFor(
+      'ACK seen',
+      async () =>
+        (await csds.fetch({ node_matchers: [{ node_id: { exact: 'csds-stream' } }] }))[0]?.generic_xds_configs[0]
+          ?.config_status === 'SYNCED',
+    );
+    const both = await csds.stream([
+      { node_matchers: [{ node_id: { exact: 'csds-stream' } }] },
+      { node_matchers: [{ node_id: { exact: 'nobody' } }] },
+    ]);
     expect(before![0]!.generic_xds_configs[0]!.config_status).toBe('STALE');
     expect(both[0]![0]!.generic_xds_configs[0]!.config_status).toBe('SYNCED');
     expect(both[1]).toEqual([]);
   });
 
   it('refuses a matcher it cannot apply with INVALID_ARGUMENT naming the field', async () => {
-    await expect(csds.fetch({ node_matchers: [{ node_id: { safe_regex: { regex: '(' } } }] })).rejects.toMatchObject({ code: 3, details: expect.stringContaining('node_matchers[0].node_id.safe_regex.regex') });
+    await expect(csds.fetch({ node_matchers: [{ node_id: { safe_regex: { regex: '(' } } }] })).rejects.toMatchObject({
+      code: 3,
+      details: expect.stringContaining('node_matchers[0].node_id.safe_regex.regex'),
+    });
   });
 });

@@ -17,8 +17,15 @@ function client(id: string, metadata: Record<string, string> = originateMeta): D
   return c;
 }
 
-const alpha = (endpoints = [{ ip: '10.1.0.1', port: 8080 }]) => serviceYaml({ name: 'alpha', namespace: 'd', clusterIP: '10.96.2.1', port: 7001, endpoints });
-const beta = serviceYaml({ name: 'beta', namespace: 'd', clusterIP: '10.96.2.2', port: 7002, endpoints: [{ ip: '10.1.0.2', port: 8080 }] });
+const alpha = (endpoints = [{ ip: '10.1.0.1', port: 8080 }]) =>
+  serviceYaml({ name: 'alpha', namespace: 'd', clusterIP: '10.96.2.1', port: 7001, endpoints });
+const beta = serviceYaml({
+  name: 'beta',
+  namespace: 'd',
+  clusterIP: '10.96.2.2',
+  port: 7002,
+  endpoints: [{ ip: '10.1.0.2', port: 8080 }],
+});
 const A = 'originate/d/alpha/7001';
 const B = 'originate/d/beta/7002';
 
@@ -70,7 +77,13 @@ describe('ADS delta', () => {
     c.send('endpoint', { unsubscribe: [A] });
     expect(await c.quiet()).toEqual([]);
     // A is no longer subscribed: its change is not sent.
-    shim.write('alpha.yaml', alpha([{ ip: '10.1.0.1', port: 8080 }, { ip: '10.1.0.7', port: 8080 }]));
+    shim.write(
+      'alpha.yaml',
+      alpha([
+        { ip: '10.1.0.1', port: 8080 },
+        { ip: '10.1.0.7', port: 8080 },
+      ]),
+    );
     expect(await c.quiet(500)).toEqual([]);
     shim.write('alpha.yaml', alpha());
     await c.quiet(300);
@@ -83,7 +96,13 @@ describe('ADS delta', () => {
     c.send('endpoint', { subscribe: [A, B] });
     c.ack(await c.next('endpoint'));
     const mark = c.responses.length;
-    shim.write('alpha.yaml', alpha([{ ip: '10.1.0.1', port: 8080 }, { ip: '10.1.0.9', port: 8080 }]));
+    shim.write(
+      'alpha.yaml',
+      alpha([
+        { ip: '10.1.0.1', port: 8080 },
+        { ip: '10.1.0.9', port: 8080 },
+      ]),
+    );
     const eds = await c.nextSince('endpoint', mark);
     expect(eds.resources.map((r) => r.name)).toEqual([A]);
     expect(eds.removed).toEqual([]);
@@ -124,7 +143,16 @@ describe('ADS delta', () => {
     c.ack(first);
     expect(await c.quiet()).toEqual([]);
     const mark = c.responses.length;
-    shim.write('delta.yaml', serviceYaml({ name: 'delta', namespace: 'd', clusterIP: '10.96.2.4', port: 7004, endpoints: [{ ip: '10.1.0.4', port: 80 }] }));
+    shim.write(
+      'delta.yaml',
+      serviceYaml({
+        name: 'delta',
+        namespace: 'd',
+        clusterIP: '10.96.2.4',
+        port: 7004,
+        endpoints: [{ ip: '10.1.0.4', port: 80 }],
+      }),
+    );
     const later = await c.nextSince('endpoint', mark);
     expect(later.resources.map((r) => r.name)).toEqual([D]);
     c.ack(later);
@@ -146,7 +174,9 @@ describe('ADS delta', () => {
     expect(answer.resources).toEqual([]);
     expect(answer.removed).toEqual([]);
     again.ack(answer);
-    const s = await waitFor('reconnected node synced', async () => ((await nodeStatus('d-reconnect'))?.types.cluster.status === 'SYNCED' ? true : undefined));
+    const s = await waitFor('reconnected node synced', async () =>
+      (await nodeStatus('d-reconnect'))?.types.cluster.status === 'SYNCED' ? true : undefined,
+    );
     expect(s).toBe(true);
     // A client that holds a stale version of one resource and one that no longer exists.
     const third = client('d-reconnect-stale');

@@ -12,7 +12,14 @@ const clients: { close(): void }[] = [];
 const services = 30;
 
 // Each Service has its own endpoint address, so what a change touches is easy to name.
-const svc = (i: number, ip = `10.2.${i}.1`) => serviceYaml({ name: `s${i}`, namespace: 'enc', clusterIP: `10.96.3.${i + 1}`, port: 7000 + i, endpoints: [{ ip, port: 8080 }] });
+const svc = (i: number, ip = `10.2.${i}.1`) =>
+  serviceYaml({
+    name: `s${i}`,
+    namespace: 'enc',
+    clusterIP: `10.96.3.${i + 1}`,
+    port: 7000 + i,
+    endpoints: [{ ip, port: 8080 }],
+  });
 
 beforeAll(async () => {
   const files: Record<string, string> = {};
@@ -30,7 +37,10 @@ afterAll(async () => {
 /** Connects `n` Envoy-like clients of each role and protocol, subscribed to everything, ACKing. */
 async function connect(n: number, tag: string) {
   for (let i = 0; i < n; i++) {
-    for (const [role, meta] of [['o', originateMeta], ['t', terminateMeta]] as const) {
+    for (const [role, meta] of [
+      ['o', originateMeta],
+      ['t', terminateMeta],
+    ] as const) {
       const sotw = new AdsClient(shim.xdsAddress, { id: `${tag}-${role}-sotw-${i}`, metadata: meta });
       sotw.send('cluster');
       sotw.ack(await sotw.next('cluster'));
@@ -61,22 +71,24 @@ describe('encode once', () => {
   it('a change to one Service encodes only its resources, the same with 4 or 44 streams connected', async () => {
     await connect(1, 'few');
     const few = await change(3, '10.2.3.2');
-    expect(few).toEqual([
-      // Make-before-break, step 1, terminators: the new address beside the old one (the cluster, route,
-      // connection manager and listener for the new address; the old address's route is part of the
-      // tunnel as terminators hold it meanwhile, a tunnel object of its own, and is encoded again)
-      'cluster backend/enc/s3/7003/10.2.3.2',
-      'extension terminate/15008/10.2.3.2',
-      'listener terminate/15008/10.2.3.2',
-      'route terminate/15008/10.2.3.1',
-      'route terminate/15008/10.2.3.2',
-      // step 2, originators: the Service's endpoints (its cluster and listener are translated anew,
-      // found equal to what was served, and not encoded again)
-      'endpoint originate/enc/s3/7003',
-      // step 3, terminators: the old address's listener goes (a removal encodes nothing); the route of
-      // the target tunnel is encoded again
-      'route terminate/15008/10.2.3.2',
-    ].sort());
+    expect(few).toEqual(
+      [
+        // Make-before-break, step 1, terminators: the new address beside the old one (the cluster, route,
+        // connection manager and listener for the new address; the old address's route is part of the
+        // tunnel as terminators hold it meanwhile, a tunnel object of its own, and is encoded again)
+        'cluster backend/enc/s3/7003/10.2.3.2',
+        'extension terminate/15008/10.2.3.2',
+        'listener terminate/15008/10.2.3.2',
+        'route terminate/15008/10.2.3.1',
+        'route terminate/15008/10.2.3.2',
+        // step 2, originators: the Service's endpoints (its cluster and listener are translated anew,
+        // found equal to what was served, and not encoded again)
+        'endpoint originate/enc/s3/7003',
+        // step 3, terminators: the old address's listener goes (a removal encodes nothing); the route of
+        // the target tunnel is encoded again
+        'route terminate/15008/10.2.3.2',
+      ].sort(),
+    );
     await connect(10, 'many');
     expect(shim.shim.xds.streams.size + shim.shim.xds.deltaStreams.size).toBe(44);
     const many = await change(4, '10.2.4.2');

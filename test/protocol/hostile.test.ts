@@ -257,11 +257,7 @@ describe('nothing from the wire reaches a terminal raw', () => {
       }),
     );
     const xdsPort = await freePort();
-    const serve = spawnCli([
-      ...serveArgs(dir, xdsPort, await freePort()),
-      '--log-format',
-      'pretty',
-    ]);
+    const serve = spawnCli([...serveArgs(dir, xdsPort, await freePort()), '--log-format', 'pretty']);
     let c: AdsClient | undefined;
     try {
       await waitFor('serve to listen', () => serve.output().includes('tunnel-shim serving'), 20_000);

@@ -16,7 +16,14 @@ const logTo = new Writable({
   },
 });
 
-const alpha = (port: number) => serviceYaml({ name: 'alpha', namespace: 'm', clusterIP: '10.96.3.1', port, endpoints: [{ ip: '10.3.0.1', port: 80 }] });
+const alpha = (port: number) =>
+  serviceYaml({
+    name: 'alpha',
+    namespace: 'm',
+    clusterIP: '10.96.3.1',
+    port,
+    endpoints: [{ ip: '10.3.0.1', port: 80 }],
+  });
 
 beforeAll(async () => {
   shim = await startShim({ 'alpha.yaml': alpha(7201) }, { logLevel: 'info', logTo });
@@ -55,19 +62,32 @@ describe('metrics on /metrics', () => {
       c.ack(lds);
       const after = await waitFor('the ACK observed', async () => {
         const text = await scrape();
-        return value(text, 'tunnel_shim_xds_convergence_seconds_count{type="listener"}') > value(before, 'tunnel_shim_xds_convergence_seconds_count{type="listener"}') ? text : undefined;
+        return value(text, 'tunnel_shim_xds_convergence_seconds_count{type="listener"}') >
+          value(before, 'tunnel_shim_xds_convergence_seconds_count{type="listener"}')
+          ? text
+          : undefined;
       });
-      expect(value(after, 'tunnel_shim_xds_pushes_total{type="cluster"}')).toBe(value(before, 'tunnel_shim_xds_pushes_total{type="cluster"}') + 1);
-      expect(value(after, 'tunnel_shim_xds_convergence_seconds_count{type="cluster"}')).toBe(value(before, 'tunnel_shim_xds_convergence_seconds_count{type="cluster"}') + 1);
+      expect(value(after, 'tunnel_shim_xds_pushes_total{type="cluster"}')).toBe(
+        value(before, 'tunnel_shim_xds_pushes_total{type="cluster"}') + 1,
+      );
+      expect(value(after, 'tunnel_shim_xds_convergence_seconds_count{type="cluster"}')).toBe(
+        value(before, 'tunnel_shim_xds_convergence_seconds_count{type="cluster"}') + 1,
+      );
       // Measured from the source event to the ACK: well under a few seconds. (A lone change is applied
       // at once since the debounce became leading-edge, so there is no debounce-sized lower bound.)
-      const sum = value(after, 'tunnel_shim_xds_convergence_seconds_sum{type="cluster"}') - value(before, 'tunnel_shim_xds_convergence_seconds_sum{type="cluster"}');
+      const sum =
+        value(after, 'tunnel_shim_xds_convergence_seconds_sum{type="cluster"}') -
+        value(before, 'tunnel_shim_xds_convergence_seconds_sum{type="cluster"}');
       expect(sum).toBeGreaterThan(0);
       expect(sum).toBeLessThan(5);
-      expect(value(after, 'tunnel_shim_xds_push_seconds_count{type="listener"}')).toBeGreaterThan(value(before, 'tunnel_shim_xds_push_seconds_count{type="listener"}'));
+      expect(value(after, 'tunnel_shim_xds_push_seconds_count{type="listener"}')).toBeGreaterThan(
+        value(before, 'tunnel_shim_xds_push_seconds_count{type="listener"}'),
+      );
       expect(value(after, 'tunnel_shim_connected_proxies{role="originate"}')).toBe(1);
       expect(value(after, 'tunnel_shim_resources{type="listener"}')).toBe(1);
-      expect(value(after, 'tunnel_shim_source_events_total')).toBeGreaterThan(value(before, 'tunnel_shim_source_events_total'));
+      expect(value(after, 'tunnel_shim_source_events_total')).toBeGreaterThan(
+        value(before, 'tunnel_shim_source_events_total'),
+      );
       expect(value(after, 'tunnel_shim_rebuilds_total')).toBeGreaterThanOrEqual(2);
 
       // A NACK and a stale nonce are counted by type.
@@ -107,7 +127,8 @@ describe('metrics on /metrics', () => {
 
 describe('log level from the admin port', () => {
   it('turns on debug protocol logs (node, type, version, nonce) at run time, and refuses unknown levels', async () => {
-    const level = async () => ((await (await fetch(`${shim.adminUrl}/debug/log-level`)).json()) as { level: string }).level;
+    const level = async () =>
+      ((await (await fetch(`${shim.adminUrl}/debug/log-level`)).json()) as { level: string }).level;
     expect(await level()).toBe('info');
     const quiet = new AdsClient(shim.xdsAddress, { id: 'log-before', metadata: originateMeta });
     quiet.send('cluster');
@@ -117,7 +138,9 @@ describe('log level from the admin port', () => {
 
     const bad = await fetch(`${shim.adminUrl}/debug/log-level?level=chatty`, { method: 'PUT' });
     expect(bad.status).toBe(400);
-    expect(((await bad.json()) as { error: string }).error).toContain('use one of fatal, error, warn, info, debug, trace, silent');
+    expect(((await bad.json()) as { error: string }).error).toContain(
+      'use one of fatal, error, warn, info, debug, trace, silent',
+    );
     expect((await fetch(`${shim.adminUrl}/debug/log-level?level=debug`, { method: 'DELETE' })).status).toBe(405);
 
     const changed = await fetch(`${shim.adminUrl}/debug/log-level?level=debug`, { method: 'PUT' });

@@ -8,7 +8,9 @@ import { waitFor } from '../helpers/wait.js';
 
 describe('stop', () => {
   it('ends open ADS streams with UNAVAILABLE, promptly, and refuses new ones', async () => {
-    const shim = await startShim({ 'a.yaml': serviceYaml({ name: 'a', namespace: 's', clusterIP: '10.96.4.1', port: 7301 }) });
+    const shim = await startShim({
+      'a.yaml': serviceYaml({ name: 'a', namespace: 's', clusterIP: '10.96.4.1', port: 7301 }),
+    });
     const c = new AdsClient(shim.xdsAddress, { id: 'stopping', metadata: originateMeta });
     try {
       c.send('cluster');

@@ -1,7 +1,22 @@
 import { describe, expect, it } from 'vitest';
-import { KnownVersions, applySubscription, decideDelta, deltaChanges, newSubscription, settleKnown, type DeltaRequest, type DeltaSubscription } from '../../src/xds/delta-decide.js';
+import {
+  KnownVersions,
+  applySubscription,
+  decideDelta,
+  deltaChanges,
+  newSubscription,
+  settleKnown,
+  type DeltaRequest,
+  type DeltaSubscription,
+} from '../../src/xds/delta-decide.js';
 
-const req = (r: Partial<DeltaRequest>): DeltaRequest => ({ responseNonce: '', subscribe: [], unsubscribe: [], initialVersions: {}, ...r });
+const req = (r: Partial<DeltaRequest>): DeltaRequest => ({
+  responseNonce: '',
+  subscribe: [],
+  unsubscribe: [],
+  initialVersions: {},
+  ...r,
+});
 
 function sub(s: Partial<DeltaSubscription>): DeltaSubscription {
   return { ...newSubscription(), started: true, ...s };
@@ -10,10 +25,25 @@ function sub(s: Partial<DeltaSubscription>): DeltaSubscription {
 describe('decideDelta: what a delta request means', () => {
   const table: [string, DeltaRequest, { started: boolean; lastNonce?: string }, string][] = [
     ['first request of a type on the stream', req({}), { started: false }, 'subscribe'],
-    ['first request after a reconnect, with initial versions', req({ initialVersions: { a: 'v1' } }), { started: false }, 'subscribe'],
-    ['a spontaneous subscription change (no nonce)', req({ subscribe: ['b'] }), { started: true, lastNonce: 'n1' }, 'update'],
+    [
+      'first request after a reconnect, with initial versions',
+      req({ initialVersions: { a: 'v1' } }),
+      { started: false },
+      'subscribe',
+    ],
+    [
+      'a spontaneous subscription change (no nonce)',
+      req({ subscribe: ['b'] }),
+      { started: true, lastNonce: 'n1' },
+      'update',
+    ],
     ['ACK of the latest response', req({ responseNonce: 'n1' }), { started: true, lastNonce: 'n1' }, 'ack'],
-    ['NACK of the latest response', req({ responseNonce: 'n1', errorMessage: 'bad' }), { started: true, lastNonce: 'n1' }, 'nack'],
+    [
+      'NACK of the latest response',
+      req({ responseNonce: 'n1', errorMessage: 'bad' }),
+      { started: true, lastNonce: 'n1' },
+      'nack',
+    ],
     ['ACK of an older response', req({ responseNonce: 'n1' }), { started: true, lastNonce: 'n2' }, 'stale'],
     ['a nonce this stream never sent', req({ responseNonce: 'forged' }), { started: true }, 'stale'],
   ];
@@ -42,7 +72,13 @@ describe('applySubscription', () => {
     expect(s.known.get('a')).toBe('v1');
   });
   it('a re-subscribed name is forgotten so it is sent again; an unsubscribed one is dropped', () => {
-    const s = sub({ names: new Set(['a', 'b']), known: new Map([['a', 'v1'], ['b', 'v1']]) });
+    const s = sub({
+      names: new Set(['a', 'b']),
+      known: new Map([
+        ['a', 'v1'],
+        ['b', 'v1'],
+      ]),
+    });
     applySubscription(s, req({ subscribe: ['a'], unsubscribe: ['b', 'never-had'] }), false);
     expect([...s.names]).toEqual(['a']);
     expect([...s.known.keys()]).toEqual([]);
@@ -50,18 +86,65 @@ describe('applySubscription', () => {
 });
 
 describe('deltaChanges: what a response carries', () => {
-  const versions = new Map([['a', 'v2'], ['b', 'v1']]);
+  const versions = new Map([
+    ['a', 'v2'],
+    ['b', 'v1'],
+  ]);
   const table: [string, Partial<DeltaSubscription>, { send: string[]; removed: string[] }][] = [
     ['wildcard, client has nothing: everything', { wildcard: true }, { send: ['a', 'b'], removed: [] }],
-    ['wildcard, client is current: nothing (reconnect resends nothing)', { wildcard: true, known: new Map([['a', 'v2'], ['b', 'v1']]) }, { send: [], removed: [] }],
-    ['wildcard, one changed: only it', { wildcard: true, known: new Map([['a', 'v1'], ['b', 'v1']]) }, { send: ['a'], removed: [] }],
-    ['wildcard, client holds one that is gone: removed', { wildcard: true, known: new Map([['a', 'v2'], ['b', 'v1'], ['c', 'v1']]) }, { send: [], removed: ['c'] }],
+    [
+      'wildcard, client is current: nothing (reconnect resends nothing)',
+      {
+        wildcard: true,
+        known: new Map([
+          ['a', 'v2'],
+          ['b', 'v1'],
+        ]),
+      },
+      { send: [], removed: [] },
+    ],
+    [
+      'wildcard, one changed: only it',
+      {
+        wildcard: true,
+        known: new Map([
+          ['a', 'v1'],
+          ['b', 'v1'],
+        ]),
+      },
+      { send: ['a'], removed: [] },
+    ],
+    [
+      'wildcard, client holds one that is gone: removed',
+      {
+        wildcard: true,
+        known: new Map([
+          ['a', 'v2'],
+          ['b', 'v1'],
+          ['c', 'v1'],
+        ]),
+      },
+      { send: [], removed: ['c'] },
+    ],
     ['names: only the subscribed ones', { names: new Set(['b']) }, { send: ['b'], removed: [] }],
-    ['names: a subscribed name that does not exist is reported removed', { names: new Set(['b', 'zz']) }, { send: ['b'], removed: ['zz'] }],
-    ['names: a missing name already reported is not reported again', { names: new Set(['zz']), known: new Map([['zz', null]]) }, { send: [], removed: [] }],
-    ['names: a subscribed resource that disappeared is removed', { names: new Set(['c']), known: new Map([['c', 'v1']]) }, { send: [], removed: ['c'] }],
+    [
+      'names: a subscribed name that does not exist is reported removed',
+      { names: new Set(['b', 'zz']) },
+      { send: ['b'], removed: ['zz'] },
+    ],
+    [
+      'names: a missing name already reported is not reported again',
+      { names: new Set(['zz']), known: new Map([['zz', null]]) },
+      { send: [], removed: [] },
+    ],
+    [
+      'names: a subscribed resource that disappeared is removed',
+      { names: new Set(['c']), known: new Map([['c', 'v1']]) },
+      { send: [], removed: ['c'] },
+    ],
   ];
-  for (const [name, state, expected] of table) it(name, () => expect(deltaChanges(sub(state), versions)).toEqual(expected));
+  for (const [name, state, expected] of table)
+    it(name, () => expect(deltaChanges(sub(state), versions)).toEqual(expected));
 
   it('a missing name that appears later is sent', () => {
     const s = sub({ names: new Set(['zz']) });
@@ -76,7 +159,11 @@ describe('deltaChanges: what a response carries', () => {
 });
 
 describe('KnownVersions: what a delta client holds, as the view versions plus differences', () => {
-  const view = new Map([['a', 'v1'], ['b', 'v1'], ['c', 'v1']]);
+  const view = new Map([
+    ['a', 'v1'],
+    ['b', 'v1'],
+    ['c', 'v1'],
+  ]);
   it('after a full look over a wildcard subscription it is the view itself, plus names reported missing', () => {
     const s = sub({ wildcard: true, names: new Set(['zz']), known: new KnownVersions() });
     const first = deltaChanges(s, view);

@@ -25,13 +25,19 @@ describe('file source', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-'));
     fs.writeFileSync(path.join(dir, 'b.yml'), '- just\n- a list\n');
     const state = new FileSource(dir).read();
-    expect(state.diagnostics.map((d) => d.message)).toEqual(['each YAML document must be a Kubernetes object (a mapping)']);
+    expect(state.diagnostics.map((d) => d.message)).toEqual([
+      'each YAML document must be a Kubernetes object (a mapping)',
+    ]);
     fs.rmSync(dir, { recursive: true });
   });
 
   it('refuses a file over the per-file limit and the files past the total limit, by name, keeping their last good objects', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-'));
-    const write = (name: string, pad: number) => fs.writeFileSync(path.join(dir, name), `${serviceYaml({ name: name.slice(0, 1), port: 80 })}#${'x'.repeat(pad)}\n`);
+    const write = (name: string, pad: number) =>
+      fs.writeFileSync(
+        path.join(dir, name),
+        `${serviceYaml({ name: name.slice(0, 1), port: 80 })}#${'x'.repeat(pad)}\n`,
+      );
     write('a.yaml', 0);
     write('b.yaml', 0);
     write('c.yaml', 0);

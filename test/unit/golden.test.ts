@@ -44,14 +44,21 @@ describe('golden translation', () => {
     // Bound terminators are translated from only the tunnels that concern them (translate/scope.ts):
     // that must give exactly what translating from every tunnel gives, for each endpoint IP.
     it(`${file}: a bound terminator's tunnels are all it needs`, () => {
-      const model = buildModel(parseYamlObjects(file, fs.readFileSync(path.join(dir, file), 'utf8')).objects, defaultModelOptions);
+      const model = buildModel(
+        parseYamlObjects(file, fs.readFileSync(path.join(dir, file), 'utf8')).objects,
+        defaultModelOptions,
+      );
       // Every endpoint IP, and one no tunnel has.
       const ips = [...new Set(model.tunnels.flatMap((t) => t.endpoints.map((e) => e.address))), '10.255.255.254'];
       for (const ip of ips) {
         const view: NodeView = { role: 'terminate', listenAddress: ip };
         const scoped = tunnelsConcerning(model.tunnels, view);
         expect(scoped).toEqual(model.tunnels.filter((t) => concerns(view, t)));
-        const resolved = (tunnels: readonly Tunnel[]) => Object.entries(translateTerminate(tunnels, view).resources).map(([kind, list]) => [kind, list.map((r) => ({ ...r, object: objectOf(r) }))]);
+        const resolved = (tunnels: readonly Tunnel[]) =>
+          Object.entries(translateTerminate(tunnels, view).resources).map(([kind, list]) => [
+            kind,
+            list.map((r) => ({ ...r, object: objectOf(r) })),
+          ]);
         expect(resolved(scoped)).toEqual(resolved(model.tunnels));
       }
     });

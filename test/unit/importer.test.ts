@@ -4,7 +4,10 @@ import { dnsLabel, field, parseIstioCluster, serviceOfHost } from '../../src/imp
 
 describe('Istio names', () => {
   it.each([
-    ['outbound|9000|v2|tcp-echo.shop.svc.cluster.local', { namespace: 'shop', name: 'tcp-echo', port: 9000, subset: 'v2' }],
+    [
+      'outbound|9000|v2|tcp-echo.shop.svc.cluster.local',
+      { namespace: 'shop', name: 'tcp-echo', port: 9000, subset: 'v2' },
+    ],
     ['outbound|5432||db.payments.svc.cluster.local', { namespace: 'payments', name: 'db', port: 5432 }],
     ['inbound-vip|6379|tcp|queue.messaging.svc.cluster.local', { namespace: 'messaging', name: 'queue', port: 6379 }],
     ['outbound|80||example.com', undefined],
@@ -24,7 +27,9 @@ describe('Istio names', () => {
   it('reads proto names and Istio camelCase names alike, never renaming map keys', () => {
     expect(field({ idle_timeout: '1s' }, 'idle_timeout')).toBe('1s');
     expect(field({ idleTimeout: '2s' }, 'idle_timeout')).toBe('2s');
-    expect(field({ filterMetadata: { 'envoy.lb': { appVersion: 'x' } } }, 'filter_metadata')).toEqual({ 'envoy.lb': { appVersion: 'x' } });
+    expect(field({ filterMetadata: { 'envoy.lb': { appVersion: 'x' } } }, 'filter_metadata')).toEqual({
+      'envoy.lb': { appVersion: 'x' },
+    });
     expect(field(null, 'x')).toBeUndefined();
   });
 

@@ -8,7 +8,12 @@ import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { injectManifests, type InjectOptions } from '../../src/cli/inject.js';
 import {
-  bootstrapConfigMap, defaultEnvoyImage, defaultXdsAddress, ENVOY_VERSION, injectRoles, type InjectRole,
+  bootstrapConfigMap,
+  defaultEnvoyImage,
+  defaultXdsAddress,
+  ENVOY_VERSION,
+  injectRoles,
+  type InjectRole,
 } from '../../src/cli/inject-sidecar.js';
 import { cliArgs, repo } from '../helpers/cli.js';
 
@@ -64,8 +69,11 @@ describe('tunnel-shim inject', () => {
   it('reads standard input with -f - and writes the same as with a file', () => {
     const file = path.join(dir, 'pod.yaml');
     const run = (args: string[], input?: string) =>
-      execFileSync(process.execPath, cliArgs(['inject', '--role', 'terminate', ...args]),
-        { cwd: repo, input, encoding: 'utf8' });
+      execFileSync(process.execPath, cliArgs(['inject', '--role', 'terminate', ...args]), {
+        cwd: repo,
+        input,
+        encoding: 'utf8',
+      });
     expect(run(['-f', '-'], fs.readFileSync(file, 'utf8'))).toBe(run(['-f', file]));
   });
 

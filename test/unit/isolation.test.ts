@@ -75,7 +75,10 @@ function viewsOf(objects: SourcedObject[]): NodeView[] {
   const tunnels = buildModel(objects, defaultModelOptions).tunnels;
   const ips = [...new Set(tunnels.flatMap((t) => t.endpoints.map((e) => e.address)))];
   return [
-    { role: 'originate' }, { role: 'originate', listenAddress: '127.0.0.1' }, { role: 'relay' }, { role: 'terminate' },
+    { role: 'originate' },
+    { role: 'originate', listenAddress: '127.0.0.1' },
+    { role: 'relay' },
+    { role: 'terminate' },
     ...ips.map((ip): NodeView => ({ role: 'terminate', listenAddress: ip })),
   ];
 }
@@ -92,7 +95,10 @@ describe('a Service changes only its own filter chains, listeners and clusters',
         for (const service of services) {
           const key = serviceKey(service);
           const tied = tiedTo(tunnels, key);
-          const without = piecesOf(objects.filter((o) => o !== service), view);
+          const without = piecesOf(
+            objects.filter((o) => o !== service),
+            view,
+          );
           for (const [piece, bytes] of without) {
             const other = all.get(piece);
             if (other === undefined || other === bytes || ownedBy(piece, tied)) continue;

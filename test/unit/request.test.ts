@@ -10,16 +10,30 @@ const EDS = 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment'
 describe('SotW request decoding: names kept as bytes, subscriptions shared', () => {
   it('decodes every field the server uses and leaves resource_names as their raw bytes', () => {
     const r = decodeSotwRequest(
-      encode({ version_info: 'v1', node: { id: 'n1' }, resource_names: ['a', 'b'], type_url: EDS, response_nonce: 'x-1', error_detail: { code: 3, message: 'bad' } }),
+      encode({
+        version_info: 'v1',
+        node: { id: 'n1' },
+        resource_names: ['a', 'b'],
+        type_url: EDS,
+        response_nonce: 'x-1',
+        error_detail: { code: 3, message: 'bad' },
+      }),
     );
-    expect(r).toMatchObject({ version_info: 'v1', type_url: EDS, response_nonce: 'x-1', error_detail: { code: 3, message: 'bad' } });
+    expect(r).toMatchObject({
+      version_info: 'v1',
+      type_url: EDS,
+      response_nonce: 'x-1',
+      error_detail: { code: 3, message: 'bad' },
+    });
     expect((r.node as { id: string }).id).toBe('n1');
     expect(subscriptionOf(r.namesRaw!).list).toEqual(['a', 'b']);
   });
 
   it('equal name lists give the same shared subscription; a different list a different one', () => {
     const one = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['c1', 'c2'], type_url: EDS })).namesRaw!);
-    const again = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['c1', 'c2'], type_url: EDS, response_nonce: 'n' })).namesRaw!);
+    const again = subscriptionOf(
+      decodeSotwRequest(encode({ resource_names: ['c1', 'c2'], type_url: EDS, response_nonce: 'n' })).namesRaw!,
+    );
     const other = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['c1', 'c3'], type_url: EDS })).namesRaw!);
     expect(again).toBe(one);
     expect(other).not.toBe(one);
@@ -28,7 +42,9 @@ describe('SotW request decoding: names kept as bytes, subscriptions shared', () 
 
   it('recognises a known subscription by its bytes, but not one that merely starts like it', () => {
     const known = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['p1', 'p2'], type_url: EDS })).namesRaw!);
-    const ack = decodeSotwRequest(encode({ version_info: 'v', resource_names: ['p1', 'p2'], type_url: EDS, response_nonce: 'n-2' }));
+    const ack = decodeSotwRequest(
+      encode({ version_info: 'v', resource_names: ['p1', 'p2'], type_url: EDS, response_nonce: 'n-2' }),
+    );
     expect(ack.namesRaw).toBe(known.raw);
     expect(ack).toMatchObject({ version_info: 'v', type_url: EDS, response_nonce: 'n-2' });
     const longer = decodeSotwRequest(encode({ resource_names: ['p1', 'p2', 'p3'], type_url: EDS }));
@@ -38,7 +54,10 @@ describe('SotW request decoding: names kept as bytes, subscriptions shared', () 
   });
 
   it('no names and * are wildcard requests; * is not a name', () => {
-    expect(subscriptionOf(decodeSotwRequest(encode({ type_url: EDS })).namesRaw!)).toMatchObject({ list: [], wildcardish: true });
+    expect(subscriptionOf(decodeSotwRequest(encode({ type_url: EDS })).namesRaw!)).toMatchObject({
+      list: [],
+      wildcardish: true,
+    });
     const star = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['*', 'a'] })).namesRaw!);
     expect(star.wildcardish).toBe(true);
     expect([...star.set]).toEqual(['a']);
@@ -60,7 +79,15 @@ describe('SotW request decoding: names kept as bytes, subscriptions shared', () 
     const known = subscriptionOf(decodeSotwRequest(encode({ resource_names: ['k1', 'k2'] })).namesRaw!);
     const namesId = DiscoveryRequest.fields.resource_names!.id;
     const nonceId = DiscoveryRequest.fields.response_nonce!.id;
-    const bytes = Buffer.concat([known.raw, protobuf.Writer.create().uint32((nonceId << 3) | 2).string('n').uint32((namesId << 3) | 2).string('k3').finish()]);
+    const bytes = Buffer.concat([
+      known.raw,
+      protobuf.Writer.create()
+        .uint32((nonceId << 3) | 2)
+        .string('n')
+        .uint32((namesId << 3) | 2)
+        .string('k3')
+        .finish(),
+    ]);
     expect(subscriptionOf(decodeSotwRequest(bytes).namesRaw!).list).toEqual(['k1', 'k2', 'k3']);
   });
 

@@ -5,7 +5,8 @@ import { lookupType } from '../../src/envoy/protos.js';
 import { validateMessage } from '../../src/envoy/validate.js';
 
 const tcpProxy = 'envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy';
-const check = (type: string, json: Record<string, unknown>) => validateMessage(type, fromEnvoyJson(lookupType(type), json));
+const check = (type: string, json: Record<string, unknown>) =>
+  validateMessage(type, fromEnvoyJson(lookupType(type), json));
 
 describe('validate.rules', () => {
   it('accepts a valid tcp_proxy', () => {
@@ -13,7 +14,12 @@ describe('validate.rules', () => {
   });
 
   it('reports string, oneof, numeric, duration and repeated rules with paths', () => {
-    const violations = check(tcpProxy, { stat_prefix: '', max_connect_attempts: 0, max_downstream_connection_duration: '0.0001s', tunneling_config: { hostname: '' } });
+    const violations = check(tcpProxy, {
+      stat_prefix: '',
+      max_connect_attempts: 0,
+      max_downstream_connection_duration: '0.0001s',
+      tunneling_config: { hostname: '' },
+    });
     expect(violations).toEqual(
       expect.arrayContaining([
         { path: 'stat_prefix', message: 'must have at least 1 characters' },
@@ -29,7 +35,12 @@ describe('validate.rules', () => {
     const listener = {
       name: 'l',
       address: { socket_address: { address: '0.0.0.0', port_value: 1 } },
-      filter_chains: [{ filter_chain_match: { prefix_ranges: [{ address_prefix: '10.0.0.1', prefix_len: 200 }] }, filters: [{ name: 'tcp', typed_config: { '@type': `type.googleapis.com/${tcpProxy}`, cluster: 'c' } }] }],
+      filter_chains: [
+        {
+          filter_chain_match: { prefix_ranges: [{ address_prefix: '10.0.0.1', prefix_len: 200 }] },
+          filters: [{ name: 'tcp', typed_config: { '@type': `type.googleapis.com/${tcpProxy}`, cluster: 'c' } }],
+        },
+      ],
     };
     const paths = check('envoy.config.listener.v3.Listener', listener).map((v) => v.path);
     expect(paths).toContain('filter_chains[0].filter_chain_match.prefix_ranges[0].prefix_len');
