@@ -11,6 +11,9 @@ import type { WriteBudgetOptions } from './xds/budget.js';
 import { RolloutStage } from './xds/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
+import { PodOwnerIndex } from './pod-owners.js';
+import type { PeerAuthOptions } from './xds/peer-identity.js';
+import type { XdsTlsOptions } from './xds/tls-credentials.js';
 
 export interface ShimOptions {
   source: Source;
@@ -29,6 +32,9 @@ export interface ShimOptions {
   maxConnectionAgeGraceMs?: number;
   /** How long an endpoint change waits for Envoys' ACKs before it goes ahead (default 5 s). */
   rolloutTimeoutMs?: number;
+  /** TLS on the xDS port; with a client CA, each stream's certificate binds its node (`peers`). */
+  xdsTls?: XdsTlsOptions;
+  peers?: Omit<PeerAuthOptions, 'pods'>;
 }
 
 export class Shim {
@@ -52,7 +58,10 @@ export class Shim {
       onSettled: (s) => this.metrics.rolloutSettled(s),
       logger: options.logger,
     });
-    this.pipeline = new Pipeline(options.source, this.rollout, modelOptions, options.logger);
+    // With client certificates, a node's Pod (by name or IP) must run as the certificate's service account.
+    const pods = options.xdsTls?.clientCaFile !== undefined ? new PodOwnerIndex() : undefined;
+    const source = pods ? pods.watching(options.source) : options.source;
+    this.pipeline = new Pipeline(source, this.rollout, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
     const streams = () => [...this.xds.streams, ...this.xds.deltaStreams];
     this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams, rollout: this.rollout });
@@ -65,6 +74,8 @@ export class Shim {
       maxConnectionAgeMs: options.maxConnectionAgeMs,
       maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
       writeBudget: options.writeBudget,
+      tls: options.xdsTls,
+      peers: pods ? { trustDomain: 'cluster.local', ...options.peers, pods } : undefined,
       observe: {
         ...observe,
         connected: (stream) => {

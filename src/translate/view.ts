@@ -18,10 +18,13 @@ export interface NodeView {
   accessLog?: string;
   /** Relay: `ip:port` of the HTTP server plain (non-CONNECT) requests go to; without it they get 404. */
   relayHttpBackend?: string;
+  /** The node's SPIFFE ID: from its xDS client certificate (authoritative); the Secrets it may receive. */
+  identity?: string;
 }
 
 export function viewKey(view: NodeView): string {
-  return `${view.role}|${view.listenAddress ?? ''}|${view.accessLog ?? ''}|${view.relayHttpBackend ?? ''}`;
+  const { role, listenAddress = '', accessLog = '', relayHttpBackend = '', identity = '' } = view;
+  return `${role}|${listenAddress}|${accessLog}|${relayHttpBackend}|${identity}`;
 }
 
 export function isAnyAddress(address: string | undefined): boolean {
