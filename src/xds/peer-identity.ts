@@ -46,16 +46,32 @@ function quote(text: string): string {
   return JSON.stringify(text.length > 200 ? `${text.slice(0, 200)}...` : text);
 }
 
+/**
+ * Node writes SANs as `DNS:a, URI:b` and quotes (as JSON) a value with a separator or quote in it, so
+ * `URI:"x, URI:y"` is one name; a text that does not parse yields what parsed before it.
+ */
+function subjectAltNames(text: string): { type: string; value: string }[] {
+  const out: { type: string; value: string }[] = [];
+  const entry = /([A-Za-z ]+):("(?:[^"\\]|\\.)*"|[^,]*)(?:, |$)/y;
+  for (let m = entry.exec(text); m && m[0] !== ''; m = entry.exec(text)) {
+    let value = m[2]!;
+    try {
+      if (value.startsWith('"')) value = JSON.parse(value) as string;
+    } catch {
+      break;
+    }
+    out.push({ type: m[1]!, value });
+  }
+  return out;
+}
+
 /** The identity proven by the stream's client certificate; throws PermissionDeniedError saying why not. */
 export function peerIdentity(call: AnyCall, trustDomain: string): SpiffeIdentity {
   const cert = call.getAuthContext().sslPeerCertificate;
   if (!cert) throw new PermissionDeniedError('no client certificate (this xDS port requires one)');
-  // Node writes SANs as "URI:a, DNS:b" and quotes (JSON) any value with a separator in it; such a value
-  // is no SPIFFE ID and fails the pattern below.
-  const uris = (cert.subjectaltname ?? '')
-    .split(', ')
-    .filter((san) => san.startsWith('URI:'))
-    .map((san) => san.slice(4));
+  const uris = subjectAltNames(cert.subjectaltname ?? '')
+    .filter((san) => san.type === 'URI')
+    .map((san) => san.value);
   const serial = cert.serialNumber;
   if (uris.length !== 1)
     throw new PermissionDeniedError(
