@@ -73,15 +73,15 @@ export function peerIdentity(call: AnyCall, trustDomain: string): SpiffeIdentity
     .filter((san) => san.type === 'URI')
     .map((san) => san.value);
   const serial = cert.serialNumber;
+  const form = `spiffe://${trustDomain}/ns/NS/sa/SA`;
   if (uris.length !== 1)
     throw new PermissionDeniedError(
-      `client certificate ${serial} has ${uris.length} URI SANs; exactly one SPIFFE ID (spiffe://${trustDomain}/ns/NS/sa/SA) is required`,
+      `client certificate ${serial} has ${uris.length} URI SANs; exactly one SPIFFE ID (${form}) is required`,
     );
   const m = istioForm.exec(uris[0]!);
   if (!m || m[1] !== trustDomain)
     throw new PermissionDeniedError(
-      `client certificate ${serial}: URI SAN ${quote(uris[0]!)} is not a SPIFFE ID spiffe://${trustDomain}/ns/NS/sa/SA ` +
-        '(serve --trust-domain)',
+      `client certificate ${serial}: URI SAN ${quote(uris[0]!)} is not a SPIFFE ID ${form} (serve --trust-domain)`,
     );
   return { id: m[0], namespace: m[2]!, serviceAccount: m[3]! };
 }

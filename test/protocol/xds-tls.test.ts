@@ -117,7 +117,8 @@ describe('xDS over mutual TLS: who may connect', () => {
     const err = await refusal(c);
     expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(err.details).toBe(
-      'node "web-0.payments": a node of spiffe://cluster.local/ns/shop/sa/web must be named NAME.shop (optionally /SUFFIX)',
+      'node "web-0.payments": a node of spiffe://cluster.local/ns/shop/sa/web ' +
+        'must be named NAME.shop (optionally /SUFFIX)',
     );
     expect(c.responses).toEqual([]);
   });
@@ -158,7 +159,8 @@ describe('xDS over mutual TLS: who may connect', () => {
     const err = await refusal(claim);
     expect(err.code).toBe(grpc.status.PERMISSION_DENIED);
     expect(err.details).toBe(
-      'node "web-0.shop": claims identity "shop/db" but its client certificate is spiffe://cluster.local/ns/shop/sa/web',
+      'node "web-0.shop": claims identity "shop/db" ' +
+        'but its client certificate is spiffe://cluster.local/ns/shop/sa/web',
     );
     const { issueIdentity } = await import('../../src/cli/dev-ca.js');
     const foreign = await issueIdentity(tls.ca, 'example.org', { namespace: 'shop', serviceAccount: 'web' });
