@@ -129,7 +129,7 @@ describe('xDS over mutual TLS with real Envoys', () => {
     });
   });
 
-  it('Envoys with certificates of their own identity get their configuration over TLS and tunnel bytes', async () => {
+  it('Envoys of their own identity get config over TLS, tunnel, and keep it across a shim rotation', async () => {
     const web = await tls.issue('shop/web');
     const db = await tls.issue('shop/db');
     const [originator, terminator] = await Promise.all([
@@ -145,6 +145,31 @@ describe('xDS over mutual TLS with real Envoys', () => {
       console.log(`${e.name}: cluster.${xdsCluster}.ssl.handshake ${stats.get(`cluster.${xdsCluster}.ssl.handshake`)}`);
     }
     expect(await connectedNodes()).toEqual(['db-0.shop/terminate', 'web-0.shop/originate']);
+
+    // The shim's certificate rotates on disk: the Envoys keep their TLS connection (no new handshake)
+    // and still receive changes over it.
+    const next = await tls.issueShim();
+    tls.replace(tls.keyFile, next.keyPem);
+    tls.replace(tls.certFile, next.certPem);
+    await waitFor('the shim to load it', () => shim.output().includes('xDS TLS certificate reloaded'), 10_000, 100);
+    const otherPort = await freePort();
+    const tunnelPort = await freePort();
+    fs.writeFileSync(
+      path.join(dir, 'other.yaml'),
+      serviceYaml({
+        name: 'other',
+        namespace: 'shop',
+        clusterIP: '10.96.8.2',
+        port: otherPort,
+        annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort) },
+        endpoints: [{ ip: '127.0.0.2', port: backend.port }],
+      }),
+    );
+    await waitFor('the new Service to tunnel', () => roundTrip(otherPort).then(() => true), 30_000, 200);
+    for (const e of [originator, terminator]) {
+      expect(await e.stat(`cluster.${xdsCluster}.ssl.handshake`), e.name).toBe(1);
+      expect(await e.stat(`cluster.${xdsCluster}.upstream_cx_total`), e.name).toBe(1);
+    }
   });
 
   it('an Envoy whose certificate is for another identity than its node is refused with PERMISSION_DENIED', async () => {
