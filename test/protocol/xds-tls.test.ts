@@ -273,4 +273,24 @@ describe("the shim's certificate rotates without a restart", () => {
     expect(before.error).toBeUndefined();
     expect(seen).toEqual([oldSerial]);
   });
+
+  it('a CA rollover: clients of the new CA are served once the client CA file holds both roots', async () => {
+    const next = await createCa('cluster.local', { name: 'next CA' });
+    const { leaf } = await tls.issue('shop/web', next, 'next-ca');
+    const early = sotw('web-0.shop', tlsConnect(tls.ca, leaf));
+    early.send('cluster');
+    expect((await refusal(early)).code).toBe(grpc.status.UNAVAILABLE);
+
+    const reloads = logs.filter((line) => line.includes('xDS TLS certificate reloaded')).length;
+    tls.replace(tls.caFile, `${tls.ca.certPem}\n${next.certPem}\n`);
+    await waitFor('the shim to read the new client CA file', () =>
+      logs.filter((line) => line.includes('xDS TLS certificate reloaded')).length > reloads ? true : undefined,
+    );
+    const late = sotw('web-0.shop', tlsConnect(tls.ca, leaf));
+    late.send('cluster');
+    expect((await late.next('cluster')).resources.map((r) => r.name)).toContain('originate/shop/db/5432');
+    const old = sotw('web-1.shop', await as('shop/web'));
+    old.send('cluster');
+    await old.next('cluster');
+  });
 });
