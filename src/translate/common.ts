@@ -1,6 +1,7 @@
 // Small builders shared by every role. Resources are plain objects in protobufjs form (snake_case).
-import ms from 'ms';
 import type { ResourceObject } from '../envoy/encode.js';
+import { nanosOfMillis } from '../model/durations.js';
+import { flowControl, http2Keepalive } from '../model/defaults.js';
 
 export const typeOf = {
   tcpProxy: 'type.googleapis.com/envoy.extensions.filters.network.tcp_proxy.v3.TcpProxy',
@@ -11,20 +12,11 @@ export const typeOf = {
   tlsInspector: 'type.googleapis.com/envoy.extensions.filters.listener.tls_inspector.v3.TlsInspector',
 } as const;
 
-const envoyDuration = /^\d+(\.\d+)?(ms|s|m|h)$/;
-
-/** Seconds in an Envoy-style duration (`500ms`, `1s`, `5m`, `1h`); `undefined` when malformed. */
-export function parseDuration(text: string): number | undefined {
-  if (!envoyDuration.test(text.trim())) return undefined;
-  const millis = ms(text.trim() as ms.StringValue);
-  return typeof millis === 'number' && Number.isFinite(millis) ? millis / 1000 : undefined;
-}
-
-/** A duration in the proto3 JSON form Envoy resources use ("1.5s"). */
-export function duration(text: string): string {
-  const seconds = parseDuration(text);
-  if (seconds === undefined) throw new Error(`bad duration ${text}`);
-  return `${seconds}s`;
+/** Milliseconds in the proto3 JSON form Envoy resources use: `0.5s`, `300s`, `0.000000001s`. */
+export function duration(ms: number): string {
+  const nanos = nanosOfMillis(ms);
+  const fraction = (nanos % 1_000_000_000n).toString().padStart(9, '0').replace(/0+$/, '');
+  return `${nanos / 1_000_000_000n}${fraction ? `.${fraction}` : ''}s`;
 }
 
 export function socketAddress(address: string, port: number): ResourceObject {
@@ -44,31 +36,18 @@ export function discoveredFilter(name: string, typeUrl: string): ResourceObject 
 }
 
 /**
- * HTTP/2 keepalive PINGs on tunnel connections (both sides; tunnel clusters unless a Service sets its
- * own): a peer that vanished without a FIN is noticed within interval (+15 % jitter) + timeout, at most
- * 9.75 s, instead of at the TCP timeout. A PING and its ACK are 17 bytes each: for 1,000 pooled
- * connections, PINGed from both ends, 1000 x 4 x 17 B / 5 s = 13.6 KB/s of HTTP/2 (README).
- */
-export const http2Keepalive = { interval: duration('5s'), timeout: duration('4s') };
-
-/**
  * How long an originator or relay waits for a TCP connection to a terminator: one lost SYN is
  * retransmitted after 1 s and still makes it; a blackholed terminator fails the tunnel in 2 s.
  */
-export const tunnelConnectTimeout = duration('2s');
+export const tunnelConnectTimeoutMs = 2000;
 
-/**
- * HTTP/2 flow control on tunnel connections, both sides. Envoy's defaults give a stream the whole
- * connection window (256 MiB each), so a few tunnels whose backend stops reading fill the window and
- * stop every other tunnel on the pooled connection. A stream may hold at most its window, so with the
- * connection window 16 streams' worth, 15 stuck streams still leave room for the rest; buffers per
- * connection (both ends of every tunnel) are bounded likewise. Figures in the README.
- */
-export const flowControl = {
-  initialStreamWindowSize: 256 * 1024,
-  initialConnectionWindowSize: 4 * 1024 * 1024,
-  perConnectionBufferLimitBytes: 64 * 1024,
-} as const;
+/** HTTP/2 keepalive of a tunnel connection: the defaults (model/defaults.ts) unless a Service sets its own. */
+export function keepalive(
+  intervalMs: number = http2Keepalive.intervalMs,
+  timeoutMs: number = http2Keepalive.timeoutMs,
+): ResourceObject {
+  return { interval: duration(intervalMs), timeout: duration(timeoutMs) };
+}
 
 /** The receive windows of an HTTP/2 connection manager (terminators and relays: shared by every Service on it). */
 export const serverWindows = {

@@ -4,15 +4,16 @@ import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
 import {
   adsConfigSource,
+  duration,
   fileAccessLog,
-  flowControl,
-  http2Keepalive,
+  keepalive,
   serviceAccessLog,
   socketAddress,
   statPrefix,
-  tunnelConnectTimeout,
+  tunnelConnectTimeoutMs,
   typeOf,
 } from './common.js';
+import { flowControl } from '../model/defaults.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
@@ -34,14 +35,6 @@ export const sourceIpHeader = 'x-tunnel-shim-source-ip';
 /** Sidecar placement picks the endpoint here, so load balancing and subsets live on this cluster. */
 const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
 
-/** The Service's keepalive annotations over the defaults: a dead terminator is noticed after interval + timeout. */
-function keepalive(s: Tunnel['settings']) {
-  return {
-    interval: s.connectionKeepaliveInterval ?? http2Keepalive.interval,
-    timeout: s.connectionKeepaliveTimeout ?? http2Keepalive.timeout,
-  };
-}
-
 /** Bytes a tunnel's connections buffer at each end (app side, tunnel side, backend side). */
 export function bufferLimit(s: Tunnel['settings']): number {
   return s.perConnectionBufferLimitBytes ?? flowControl.perConnectionBufferLimitBytes;
@@ -50,7 +43,7 @@ export function bufferLimit(s: Tunnel['settings']): number {
 /** HTTP/2 on the tunnel cluster: keepalive, and receive windows that keep one stream from taking the connection. */
 function http2Options(s: Tunnel['settings']) {
   return {
-    connection_keepalive: keepalive(s),
+    connection_keepalive: keepalive(s.connectionKeepaliveIntervalMs, s.connectionKeepaliveTimeoutMs),
     initial_stream_window_size: s.initialStreamWindowSize ?? flowControl.initialStreamWindowSize,
     initial_connection_window_size: s.initialConnectionWindowSize ?? flowControl.initialConnectionWindowSize,
     ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}),
@@ -66,7 +59,7 @@ export function tunnelCluster(t: Tunnel, name = originateName(t)) {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: adsConfigSource },
-    connect_timeout: tunnelConnectTimeout,
+    connect_timeout: duration(tunnelConnectTimeoutMs),
     per_connection_buffer_limit_bytes: bufferLimit(s),
     lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
@@ -120,9 +113,9 @@ function tcpProxyPolicy(t: Tunnel) {
   // With a split, each weighted cluster carries its own backend's metadata_match instead.
   const match = picksEndpoint(t) && !t.split ? lbMetadataMatch(s) : undefined;
   return {
-    ...(s.idleTimeout !== undefined ? { idle_timeout: s.idleTimeout } : {}),
-    ...(s.maxDownstreamConnectionDuration !== undefined
-      ? { max_downstream_connection_duration: s.maxDownstreamConnectionDuration }
+    ...(s.idleTimeoutMs !== undefined ? { idle_timeout: duration(s.idleTimeoutMs) } : {}),
+    ...(s.maxDownstreamConnectionDurationMs !== undefined
+      ? { max_downstream_connection_duration: duration(s.maxDownstreamConnectionDurationMs) }
       : {}),
     ...(s.maxConnectAttempts !== undefined ? { max_connect_attempts: s.maxConnectAttempts } : {}),
     ...(s.hashPolicy === 'source-ip' ? { hash_policy: [{ source_ip: {} }] } : {}),

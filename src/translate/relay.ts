@@ -12,13 +12,13 @@ import {
   discoveredFilter,
   duration,
   fileAccessLog,
-  flowControl,
-  http2Keepalive,
+  keepalive,
   serverWindows,
   socketAddress,
   statPrefix,
   typeOf,
 } from './common.js';
+import { flowControl } from '../model/defaults.js';
 import { tunnelCluster, tunnelEndpoints } from './originate.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { lbMetadataMatch } from './subsets.js';
@@ -58,8 +58,8 @@ function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) 
       rds: { route_config_name: relayName(port), config_source: adsConfigSource },
       http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
-      stream_idle_timeout: duration('0s'),
+      http2_protocol_options: { allow_connect: true, connection_keepalive: keepalive(), ...serverWindows },
+      stream_idle_timeout: duration(0),
       ...(logs.length ? { access_log: logs } : {}),
     },
   };
@@ -107,7 +107,7 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
         name: `${t.service.namespace}/${t.service.name}:${t.port}`,
         domains: domainsOf(t),
         // No connect_config: the CONNECT goes on to the terminator, which alone opens the TCP connection.
-        routes: [{ match: { connect_matcher: {} }, route: { cluster, timeout: duration('0s'), ...endpointPolicy(t) } }],
+        routes: [{ match: { connect_matcher: {} }, route: { cluster, timeout: duration(0), ...endpointPolicy(t) } }],
       };
     });
     resources.route.push({
@@ -135,7 +135,7 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
       object: {
         name: relayHttpCluster,
         type: 'STATIC',
-        connect_timeout: duration('5s'),
+        connect_timeout: duration(5000),
         load_assignment: {
           cluster_name: relayHttpCluster,
           endpoints: [

@@ -21,14 +21,14 @@ import {
   discoveredFilter,
   duration,
   fileAccessLog,
-  flowControl,
-  http2Keepalive,
+  keepalive,
   serverWindows,
   serviceAccessLog,
   socketAddress,
   statPrefix,
   typeOf,
 } from './common.js';
+import { flowControl } from '../model/defaults.js';
 import { bufferLimit, sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
@@ -88,9 +88,9 @@ function connectHttpManager(port: number, routeName: string, view: NodeView, tun
       rds: { route_config_name: routeName, config_source: adsConfigSource },
       http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
+      http2_protocol_options: { allow_connect: true, connection_keepalive: keepalive(), ...serverWindows },
       // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.
-      stream_idle_timeout: duration('0s'),
+      stream_idle_timeout: duration(0),
       ...(logs.length ? { access_log: logs } : {}),
     },
   };
@@ -118,7 +118,7 @@ function connectVirtualHost(t: Tunnel, cluster: string) {
           cluster,
           upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: post ? { allow_post: true } : {} }],
           // A route timeout (15 s by default) would cut a tunnel: tunnels end when either side closes.
-          timeout: duration('0s'),
+          timeout: duration(0),
           ...(gateway && s.hashPolicy === 'source-ip'
             ? { hash_policy: [{ header: { header_name: sourceIpHeader } }] }
             : {}),
@@ -133,7 +133,7 @@ function staticCluster(name: string, t: Tunnel, hosts: { address: string; port: 
   return {
     name,
     type: 'STATIC',
-    connect_timeout: duration('5s'),
+    connect_timeout: duration(5000),
     per_connection_buffer_limit_bytes: bufferLimit(t.settings),
     load_assignment: {
       cluster_name: name,
@@ -148,7 +148,7 @@ function edsCluster(name: string, t: Tunnel) {
     name,
     type: 'EDS',
     eds_cluster_config: { eds_config: adsConfigSource },
-    connect_timeout: duration('5s'),
+    connect_timeout: duration(5000),
     per_connection_buffer_limit_bytes: bufferLimit(t.settings),
     lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAccessLogDir } from '../../src/model/annotations.js';
 import { buildModel } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
+import { parseDurationMs } from '../../src/model/durations.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
-import { parseDuration } from '../../src/translate/common.js';
 import { serviceYaml } from '../helpers/objects.js';
 
 const options = { clusterDomain: 'cluster.local' };
@@ -60,7 +60,7 @@ describe('model', () => {
     expect(moved.tunnels[0]).toBe(first.tunnels[0]);
     expect(moved.tunnels[1]).not.toBe(first.tunnels[1]);
     expect(moved.tunnels[1]!.endpoints).toEqual([{ address: '10.0.0.3', port: 1 }]);
-    expect(moved.tunnels[1]!.settings.idleTimeout).toBe('5s');
+    expect(moved.tunnels[1]!.settings.idleTimeoutMs).toBe(5000);
   });
 
   it('keeps serving the last good settings of a Service whose annotation breaks, with fresh endpoints', () => {
@@ -133,12 +133,12 @@ describe('model', () => {
     expect(parseAccessLogDir('/var/../etc')).toHaveProperty('error');
   });
 
-  it('reads Envoy-style durations', () => {
-    expect(parseDuration('1s')).toBe(1);
-    expect(parseDuration('250ms')).toBe(0.25);
-    expect(parseDuration('5m')).toBe(300);
-    expect(parseDuration('1h')).toBe(3600);
-    expect(parseDuration('5')).toBeUndefined();
-    expect(parseDuration('1 day')).toBeUndefined();
+  it('reads Envoy-style durations into milliseconds', () => {
+    expect(parseDurationMs('1s')).toEqual({ ms: 1000 });
+    expect(parseDurationMs('250ms')).toEqual({ ms: 250 });
+    expect(parseDurationMs('5m')).toEqual({ ms: 300_000 });
+    expect(parseDurationMs('1h')).toEqual({ ms: 3_600_000 });
+    expect(parseDurationMs('5')).toHaveProperty('error');
+    expect(parseDurationMs('1 day')).toHaveProperty('error');
   });
 });

@@ -9,6 +9,7 @@ import { buildModel } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { defaultModelOptions } from '../../src/model/tunnel.js';
 import { validateMessage } from '../../src/envoy/validate.js';
+import { duration } from '../../src/translate/common.js';
 import { FileSource } from '../../src/sources/file.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
 import { serviceYaml } from '../helpers/objects.js';
@@ -30,15 +31,21 @@ describe('durations', () => {
     );
   });
 
-  it('keeps exact values at the edges, in the proto JSON form', () => {
-    const settings = (value: string) =>
+  it('keeps exact values at the edges, in milliseconds, and formats them back exactly', () => {
+    const idle = (value: string) =>
       parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/idle-timeout': value }).settings
-        ?.idleTimeout;
-    expect(settings('9223372035.999999999s')).toBe('9223372035.999999999s');
-    expect(settings('2562047h')).toBe('9223369200s');
-    expect(settings('0.000001ms')).toBe('0.000000001s');
-    expect(settings('1.5m')).toBe('90s');
+        ?.idleTimeoutMs;
+    const served = (value: string) => duration(idle(value)!);
+    expect(served('9223372035.999s')).toBe('9223372035.999s');
+    expect(served('2562047h')).toBe('9223369200s');
+    expect(served('0.000001ms')).toBe('0.000000001s');
+    expect(served('1.000000001s')).toBe('1.000000001s');
+    expect(idle('1.5m')).toBe(90_000);
     expect(errorOf('tunnel-shim.io/idle-timeout', '9223372036s')).toMatch(/longer than Envoy accepts/);
+    // Nanoseconds on a duration of 292 years are more than a number of milliseconds holds: refused, not rounded.
+    expect(errorOf('tunnel-shim.io/idle-timeout', '9223372035.999999999s')).toMatch(
+      /too precise for its length; round it to whole milliseconds/,
+    );
   });
 
   it('the resource check refuses an out-of-range Duration in any field, as Envoy does', () => {
