@@ -9,7 +9,7 @@ import { buildModel } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { defaultModelOptions } from '../../src/model/tunnel.js';
 import { validateMessage } from '../../src/envoy/validate.js';
-import { duration } from '../../src/translate/common.js';
+import { duration } from '../../src/translate/envoy-fields.js';
 import { FileSource } from '../../src/sources/file.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
 import { serviceYaml } from '../helpers/objects.js';
