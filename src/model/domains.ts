@@ -1,3 +1,5 @@
+// Which authorities a tunnel answers to: its virtual host domains on terminators and relays, and what
+// the model checks for clashes between Services.
 import type { Tunnel } from './tunnel.js';
 
 /** The authorities a terminator or relay accepts for a tunnel (one virtual host's domains). */

@@ -7,7 +7,7 @@
  * 9223372036s and beyond ("Duration out-of-range", measured with envoy --mode validate on 1.40), well
  * inside google.protobuf.Duration's own 315576000000s.
  */
-export const maxDurationSeconds = 9_223_372_035n;
+const maxDurationSeconds = 9_223_372_035n;
 const nanosPerSecond = 1_000_000_000n;
 const nanosPerMilli = 1_000_000n;
 const durationText = /^(\d+)(?:\.(\d+))?(ms|s|m|h)$/;
