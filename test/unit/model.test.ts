@@ -87,7 +87,8 @@ describe('model', () => {
     expect(broken.tunnels[0]!.settings.tunnelPort).toBe(15100);
     expect(broken.tunnels[0]!.endpoints).toEqual([{ address: '10.0.0.7', port: 1 }]);
     expect(broken.diagnostics.map(formatDiagnostic)).toEqual([
-      'error: in.yaml:8: Service n/a: metadata.annotations["tunnel-shim.io/tunnel-port"]: "abc" is not a port (1-65535)',
+      'error: in.yaml:8: Service n/a: metadata.annotations["tunnel-shim.io/tunnel-port"]: ' +
+        '"abc" is not a port (1-65535)',
       'warning: in.yaml:1: Service n/a: serving the last good configuration of this Service until the errors are fixed',
     ]);
   });
@@ -119,7 +120,9 @@ describe('model', () => {
     });
     expect(m.tunnels.map((t) => t.service.name)).toEqual(['inside', 'nested', 'stdout']);
     const refused = (line: number, name: string, file: string) =>
-      `error: in.yaml:${line}: Service n/${name}: metadata.annotations["tunnel-shim.io/access-log"]: "${file}" is not under a directory this shim allows access logs in (--access-log-dir /var/log/tunnels, /srv/logs); /dev/stdout and /dev/stderr are always allowed`;
+      `error: in.yaml:${line}: Service n/${name}: metadata.annotations["tunnel-shim.io/access-log"]: ` +
+      `"${file}" is not under a directory this shim allows access logs in ` +
+      '(--access-log-dir /var/log/tunnels, /srv/logs); /dev/stdout and /dev/stderr are always allowed';
     expect(m.diagnostics.map(formatDiagnostic)).toEqual([
       refused(78, 'device', '/dev/sda'),
       refused(64, 'folder', '/var/log/tunnels'),
