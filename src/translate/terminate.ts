@@ -6,7 +6,7 @@
 // of an endpoint IP's listener go to the backend on that very IP: no second round of load balancing.
 // Gateway placement: the route goes to a cluster of all the Service's endpoints, balanced here.
 //
-// Many Services share a listener: how nothing of a Service lands in it is connect-manager.ts.
+// Many Services share a listener; connect-manager.ts says how nothing of a Service lands in it.
 import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/domains.js';
