@@ -2,7 +2,7 @@
 // markers (`---` at the start of a line, which YAML ends every scalar and collection at), each known by
 // the hash of its text. Only runs the caller does not already hold are parsed, so a one-document change
 // to a 2,000-document file parses one document; the caller keeps the parsed runs and shifts their lines.
-import { createHash } from 'node:crypto';
+import { hash as digest } from 'node:crypto';
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { KubeObject } from '../model/objects.js';
 import { parseYamlPortable, type PortableObject, type PortableText } from './yaml.js';
@@ -41,10 +41,10 @@ export function parseDocuments(
 ): DocumentsFile {
   const runs: DocumentRun[] = [];
   let parsedDocuments = 0;
-  let withProblems: PortableText | undefined;
+  let firstProblem: PortableText | undefined;
   for (const { start, end, startLine } of cutRuns(text)) {
     const runText = text.slice(start, end);
-    const hash = createHash('sha256').update(runText).digest('base64');
+    const hash = digest('sha256', runText, 'base64');
     if (known.has(hash)) {
       runs.push({ hash, startLine });
       continue;
@@ -52,16 +52,13 @@ export function parseDocuments(
     const parsed = parseYamlPortable(file, runText, keep);
     parsedDocuments += parsed.documents;
     const problems = parsed.diagnostics.length > 0;
-    if (problems) withProblems ??= parsed;
-    runs.push({ hash, startLine, objects: parsed.objects, ...(problems && { problems }) });
+    if (problems) firstProblem ??= parsed;
+    runs.push({ hash, startLine, objects: parsed.objects, problems });
   }
-  if (!withProblems) return { runs, diagnostics: [], broken: false, parsedDocuments };
-  // A message names a line and column, and a run can end where the whole file does not: ask the file.
-  let whole = withProblems;
-  if (runs.length > 1) {
-    whole = parseYamlPortable(file, text, keep);
-    parsedDocuments += whole.documents;
-  }
+  if (!firstProblem) return { runs, diagnostics: [], broken: false, parsedDocuments };
+  // Messages name lines and columns, and a run can end where the whole file does not: ask the file.
+  const whole = runs.length === 1 ? firstProblem : parseYamlPortable(file, text, keep);
+  if (whole !== firstProblem) parsedDocuments += whole.documents;
   return { runs, diagnostics: whole.diagnostics, broken: whole.broken, parsedDocuments };
 }
 
