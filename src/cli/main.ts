@@ -287,6 +287,38 @@ export function program(): Command {
   registerInject(cli);
 
   cli
+    .command('certs')
+    .description(
+      'print a development CA and one identity Secret per --identity (kubernetes.io/tls: tls.crt, tls.key, ca.crt) ' +
+        'as YAML for the file source: `tunnel-shim certs --identity shop/web > certs.yaml`',
+    )
+    .option('--trust-domain <domain>', 'the SPIFFE trust domain', 'cluster.local')
+    .option('--identity <ns/sa>', 'an identity to issue (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--ca <file>', 'issue from the CA in this file (a previous output) instead of a new CA: rotation')
+    .option(
+      '--trust <file>',
+      'also trust the CA in this file (repeatable): a CA rollover',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
+    .option('--valid-hours <n>', 'identity certificate lifetime in hours', (v: string) => Number(v), 24 * 90)
+    .action(
+      async (opts: { trustDomain: string; identity: string[]; ca?: string; trust: string[]; validHours: number }) => {
+        process.stdout.write(
+          await (
+            await import('./certs.js')
+          ).certsYaml({
+            trustDomain: opts.trustDomain,
+            identities: opts.identity,
+            ca: opts.ca,
+            trust: opts.trust,
+            validHours: opts.validHours,
+          }),
+        );
+      },
+    );
+
+  cli
     .command('status')
     .description("what a running shim sent to each Envoy and what each did with it; with NODE, that node's resources")
     .argument('[node]', 'a node id: show its listeners, routes, clusters and endpoints')
