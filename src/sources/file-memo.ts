@@ -50,7 +50,7 @@ export class FileMemos {
     const runs = new Map<string, Run>();
     const objects: SourcedObject[] = [];
     for (const { hash, startLine, objects: portable, problems } of loaded.runs) {
-      const old = portable ? undefined : (runs.get(hash) ?? memo?.runs.get(hash));
+      const old = portable ? undefined : memo?.runs.get(hash);
       if (!portable && !old) return undefined;
       let run = old?.startLine === startLine ? old : undefined;
       if (!run) {
@@ -60,17 +60,9 @@ export class FileMemos {
       if (!problems) runs.set(hash, run);
       objects.push(...run.objects);
     }
-    const next: FileMemo = {
-      stamp: loaded.stamp,
-      runs,
-      lastGood: memo?.lastGood,
-      served: { objects, diagnostics: [] },
-    };
-    // A file that was not read (too large, unreadable) keeps its runs for when it is read again.
-    if (loaded.runs.length === 0 && memo) next.runs = memo.runs;
+    const lastGood = loaded.broken ? memo?.lastGood : objects;
     const diagnostics = [...loaded.diagnostics];
-    if (!loaded.broken) next.lastGood = objects;
-    else if (next.lastGood) {
+    if (loaded.broken && lastGood) {
       diagnostics.push({
         ...diagnostics[0]!,
         severity: 'warning',
@@ -78,9 +70,11 @@ export class FileMemos {
         message: 'serving the objects of the last good version of this file',
       });
     }
-    next.served = { objects: loaded.broken ? (next.lastGood ?? []) : objects, diagnostics };
-    this.files.set(file, next);
-    return next.served;
+    const served = { objects: lastGood ?? [], diagnostics };
+    // A file that was not read (too large, unreadable) keeps its runs for when it is read again.
+    const kept = loaded.runs.length === 0 && memo ? memo.runs : runs;
+    this.files.set(file, { stamp: loaded.stamp, runs: kept, lastGood, served });
+    return served;
   }
 
   /** Forgets the files that are gone. */

@@ -1,6 +1,7 @@
 // The embedded default source: Kubernetes objects from a YAML file or a folder of them, reloaded on
 // change. A file that stops parsing keeps its last good objects. Files are bounded (per file and in
-// total) and, when serving, parsed in a worker thread, so a huge file cannot stall the process.
+// total) and, when serving, parsed in a worker thread, so a huge file cannot stall the process. A reload
+// parses only the documents that changed (file-documents.ts), of the files that changed (file-memo.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
