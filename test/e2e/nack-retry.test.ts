@@ -85,6 +85,10 @@ describe('NACK retry', () => {
     expect(table.stdout.split('\n').find((l) => l.startsWith('retry-sotw'))).toMatch(
       /NACKED \([0-9a-f]{8}, retry in [0-9]s\)/,
     );
+    // The delta originator the same way, said to speak delta (a retry may be in flight: STALE, NACK still shown).
+    expect(table.stdout.split('\n').find((l) => l.startsWith('retry-delta'))).toMatch(
+      /^retry-delta\s+originate\s+delta\s+.*(NACKED \([0-9a-f]{8}, retry in [0-9]s\)|STALE \([0-9a-f]{8}\)).*listener: .*Address already in use/,
+    );
     // Backoff: sent again after ~1 s and NACKed again, then after ~2 s, ~4 s...: never a tight loop.
     const again = await waitFor(
       'a retry NACKed again',
