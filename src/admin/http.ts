@@ -127,10 +127,10 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         const id = url.searchParams.get('node');
         const stream = deps.xds.statuses().find((s) => s.node.id === id);
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
-        const { snapshot } = deps.cache.peek(stream.node.view);
-        const objects = deps.cache.objects(stream.node.view);
-        const view = stream.node.view;
-        const out: Record<string, unknown> = { node: stream.node.id, role: view.role, protocol: stream.protocol };
+        const { id: node, view } = stream.node;
+        const { snapshot } = deps.cache.peek(view);
+        const objects = deps.cache.objects(view);
+        const out: Record<string, unknown> = { node, role: view.role, protocol: stream.protocol };
         // Each resource with what this node did with it (SYNCED, STALE, NACKED, NOT_SENT).
         const statuses = new Map(stream.resources().map((r) => [`${r.kind}|${r.name}`, r]));
         for (const kind of pushOrder) {

@@ -17,7 +17,8 @@ export class DeltaDeliveries {
   lastSeq = 0;
   ackedSeq = 0;
   last?: Delivery;
-  ackedAt?: Date;
+  /** When the last ACK came (epoch ms). */
+  ackedAt?: number;
   /** See StreamStatus.changedAt; cleared once the response is answered. */
   changedAt?: number;
   /** The response that carried every resource of the view, and names carried by later ones. */
@@ -37,7 +38,7 @@ export class DeltaDeliveries {
 
   acked(): void {
     this.ackedSeq = this.lastSeq;
-    this.ackedAt = new Date();
+    this.ackedAt = Date.now();
     this.changedAt = undefined;
     // Everything is ACKed: past the bound, every name reads as carried by the last response.
     if ((this.byName?.size ?? 0) > maxDeliveries) {

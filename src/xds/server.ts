@@ -38,8 +38,8 @@ export interface XdsServerOptions {
   /** Observers for metrics; the server itself only logs. Both stream kinds report through the same hooks. */
   observe?: {
     sent?(stream: XdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
-    /** A request was decided (make-before-break looks again on every ACK). `version`: '' on delta streams. */
-    decided?(stream: XdsStream, kind: ResourceKind, decision: Decision | DeltaDecision, version: string): void;
+    /** A request was decided (make-before-break looks again on every ACK). */
+    decided?(stream: XdsStream, kind: ResourceKind, decision: Decision | DeltaDecision): void;
     connected?(stream: XdsStream): void;
     disconnected?(stream: XdsStream): void;
     /** A stream closed because its peer read nothing for `writeBudget.cutAfterMs`. */
@@ -140,7 +140,7 @@ export class XdsServer {
     },
     decided: (s, kind, decision, version, nonce) =>
       logDecision(this.options.logger, s.node.id, kind, decision, version, nonce, () =>
-        this.options.observe?.decided?.(s, kind, decision, version),
+        this.options.observe?.decided?.(s, kind, decision),
       ),
   };
 
@@ -154,7 +154,7 @@ export class XdsServer {
     },
     decided: (s, kind, decision, nonce) =>
       logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () =>
-        this.options.observe?.decided?.(s, kind, decision, ''),
+        this.options.observe?.decided?.(s, kind, decision),
       ),
   };
 

@@ -89,11 +89,11 @@ export function typeStatus(t: {
 /** When a type entered its status (see TypeStatus.since). */
 export function statusSince(
   status: SyncStatus,
-  times: { sentAt?: Date; ackedAt?: Date; lastNack?: NackRecord; connectedAt: Date },
+  times: { sentAt?: Date; ackedAt?: number; lastNack?: NackRecord; connectedAt: Date },
 ): Date | undefined {
   if (status === 'NACKED' && times.lastNack) return new Date(times.lastNack.at);
   if (status === 'STALE') return times.sentAt;
-  if (status === 'SYNCED') return times.ackedAt ?? times.connectedAt;
+  if (status === 'SYNCED') return times.ackedAt !== undefined ? new Date(times.ackedAt) : times.connectedAt;
   return undefined;
 }
 

@@ -253,7 +253,8 @@ describe.each(xdsModes)('operating the shim with %s Envoys', (mode) => {
         sample(before, 'tunnel_shim_xds_convergence_seconds_sum{type="listener"}');
       const n = sample(after, count) - sample(before, count);
       console.log(
-        `convergence (file event -> Envoy ACK of LDS), real ${mode} Envoy: ${((seconds / n) * 1000).toFixed(1)} ms over ${n} ACK(s)`,
+        `convergence (file event -> Envoy ACK of LDS), real ${mode} Envoy: ` +
+          `${((seconds / n) * 1000).toFixed(1)} ms over ${n} ACK(s)`,
       );
       expect(seconds / n).toBeGreaterThan(0);
       expect(seconds / n).toBeLessThan(5);
