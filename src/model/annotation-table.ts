@@ -2,6 +2,7 @@
 // it lands in TunnelSettings. Adding a setting is adding a row; annotations.ts runs the table.
 import YAML from 'yaml';
 import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
+import { parseAllowedIdentities, parseMtlsMode } from './mtls.js';
 import {
   checkAuthority,
   checkAuthorityFormat,
@@ -201,4 +202,6 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/initial-stream-window-size': { key: 'initialStreamWindowSize', parse: windowSize },
   'tunnel-shim.io/initial-connection-window-size': { key: 'initialConnectionWindowSize', parse: windowSize },
   'tunnel-shim.io/per-connection-buffer-limit-bytes': { key: 'perConnectionBufferLimitBytes', parse: bufferBytes },
+  'tunnel-shim.io/mtls': { key: 'mtls', parse: parseMtlsMode },
+  'tunnel-shim.io/allowed-identities': { key: 'allowedIdentities', parse: parseAllowedIdentities },
 };

@@ -15,6 +15,7 @@ import {
 } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { memo } from './memo.js';
+import { tlsPiece, upstreamTransportSocket } from './tls.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
 import type { NodeView } from './view.js';
 
@@ -58,8 +59,9 @@ function http2Options(s: Tunnel['settings']) {
 }
 
 /** The cluster carrying tunnels to a Service's terminators: used by originators and relays alike. */
-export function tunnelCluster(t: Tunnel, name = originateName(t)) {
+export function tunnelCluster(t: Tunnel, view: NodeView, name = originateName(t)) {
   const s = t.settings;
+  const tls = upstreamTransportSocket(t, view);
   const http = s.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: http2Options(s) };
   const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
   return {
@@ -71,6 +73,7 @@ export function tunnelCluster(t: Tunnel, name = originateName(t)) {
     lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
     metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
+    ...(tls ? { transport_socket: tls } : {}),
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
         '@type': typeOf.httpProtocolOptions,
@@ -199,10 +202,10 @@ export function translateOriginate(
   // Only splits look tunnels up by key: the map is made once, for the first split, not on every translation.
   let byKeyMap: Map<string, Tunnel> | undefined;
   const byKey = () => (byKeyMap ??= new Map(tunnels.map((t) => [t.key, t])));
-  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}`;
+  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}${tlsPiece(view)}`;
   for (const t of tunnels) {
     if (t.via) {
-      resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });
+      resources.cluster.push({ name: originateName(t), object: tunnelCluster(t, view) });
       resources.endpoint.push({ name: originateName(t), object: tunnelEndpoints(t) });
       continue;
     }
@@ -235,7 +238,12 @@ export function translateOriginate(
     // A split's listener names its backends' clusters, so it is rebuilt (and compared by content).
     if (t.split) {
       const name = originateName(t);
-      resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) });
+      resources.cluster.push({
+        name,
+        owner: t,
+        piece: `cluster${tlsPiece(view)}`,
+        object: () => tunnelCluster(t, view),
+      });
       resources.endpoint.push({ name, object: { cluster_name: name, endpoints: [] } });
       resources.listener.push({ name, object: tunnelListener(t, address, view, byKey) });
       continue;
@@ -244,7 +252,7 @@ export function translateOriginate(
     // the encoder then knows them by identity, and their objects are built only when first encoded.
     const entries = memo(
       t,
-      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}` : viewPiece,
+      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tlsPiece(view)}` : viewPiece,
       () => tunnelEntries(t, address, view),
     );
     resources.cluster.push(entries.cluster);
@@ -258,7 +266,7 @@ function tunnelEntries(t: Tunnel, address: string, view: NodeView) {
   const name = originateName(t);
   const piece = `listener|${address}|${view.accessLog ?? ''}`;
   return {
-    cluster: { name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) },
+    cluster: { name, owner: t, piece: `cluster${tlsPiece(view)}`, object: () => tunnelCluster(t, view) },
     endpoint: { name, owner: t, piece: 'endpoints', object: () => tunnelEndpoints(t) },
     // Not a split: its listener looks up no other tunnel.
     listener: { name, owner: t, piece, object: () => tunnelListener(t, address, view, () => new Map()) },

@@ -35,6 +35,8 @@ import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
 import { memo, objectId } from './memo.js';
 import { addressesOf } from './scope.js';
+import { rbacFilter, rbacPerRoute } from './rbac.js';
+import { downstreamTransportSocket, hasCertificates, peerLogFields, routedOn, tlsInspector, tlsPiece } from './tls.js';
 
 export function terminateRouteName(port: number, ip?: string): string {
   return ip ? `terminate/${port}/${ip}` : `terminate/${port}`;
@@ -74,19 +76,20 @@ const terminateLogFields = {
  * The connection manager of one endpoint IP's listener (served over ECDS, see `discoveredFilter`):
  * its routes, and the access logs of the Services routed on it.
  */
-function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[]) {
-  const logs = [
-    ...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []),
-    ...serviceLogs(tunnels, terminateLogFields),
-  ];
+function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[], mtls = false) {
+  // A node with certificates names the peer in its logs and enforces allowed identities (RBAC per route).
+  const certs = hasCertificates(view);
+  const fields = certs ? { ...terminateLogFields, ...peerLogFields } : terminateLogFields;
+  const logs = [...(view.accessLog ? [fileAccessLog(view.accessLog, fields)] : []), ...serviceLogs(tunnels, fields)];
+  const router = { name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } };
   return {
     name: routeName,
     typed_config: {
       '@type': typeOf.hcm,
-      stat_prefix: statPrefix('terminate', port),
+      stat_prefix: mtls ? statPrefix('terminate', port, 'mtls') : statPrefix('terminate', port),
       codec_type: 'AUTO',
       rds: { route_config_name: routeName, config_source: adsConfigSource },
-      http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
+      http_filters: certs ? [rbacFilter, router] : [router],
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
       http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
       // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.
@@ -108,6 +111,7 @@ function connectVirtualHost(t: Tunnel, cluster: string) {
     ? { path: s.postPath ?? '/', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }
     : { connect_matcher: {} };
   const metadataMatch = gateway ? lbMetadataMatch(s) : undefined;
+  const authorization = rbacPerRoute(t);
   return {
     name: `${t.service.namespace}/${t.service.name}:${t.port}`,
     domains: domainsOf(t),
@@ -124,6 +128,7 @@ function connectVirtualHost(t: Tunnel, cluster: string) {
             : {}),
           ...(metadataMatch ? { metadata_match: metadataMatch } : {}),
         },
+        ...(authorization ? { typed_per_filter_config: authorization } : {}),
       },
     ],
   };
@@ -160,7 +165,7 @@ function edsCluster(name: string, t: Tunnel) {
  * an ECDS update after an in-place filter chain update of a listener whose filters come over ECDS
  * (seen in test/e2e/isolation.test.ts), and a listener whose bytes never change is never updated.
  */
-function endpointListener(name: string, ip: string, port: number) {
+function endpointListener(name: string, ip: string, port: number, view: NodeView) {
   return {
     name,
     address: socketAddress(ip, port),
@@ -172,9 +177,35 @@ function endpointListener(name: string, ip: string, port: number) {
     // Originators pool many tunnels on few long-lived connections, and every stream stays on the
     // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
     connection_balance_config: { exact_balance: {} },
-    filter_chains: [{ name: `endpoint/${ip}`, filters: [discoveredFilter(name, typeOf.hcm)] }],
+    ...(hasCertificates(view)
+      ? { listener_filters: [tlsInspector], filter_chains: terminatorChains(name, ip, view) }
+      : { filter_chains: [{ name: `endpoint/${ip}`, filters: [discoveredFilter(name, typeOf.hcm)] }] }),
   };
 }
+
+/**
+ * With certificates, two chains told apart by the ClientHello (tls_inspector): mTLS, and plaintext for
+ * permissive and disabled Services. Each has its own connection manager and routes, and a Service is
+ * routed only on the chains its mode admits, so a plaintext connection never reaches a strict Service.
+ * The chains are the same whatever the Services: changing a mode rewrites routes, never the listener.
+ */
+function terminatorChains(name: string, ip: string, view: NodeView) {
+  return [
+    {
+      name: `endpoint/${ip}/mtls`,
+      filter_chain_match: { transport_protocol: 'tls' },
+      transport_socket: downstreamTransportSocket(view),
+      filters: [discoveredFilter(mtlsName(name), typeOf.hcm)],
+    },
+    {
+      name: `endpoint/${ip}`,
+      filter_chain_match: { transport_protocol: 'raw_buffer' },
+      filters: [discoveredFilter(name, typeOf.hcm)],
+    },
+  ];
+}
+
+const mtlsName = (name: string) => `${name}/mtls`;
 
 export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
   const resources = emptyResourceSet();
@@ -243,19 +274,30 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
     // IP's listener exists is refused, so a pooled connection can never stick to a listener that lacks
     // its routes (it would answer 404 for as long as the connection lives).
     const ips = [...new Set([...sidecarHosts.keys(), ...gatewayIps])].sort();
+    const chains = hasCertificates(view) ? (['plaintext', 'mtls'] as const) : (['plaintext'] as const);
     for (const ip of ips) {
-      const name = terminateRouteName(port, ip);
-      const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
-      resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
-      // Only the Services routed on this IP log here; their logs change no listener (ECDS).
-      const logged = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels].filter((t) => t.settings.accessLog);
-      resources.extension.push({
-        name,
-        object: () => connectHttpManager(port, name, view, logged),
-        key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
-      });
+      const listenerName = terminateRouteName(port, ip);
+      const allHosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
+      const allTunnels = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels];
+      for (const chain of chains) {
+        const name = chain === 'mtls' ? mtlsName(listenerName) : listenerName;
+        const admitted = (t: Tunnel) => routedOn(t, chain) && (hasCertificates(view) || !t.settings.allowedIdentities);
+        const hosts = allHosts.filter((_, i) => admitted(allTunnels[i]!));
+        resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
+        // Only the Services routed on this chain log here; their logs change no listener (ECDS).
+        const logged = allTunnels.filter((t) => admitted(t) && t.settings.accessLog);
+        resources.extension.push({
+          name,
+          object: () => connectHttpManager(port, name, view, logged, chain === 'mtls'),
+          key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
+        });
+      }
       // The same bytes for as long as the IP has a Service: never modified, only added and removed.
-      resources.listener.push({ name, key: 'endpoint-listener', object: () => endpointListener(name, ip, port) });
+      resources.listener.push({
+        name: listenerName,
+        key: `endpoint-listener${tlsPiece(view)}`,
+        object: () => endpointListener(listenerName, ip, port, view),
+      });
     }
   }
   return { resources };
