@@ -241,7 +241,14 @@ function modelTls(
   const trustDomain = options.trustDomain ?? 'cluster.local';
   const secrets = objects.filter((o) => isIdentitySecret(o.object));
   const identityOptions = { trustDomain, expiryWarningMs: options.expiryWarningMs };
-  return { trustDomain, identities: buildIdentities(secrets, identityOptions, previous?.tls?.identities, diagnostics) };
+  const identities = buildIdentities(secrets, identityOptions, previous?.tls?.identities, diagnostics);
+  // Unchanged certificates keep the previous object: the rollout stage and cache see no change.
+  const last = previous?.tls;
+  const same =
+    last?.trustDomain === trustDomain &&
+    last.identities.size === identities.size &&
+    [...identities].every(([id, cert]) => last.identities.get(id) === cert);
+  return same ? last : { trustDomain, identities };
 }
 
 /** False (with an error naming the field) for an object the model cannot read; it is left out. */

@@ -141,6 +141,16 @@ function parseSecret(sourced: SourcedObject, options: IdentityOptions, report: C
   };
 }
 
+function sameCert(a: IdentityCert, b: IdentityCert): boolean {
+  return (
+    a.certChain === b.certChain &&
+    a.privateKey === b.privateKey &&
+    a.bundle === b.bundle &&
+    a.secret.namespace === b.secret.namespace &&
+    a.secret.name === b.secret.name
+  );
+}
+
 function messageOf(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
@@ -180,7 +190,9 @@ export function buildIdentities(
       diagnostics.push(...report.diagnostics);
       continue;
     }
-    out.set(known.cert.id, known.cert);
+    // The same content keeps its object, so nothing downstream sees a change (xds/cache.ts compares objects).
+    const last = previous?.get(known.cert.id);
+    out.set(known.cert.id, last && sameCert(last, known.cert) ? last : known.cert);
   }
   for (const [id, last] of previous ?? []) {
     if (out.has(id)) continue;

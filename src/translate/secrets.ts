@@ -6,6 +6,12 @@ import type { NamedResource } from './resources.js';
 import { shimSecretNames } from './tls.js';
 import type { NodeView } from './view.js';
 
+/** Whether a view's Secrets differ between two models (certificates keep their object while unchanged). */
+export function secretsChanged(before: Model | undefined, after: Model, view: NodeView): boolean {
+  if (view.identity === undefined || view.sds !== undefined) return false;
+  return before?.tls?.identities.get(view.identity) !== after.tls?.identities.get(view.identity);
+}
+
 export function translateSecrets(model: Model, view: NodeView): NamedResource[] {
   if (view.identity === undefined || view.sds !== undefined) return [];
   const cert = model.tls?.identities.get(view.identity);

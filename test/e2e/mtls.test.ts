@@ -2,30 +2,13 @@
 // through, the terminator logs the originator's SPIFFE ID and serial, both Envoys count handshakes,
 // allowed identities are enforced per route (403, no backend connection), a plaintext client never
 // reaches a strict Service, and permissive accepts both.
-import http2 from 'node:http2';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { issue, testCa, type TestIdentity } from '../helpers/certs.js';
+import { issue, plaintextConnect, testCa, type TestIdentity } from '../helpers/certs.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { Client, freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
-
-/** A plaintext HTTP/2 CONNECT straight to the terminator: its status. */
-export function plaintextConnect(host: string, port: number, authority: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const client = http2.connect(`http://${host}:${port}`);
-    const timer = setTimeout(() => (client.destroy(), reject(new Error('no answer to plaintext CONNECT'))), 5000);
-    client.on('error', (e) => (clearTimeout(timer), reject(e)));
-    const req = client.request({ ':method': 'CONNECT', ':authority': authority });
-    req.on('response', (h) => {
-      clearTimeout(timer);
-      resolve(Number(h[':status']));
-      client.close();
-    });
-    req.on('error', () => {});
-  });
-}
 
 /** Sum of the stats whose names match. */
 async function statSum(envoy: EnvoyProcess, pattern: RegExp): Promise<number> {

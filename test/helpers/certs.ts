@@ -1,4 +1,5 @@
 // Identity Secrets for tests, from the development CA (src/cli/dev-ca.ts), as YAML for the file source.
+import http2 from 'node:http2';
 import YAML from 'yaml';
 import {
   createCa,
@@ -41,4 +42,20 @@ export async function issue(
 
 export async function testCa(): Promise<IssuedCert> {
   return createCa(trustDomain, { validHours: 4 });
+}
+
+/** A plaintext HTTP/2 CONNECT straight to the terminator: its status. */
+export function plaintextConnect(host: string, port: number, authority: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const client = http2.connect(`http://${host}:${port}`);
+    const timer = setTimeout(() => (client.destroy(), reject(new Error('no answer to plaintext CONNECT'))), 5000);
+    client.on('error', (e) => (clearTimeout(timer), reject(e)));
+    const req = client.request({ ':method': 'CONNECT', ':authority': authority });
+    req.on('response', (h) => {
+      clearTimeout(timer);
+      resolve(Number(h[':status']));
+      client.close();
+    });
+    req.on('error', () => {});
+  });
 }
