@@ -95,14 +95,17 @@ describe('certificate rotation under 20 live mTLS tunnels', () => {
   });
 
   afterAll(async () => {
-    for (const s of streamers) (s.stop(), s.client.close());
+    for (const s of streamers) {
+      s.stop();
+      s.client.close();
+    }
     await Promise.all([originator?.stop(), terminator?.stop()]);
     await shim?.stop();
     await backend?.close();
     fs.rmSync(logDir, { recursive: true, force: true });
   });
 
-  it('keeps every tunnel flowing while certificates and then the CA rotate; new connections show the new serial', async () => {
+  it('keeps every tunnel flowing through certificate and CA rotation; new connections show the new serial', async () => {
     const ca1 = await testCa();
     let client = await issue(ca1, 'rot/client');
     let server = await issue(ca1, 'rot/server');
@@ -180,7 +183,7 @@ describe('certificate rotation under 20 live mTLS tunnels', () => {
     );
   });
 
-  it('refuses to downgrade: the terminator Secret deleted, a warning, the last good certificate, never plaintext', async () => {
+  it('refuses to downgrade: terminator Secret deleted, a warning, the last good certificate, no plaintext', async () => {
     const server = shim.shim.pipeline.model!.tls!.identities.get('spiffe://cluster.local/ns/rot/sa/server')!;
     // Only the originator's Secret stays: the terminator's is gone.
     const keep = fs.readFileSync(path.join(shim.dir, 'certs.yaml'), 'utf8').split('---\n')[0]!;
