@@ -105,7 +105,7 @@ describe('certificate rotation under 20 live mTLS tunnels', () => {
     fs.rmSync(logDir, { recursive: true, force: true });
   });
 
-  it('keeps every tunnel flowing through certificate and CA rotation; new connections show the new serial', async () => {
+  it('keeps every tunnel flowing through certificate and CA rotation; new connections show new serials', async () => {
     const ca1 = await testCa();
     let client = await issue(ca1, 'rot/client');
     let server = await issue(ca1, 'rot/server');
@@ -183,7 +183,7 @@ describe('certificate rotation under 20 live mTLS tunnels', () => {
     );
   });
 
-  it('refuses to downgrade: terminator Secret deleted, a warning, the last good certificate, no plaintext', async () => {
+  it('refuses to downgrade: terminator Secret deleted, a warning, the last good certificate kept', async () => {
     const server = shim.shim.pipeline.model!.tls!.identities.get('spiffe://cluster.local/ns/rot/sa/server')!;
     // Only the originator's Secret stays: the terminator's is gone.
     const keep = fs.readFileSync(path.join(shim.dir, 'certs.yaml'), 'utf8').split('---\n')[0]!;
