@@ -103,6 +103,18 @@ describe('mTLS tunnels with certificates served over SDS', () => {
     expect(await statSum(terminator, /^listener\.127\.0\.0\.2_\d+\.ssl\.handshake$/)).toBeGreaterThan(0);
   });
 
+  it('has seconds until expiry per identity in /metrics, and a warning for a certificate about to expire', async () => {
+    const metrics = await (await fetch(`${shim.adminUrl}/metrics`)).text();
+    const line = metrics.split('\n').find((l) => l.includes(`identity="${client.id}"`));
+    expect(line).toMatch(/^tunnel_shim_certificate_expiry_seconds\{.*secret="e2e\/client-identity".*\} \d+$/);
+    const seconds = Number(line!.split(' ').at(-1));
+    // Issued for 2 h (plus the hour before now it starts at): within the 24 h warning.
+    expect(seconds).toBeGreaterThan(3600);
+    expect(seconds).toBeLessThanOrEqual(3 * 3600);
+    const diagnostics = JSON.stringify(await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json());
+    expect(diagnostics).toContain('CertificateExpiring');
+  });
+
   it('answers 403 to an identity the Service does not allow, and the backend sees no connection', async () => {
     const before = secureBackend.connections;
     const app = await Client.connect(securePort, '127.0.0.4');
