@@ -14,7 +14,6 @@ import { waitFor } from '../test/helpers/wait.js';
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
 const demoDir = path.join(repo, 'envoy-configs/demo');
-const servicesFile = path.join(demoDir, 'services.yaml');
 const certsFile = path.join(demoDir, 'certs.yaml');
 const identities = {
   originator: { namespace: 'demo', serviceAccount: 'client' },
@@ -159,7 +158,10 @@ async function report(originator: EnvoyProcess, terminator: EnvoyProcess, bytes:
     ['CONNECT requests the terminator answered 200', log.filter((l) => l.response_code === 200).length],
     [
       'TLS handshakes: originator, terminator',
-      `${await originator.stat(`${cluster}.ssl.handshake`)}, ${await terminator.stat('listener.127.0.0.2_15008.ssl.handshake')}`,
+      [
+        await originator.stat(`${cluster}.ssl.handshake`),
+        await terminator.stat('listener.127.0.0.2_15008.ssl.handshake'),
+      ].join(', '),
     ],
   ];
   process.stdout.write('\n');
