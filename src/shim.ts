@@ -61,6 +61,7 @@ export class Shim {
       trustDomain: options.trustDomain,
       mtlsDefault: options.mtlsDefault,
       expiryWarningMs: options.expiryWarningMs,
+      externalSds: options.sds !== undefined,
     };
     this.rollout = new RolloutStage(this.cache, () => [...this.xds.streams, ...this.xds.deltaStreams], {
       timeoutMs: options.rolloutTimeoutMs,

@@ -8,7 +8,7 @@ import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
 import { indexEndpoints, indexPods, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
-import { mtlsModeOf, servingIdentities, withMtlsDefault } from './mtls.js';
+import { missingCertificates, mtlsModeOf, servingIdentities, withMtlsDefault } from './mtls.js';
 import { buildIdentities, isIdentitySecret } from './secrets.js';
 import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
 import { parseRoute } from './routes.js';
@@ -227,7 +227,9 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     const withParts = split || servedBy ? { ...t, ...(split ? { split } : {}), ...(servedBy ? { servedBy } : {}) } : t;
     out.push(keepIdentity(withParts, previousByKey.get(t.key)));
   }
-  const model: Model = { tunnels: out, diagnostics, tls: modelTls(objects, options, previous, diagnostics) };
+  const tls = modelTls(objects, options, previous, diagnostics);
+  if (!options.externalSds) diagnostics.push(...missingCertificates(out, tls.identities));
+  const model: Model = { tunnels: out, diagnostics, tls };
   buildStates.set(model, state);
   return model;
 }

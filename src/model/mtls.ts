@@ -1,6 +1,7 @@
 // Mutual TLS settings of a Service (tunnel-shim.io/mtls, tunnel-shim.io/allowed-identities) and the
 // SPIFFE IDs they name. The modes are Istio PeerAuthentication's: strict (mTLS only), permissive
 // (plaintext and mTLS on one port), disable (plaintext, as before identities existed).
+import type { Diagnostic } from './diagnostics.js';
 import type { Endpoint, Tunnel } from './tunnel.js';
 
 export type MtlsMode = 'strict' | 'permissive' | 'disable';
@@ -90,4 +91,33 @@ export function withMtlsDefault<S extends { mtls?: MtlsMode; allowedIdentities?:
   if (s.allowedIdentities && (s.mtls ?? 'disable') === 'disable')
     return { settings: s, error: 'needs tunnel-shim.io/mtls strict or permissive: a plaintext peer has no identity' };
   return { settings: s };
+}
+
+/**
+ * Warnings on strict Services whose terminators' identities (known from their Pods) have no
+ * certificate: those tunnels fail until one appears; they never fall back to plaintext.
+ */
+export function missingCertificates(
+  tunnels: readonly Tunnel[],
+  identities: ReadonlyMap<string, unknown>,
+): Diagnostic[] {
+  const out: Diagnostic[] = [];
+  const seen = new Set<string>();
+  for (const t of tunnels) {
+    if (mtlsModeOf(t) !== 'strict' || t.via || seen.has(t.key)) continue;
+    seen.add(t.key);
+    const missing = (t.servedBy ?? []).filter((id) => !id.includes('*') && !identities.has(id));
+    if (missing.length === 0) continue;
+    out.push({
+      severity: 'warning',
+      reason: 'CertificateMissing',
+      object: t.service,
+      origin: t.origin,
+      path: ['metadata', 'annotations', 'tunnel-shim.io/mtls'],
+      message:
+        `strict, but no identity Secret holds ${missing.join(', ')} (its endpoints' service accounts): ` +
+        'those terminators cannot accept tunnels until one does; nothing falls back to plaintext',
+    });
+  }
+  return out;
 }

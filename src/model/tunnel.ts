@@ -124,6 +124,8 @@ export interface ModelOptions {
   mtlsDefault?: MtlsMode;
   /** A certificate this close to its end is a warning (`serve --cert-expiry-warning`); default 24 h. */
   expiryWarningMs?: number;
+  /** `serve --sds`: certificates come from an external SDS server, not from identity Secrets. */
+  externalSds?: boolean;
 }
 
 export const defaultModelOptions: ModelOptions = { clusterDomain: 'cluster.local' };

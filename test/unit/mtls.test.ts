@@ -92,6 +92,19 @@ describe('mTLS annotations and identity Secrets', () => {
     );
   });
 
+  it('warns on a strict Service whose terminators have no certificate', () => {
+    const parsed = parseYamlObjects('mtls.yaml', fs.readFileSync(path.join(dir, 'mtls.yaml'), 'utf8'));
+    const objects = parsed.objects.filter((o) => o.object.metadata?.name !== 'server-identity');
+    const lines = diagnosticLines(buildModel(objects, defaultModelOptions).diagnostics).join('\n');
+    expect(lines).toContain(
+      'Service tls/strict: metadata.annotations["tunnel-shim.io/mtls"]: strict, but no identity Secret holds ' +
+        'spiffe://cluster.local/ns/tls/sa/server',
+    );
+    expect(
+      diagnosticLines(buildModel(objects, { ...defaultModelOptions, externalSds: true }).diagnostics),
+    ).not.toContain(expect.stringContaining('CertificateMissing'));
+  });
+
   it('allowed-identities needs mTLS', () => {
     const yaml = `apiVersion: v1
 kind: Service
