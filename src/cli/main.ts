@@ -12,7 +12,7 @@ import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { registerInject } from './inject-command.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
-import { parseDuration } from '../translate/common.js';
+import { parseDurationMs } from '../model/durations.js';
 import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
@@ -73,10 +73,10 @@ function tlsOptions(o: Record<string, string | boolean | undefined>) {
 }
 
 function durationMs(option: string, text: string): number {
-  const seconds = parseDuration(text);
-  if (seconds === undefined || seconds <= 0)
+  const parsed = parseDurationMs(text);
+  if ('error' in parsed || parsed.ms <= 0)
     throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
-  return Math.round(seconds * 1000);
+  return Math.round(parsed.ms);
 }
 
 /** Dot-separated DNS labels: the domain ends every tunnel authority. */
@@ -104,7 +104,8 @@ function accessLogDir(value: string, all: string[]): string[] {
 }
 
 const accessLogDirHelp =
-  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
+  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; ' +
+  '/dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
 
 /** The package's version, from the package.json above src/ or dist/src/ (the CLI runs from either). */
 function packageVersion(): string {
@@ -126,7 +127,8 @@ export function program(): Command {
     .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
     .requiredOption(
       '--source <spec>',
-      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), or file:PATH (a YAML file or folder)',
+      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), ' +
+        'or file:PATH (a YAML file or folder)',
     )
     .option(
       '--namespace <ns>',
@@ -306,7 +308,8 @@ export function program(): Command {
   cli
     .command('import-envoyfilter')
     .description(
-      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent',
+      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, ' +
+        'with a comment for each part that has no equivalent',
     )
     .argument('<files...>', 'YAML files with EnvoyFilter objects (other kinds are skipped)')
     .action((files: string[]) => {

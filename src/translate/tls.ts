@@ -5,7 +5,7 @@
 import type { ResourceObject } from '../envoy/encode.js';
 import { mtlsModeOf, spiffeMatcher } from '../model/mtls.js';
 import type { Tunnel } from '../model/tunnel.js';
-import { adsConfigSource, typeOf } from './common.js';
+import { adsConfigSource, typeOf } from './envoy-fields.js';
 import type { NodeView } from './view.js';
 
 /** What the shim calls the node's certificate and trust bundle when it serves them itself. */

@@ -1,8 +1,7 @@
-// mTLS translation for nodes with identities (golden), and the checks of the mTLS annotations and of
-// identity Secrets. test/unit/golden/mtls.yaml is the case; golden.test.ts renders it without identities.
+// mTLS: what a node is served of Secrets, and the checks of the mTLS annotations and of identity
+// Secrets. The translation itself is the golden case test/golden/mtls (views with and without identities).
 import fs from 'node:fs';
 import path from 'node:path';
-import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { diagnosticLines, render } from '../../src/render.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
@@ -12,32 +11,12 @@ import { defaultModelOptions } from '../../src/model/tunnel.js';
 import { parseAllowedIdentities, spiffeMatcher } from '../../src/model/mtls.js';
 import { issue, testCa } from '../helpers/certs.js';
 
-const dir = path.join(path.dirname(new URL(import.meta.url).pathname), 'golden');
+const caseFile = path.join(path.dirname(new URL(import.meta.url).pathname), '../golden/mtls/in.yaml');
 const client = 'spiffe://cluster.local/ns/tls/sa/client';
-const server = 'spiffe://cluster.local/ns/tls/sa/server';
 
 describe('mTLS translation', () => {
-  it('mtls.yaml with identities and with an external SDS server matches mtls.identity.golden.yaml', () => {
-    const parsed = parseYamlObjects('mtls.yaml', fs.readFileSync(path.join(dir, 'mtls.yaml'), 'utf8'));
-    const views: Record<string, NodeView> = {
-      [`originate#${client}`]: { role: 'originate', identity: client },
-      [`terminate@10.5.0.1#${server}`]: { role: 'terminate', listenAddress: '10.5.0.1', identity: server },
-      [`relay#${client}`]: { role: 'relay', identity: client },
-      'terminate@10.5.0.1 sds': { role: 'terminate', listenAddress: '10.5.0.1', sds: 'unix:/run/spire/agent.sock' },
-    };
-    const out: Record<string, unknown> = {};
-    for (const [name, view] of Object.entries(views)) {
-      const { resources, diagnostics } = render({ objects: parsed.objects, diagnostics: parsed.diagnostics }, view);
-      out[name] = { diagnostics: diagnosticLines(diagnostics), ...resources };
-    }
-    const actual = YAML.stringify(out, { aliasDuplicateObjects: false, lineWidth: 0 });
-    const goldenPath = path.join(dir, 'mtls.identity.golden.yaml');
-    if (process.env.UPDATE_GOLDEN || !fs.existsSync(goldenPath)) fs.writeFileSync(goldenPath, actual);
-    expect(actual).toBe(fs.readFileSync(goldenPath, 'utf8'));
-  });
-
   it('serves a node only its own identity, and redacts the key wherever resources are shown', () => {
-    const parsed = parseYamlObjects('mtls.yaml', fs.readFileSync(path.join(dir, 'mtls.yaml'), 'utf8'));
+    const parsed = parseYamlObjects('mtls/in.yaml', fs.readFileSync(caseFile, 'utf8'));
     const state = { objects: parsed.objects, diagnostics: [] };
     const secrets = (view: NodeView) => render(state, view).resources.secrets ?? [];
     expect(secrets({ role: 'originate' })).toEqual([]);
@@ -93,7 +72,7 @@ describe('mTLS annotations and identity Secrets', () => {
   });
 
   it('warns on a strict Service whose terminators have no certificate', () => {
-    const parsed = parseYamlObjects('mtls.yaml', fs.readFileSync(path.join(dir, 'mtls.yaml'), 'utf8'));
+    const parsed = parseYamlObjects('mtls/in.yaml', fs.readFileSync(caseFile, 'utf8'));
     const objects = parsed.objects.filter((o) => o.object.metadata?.name !== 'server-identity');
     const lines = diagnosticLines(buildModel(objects, defaultModelOptions).diagnostics).join('\n');
     expect(lines).toContain(
