@@ -2,6 +2,7 @@
 // whatever names it asks for; a node without a believed identity gets no key at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdsClient } from '../helpers/ads-client.js';
+import { CsdsClient } from '../helpers/csds-client.js';
 import { issue, testCa, type TestIdentity } from '../helpers/certs.js';
 import { DeltaClient } from '../helpers/delta-client.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
@@ -46,6 +47,17 @@ describe('SDS over ADS never hands out another identity key', () => {
     expect(keys).toHaveLength(1);
     expect(keys[0]).toContain(a.leaf.keyPem.split('\n')[1]);
     expect(keys[0]).not.toContain(b.leaf.keyPem.split('\n')[1]);
+    client.ack(r, names);
+    // CSDS (on the same port) names the Secrets a node holds, never their contents.
+    const csds = new CsdsClient(trusting.xdsAddress);
+    clients.push(csds);
+    const dump = await waitFor('the node in CSDS', async () =>
+      (await csds.fetch()).find(
+        (c) => c.node.id === 'a' && c.generic_xds_configs.some((g) => g.name === 'tunnel-shim/identity'),
+      ),
+    );
+    expect(JSON.stringify(dump)).not.toContain('PRIVATE KEY');
+    expect(JSON.stringify(dump)).not.toContain(a.leaf.keyPem.split('\n')[1]);
   });
 
   it('delta: the same', async () => {
