@@ -23,7 +23,6 @@ export function addServeTlsOptions(command: Command): Command {
       '--xds-client-ca <file>',
       'require every xDS client to present a certificate from this CA (PEM); its SPIFFE ID binds the node it may be',
     )
-    .option('--trust-domain <domain>', 'the SPIFFE trust domain of workload identities', 'cluster.local')
     .addOption(
       new Option(
         '--csds-identities <spiffe-ids>',

@@ -1,6 +1,7 @@
 // Who is at the other end of an xDS stream: the SPIFFE ID in its client certificate (the TLS layer already
 // checked the certificate against serve --xds-client-ca), and which node it may therefore be.
 import * as grpc from '@grpc/grpc-js';
+import { NodeMetadata } from '../translate/view.js';
 import { structToJson, type NodeIdentity } from './node.js';
 
 /** The owner of a Pod, as the pipeline side knows it (the xds layer does not read the model). */
@@ -30,9 +31,6 @@ export interface SpiffeIdentity {
   namespace: string;
   serviceAccount: string;
 }
-
-/** The node metadata key a node claims its identity with (`bootstrap --identity ns/sa`). */
-export const identityClaimKey = 'tunnel-shim.io/identity';
 
 export class PermissionDeniedError extends Error {}
 
@@ -98,7 +96,7 @@ export function bindNode(call: AnyCall, node: NodeIdentity, options: PeerAuthOpt
   const peer = peerIdentity(call, options.trustDomain);
   const deny = (what: string) => new PermissionDeniedError(`node ${quote(node.id)}: ${what}`);
   const metadata = structToJson((node.message as { metadata?: Parameters<typeof structToJson>[0] }).metadata);
-  const claim = metadata[identityClaimKey];
+  const claim = metadata[NodeMetadata.identity];
   if (claim !== undefined && claim !== peer.id && claim !== `${peer.namespace}/${peer.serviceAccount}`)
     throw deny(`claims identity ${quote(String(claim))} but its client certificate is ${peer.id}`);
 

@@ -30,6 +30,11 @@ export async function startShim(
     writeBudget?: WriteBudgetOptions;
     /** xDS on this address instead of 127.0.0.1 (e.g. a namespace's host end) */ xdsHost?: string;
     rolloutTimeoutMs?: number;
+    /** mTLS settings of `serve` (trust domain, --mtls, --insecure-identities, --sds). */
+    tls?: Pick<
+      ShimOptions,
+      'trustDomain' | 'mtlsDefault' | 'insecureIdentities' | 'sds' | 'sdsNames' | 'expiryWarningMs'
+    >;
     xdsTls?: ShimOptions['xdsTls'];
     peers?: ShimOptions['peers'];
   } = {},
@@ -48,6 +53,7 @@ export async function startShim(
       accessLogDirs: options.accessLogDirs,
       writeBudget: options.writeBudget,
       rolloutTimeoutMs: options.rolloutTimeoutMs,
+      ...options.tls,
       xdsTls: options.xdsTls,
       peers: options.peers,
     });

@@ -3,7 +3,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import YAML from 'yaml';
-import { createCa } from '../../src/cli/dev-ca.js';
+import { createCa, identitySecret, issueIdentity, type IssuedCert } from '../../src/cli/dev-ca.js';
 import { AdsClient, originateMeta, terminateMeta, type Connect } from '../helpers/ads-client.js';
 import { CsdsClient } from '../helpers/csds-client.js';
 import { DeltaClient } from '../helpers/delta-client.js';
@@ -13,6 +13,8 @@ import { waitFor } from '../helpers/wait.js';
 import { tlsConnect, tlsFixture, type TlsFixture } from '../helpers/xds-tls.js';
 
 let tls: TlsFixture;
+/** The identities whose Secrets (certificate and key) the shim serves over SDS. */
+let keys: Record<'web' | 'db', IssuedCert>;
 let shim: TestShim;
 /** The shim's log lines (JSON), to wait for what it says about its certificate files. */
 const logs: string[] = [];
@@ -31,6 +33,15 @@ const operator = 'spiffe://cluster.local/ns/ops/sa/oncall';
 
 beforeAll(async () => {
   tls = await tlsFixture();
+  const secret = async (serviceAccount: 'web' | 'db') => {
+    const leaf = await issueIdentity(tls.ca, 'cluster.local', { namespace: 'shop', serviceAccount });
+    const yaml = YAML.stringify(
+      identitySecret('cluster.local', { namespace: 'shop', serviceAccount }, leaf, tls.ca.certPem),
+    );
+    return { leaf, yaml };
+  };
+  const [web, db] = await Promise.all([secret('web'), secret('db')]);
+  keys = { web: web.leaf, db: db.leaf };
   shim = await startShim(
     {
       'db.yaml': serviceYaml({
@@ -41,6 +52,7 @@ beforeAll(async () => {
         endpoints: [{ ip: '10.1.0.5', port: 5432 }],
       }),
       'pods.yaml': [pod('db-0', 'db', '10.1.0.5'), pod('web-0', 'web', '10.1.0.9')].join('---\n'),
+      'secrets.yaml': [web.yaml, db.yaml].join('---\n'),
     },
     {
       xdsTls: { certFile: tls.certFile, keyFile: tls.keyFile, clientCaFile: tls.caFile, refreshMs: 100 },
@@ -191,6 +203,47 @@ describe('xDS over mutual TLS: who may connect', () => {
     expect(cds.resources.map((r) => r.name)).toEqual(['originate/shop/db/5432']);
     const [stream] = shim.shim.xds.deltaStreams;
     expect(stream!.node.view.identity).toBe('spiffe://cluster.local/ns/shop/sa/web');
+  });
+});
+
+describe('keys over an authenticated stream', () => {
+  const names = [
+    'tunnel-shim/identity',
+    'tunnel-shim/trust-bundle',
+    'default',
+    'ROOTCA',
+    'shop/db',
+    'db-identity',
+    '*',
+  ];
+  const keyLine = (cert: IssuedCert) => cert.keyPem.split('\n')[1]!;
+  const keysIn = (objects: object[]) =>
+    objects.map((o) => JSON.stringify(o)).filter((text) => text.includes('PRIVATE KEY'));
+
+  it("a client never receives another identity's key, whatever it asks for (SotW and delta)", async () => {
+    const sotwClient = sotw('web-0.shop', await as('shop/web'));
+    sotwClient.send('secret', { names });
+    const r = await sotwClient.next('secret');
+    const got = keysIn(r.resources.map((x) => x.object));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toContain(keyLine(keys.web));
+    expect(got[0]).not.toContain(keyLine(keys.db));
+
+    const delta = new DeltaClient(shim.xdsAddress, { id: 'web-1.shop', metadata: originateMeta }, await as('shop/web'));
+    closers.push(delta);
+    delta.send('secret', { subscribe: names });
+    const d = await delta.nextSince('secret', 0);
+    const deltaKeys = keysIn(d.resources.map((x) => x.object));
+    expect(deltaKeys).toHaveLength(1);
+    expect(deltaKeys[0]).toContain(keyLine(keys.web));
+  });
+
+  it("the db identity's key goes to a db stream only", async () => {
+    const c = sotw('db-0.shop/terminate', await as('shop/db'), terminateMeta);
+    c.send('secret', { names });
+    const got = keysIn((await c.next('secret')).resources.map((x) => x.object));
+    expect(got).toHaveLength(1);
+    expect(got[0]).toContain(keyLine(keys.db));
   });
 });
 
