@@ -174,7 +174,6 @@ describe('xDS over mutual TLS: who may connect', () => {
       'node "web-0.shop": claims identity "shop/db" ' +
         'but its client certificate is spiffe://cluster.local/ns/shop/sa/web',
     );
-    const { issueIdentity } = await import('../../src/cli/dev-ca.js');
     const foreign = await issueIdentity(tls.ca, 'example.org', { namespace: 'shop', serviceAccount: 'web' });
     const c = sotw('web-0.shop', tlsConnect(tls.ca, foreign));
     c.send('cluster');
