@@ -60,14 +60,15 @@ start=$SECONDS
 (cd "$WORK" && "$GO" get -tool "github.com/spiffe/spire/cmd/spire-server@${SPIRE_VERSION}" \
   "github.com/spiffe/spire/cmd/spire-agent@${SPIRE_VERSION}")
 log "go get done in $((SECONDS - start)) s"
-# SPIRE reports its version from pkg/common/version (a -X'd gittag, as its Makefile does).
-ld="-s -w -X github.com/spiffe/spire/pkg/common/version.gittag=${SPIRE_VERSION}"
+# SPIRE reports its version from pkg/common/version's gittag, which its datastore also parses as semver
+# at start: without the "v" (else spire-server panics in sqlstore's init).
+ld="-s -w -X github.com/spiffe/spire/pkg/common/version.gittag=${SPIRE_VERSION#v}"
 for cmd in spire-server spire-agent; do
   log "go build github.com/spiffe/spire/cmd/${cmd} (minutes on 2 cores)"
   (cd "$WORK" && "$GO" build -trimpath -ldflags "$ld" -o "${BIN_DIR}/${cmd}.tmp" "github.com/spiffe/spire/cmd/${cmd}")
   mv -f "${BIN_DIR}/${cmd}.tmp" "${BIN_DIR}/${cmd}"
 done
 log "done in $((SECONDS - start)) s"
-"$SERVER" --version >&2 || true
-"$AGENT" --version >&2 || true
+"$SERVER" --version >&2
+"$AGENT" --version >&2
 print_paths
