@@ -1,12 +1,14 @@
 // Prometheus metrics for the admin port's /metrics. Protocol code stays free of metrics: everything is
 // observed through the ADS server's `observe` hooks or read from the pipeline and cache at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { certificateExpiryGauge } from './metrics-tls.js';
 import type { Pipeline } from './pipeline.js';
 import { apiResourceKind } from './sources/kube-access.js';
 import { roles } from './translate/view.js';
 import type { SnapshotCache } from './xds/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
-import type { AdsStream } from './xds/stream.js';
+import { streamStatus } from './xds/status.js';
+import type { StreamStatus } from './xds/stream-status.js';
 import type { RolloutStage } from './xds/rollout-stage.js';
 import type { Settled } from './xds/rollout.js';
 
@@ -18,7 +20,7 @@ export interface MetricsSources {
   pipeline: Pipeline;
   cache: SnapshotCache;
   /** Every open ADS stream, state of the world and delta. */
-  streams: () => Iterable<Pick<AdsStream, 'node'>>;
+  streams: () => Iterable<Pick<StreamStatus, 'node'>>;
   rollout?: RolloutStage;
 }
 
@@ -103,6 +105,7 @@ export class Metrics {
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });
+    certificateExpiryGauge(this.registry, prefix, sources.pipeline);
     // Shown as 0 before the first timeout, so an alert on it has a series from the start.
     for (const phase of ['announce', 'withdraw']) this.rolloutTimeouts.inc({ phase }, 0);
     new Gauge({
@@ -194,7 +197,7 @@ export class Metrics {
     if (s.timedOut) this.rolloutTimeouts.inc({ phase: s.phase });
   }
 
-  /** Hooks for XdsServerOptions.observe. */
+  /** Hooks for XdsServerOptions.observe: the same for state-of-the-world and delta streams. */
   observer(): NonNullable<XdsServerOptions['observe']> {
     return {
       connected: (s) => this.connections.inc({ role: s.node.view.role }),
@@ -203,7 +206,7 @@ export class Metrics {
       sent: (s, kind, _version, _nonce, count) => {
         this.pushes.inc({ type: kind });
         this.resourcesSent.inc({ type: kind }, count);
-        const changedAt = s.types.get(kind)?.changedAt;
+        const changedAt = streamStatus(s).changedAt(kind);
         if (changedAt !== undefined) this.pushSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
       },
       decided: (s, kind, decision) => {
@@ -212,7 +215,7 @@ export class Metrics {
         else if (decision.kind === 'ack') {
           this.acks.inc({ type: kind });
           // The stream clears changedAt once answered, so each change is observed once per node.
-          const changedAt = s.types.get(kind)?.changedAt;
+          const changedAt = streamStatus(s).changedAt(kind);
           if (changedAt !== undefined) this.convergenceSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
         }
       },

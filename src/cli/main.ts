@@ -12,12 +12,13 @@ import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { registerInject } from './inject-command.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
-import { parseDuration } from '../translate/common.js';
+import { parseDurationMs } from '../model/durations.js';
 import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
 import { parseAccessLogDir } from '../model/annotations.js';
 import { checkDnsLabel } from '../model/values.js';
+import type { MtlsMode } from '../model/mtls.js';
 import {
   adminGet,
   formatData,
@@ -51,11 +52,31 @@ async function sourceFrom(
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
 }
 
+/** The `serve` options of mutual TLS, checked. */
+function tlsOptions(o: Record<string, string | boolean | undefined>) {
+  const sds = o.sds as string | undefined;
+  if (sds !== undefined && !/^unix:\/\S+$/.test(sds)) throw new Error(`--sds ${sds}: expected unix:/PATH`);
+  const names = String(o.sdsNames).split(',');
+  if (names.length !== 2 || names.some((n) => !n.trim()))
+    throw new Error(`--sds-names ${o.sdsNames}: expected CERT,BUNDLE`);
+  const domain = String(o.trustDomain);
+  if (!/^[a-z0-9._-]+$/.test(domain)) throw new Error(`--trust-domain ${domain}: may hold only a-z 0-9 . _ -`);
+  return {
+    trustDomain: domain,
+    mtlsDefault: o.mtls as MtlsMode,
+    insecureIdentities: Boolean(o.insecureIdentities),
+    sds,
+    sdsNames:
+      names[0] === 'default' && names[1] === 'ROOTCA' ? undefined : (names.map((n) => n.trim()) as [string, string]),
+    expiryWarningMs: durationMs('--cert-expiry-warning', String(o.certExpiryWarning)),
+  };
+}
+
 function durationMs(option: string, text: string): number {
-  const seconds = parseDuration(text);
-  if (seconds === undefined || seconds <= 0)
+  const parsed = parseDurationMs(text);
+  if ('error' in parsed || parsed.ms <= 0)
     throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
-  return Math.round(seconds * 1000);
+  return Math.round(parsed.ms);
 }
 
 /** Dot-separated DNS labels: the domain ends every tunnel authority. */
@@ -83,7 +104,8 @@ function accessLogDir(value: string, all: string[]): string[] {
 }
 
 const accessLogDirHelp =
-  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
+  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; ' +
+  '/dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
 
 /** The package's version, from the package.json above src/ or dist/src/ (the CLI runs from either). */
 function packageVersion(): string {
@@ -105,7 +127,8 @@ export function program(): Command {
     .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
     .requiredOption(
       '--source <spec>',
-      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), or file:PATH (a YAML file or folder)',
+      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), ' +
+        'or file:PATH (a YAML file or folder)',
     )
     .option(
       '--namespace <ns>',
@@ -152,6 +175,20 @@ export function program(): Command {
       'close an ADS stream whose Envoy reads nothing of what it was sent for this long (DEADLINE_EXCEEDED)',
       '60s',
     )
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', 'cluster.local')
+    .addOption(
+      new Option('--mtls <mode>', 'mTLS mode of Services without tunnel-shim.io/mtls')
+        .choices(['strict', 'permissive', 'disable'])
+        .default('disable'),
+    )
+    .option(
+      '--insecure-identities',
+      'believe the identity a node claims in its bootstrap metadata (bootstrap --identity) ' +
+        'and serve it its key: laptops only',
+    )
+    .option('--sds <unix:PATH>', "nodes' certificates come from this SDS server (a SPIRE agent); the shim serves none")
+    .option('--sds-names <cert,bundle>', 'secret names on that SDS server', 'default,ROOTCA')
+    .option('--cert-expiry-warning <duration>', 'a served certificate this close to its end is a warning', '24h')
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
       const limits = { maxFileBytes: o.maxFileSize, maxTotalBytes: o.maxSourceSize };
@@ -167,6 +204,7 @@ export function program(): Command {
         maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
         writeBudget: { cutAfterMs: durationMs('--stuck-stream-timeout', o.stuckStreamTimeout) },
+        ...tlsOptions(o),
       });
       // Installed before start: a signal during the first read of a large source stops it too.
       const shutdown = async (signal: string) => {
@@ -202,9 +240,13 @@ export function program(): Command {
       'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404',
     )
     .option('--delta', 'use incremental xDS (api_type DELTA_GRPC) instead of state of the world')
+    .option('--identity <ns/sa>', "the node's identity claim (believed only by serve --insecure-identities)")
+    .option('--sds <unix:PATH>', "take the node's certificates from this SDS server (a SPIRE agent's socket)")
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const bootstrap = buildBootstrap({
+        identity: o.identity,
+        sds: o.sds,
         delta: Boolean(o.delta),
         role: o.role as Role,
         nodeId: o.nodeId,
@@ -266,7 +308,8 @@ export function program(): Command {
   cli
     .command('import-envoyfilter')
     .description(
-      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent',
+      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, ' +
+        'with a comment for each part that has no equivalent',
     )
     .argument('<files...>', 'YAML files with EnvoyFilter objects (other kinds are skipped)')
     .action((files: string[]) => {

@@ -6,8 +6,11 @@ import { isIP } from 'node:net';
 import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
+import { domainsOf } from './domains.js';
 import { indexEndpoints, indexPods, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
+import { missingCertificates, mtlsModeOf, servingIdentities, withMtlsDefault } from './mtls.js';
+import { buildIdentities, isIdentitySecret } from './secrets.js';
 import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
 import { parseRoute } from './routes.js';
 import type { Endpoint, Model, ModelOptions, Tunnel, TunnelSettings } from './tunnel.js';
@@ -46,6 +49,9 @@ function tunnelsOfService(
     else report.warn('UnknownAnnotation', path, e.message);
   }
   if (!settings) return [];
+  const mtls = withMtlsDefault(settings, options.mtlsDefault);
+  if (mtls.error)
+    report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/allowed-identities'], mtls.error);
   const outside =
     settings.accessLog === undefined ? undefined : accessLogOutsideDirs(settings.accessLog, options.accessLogDirs);
   if (outside) report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/access-log'], outside);
@@ -100,7 +106,7 @@ function tunnelsOfService(
       port,
       clusterIP,
       authority: `${ref.name}.${ref.namespace}.svc.${options.clusterDomain}:${port}`,
-      settings,
+      settings: mtls.settings,
       endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(portName) ?? [],
       origin: sourced.origin,
     });
@@ -214,14 +220,38 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
   const { splits, created } = applyRoutes(routes, tunnels, rejected, readableServices, endpoints, options, diagnostics);
   const previousByKey = new Map((previous?.tunnels ?? []).map((t) => [t.key, t]));
   const out: Tunnel[] = [];
+  const trustDomain = options.trustDomain ?? 'cluster.local';
   for (const t of [...tunnels, ...created]) {
     if (rejected.has(t)) continue;
     const split = splits.get(t);
-    out.push(keepIdentity(split ? { ...t, split } : t, previousByKey.get(t.key)));
+    const servedBy = mtlsModeOf(t) === 'disable' ? undefined : servingIdentities(t, trustDomain);
+    const withParts = split || servedBy ? { ...t, ...(split ? { split } : {}), ...(servedBy ? { servedBy } : {}) } : t;
+    out.push(keepIdentity(withParts, previousByKey.get(t.key)));
   }
-  const model = { tunnels: out, diagnostics };
+  const tls = modelTls(objects, options, previous, diagnostics);
+  if (!options.externalSds) diagnostics.push(...missingCertificates(out, tls.identities));
+  const model: Model = { tunnels: out, diagnostics, tls };
   buildStates.set(model, state);
   return model;
+}
+
+function modelTls(
+  objects: readonly SourcedObject[],
+  options: ModelOptions,
+  previous: Model | undefined,
+  diagnostics: Diagnostic[],
+) {
+  const trustDomain = options.trustDomain ?? 'cluster.local';
+  const secrets = objects.filter((o) => isIdentitySecret(o.object));
+  const identityOptions = { trustDomain, expiryWarningMs: options.expiryWarningMs };
+  const identities = buildIdentities(secrets, identityOptions, previous?.tls?.identities, diagnostics);
+  // Unchanged certificates keep the previous object: the rollout stage and cache see no change.
+  const last = previous?.tls;
+  const same =
+    last?.trustDomain === trustDomain &&
+    last.identities.size === identities.size &&
+    [...identities].every(([id, cert]) => last.identities.get(id) === cert);
+  return same ? last : { trustDomain, identities };
 }
 
 /** False (with an error naming the field) for an object the model cannot read; it is left out. */
@@ -422,13 +452,6 @@ function backendTunnel(
     origin: route.origin,
     via: { name: parent.service.name, port: parent.port },
   };
-}
-
-/** The authorities a terminator or relay accepts for a tunnel (one virtual host's domains). */
-export function domainsOf(t: Tunnel): string[] {
-  // A TCPRoute backend is named by its own authority (the split's hostname reads it from the cluster).
-  if (t.via) return [t.authority];
-  return t.settings.domains ?? [t.settings.hostname ?? t.authority];
 }
 
 /** Envoy NACKs a route configuration with a domain twice: on one port the earlier Service keeps it. */

@@ -1,5 +1,6 @@
 // The snapshot cache: one snapshot per distinct node view, rebuilt when the model changes, shared by
 // every stream with that view. The server meets it only through `watch`.
+import { secretsChanged } from '../translate/secrets.js';
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { viewKey, type NodeView } from '../translate/view.js';
@@ -66,6 +67,7 @@ export class SnapshotCache {
     this.onRebuild?.();
     this.changedAt = changedAt;
     const diffs: Partial<Record<Side, ReturnType<typeof changedTunnels>>> = {};
+    const previousModels = { ...this.models };
     for (const side of sides) {
       if (models[side] === this.models[side]) continue;
       const other = diffs[side === 'terminate' ? 'originate' : 'terminate'];
@@ -86,7 +88,10 @@ export class SnapshotCache {
       if (!diff) continue;
       const concerned = (t: Tunnel | undefined) => t !== undefined && concerns(entry.view, t);
       const touched =
-        diff.portsChanged || !entry.snapshot || diff.changes.some((c) => concerned(c.before) || concerned(c.after));
+        diff.portsChanged ||
+        !entry.snapshot ||
+        secretsChanged(previousModels[sideOf(entry.view)], this.models[sideOf(entry.view)]!, entry.view) ||
+        diff.changes.some((c) => concerned(c.before) || concerned(c.after));
       if (!touched) continue;
       const before = entry.snapshot;
       this.rebuild(entry);

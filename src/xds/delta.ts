@@ -15,9 +15,10 @@ import {
   type DeltaDecision,
   type DeltaSubscription,
 } from './delta-decide.js';
+import { DeltaDeliveries } from './delta-status.js';
 import type { NodeIdentity } from './node.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
-import { changedSince } from './snapshot.js';
+import { changedSince, type Snapshot } from './snapshot.js';
 import type { NackRecord } from './stream.js';
 import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
 
@@ -30,6 +31,8 @@ export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   generation: number;
   /** The first request of the type gets an answer even when there is nothing to add: Envoy waits for it. */
   owesAnswer: boolean;
+  /** Which response carried each name and how it was answered (status, CSDS, metrics). */
+  deliveries: DeltaDeliveries;
 }
 
 export interface DecodedDeltaRequest {
@@ -65,7 +68,7 @@ export class DeltaStream extends StreamTransport {
     if (!kind) return undefined;
     let state = this.types.get(kind);
     if (!state) {
-      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0 };
+      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0, deliveries: new DeltaDeliveries() };
       this.types.set(kind, state);
     }
     const req = {
@@ -85,6 +88,7 @@ export class DeltaStream extends StreamTransport {
       state.ackedVersion = state.lastVersion;
       state.ackedNonce = req.responseNonce;
       state.nacks = 0;
+      state.deliveries.acked();
       this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
       state.lastNack = {
@@ -93,6 +97,7 @@ export class DeltaStream extends StreamTransport {
         message: decision.message,
         at: new Date().toISOString(),
       };
+      state.deliveries.nacked(state.lastNack);
       this.scheduleRetry(kind, state);
     }
     // Subscription changes apply whatever the nonce: Envoy piggybacks them on ACKs.
@@ -106,7 +111,12 @@ export class DeltaStream extends StreamTransport {
   }
 
   protected pushChanges(kind: ResourceKind): void {
-    this.pushKind(kind);
+    this.pushKind(kind, false, true);
+  }
+
+  /** The node's current snapshot (what it would be sent now). */
+  snapshot(): Snapshot | undefined {
+    return this.watch.snapshot();
   }
 
   protected resend(kind: ResourceKind): void {
@@ -128,7 +138,7 @@ export class DeltaStream extends StreamTransport {
     return bytes;
   }
 
-  private pushKind(kind: ResourceKind, full = false): void {
+  private pushKind(kind: ResourceKind, full = false, becauseOfChange = false): void {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
     if (!state?.started || !snapshot) return;
@@ -173,6 +183,12 @@ export class DeltaStream extends StreamTransport {
     );
     state.lastNonce = nonce;
     state.lastVersion = ts.version;
+    state.deliveries.sent(
+      send,
+      send.length === ts.resources.size,
+      ts.version,
+      becauseOfChange ? ts.changedAt : undefined,
+    );
     this.resendChildren(kind, resources);
     this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
   }

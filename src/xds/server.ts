@@ -6,12 +6,15 @@ import type { SnapshotCache } from './cache.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
+import type { NodeOptions } from './node.js';
 import { isMalformed, RequestLimitError } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
 import { DeltaStream, type DecodedDeltaRequest, type DeltaStreamEvents } from './delta.js';
 import type { DeltaDecision } from './delta-decide.js';
+import { streamStatus } from './status.js';
+import type { StreamStatus } from './stream-status.js';
 
 /** A connected Envoy, on either protocol variant. */
 export type XdsStream = AdsStream | DeltaStream;
@@ -33,11 +36,13 @@ export interface XdsServerOptions {
   maxConnectionAgeGraceMs?: number;
   /** Bytes all streams together may have in flight, when a stream's unread bytes stop counting, when it is cut. */
   writeBudget?: WriteBudgetOptions;
-  /** Observers for metrics; the server itself only logs. */
-  observe?: Partial<StreamEvents> & {
-    deltaSent?: DeltaStreamEvents['sent'];
-    /** A delta request was decided (make-before-break looks again on every ACK). */
-    deltaDecided?: DeltaStreamEvents['decided'];
+  /** How nodes' identities are decided (xds/identity.ts), and `serve --sds`. */
+  identity?: NodeOptions;
+  /** Observers for metrics; the server itself only logs. Both stream kinds report through the same hooks. */
+  observe?: {
+    sent?(stream: XdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
+    /** A request was decided (make-before-break looks again on every ACK). */
+    decided?(stream: XdsStream, kind: ResourceKind, decision: Decision | DeltaDecision): void;
     connected?(stream: XdsStream): void;
     disconnected?(stream: XdsStream): void;
     /** A stream closed because its peer read nothing for `writeBudget.cutAfterMs`. */
@@ -50,9 +55,9 @@ export interface XdsServerOptions {
 export { WriteBudget };
 
 export class XdsServer {
-  /** State-of-the-world streams (CSDS, metrics and status read these). */
+  /** State-of-the-world streams. */
   readonly streams = new Set<AdsStream>();
-  /** Delta streams: shown in /debug/nodes; not yet in CSDS or the per-stream metrics. */
+  /** Delta streams. */
   readonly deltaStreams = new Set<DeltaStream>();
   readonly budget: WriteBudget;
   private server?: grpc.Server;
@@ -80,7 +85,7 @@ export class XdsServer {
     server.addService(
       csdsServiceDefinition(),
       csdsHandlers(
-        () => this.streams,
+        () => this.statuses(),
         this.options.logger,
         (call) => this.track(call),
       ),
@@ -92,6 +97,14 @@ export class XdsServer {
     );
     this.server = server;
     return this.boundPort;
+  }
+
+  /** Every connected node's status, whichever protocol it speaks: what CSDS, admin and metrics read. */
+  statuses(): StreamStatus[] {
+    const out: StreamStatus[] = [];
+    for (const s of this.streams) out.push(streamStatus(s));
+    for (const s of this.deltaStreams) out.push(streamStatus(s));
+    return out;
   }
 
   /** Stops accepting streams and ends the open ones with UNAVAILABLE so clients reconnect elsewhere. */
@@ -130,7 +143,7 @@ export class XdsServer {
     },
     decided: (s, kind, decision, version, nonce) =>
       logDecision(this.options.logger, s.node.id, kind, decision, version, nonce, () =>
-        this.options.observe?.decided?.(s, kind, decision, version, nonce),
+        this.options.observe?.decided?.(s, kind, decision),
       ),
   };
 
@@ -140,11 +153,11 @@ export class XdsServer {
         { node: s.node.id, type: kind, version, nonce, resources: count, removed },
         'sent (delta)',
       );
-      this.options.observe?.deltaSent?.(s, kind, version, nonce, count, removed);
+      this.options.observe?.sent?.(s, kind, version, nonce, count);
     },
     decided: (s, kind, decision, nonce) =>
       logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () =>
-        this.options.observe?.deltaDecided?.(s, kind, decision, nonce),
+        this.options.observe?.decided?.(s, kind, decision),
       ),
   };
 
@@ -168,7 +181,7 @@ export class XdsServer {
       if (isMalformed(request)) return fail(grpc.status.INVALID_ARGUMENT, request.malformed);
       try {
         if (!stream) {
-          const node = parseNode(request.node);
+          const node = parseNode(request.node, this.options.identity);
           const watch = this.options.cache.watch(node.view, () => stream?.push());
           const cut = (ms: number) => this.cut(call, stream!, sink!, ms, fail);
           sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), cut);

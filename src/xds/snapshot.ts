@@ -16,6 +16,7 @@ import type { Diagnostic } from '../model/diagnostics.js';
 import type { Model } from '../model/tunnel.js';
 import { translate, type NodeView } from '../translate/index.js';
 import { objectOf, type NamedResource } from '../translate/resources.js';
+import { redactSecret } from '../translate/secrets.js';
 
 export interface TypeSnapshot {
   resources: Map<string, EncodedResource>;
@@ -45,7 +46,7 @@ export interface BuiltSnapshot {
   diagnostics: Diagnostic[];
 }
 
-const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension'];
+const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension', 'secret'];
 
 const entryHashes = new WeakMap<EncodedResource, bigint>();
 
@@ -83,6 +84,7 @@ export function resourceObjects(model: Model, view: NodeView): Record<ResourceKi
     out[kind] = new Map();
     for (const r of resources[kind]) if (!out[kind].has(r.name)) out[kind].set(r.name, objectOf(r));
   }
+  for (const [name, secret] of out.secret) out.secret.set(name, redactSecret(secret));
   return out;
 }
 

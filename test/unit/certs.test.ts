@@ -16,7 +16,7 @@ const parse = (text: string) => YAML.parseAllDocuments(text).map((d) => d.toJS()
 const roots = (bundle: string) => bundle.match(/-----BEGIN CERTIFICATE-----[^-]+-----END CERTIFICATE-----/g) ?? [];
 
 describe('tunnel-shim certs (development CA)', () => {
-  it('prints a CA and one kubernetes.io/tls Secret per identity, each leaf a SPIFFE SVID signed by the CA', async () => {
+  it('prints a CA and one kubernetes.io/tls Secret per identity, each leaf a SPIFFE SVID the CA signed', async () => {
     const [ca, web, db] = parse(await certsYaml({ trustDomain: 'example.org', identities: ['shop/web', 'shop/db'] }));
     const caCert = new crypto.X509Certificate(pem(ca!, 'tls.crt'));
     expect(caCert.ca).toBe(true);
