@@ -41,13 +41,16 @@ export function jsonAccessLog(file: string): Record<string, unknown> {
 export async function startEnvoyAs(
   name: string,
   uid: number,
-  bootstrap: (dir: string) => Record<string, unknown>,
+  bootstrap: (dir: string) => Record<string, unknown> | Promise<Record<string, unknown>>,
 ): Promise<EnvoyProcess> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), `envoy-${name}-`));
   fs.chownSync(dir, uid, uid);
   const accessLogPath = path.join(dir, 'access.log');
   const adminPathFile = path.join(dir, 'admin-address');
-  const config = { ...bootstrap(dir), admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } } };
+  const config = {
+    ...(await bootstrap(dir)),
+    admin: { address: { socket_address: { address: '127.0.0.1', port_value: 0 } } },
+  };
   const configPath = path.join(dir, 'bootstrap.json');
   fs.writeFileSync(configPath, JSON.stringify(config));
   const logPath = path.join(dir, 'envoy.log');
