@@ -6,12 +6,33 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { EnvoyProcess } from '../helpers/envoy.js';
 import { freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { startSpire, type Spire } from '../helpers/spire.js';
-import { jsonAccessLog, startEnvoyAs } from '../helpers/spire-envoy.js';
+import { startEnvoyAs } from '../helpers/spire-envoy.js';
 import { sleep, waitFor } from '../helpers/wait.js';
 
 // Two uids no one else uses: SPIRE's unix attestor gives each its own identity.
 const ORIGINATOR_UID = 47001;
 const TERMINATOR_UID = 47002;
+
+/** A JSON access log with the peer's identity. */
+function jsonAccessLog(file: string): Record<string, unknown> {
+  return {
+    name: 'envoy.access_loggers.file',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
+      path: file,
+      log_format: {
+        json_format: {
+          peer_uri_san: '%DOWNSTREAM_PEER_URI_SAN%',
+          local_uri_san: '%DOWNSTREAM_LOCAL_URI_SAN%',
+          peer_serial: '%DOWNSTREAM_PEER_SERIAL%',
+          upstream_host: '%UPSTREAM_HOST%',
+          bytes_received: '%BYTES_RECEIVED%',
+          response_flags: '%RESPONSE_FLAGS%',
+        },
+      },
+    },
+  };
+}
 
 function sdsConfig(): Record<string, unknown> {
   const source = { envoy_grpc: { cluster_name: 'spire_agent' } };

@@ -13,27 +13,6 @@ process.on('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** A JSON access log line format with the peer's identity, for listeners and tcp_proxy alike. */
-export function jsonAccessLog(file: string): Record<string, unknown> {
-  return {
-    name: 'envoy.access_loggers.file',
-    typed_config: {
-      '@type': 'type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog',
-      path: file,
-      log_format: {
-        json_format: {
-          peer_uri_san: '%DOWNSTREAM_PEER_URI_SAN%',
-          local_uri_san: '%DOWNSTREAM_LOCAL_URI_SAN%',
-          peer_serial: '%DOWNSTREAM_PEER_SERIAL%',
-          upstream_host: '%UPSTREAM_HOST%',
-          bytes_received: '%BYTES_RECEIVED%',
-          response_flags: '%RESPONSE_FLAGS%',
-        },
-      },
-    },
-  };
-}
-
 /**
  * Starts Envoy as `uid` (and gid) with `bootstrap(dir)`, the bootstrap built for a directory the Envoy
  * owns (its access log goes to `${dir}/access.log`); admin on a port it picks on 127.0.0.1.
