@@ -1,13 +1,14 @@
 // `make bench`: every scenario of issue 6 in one run, one table. Benchmarks print figures; they are
 // not tests. Flags: --scale F multiplies Service and stream counts (default 1), --rate-seconds N
 // shortens the 20 changes/s run (default 60), --no-peer, --no-dataplane, --profile (node --cpu-prof
-// of the shim into bench/profiles/), --only sotw,delta,peer,s2,idle,dataplane (a subset, while tuning).
+// of the shim into bench/profiles/), --only sotw,delta,peer,s2,idle,dataplane,mtls (a subset, while tuning).
 import fs from 'node:fs';
 import { run, p, type RunResult } from './control-plane.js';
 import { startPeer, startShim, peerBinary } from './servers.js';
 import { rssBytes } from './proc.js';
 import { Child, sleep } from './child.js';
 import { runDataPlane } from './dataplane.js';
+import { runDataPlaneMtls } from './dataplane-mtls.js';
 
 const args = process.argv.slice(2);
 // A failed run still ends its children (child.ts kills them on exit).
@@ -239,6 +240,7 @@ if (runs('idle')) {
 }
 
 if (!args.includes('--no-dataplane') && runs('dataplane')) for (const r of await runDataPlane(scale)) row(...r);
+if (!args.includes('--no-dataplane') && runs('mtls')) for (const r of await runDataPlaneMtls(scale)) row(...r);
 
 const widths = [0, 1, 2, 3, 4].map((i) =>
   Math.max(...[['scenario', 'figure', 'measured', 'goal', ''], ...rows].map((r) => r[i]!.length)),

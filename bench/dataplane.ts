@@ -23,7 +23,7 @@ import { delayedLink } from './link.js';
 
 type Row = [string, string, string, string, string];
 
-async function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
+export async function connect(port: number, host = '127.0.0.1'): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
     const s = net.connect(port, host, () => resolve(s));
     s.once('error', reject);
@@ -58,7 +58,7 @@ async function throughput(port: number, host: string, bytes: number): Promise<nu
 /** New-connection latency: connect, send one byte, until it comes back. Sequential, as a client would. */
 let failed = 0;
 
-async function shortConnections(port: number, host: string, count: number): Promise<number[]> {
+export async function shortConnections(port: number, host: string, count: number): Promise<number[]> {
   const out: number[] = [];
   for (let i = 0; i < count; i++) {
     const start = performance.now();
@@ -77,7 +77,7 @@ async function shortConnections(port: number, host: string, count: number): Prom
   return out;
 }
 
-async function waitListening(port: number, host: string): Promise<void> {
+export async function waitListening(port: number, host: string): Promise<void> {
   for (let i = 0; i < 200; i++) {
     try {
       (await connect(port, host)).destroy();
@@ -90,7 +90,7 @@ async function waitListening(port: number, host: string): Promise<void> {
 }
 
 /** A hand-written Envoy from a template in bench/static/; `prefix` runs it elsewhere (`ip netns exec NAME`). */
-async function staticEnvoy(template: string, vars: Record<string, string | number>, prefix: string[] = []) {
+export async function staticEnvoy(template: string, vars: Record<string, string | number>, prefix: string[] = []) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-envoy-'));
   let text = fs.readFileSync(path.join(benchDir, 'static', template), 'utf8');
   for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`\${${k}}`, String(v));
@@ -116,7 +116,7 @@ async function staticEnvoy(template: string, vars: Record<string, string | numbe
 }
 
 /** The backend in a namespace: its own node process there (stdin held open: it ends with us). */
-async function backendIn(ns: Netns): Promise<{ port: number; close(): void }> {
+export async function backendIn(ns: Netns): Promise<{ port: number; close(): void }> {
   const argv = [...ns.exec, ...nodeScript('backend.ts'), ns.addresses[0]!];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'inherit'] });
   started.add(child);
