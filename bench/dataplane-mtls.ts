@@ -19,7 +19,7 @@ import { serviceYaml } from '../test/helpers/objects.js';
 import { backend } from './backend.js';
 import { benchDir, percentile, sleep, started } from './child.js';
 import { hops } from './dataplane-hops.js';
-import { backendIn, shortConnections, waitListening } from './dataplane.js';
+import { backendIn, connect, shortConnections, waitListening } from './dataplane.js';
 import { delayedLink } from './link.js';
 import { cpuSeconds } from './proc.js';
 
@@ -75,9 +75,8 @@ interface Path {
   port: number;
   originator: Side;
   terminator: Side;
-  /** The counters of each side's TLS handshakes with the other. */
-  handshakeO: RegExp;
-  handshakeT: RegExp;
+  /** The originator's cluster to the terminator, as a pattern of its stats prefix. */
+  cluster: string;
   latency: number[];
   roundP50: number[];
   failed: number;
@@ -88,6 +87,8 @@ interface Path {
   handshakesO: number;
   handshakesT: number;
   resumedO: number;
+  /** Since the Envoys started (warm-up included): handshakes and upstream connections of the originator. */
+  total: string;
 }
 
 interface Far {
@@ -167,47 +168,72 @@ async function setUp(far: Far) {
       fs.writeFileSync(path.join(certDir, `${name}.key`), who.leaf.keyPem);
     }
     const vars = {
-      APP_PORT: await freePort(),
       TUNNEL_ADDRESS: far.address,
-      TUNNEL_PORT: await farPort(),
       BACKEND_ADDRESS: far.address,
       BACKEND_PORT: far.backendPort,
       CERT_DIR: certDir,
       CLIENT_ID: client.id,
       SERVER_ID: server.id,
     };
-    const st = await staticEnvoy('tcp-mtls-terminate.yaml', vars, far.netns?.exec ?? []);
-    stops.push(st.stop);
-    const so = await staticEnvoy('tcp-mtls-originate.yaml', vars);
-    stops.push(so.stop);
+    // Envoy's default (a client resumes TLS sessions), and every connection a full handshake.
+    const perConnection = async (sessionKeys: number) => {
+      const ports = { APP_PORT: await freePort(), TUNNEL_PORT: await farPort(), SESSION_KEYS: sessionKeys };
+      const st = await staticEnvoy('tcp-mtls-terminate.yaml', { ...vars, ...ports }, far.netns?.exec ?? []);
+      stops.push(st.stop);
+      const so = await staticEnvoy('tcp-mtls-originate.yaml', { ...vars, ...ports });
+      stops.push(so.stop);
+      const path: Path = {
+        port: ports.APP_PORT,
+        originator: so.side,
+        terminator: st.side,
+        cluster: 'cluster\\.next',
+        ...blank(),
+      };
+      return path;
+    };
 
-    const blank = () => ({ latency: [], roundP50: [], failed: 0, cpuO: 0, cpuT: 0, connections: 0, ...noHandshakes });
-    const listenerHandshakes = /^listener\.[\d.]+_\d+\.ssl\.handshake$/;
     const pooled: Path = {
       port: appPort,
       originator: side(o),
       terminator: side(t),
-      handshakeO: /^cluster\.originate\/bench\/echo\/\d+\.ssl\.handshake$/,
-      handshakeT: listenerHandshakes,
+      cluster: 'cluster\\.originate/bench/echo/\\d+',
       ...blank(),
     };
-    const perConn: Path = {
-      port: vars.APP_PORT,
-      originator: so.side,
-      terminator: st.side,
-      handshakeO: /^cluster\.next\.ssl\.handshake$/,
-      handshakeT: listenerHandshakes,
-      ...blank(),
-    };
-    return { pooled, perConn, stop };
+    const paths: Paths = { pooled, perConn: await perConnection(1), perConnFull: await perConnection(0) };
+    return { paths, stop };
   } catch (err) {
     await stop();
     throw err;
   }
 }
 
-const noHandshakes = { handshakesO: 0, handshakesT: 0, resumedO: 0 };
-const resumed = /^cluster\.(next|originate\/.*)\.ssl\.session_reused$/;
+const blank = () => ({
+  latency: [],
+  roundP50: [],
+  failed: 0,
+  cpuO: 0,
+  cpuT: 0,
+  connections: 0,
+  handshakesO: 0,
+  handshakesT: 0,
+  resumedO: 0,
+  total: '',
+});
+const listenerHandshakes = /^listener\.[\d.]+_\d+\.ssl\.handshake$/;
+/** The originator's handshakes, resumed sessions and upstream connections; the terminator's handshakes. */
+async function tlsCounters(p: Path) {
+  const stat = (name: string) => sum(p.originator, new RegExp(`^${p.cluster}\\.${name}$`));
+  return {
+    o: await stat('ssl\\.handshake'),
+    resumed: await stat('ssl\\.session_reused'),
+    upstream: await stat('upstream_cx_total'),
+    versions: [...(await p.originator.counters())]
+      .filter(([name, n]) => n > 0 && new RegExp(`^${p.cluster}\\.ssl\\.versions\\.`).test(name))
+      .map(([name]) => name.slice(name.lastIndexOf('.versions.') + 10))
+      .join(', '),
+    t: await sum(p.terminator, listenerHandshakes),
+  };
+}
 
 /** Both paths in turns, as dataplane.ts does; CPU and handshakes counted around each path's own rounds. */
 async function measure(paths: Path[], count: number, rounds: number): Promise<void> {
@@ -215,14 +241,8 @@ async function measure(paths: Path[], count: number, rounds: number): Promise<vo
     await waitListening(p.port, '127.0.0.1');
     await shortConnections(p.port, '127.0.0.1', 20); // warm: the pooled path opens its HTTP/2 connection
   }
-  const before = new Map<Path, number[]>();
-  for (const p of paths) {
-    before.set(p, [
-      await sum(p.originator, p.handshakeO),
-      await sum(p.terminator, p.handshakeT),
-      await sum(p.originator, resumed),
-    ]);
-  }
+  const before = new Map<Path, Awaited<ReturnType<typeof tlsCounters>>>();
+  for (const p of paths) before.set(p, await tlsCounters(p));
   for (let r = 0; r < rounds; r++) {
     for (const p of paths) {
       const n = Math.round(count / rounds);
@@ -237,10 +257,13 @@ async function measure(paths: Path[], count: number, rounds: number): Promise<vo
     }
   }
   for (const p of paths) {
-    const [o, t, r] = before.get(p)!;
-    p.handshakesO = (await sum(p.originator, p.handshakeO)) - o!;
-    p.handshakesT = (await sum(p.terminator, p.handshakeT)) - t!;
-    p.resumedO = (await sum(p.originator, resumed)) - r!;
+    const [was, now] = [before.get(p)!, await tlsCounters(p)];
+    p.handshakesO = now.o - was.o;
+    p.handshakesT = now.t - was.t;
+    p.resumedO = now.resumed - was.resumed;
+    p.total =
+      `${now.o} / ${now.t} (${now.versions}) over ${now.upstream} upstream connection(s) ` +
+      `for ${p.connections + 20} app connections`;
   }
 }
 
@@ -252,29 +275,46 @@ const per1000 = (x: number, f: Path) => (x * 1000) / f.connections;
 const cpu = (f: Path) => `${per1000(f.cpuO * 1000, f).toFixed(0)} / ${per1000(f.cpuT * 1000, f).toFixed(0)} ms`;
 const handshakes = (f: Path) => `${per1000(f.handshakesO, f).toFixed(0)} / ${per1000(f.handshakesT, f).toFixed(0)}`;
 
-function rows(scenario: string, pooled: Path, perConn: Path, goal?: number): Row[] {
-  const ratio = (q: number) => percentile(pooled.latency, q) / percentile(perConn.latency, q);
+interface Paths {
+  pooled: Path;
+  perConn: Path;
+  perConnFull: Path;
+}
+
+function rows(scenario: string, { pooled, perConn, perConnFull }: Paths, goal?: number): Row[] {
+  const ratioOf = (base: Path, q: number) => percentile(pooled.latency, q) / percentile(base.latency, q);
+  const ratio = (base: Path, q: number) => ratioOf(base, q).toFixed(2);
+  const resumed = (f: Path) => `${handshakes(f)} (${per1000(f.resumedO, f).toFixed(0)} resumed)`;
+  const met = goal !== undefined && ratioOf(perConn, 50) <= goal;
   return [
     [scenario, 'new-connection p50 / p99: pooled mTLS tunnel (shim)', lat(pooled), 'report', ''],
     [scenario, 'new-connection p50 / p99: per-connection mTLS tcp_proxy', lat(perConn), 'report', ''],
+    [scenario, 'the same, no TLS session resumption (max_session_keys: 0)', lat(perConnFull), 'report', ''],
     [
       scenario,
-      'ratio pooled / per-connection, p50; p99',
-      `${ratio(50).toFixed(2)}; ${ratio(99).toFixed(2)}`,
+      'ratio pooled / per-connection, p50; p99 (no resumption: p50; p99)',
+      `${ratio(perConn, 50)}; ${ratio(perConn, 99)} (${ratio(perConnFull, 50)}; ${ratio(perConnFull, 99)})`,
       goal ? `p50 <= ${goal}` : 'report',
-      goal ? (ratio(50) <= goal ? 'met' : 'MISSED') : '',
+      goal ? (met ? 'met' : 'MISSED') : '',
     ],
     [
       scenario,
-      'TLS handshakes per 1,000 connections, originator / terminator: pooled; per-connection',
-      `${handshakes(pooled)}; ${handshakes(perConn)} (${per1000(perConn.resumedO, perConn).toFixed(0)} resumed)`,
+      'TLS handshakes per 1,000 connections, originator / terminator: pooled; per-conn; no resumption',
+      `${handshakes(pooled)}; ${resumed(perConn)}; ${resumed(perConnFull)}`,
       'report',
       '',
     ],
     [
       scenario,
-      'CPU per 1,000 new connections, originator / terminator Envoy: pooled; per-connection',
-      `${cpu(pooled)}; ${cpu(perConn)}`,
+      'TLS handshakes since start, originator / terminator: pooled; per-connection',
+      `${pooled.total}; ${perConn.total}`,
+      'report',
+      '',
+    ],
+    [
+      scenario,
+      'CPU per 1,000 new connections, originator / terminator Envoy: pooled; per-conn; no resumption',
+      `${cpu(pooled)}; ${cpu(perConn)}; ${cpu(perConnFull)}`,
       'report',
       '',
     ],
@@ -285,15 +325,15 @@ const log = (s: string) => process.stderr.write(`bench: data plane mTLS: ${s}\n`
 
 async function loopback(count: number, rounds: number): Promise<Row[]> {
   const be = await backend();
-  const { pooled, perConn, stop } = await setUp({ address: '127.0.0.2', backendPort: be.port, xdsHost: '127.0.0.1' });
+  const { paths, stop } = await setUp({ address: '127.0.0.2', backendPort: be.port, xdsHost: '127.0.0.1' });
   try {
-    await measure([pooled, perConn], count, rounds);
+    await measure(Object.values(paths), count, rounds);
     log(`loopback: ${rounds} rounds done`);
   } finally {
     await stop();
     be.close();
   }
-  return rows(`data plane mTLS, ${count} short connections`, pooled, perConn);
+  return rows(`data plane mTLS, ${count} short connections`, paths);
 }
 
 /** The same with the terminating side across the link (`delayMs` each way); bounded by `limitMs`. */
@@ -316,9 +356,24 @@ async function acrossLink(delayMs: number, count: number, rounds: number, limitM
       };
       const paths = await setUp(far);
       cleanup.push(() => paths.stop());
-      await measure([paths.pooled, paths.perConn], count, rounds);
+      // One TCP handshake across the link: the unit the latencies are counted in.
+      await waitListening(far.backendPort, far.address);
+      const rtt: number[] = [];
+      for (let i = 0; i < 20; i++) {
+        const start = performance.now();
+        (await connect(far.backendPort, far.address)).destroy();
+        rtt.push(performance.now() - start);
+      }
+      await measure(Object.values(paths.paths), count, rounds);
       log(`link: ${rounds} rounds done`);
-      return rows(scenario, paths.pooled, paths.perConn, 0.6);
+      const linkRow: Row = [
+        scenario,
+        'the link: TCP connect p50 (one round trip)',
+        `${percentile(rtt, 50).toFixed(2)} ms`,
+        'report',
+        '',
+      ];
+      return [linkRow, ...rows(scenario, paths.paths, 0.6)];
     })();
     work.catch(() => {});
     const limit = new Promise<never>((_, reject) => {
