@@ -108,11 +108,13 @@ export async function staticEnvoy(template: string, vars: Record<string, string 
     '--base-id-path',
     path.join(dir, 'base-id'),
     '--use-dynamic-base-id',
+    '--admin-address-path', // where a template with an admin listener says it listens
+    path.join(dir, 'admin'),
   ];
   const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
   started.add(child); // killed on exit, also after a failure
   child.once('exit', () => started.delete(child));
-  return { stop: () => child.kill('SIGTERM') };
+  return { stop: () => child.kill('SIGTERM'), child, adminFile: path.join(dir, 'admin') };
 }
 
 /** The backend in a namespace: its own node process there (stdin held open: it ends with us). */

@@ -1,7 +1,6 @@
 // The paths of the mTLS data-plane benchmark (dataplane-mtls.ts): the shim's pooled mTLS tunnel and
 // the static per-connection mTLS tcp_proxy (with and without TLS session resumption) to one backend,
 // each Envoy as its process (for CPU) and its TLS counters.
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -9,11 +8,12 @@ import pino from 'pino';
 import { Shim } from '../src/shim.js';
 import { FileSource } from '../src/sources/file.js';
 import { issue, testCa } from '../test/helpers/certs.js';
-import { envoyBinary, startEnvoy } from '../test/helpers/envoy.js';
+import { startEnvoy } from '../test/helpers/envoy.js';
 import { freePort } from '../test/helpers/net.js';
 import type { Netns } from '../test/helpers/netns.js';
 import { serviceYaml } from '../test/helpers/objects.js';
-import { benchDir, sleep, started } from './child.js';
+import { sleep } from './child.js';
+import { staticEnvoy as plainStaticEnvoy } from './dataplane.js';
 
 /** An Envoy as the benchmark reads it: its process (for CPU) and its counters. */
 interface Side {
@@ -37,27 +37,18 @@ const sum = async (side: Side, pattern: RegExp) => {
   return total;
 };
 
-/** A hand-written Envoy with an admin port (for its stats); `prefix` runs it in a namespace. */
+/** A hand-written Envoy (dataplane.ts) whose template has an admin listener, for its stats. */
 async function staticEnvoy(template: string, vars: Record<string, string | number>, prefix: string[] = []) {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-envoy-'));
-  let text = fs.readFileSync(path.join(benchDir, 'static', template), 'utf8');
-  for (const [k, v] of Object.entries(vars)) text = text.replaceAll(`\${${k}}`, String(v));
-  fs.writeFileSync(path.join(dir, 'envoy.yaml'), text);
-  const adminFile = path.join(dir, 'admin');
-  const argv = [...prefix, envoyBinary(), '-c', path.join(dir, 'envoy.yaml'), '--concurrency', '1'];
-  argv.push('--disable-hot-restart', '-l', 'error', '--admin-address-path', adminFile);
-  argv.push('--base-id-path', path.join(dir, 'base-id'), '--use-dynamic-base-id');
-  // `ip netns exec` execs Envoy: the pid is Envoy's.
-  const child = spawn(argv[0]!, argv.slice(1), { stdio: 'ignore' });
-  started.add(child);
-  child.once('exit', () => started.delete(child));
-  for (let i = 0; i < 200 && !(fs.existsSync(adminFile) && fs.readFileSync(adminFile, 'utf8').trim()); i++) {
+  const { child, adminFile, stop } = await plainStaticEnvoy(template, vars, prefix);
+  const address = () => (fs.existsSync(adminFile) ? fs.readFileSync(adminFile, 'utf8').trim() : '');
+  for (let i = 0; i < 200 && !address(); i++) {
     if (child.exitCode !== null) throw new Error(`static Envoy ${template} exited with ${child.exitCode}`);
     await sleep(50);
   }
-  const adminUrl = `http://${fs.readFileSync(adminFile, 'utf8').trim()}`;
-  const side: Side = { pid: child.pid!, counters: () => counters(adminUrl) };
-  return { side, stop: () => void child.kill('SIGTERM') };
+  if (!address()) throw new Error(`static Envoy ${template}: no admin address within 10 s`);
+  // `ip netns exec` execs Envoy: the pid is Envoy's.
+  const side: Side = { pid: child.pid!, counters: () => counters(`http://${address()}`) };
+  return { side, stop };
 }
 
 /** One way through two Envoys, and what was measured through it. */
