@@ -4,11 +4,11 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 import type { Pipeline } from './pipeline.js';
 import { apiResourceKind } from './sources/kube-access.js';
 import { roles } from './translate/view.js';
-import type { SnapshotCache } from './xds/cache.js';
+import type { SnapshotCache } from './cache/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
-import type { AdsStream } from './xds/stream.js';
-import type { RolloutStage } from './xds/rollout-stage.js';
-import type { Settled } from './xds/rollout.js';
+import type { SotwStream } from './xds/sotw-stream.js';
+import type { RolloutStage } from './cache/rollout-stage.js';
+import type { Settled } from './cache/rollout.js';
 
 const prefix = 'tunnel_shim_';
 // From a local push (milliseconds) to a slow Envoy warming a listener (tens of seconds).
@@ -18,7 +18,7 @@ export interface MetricsSources {
   pipeline: Pipeline;
   cache: SnapshotCache;
   /** Every open ADS stream, state of the world and delta. */
-  streams: () => Iterable<Pick<AdsStream, 'node'>>;
+  streams: () => Iterable<Pick<SotwStream, 'node'>>;
   rollout?: RolloutStage;
 }
 
@@ -188,7 +188,7 @@ export class Metrics {
     });
   }
 
-  /** A make-before-break hold ended (xds/rollout.ts). */
+  /** A make-before-break hold ended (cache/rollout.ts). */
   rolloutSettled(s: Settled): void {
     this.rolloutHoldSeconds.observe({ phase: s.phase }, s.heldMs / 1000);
     if (s.timedOut) this.rolloutTimeouts.inc({ phase: s.phase });

@@ -6,9 +6,9 @@ import { buildModel } from './model/build.js';
 import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
 import type { Model, ModelOptions } from './model/tunnel.js';
 import type { Source, SourceState } from './sources/source.js';
-import type { SnapshotCache } from './xds/cache.js';
+import type { SnapshotCache } from './cache/cache.js';
 
-/** Where models go: the cache itself, or the rollout stage in front of it (xds/rollout-stage.ts). */
+/** Where models go: the cache itself, or the rollout stage in front of it (cache/rollout-stage.ts). */
 export type ModelSink = Pick<SnapshotCache, 'setModel' | 'diagnostics'>;
 
 export interface PipelineOptions extends ModelOptions {

@@ -6,7 +6,7 @@ import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
 import { defaultModelOptions, type ModelOptions } from './model/tunnel.js';
 import type { SourceState } from './sources/source.js';
 import type { NodeView } from './translate/view.js';
-import { ResourceEncoder, resourceObjects } from './xds/snapshot.js';
+import { ResourceEncoder, resourceObjects } from './cache/snapshot.js';
 
 export interface Rendered {
   resources: Record<'clusters' | 'endpoints' | 'extensions' | 'listeners' | 'routes', unknown[]>;

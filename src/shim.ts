@@ -5,10 +5,10 @@ import { createAdminServer, listen } from './admin/http.js';
 import { Pipeline } from './pipeline.js';
 import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
-import { SnapshotCache } from './xds/cache.js';
+import { SnapshotCache } from './cache/cache.js';
 import { XdsServer, type XdsStream } from './xds/server.js';
 import type { WriteBudgetOptions } from './xds/budget.js';
-import { RolloutStage } from './xds/rollout-stage.js';
+import { RolloutStage } from './cache/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
 

@@ -1,5 +1,5 @@
 // Per-tunnel memoisation of translated pieces. A tunnel whose content did not change keeps its object
-// identity across model rebuilds (xds/tunnels.ts), so its pieces are found here instead of being
+// identity across model rebuilds (cache/changes.ts), so its pieces are found here instead of being
 // rebuilt, and the encoder finds their bytes by object identity: a change re-translates and
 // re-encodes only the tunnels it touches. Entries live exactly as long as their tunnel object.
 import type { Tunnel } from '../model/tunnel.js';

@@ -5,7 +5,7 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { lookupType, TypeUrl } from '../envoy/protos.js';
 import { resourceStatuses, type ResourceStatus } from './status.js';
-import type { AdsStream } from './stream.js';
+import type { SotwStream } from './sotw-stream.js';
 
 type ConfigStatus = 'SYNCED' | 'STALE' | 'NOT_SENT' | 'ERROR';
 type ClientResourceStatus = 'ACKED' | 'REQUESTED' | 'NACKED' | 'DOES_NOT_EXIST';
@@ -79,7 +79,7 @@ function compileStringMatcher(m: StringMatcher, where: string): (value: string) 
 }
 
 /** Node matchers are ORed; an empty list selects every node. Bad matchers are refused even with no nodes. */
-export function selectStreams(streams: Iterable<AdsStream>, matchers: NodeMatcher[]): AdsStream[] {
+export function selectStreams(streams: Iterable<SotwStream>, matchers: NodeMatcher[]): SotwStream[] {
   const tests = matchers.map((m, i) => {
     if ((m.node_metadatas ?? []).length > 0)
       throw new CsdsRequestError(`node_matchers[${i}].node_metadatas: not supported; match on node_id`);
@@ -94,7 +94,7 @@ function anyOf(encoded: Uint8Array) {
   return lookupType('google.protobuf.Any').decode(encoded);
 }
 
-export function clientConfig(stream: AdsStream, excludeContents: boolean) {
+export function clientConfig(stream: SotwStream, excludeContents: boolean) {
   const generic_xds_configs = resourceStatuses(stream).map((r) => {
     const config: Record<string, unknown> = {
       type_url: TypeUrl[r.kind],
@@ -118,7 +118,7 @@ export function clientConfig(stream: AdsStream, excludeContents: boolean) {
   return { node: stream.node.message, generic_xds_configs };
 }
 
-export function clientStatus(streams: Iterable<AdsStream>, request: ClientStatusRequest) {
+export function clientStatus(streams: Iterable<SotwStream>, request: ClientStatusRequest) {
   return {
     config: selectStreams(streams, request.node_matchers ?? []).map((s) =>
       clientConfig(s, request.exclude_resource_contents === true),
@@ -171,7 +171,7 @@ function failure(err: unknown): Partial<grpc.StatusObject> {
 
 /** Handlers over the server's live streams: each request is answered with the state at that moment. */
 export function csdsHandlers(
-  streams: () => Iterable<AdsStream>,
+  streams: () => Iterable<SotwStream>,
   logger: Logger,
   track: (call: grpc.ServerDuplexStream<any, any>) => void,
 ): grpc.UntypedServiceImplementation {

@@ -4,7 +4,7 @@
 // state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from './cache.js';
+import type { Watch } from '../cache/cache.js';
 import {
   applySubscription,
   decideDelta,
@@ -17,9 +17,9 @@ import {
 } from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
-import { changedSince } from './snapshot.js';
-import type { NackRecord } from './stream.js';
-import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
+import { changedSince } from '../cache/snapshot.js';
+import type { NackRecord } from './sotw-stream.js';
+import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   lastVersion?: string;
@@ -46,7 +46,7 @@ export interface DeltaStreamEvents {
   decided(stream: DeltaStream, kind: ResourceKind, decision: DeltaDecision, nonce: string): void;
 }
 
-export class DeltaStream extends StreamTransport {
+export class DeltaStream extends BaseStream {
   readonly mode = 'delta' as const;
   readonly types = new Map<ResourceKind, DeltaTypeState>();
 

@@ -2,19 +2,19 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../envoy/protos.js';
-import type { SnapshotCache } from './cache.js';
+import type { SnapshotCache } from '../cache/cache.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
 import { isMalformed, RequestLimitError } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
-import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
+import { SotwStream, type DecodedRequest, type StreamEvents } from './sotw-stream.js';
 import { DeltaStream, type DecodedDeltaRequest, type DeltaStreamEvents } from './delta.js';
 import type { DeltaDecision } from './delta-decide.js';
 
 /** A connected Envoy, on either protocol variant. */
-export type XdsStream = AdsStream | DeltaStream;
+export type XdsStream = SotwStream | DeltaStream;
 type AnyCall = grpc.ServerDuplexStream<any, Buffer>;
 /** Ends one stream with a gRPC status (and logs why). */
 type Fail = (code: grpc.status, message: string) => void;
@@ -51,7 +51,7 @@ export { WriteBudget };
 
 export class XdsServer {
   /** State-of-the-world streams (CSDS, metrics and status read these). */
-  readonly streams = new Set<AdsStream>();
+  readonly streams = new Set<SotwStream>();
   /** Delta streams: shown in /debug/nodes; not yet in CSDS or the per-stream metrics. */
   readonly deltaStreams = new Set<DeltaStream>();
   readonly budget: WriteBudget;
@@ -176,7 +176,7 @@ export class XdsServer {
           stream =
             mode === 'delta'
               ? new DeltaStream(node, watch, sink, this.deltaEvents, cp)
-              : new AdsStream(node, watch, sink, this.events, cp);
+              : new SotwStream(node, watch, sink, this.events, cp);
           this.claimNodeId(stream, call, fail);
           if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
           else this.streams.add(stream);

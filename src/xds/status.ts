@@ -2,7 +2,7 @@
 // views, CSDS and `tunnel-shim status`, so they can never disagree.
 import type { EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, pushOrder, type ResourceKind } from '../envoy/protos.js';
-import type { AdsStream, NackRecord, TypeState } from './stream.js';
+import type { SotwStream, NackRecord, TypeState } from './sotw-stream.js';
 
 /** SYNCED: ACKed what was last sent; STALE: sent, no answer yet; NACKED: rejected; NOT_SENT: nothing sent. */
 export type SyncStatus = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT_SENT';
@@ -27,7 +27,7 @@ export interface ResourceStatus {
   nack?: NackRecord;
 }
 
-export function resourceStatuses(stream: AdsStream): ResourceStatus[] {
+export function resourceStatuses(stream: SotwStream): ResourceStatus[] {
   const snapshot = stream.snapshot();
   const out: ResourceStatus[] = [];
   for (const kind of pushOrder) {

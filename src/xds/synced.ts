@@ -1,10 +1,10 @@
 // Whether an Envoy holds the whole of its view's current snapshot: every type looked at since the
 // snapshot last changed, everything sent ACKed (a NACK is not), and every resource of a type that is
 // asked for by name (routes, endpoints) asked for: a listener whose new route the Envoy has not yet
-// requested is still warming. Read from the streams' own state; make-before-break (rollout-stage.ts)
+// requested is still warming. Read from the streams' own state; make-before-break (cache/rollout-stage.ts)
 // waits on it.
 import { pushOrder } from '../envoy/protos.js';
-import type { Snapshot, TypeSnapshot } from './snapshot.js';
+import type { Snapshot, TypeSnapshot } from '../cache/snapshot.js';
 import type { XdsStream } from './server.js';
 import { DeltaStream } from './delta.js';
 

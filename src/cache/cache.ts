@@ -2,10 +2,10 @@
 // every stream with that view. The server meets it only through `watch`.
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { Diagnostic } from '../model/diagnostics.js';
-import { viewKey, type NodeView } from '../translate/view.js';
+import { viewKey, type NodeView } from '../envoy/node-view.js';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
 import { ResourceEncoder, resourceObjects, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { changedTunnels, concerns, type TunnelIndex } from './tunnels.js';
+import { changedTunnels, concerns, type TunnelIndex } from './changes.js';
 
 /** Streams told per turn of the event loop when a change reaches many of them. */
 const fanOutSlice = 64;

@@ -5,7 +5,7 @@
 // `timeoutMs` the step goes ahead anyway and says so. No I/O, no clocks: table-tested in
 // test/unit/rollout.test.ts; rollout-stage.ts feeds it what the Envoys ACKed.
 import type { Tunnel } from '../model/tunnel.js';
-import { isAnyAddress } from '../translate/view.js';
+import { isAnyAddress } from '../envoy/node-view.js';
 import { addressesOf } from '../translate/scope.js';
 
 /** How long an endpoint waits for terminators, or a withdrawal for originators, before it goes ahead. */

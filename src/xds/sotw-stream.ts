@@ -3,14 +3,14 @@
 // one pending state when the client reads slowly.
 import { encodeDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from './cache.js';
+import type { Watch } from '../cache/cache.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
 import { checkNameBytes, releaseSubscription, subscriptionOf } from './request.js';
 import type { DecodedRequest, Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
-import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
+import { changedSince, type Snapshot, type TypeSnapshot } from '../cache/snapshot.js';
+import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface NackRecord {
   nonce: string;
@@ -54,15 +54,15 @@ export interface TypeState extends NackRetryState {
 export type { Delivery };
 
 export interface StreamEvents {
-  sent(stream: AdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
-  decided(stream: AdsStream, kind: ResourceKind, decision: Decision, version: string, nonce: string): void;
+  sent(stream: SotwStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
+  decided(stream: SotwStream, kind: ResourceKind, decision: Decision, version: string, nonce: string): void;
 }
 
 export type { ResponseSink };
 
 export type { DecodedRequest };
 
-export class AdsStream extends StreamTransport {
+export class SotwStream extends BaseStream {
   readonly mode = 'sotw' as const;
   readonly types = new Map<ResourceKind, TypeState>();
 

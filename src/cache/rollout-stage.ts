@@ -17,8 +17,8 @@ import {
   type Settled,
   type Sides,
 } from './rollout.js';
-import type { XdsStream } from './server.js';
-import { holdsSnapshot } from './synced.js';
+import type { XdsStream } from '../xds/server.js';
+import { holdsSnapshot } from '../xds/synced.js';
 
 /**
  * How often every stream is looked at while something is on hold; an ACK looks at its own stream at

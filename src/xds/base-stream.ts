@@ -2,9 +2,9 @@
 // make-before-break order, and backpressure that keeps at most one pending state per client.
 import { randomBytes } from 'node:crypto';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from './cache.js';
+import type { Watch } from '../cache/cache.js';
 import type { NodeIdentity } from './node.js';
-import type { TypeSnapshot } from './snapshot.js';
+import type { TypeSnapshot } from '../cache/snapshot.js';
 
 export interface ResponseSink {
   /** Returns false when the transport is full; `onDrain` is then called once it has room again. */
@@ -42,7 +42,7 @@ export interface NackRetryState {
   retryAt?: number;
 }
 
-export abstract class StreamTransport {
+export abstract class BaseStream {
   abstract readonly mode: 'sotw' | 'delta';
   readonly connectedAt = new Date();
   /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
