@@ -11,6 +11,7 @@ import type { WriteBudgetOptions } from './xds/budget.js';
 import { RolloutStage } from './cache/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
+import { translate } from './translate/index.js';
 
 export interface ShimOptions {
   source: Source;
@@ -32,7 +33,7 @@ export interface ShimOptions {
 }
 
 export class Shim {
-  readonly cache = new SnapshotCache();
+  readonly cache = new SnapshotCache(translate);
   readonly pipeline: Pipeline;
   /** Make-before-break across Envoys: between the pipeline and the cache. */
   readonly rollout: RolloutStage;

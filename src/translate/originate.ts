@@ -14,7 +14,7 @@ import {
   typeOf,
 } from './common.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
-import { memo } from './memo.js';
+import { noMemo, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
 import type { NodeView } from './view.js';
 
@@ -192,6 +192,7 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: () =>
 export function translateOriginate(
   tunnels: readonly Tunnel[],
   view: NodeView,
+  memo: PieceMemo = noMemo,
 ): { resources: ResourceSet; diagnostics: Diagnostic[] } {
   const resources = emptyResourceSet();
   const diagnostics: Diagnostic[] = [];
@@ -242,7 +243,7 @@ export function translateOriginate(
     }
     // The same three entries for as long as the tunnel object lives (per listen address and log):
     // the encoder then knows them by identity, and their objects are built only when first encoded.
-    const entries = memo(
+    const entries = memo.piece(
       t,
       view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}` : viewPiece,
       () => tunnelEntries(t, address, view),

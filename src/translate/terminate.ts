@@ -33,7 +33,7 @@ import { bufferLimit, sourceIpHeader } from './originate.js';
 import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
-import { memo, objectId } from './memo.js';
+import { noMemo, objectId, type PieceMemo } from './memo.js';
 import { addressesOf } from './scope.js';
 
 export function terminateRouteName(port: number, ip?: string): string {
@@ -176,7 +176,11 @@ function endpointListener(name: string, ip: string, port: number) {
   };
 }
 
-export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
+export function translateTerminate(
+  tunnels: readonly Tunnel[],
+  view: NodeView,
+  memo: PieceMemo = noMemo,
+): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   const boundTo = isAnyAddress(view.listenAddress) ? undefined : view.listenAddress;
   // Unbound, a terminator serves the endpoint IPs of its wildcard's family, as a listener on 0.0.0.0
@@ -218,7 +222,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
             return { cluster_name: name, endpoints: lbEndpoints.length ? [{ lb_endpoints: lbEndpoints }] : [] };
           },
         });
-        gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
+        gatewayHosts.push(memo.piece(t, 'gw-vhost', () => connectVirtualHost(t, name)));
         gatewayTunnels.push(t);
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
         for (const ip of addressesOf(t)) if (serves(ip)) gatewayIps.add(ip);
@@ -230,7 +234,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         const hosts = () => t.endpoints.filter((e) => e.address === ip);
         const cluster = () => staticCluster(name, t, hosts());
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
-        const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
+        const host = memo.piece(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
         if (!sidecarHosts.has(ip)) {
           sidecarHosts.set(ip, []);
           sidecarTunnels.set(ip, []);

@@ -4,7 +4,7 @@
 // state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from '../cache/cache.js';
+import type { Watch } from '../cache/watch.js';
 import {
   applySubscription,
   decideDelta,
@@ -16,8 +16,8 @@ import {
   type DeltaSubscription,
 } from './delta-decide.js';
 import type { NodeIdentity } from './node.js';
+import { deltaHoldsView } from './synced.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
-import { changedSince } from '../cache/snapshot.js';
 import type { NackRecord } from './sotw-stream.js';
 import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
@@ -118,6 +118,10 @@ export class DeltaStream extends BaseStream {
     this.pushKind(kind, true);
   }
 
+  holdsView(): boolean {
+    return deltaHoldsView(this.types, this.watch.snapshot());
+  }
+
   /** Names reported in initial_resource_versions (kept as what the client holds). */
   private initialNameBytes = 0;
 
@@ -140,10 +144,10 @@ export class DeltaStream extends BaseStream {
     }
     const ts = snapshot[kind];
     if (!full && !state.owesAnswer && state.generation === ts.generation) return;
-    const incremental = full ? undefined : changedSince(ts, state.generation);
+    const incremental = full ? undefined : ts.changedSince(state.generation);
     const inLine = state.known instanceof KnownVersions && state.known.inLineAt === state.generation;
     state.generation = ts.generation;
-    const versions = versionsOf(ts.resources);
+    const versions = ts.versions();
     const { send, removed } = deltaChanges(state, versions, incremental);
     settleKnown(state, versions, ts.generation, incremental, inLine);
     if (send.length === 0 && removed.length === 0 && !state.owesAnswer) {
@@ -191,17 +195,4 @@ export class DeltaStream extends BaseStream {
       childState.generation = -1;
     }
   }
-}
-
-/** name -> version, cached per resource map (shared by every stream of the view). */
-const versionCache = new WeakMap<Map<string, EncodedResource>, Map<string, string>>();
-
-function versionsOf(resources: Map<string, EncodedResource>): Map<string, string> {
-  let out = versionCache.get(resources);
-  if (!out) {
-    out = new Map();
-    for (const [name, r] of resources) out.set(name, r.version);
-    versionCache.set(resources, out);
-  }
-  return out;
 }

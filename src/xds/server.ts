@@ -2,7 +2,7 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../envoy/protos.js';
-import type { SnapshotCache } from '../cache/cache.js';
+import type { ConfigWatcher } from '../cache/watch.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
@@ -21,7 +21,7 @@ type Fail = (code: grpc.status, message: string) => void;
 
 export interface XdsServerOptions {
   address: string;
-  cache: SnapshotCache;
+  cache: ConfigWatcher;
   logger: Logger;
   controlPlaneId?: string;
   /**

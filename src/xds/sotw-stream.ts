@@ -3,13 +3,13 @@
 // one pending state when the client reads slowly.
 import { encodeDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from '../cache/cache.js';
+import type { ServedSnapshot, ServedType, Watch } from '../cache/watch.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
 import { checkNameBytes, releaseSubscription, subscriptionOf } from './request.js';
 import type { DecodedRequest, Subscription } from './request.js';
 import type { NodeIdentity } from './node.js';
-import { changedSince, type Snapshot, type TypeSnapshot } from '../cache/snapshot.js';
+import { sotwHoldsView } from './synced.js';
 import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface NackRecord {
@@ -142,8 +142,12 @@ export class SotwStream extends BaseStream {
   }
 
   /** The node's current snapshot (what it would be sent now). */
-  snapshot(): Snapshot | undefined {
+  snapshot(): ServedSnapshot | undefined {
     return this.watch.snapshot();
+  }
+
+  holdsView(): boolean {
+    return sotwHoldsView(this.types, this.watch.snapshot());
   }
 
   private stateOf(kind: ResourceKind): TypeState {
@@ -220,7 +224,7 @@ export class SotwStream extends BaseStream {
     }
     const ts = snapshot[kind];
     if (!full && state.generation === ts.generation && !state.ledger.unsettled) return;
-    const candidates = full || state.ledger.unsettled ? undefined : changedSince(ts, state.generation);
+    const candidates = full || state.ledger.unsettled ? undefined : ts.changedSince(state.generation);
     state.generation = ts.generation;
     const subscribed = (name: string) => state.wildcard || state.names.has(name);
     const look: Iterable<string> = candidates ?? (state.wildcard ? ts.resources.keys() : state.names);
@@ -273,7 +277,7 @@ export class SotwStream extends BaseStream {
   }
 }
 
-function selected(ts: TypeSnapshot, names: ReadonlySet<string>): EncodedResource[] {
+function selected(ts: ServedType, names: ReadonlySet<string>): EncodedResource[] {
   const out: EncodedResource[] = [];
   for (const name of names) {
     const r = ts.resources.get(name);
