@@ -8,6 +8,7 @@ import type { SnapshotCache } from './cache.js';
 import {
   defaultRolloutTimeoutMs,
   deriveSides,
+  EndpointVariants,
   emptyRollout,
   stepRollout,
   waitingFor,
@@ -59,6 +60,8 @@ export class RolloutStage {
   /** Revision of the models the cache holds; a stream's entry: the newest one it was seen holding. */
   private revision = 0;
   private readonly synced = new WeakMap<ConnectedNode, number>();
+  /** Tunnels with the endpoints a side may see, one object per endpoint set (rollout.ts). */
+  private readonly variants = new EndpointVariants();
   private timer?: NodeJS.Timeout;
   private scheduled = false;
   /** Streams that answered since the last look. */
@@ -151,7 +154,7 @@ export class RolloutStage {
     });
     this.state = state;
     const before = this.sides;
-    const sides = (this.sides = deriveSides(this.target.tunnels, state));
+    const sides = (this.sides = deriveSides(this.target.tunnels, state, this.variants));
     if (!before || !sameList(sides.originate, before.originate) || !sameList(sides.terminate, before.terminate)) {
       this.revision++;
       const target = this.target;

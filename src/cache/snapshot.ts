@@ -2,13 +2,7 @@
 // rebuilds: a per-tunnel resource of a tunnel object already seen (owner and piece), an object seen
 // before (same identity, see translate/memo.ts) or an assembled one with the same parts (same key) is
 // never built, validated or encoded again.
-import {
-  encodeResource,
-  contentVersion,
-  jsonHash,
-  type EncodedResource,
-  type ResourceObject,
-} from '../envoy/encode.js';
+import { encodeResource, contentVersion, jsonHash, type EncodedResource } from '../envoy/encode.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType, messageNameOf, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import { validateMessage } from '../envoy/validate.js';
@@ -109,6 +103,7 @@ export interface BuiltSnapshot {
 
 const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension'];
 
+// Module-level, yet invisible: a pure function of an encoding, which is never modified.
 const entryHashes = new WeakMap<EncodedResource, bigint>();
 
 /** 64 bits naming one (name, content) pair; an encoding is shared, so this is computed once per encoding. */

@@ -6,7 +6,7 @@ import type { ConfigWatcher } from '../cache/watch.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
-import { isMalformed, RequestLimitError } from './request.js';
+import { isMalformed, RequestLimitError, SubscriptionTable } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { SotwStream, type DecodedRequest, type StreamEvents } from './sotw-stream.js';
@@ -55,6 +55,8 @@ export class XdsServer {
   /** Delta streams: shown in /debug/nodes; not yet in CSDS or the per-stream metrics. */
   readonly deltaStreams = new Set<DeltaStream>();
   readonly budget: WriteBudget;
+  /** SotW subscriptions held by this server's streams, each shared by the streams that sent the same names. */
+  readonly subscriptions = new SubscriptionTable();
   private server?: grpc.Server;
   boundPort = 0;
 
@@ -73,7 +75,7 @@ export class XdsServer {
       // Per-connection and per-call trackers that only a channelz client would read: ~2 KB per Envoy.
       'grpc.enable_channelz': 0,
     });
-    server.addService(adsServiceDefinition(), {
+    server.addService(adsServiceDefinition(this.subscriptions), {
       StreamAggregatedResources: (call: AnyCall) => this.handle(call, 'sotw'),
       DeltaAggregatedResources: (call: AnyCall) => this.handle(call, 'delta'),
     });
@@ -176,7 +178,7 @@ export class XdsServer {
           stream =
             mode === 'delta'
               ? new DeltaStream(node, watch, sink, this.deltaEvents, cp)
-              : new SotwStream(node, watch, sink, this.events, cp);
+              : new SotwStream(node, watch, sink, this.events, cp, this.subscriptions);
           this.claimNodeId(stream, call, fail);
           if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
           else this.streams.add(stream);

@@ -6,8 +6,7 @@ import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../en
 import type { ServedSnapshot, ServedType, Watch } from '../cache/watch.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
-import { checkNameBytes, releaseSubscription, subscriptionOf } from './request.js';
-import type { DecodedRequest, Subscription } from './request.js';
+import { checkNameBytes, type DecodedRequest, type Subscription, type SubscriptionTable } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { sotwHoldsView } from './synced.js';
 import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
@@ -72,6 +71,7 @@ export class SotwStream extends BaseStream {
     sink: ResponseSink,
     private readonly events: StreamEvents,
     controlPlaneId: string,
+    private readonly subscriptions: SubscriptionTable,
   ) {
     super(node, watch, sink, controlPlaneId);
   }
@@ -136,7 +136,7 @@ export class SotwStream extends BaseStream {
   override close(): void {
     super.close();
     for (const state of this.types.values()) {
-      if (state.subscription) releaseSubscription(state.subscription);
+      if (state.subscription) this.subscriptions.release(state.subscription);
       state.subscription = undefined;
     }
   }
@@ -175,8 +175,8 @@ export class SotwStream extends BaseStream {
     let bytes = namesRaw.length;
     for (const [k, t] of this.types) if (k !== kind) bytes += t.subscription?.raw.length ?? 0;
     checkNameBytes(bytes);
-    const sub: Subscription = subscriptionOf(namesRaw);
-    if (state.subscription) releaseSubscription(state.subscription);
+    const sub: Subscription = this.subscriptions.of(namesRaw);
+    if (state.subscription) this.subscriptions.release(state.subscription);
     state.subscription = sub;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
     const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
@@ -293,17 +293,11 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-/** Ids for shared subscriptions, so "everything this subscription names" is a short key for a shared response. */
-const subscriptionIds = new WeakMap<ReadonlySet<string>, number>();
-let nextSubscriptionId = 0;
-
 function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
   if (state.wildcard) return '*';
   if (whole) {
     // Everything this (shared) subscription names, in its order.
-    let id = subscriptionIds.get(state.names);
-    if (id === undefined) subscriptionIds.set(state.names, (id = nextSubscriptionId++));
-    return `all:${id}`;
+    return `all:${state.subscription!.id}`;
   }
   if (toSend.length <= 32) return toSend.map((r) => r.name).join('\n');
   return undefined;
