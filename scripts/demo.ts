@@ -78,9 +78,12 @@ async function main() {
       () => terminator.stop(),
       () => originator.stop(),
     );
+    // Both ends: a connection the originator takes before the terminator listens is closed at once.
     await waitFor(
-      'the tunnel listener',
-      async () => (await originator.stat('listener_manager.total_listeners_active')) >= 1,
+      'the tunnel listeners',
+      async () =>
+        (await originator.stat('listener_manager.total_listeners_active')) >= 1 &&
+        (await terminator.stat('listener_manager.total_listeners_active')) >= 1,
       15_000,
       100,
     );

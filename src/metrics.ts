@@ -6,7 +6,8 @@ import { apiResourceKind } from './sources/kube-access.js';
 import { roles } from './translate/view.js';
 import type { SnapshotCache } from './cache/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
-import type { SotwStream } from './xds/sotw-stream.js';
+import { streamStatus } from './xds/status.js';
+import type { StreamStatus } from './xds/stream-status.js';
 import type { RolloutStage } from './cache/rollout-stage.js';
 import type { Settled } from './cache/rollout.js';
 
@@ -18,7 +19,7 @@ export interface MetricsSources {
   pipeline: Pipeline;
   cache: SnapshotCache;
   /** Every open ADS stream, state of the world and delta. */
-  streams: () => Iterable<Pick<SotwStream, 'node'>>;
+  streams: () => Iterable<Pick<StreamStatus, 'node'>>;
   rollout?: RolloutStage;
 }
 
@@ -194,7 +195,7 @@ export class Metrics {
     if (s.timedOut) this.rolloutTimeouts.inc({ phase: s.phase });
   }
 
-  /** Hooks for XdsServerOptions.observe. */
+  /** Hooks for XdsServerOptions.observe: the same for state-of-the-world and delta streams. */
   observer(): NonNullable<XdsServerOptions['observe']> {
     return {
       connected: (s) => this.connections.inc({ role: s.node.view.role }),
@@ -203,7 +204,7 @@ export class Metrics {
       sent: (s, kind, _version, _nonce, count) => {
         this.pushes.inc({ type: kind });
         this.resourcesSent.inc({ type: kind }, count);
-        const changedAt = s.types.get(kind)?.changedAt;
+        const changedAt = streamStatus(s).changedAt(kind);
         if (changedAt !== undefined) this.pushSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
       },
       decided: (s, kind, decision) => {
@@ -212,7 +213,7 @@ export class Metrics {
         else if (decision.kind === 'ack') {
           this.acks.inc({ type: kind });
           // The stream clears changedAt once answered, so each change is observed once per node.
-          const changedAt = s.types.get(kind)?.changedAt;
+          const changedAt = streamStatus(s).changedAt(kind);
           if (changedAt !== undefined) this.convergenceSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
         }
       },

@@ -79,7 +79,6 @@ export class Shim {
           observe.decided?.(stream, ...rest);
           poke(stream);
         },
-        deltaDecided: (stream) => poke(stream),
       },
     });
   }

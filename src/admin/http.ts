@@ -6,10 +6,10 @@ import { pushOrder } from '../envoy/protos.js';
 import { formatDiagnostic } from '../model/diagnostics.js';
 import type { Pipeline } from '../pipeline.js';
 import type { SnapshotCache } from '../cache/cache.js';
-import type { XdsServer, XdsStream } from '../xds/server.js';
+import type { XdsServer } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
 import type { RolloutStage } from '../cache/rollout-stage.js';
-import { resourceStatuses, typeStatus } from '../xds/status.js';
+import type { StreamStatus } from '../xds/stream-status.js';
 import { TopologyPage } from './ui.js';
 
 export interface AdminDeps {
@@ -59,16 +59,18 @@ function logLevel(req: http.IncomingMessage, res: http.ServerResponse, url: URL,
   return json(res, 200, { level, previous });
 }
 
-export function nodeStatus(stream: XdsStream) {
+export function nodeStatus(stream: StreamStatus) {
   const types: Record<string, unknown> = {};
-  for (const kind of pushOrder) {
-    const t = stream.types.get(kind);
-    if (!t) continue;
-    types[kind] = {
-      sentVersion: t.lastVersion ?? null,
+  for (const t of stream.types()) {
+    types[t.kind] = {
+      status: t.status,
+      since: t.since?.toISOString() ?? null,
+      sentVersion: t.sentVersion ?? null,
+      sentNonce: t.sentNonce ?? null,
+      sentAt: t.sentAt?.toISOString() ?? null,
       ackedVersion: t.ackedVersion ?? null,
-      pendingNonce: t.lastNonce && t.lastNonce !== t.ackedNonce ? t.lastNonce : null,
-      status: typeStatus(t),
+      ackedNonce: t.ackedNonce ?? null,
+      pendingNonce: t.pendingNonce ?? null,
       subscribed: t.wildcard ? '*' : [...t.names].sort(),
       lastNack: t.lastNack ?? null,
       nacks: t.nacks,
@@ -80,9 +82,10 @@ export function nodeStatus(stream: XdsStream) {
     id: stream.node.id,
     cluster: stream.node.cluster,
     role: stream.node.view.role,
-    protocol: stream.mode,
+    protocol: stream.protocol,
     listenAddress: stream.node.view.listenAddress ?? null,
     connectedAt: stream.connectedAt.toISOString(),
+    held: stream.held,
     types,
   };
 }
@@ -110,10 +113,9 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       case '/debug/nodes': {
         // Endpoint changes held back until this node ACKs them (make-before-break).
         const holds = deps.rollout?.holds() ?? [];
-        const holding = (s: XdsStream) =>
+        const holding = (s: StreamStatus) =>
           holds.filter((h) => h.waitingFor.includes(s.node.id)).map(({ waitingFor: _, ...h }) => h);
-        const streams = [...deps.xds.streams, ...deps.xds.deltaStreams];
-        const nodes = streams.map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
+        const nodes = deps.xds.statuses().map((s) => ({ ...nodeStatus(s), holding: holding(s) }));
         json(
           res,
           200,
@@ -123,33 +125,14 @@ export function createAdminServer(deps: AdminDeps): http.Server {
       }
       case '/debug/config': {
         const id = url.searchParams.get('node');
-        const stream = [...deps.xds.streams].find((s) => s.node.id === id);
-        const deltaStream = stream ? undefined : [...deps.xds.deltaStreams].find((s) => s.node.id === id);
-        if (deltaStream) {
-          // Delta streams: the resources served; per-resource ACK state is tracked for SotW streams only.
-          const { snapshot } = deps.cache.peek(deltaStream.node.view);
-          const objects = deps.cache.objects(deltaStream.node.view);
-          const out: Record<string, unknown> = {
-            node: deltaStream.node.id,
-            role: deltaStream.node.view.role,
-            protocol: 'delta',
-          };
-          for (const kind of pushOrder)
-            out[kind] = snapshot
-              ? [...snapshot[kind].resources.values()].map((r) => ({
-                  name: r.name,
-                  version: r.version,
-                  resource: objects?.[kind].get(r.name),
-                }))
-              : [];
-          return json(res, 200, out);
-        }
+        const stream = deps.xds.statuses().find((s) => s.node.id === id);
         if (!stream) return json(res, 404, { error: `no connected node ${JSON.stringify(id)}` });
-        const { snapshot } = deps.cache.peek(stream.node.view);
-        const objects = deps.cache.objects(stream.node.view);
-        const out: Record<string, unknown> = { node: stream.node.id, role: stream.node.view.role };
+        const { id: node, view } = stream.node;
+        const { snapshot } = deps.cache.peek(view);
+        const objects = deps.cache.objects(view);
+        const out: Record<string, unknown> = { node, role: view.role, protocol: stream.protocol };
         // Each resource with what this node did with it (SYNCED, STALE, NACKED, NOT_SENT).
-        const statuses = new Map(resourceStatuses(stream).map((r) => [`${r.kind}|${r.name}`, r]));
+        const statuses = new Map(stream.resources().map((r) => [`${r.kind}|${r.name}`, r]));
         for (const kind of pushOrder) {
           out[kind] = snapshot
             ? [...snapshot[kind].resources.values()].map((r) => {

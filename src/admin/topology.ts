@@ -1,13 +1,12 @@
 // The live topology page's data: one compact entry per tunnel, per connected node and per diagnostic.
 // The page derives the edges itself (which originators, relays and terminators serve a Service), so
 // 1,000 Services and 1,000 Envoys stay one entry each instead of a million edges.
-import { pushOrder } from '../envoy/protos.js';
 import { formatDiagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
 import type { Pipeline } from '../pipeline.js';
 import { reachesEveryTerminator } from '../translate/scope.js';
-import type { XdsServer, XdsStream } from '../xds/server.js';
-import { typeStatus } from '../xds/status.js';
+import type { XdsServer } from '../xds/server.js';
+import { byNodeId, type StreamStatus } from '../xds/stream-status.js';
 
 /** A NACK message is the client's text: the page shows this much of it (the rest is in /debug/nodes). */
 export const maxNackChars = 4096;
@@ -66,20 +65,18 @@ export function topologyServices(tunnels: readonly Tunnel[]): TopologyService[] 
   }));
 }
 
-export function topologyNode(stream: XdsStream): TopologyNode {
+export function topologyNode(stream: StreamStatus): TopologyNode {
   const types: TopologyNode['types'] = {};
-  for (const kind of pushOrder) {
-    const t = stream.types.get(kind);
-    if (!t) continue;
+  for (const t of stream.types()) {
     const nack = t.lastNack ? { message: t.lastNack.message.slice(0, maxNackChars), at: t.lastNack.at } : null;
-    types[kind] = { status: typeStatus(t), version: t.lastVersion ?? null, nack };
+    types[t.kind] = { status: t.status, version: t.sentVersion ?? null, nack };
   }
   const view = stream.node.view;
   return {
     id: stream.node.id,
     role: view.role,
     listenAddress: view.listenAddress ?? null,
-    protocol: stream.mode,
+    protocol: stream.protocol,
     connectedAt: stream.connectedAt.toISOString(),
     types,
   };
@@ -92,9 +89,7 @@ export interface TopologySources {
 
 /** The three parts of the page's state, each as the JSON text the page receives. */
 export function topologyParts(deps: TopologySources): { services: string; nodes: string; diagnostics: string } {
-  const nodes = [...deps.xds.streams, ...deps.xds.deltaStreams]
-    .map(topologyNode)
-    .sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+  const nodes = deps.xds.statuses().sort(byNodeId).map(topologyNode);
   const diagnostics: TopologyDiagnostic[] = deps.pipeline
     .diagnostics()
     .map((d) => ({ severity: d.severity, reason: d.reason, object: d.object, text: formatDiagnostic(d) }));

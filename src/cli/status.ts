@@ -20,6 +20,8 @@ interface TypeView {
 export interface NodeStatus {
   id: string;
   role: string;
+  /** The ADS variant it speaks. */
+  protocol?: 'sotw' | 'delta';
   listenAddress: string | null;
   connectedAt: string;
   types: Partial<Record<ResourceKind, TypeView>>;
@@ -35,7 +37,14 @@ interface ConfigEntry {
   resource: Record<string, any>;
 }
 
-export type NodeConfig = { node: string; role: string } & Record<ResourceKind, ConfigEntry[]>;
+export type NodeConfig = { node: string; role: string; protocol?: 'sotw' | 'delta' } & Record<
+  ResourceKind,
+  ConfigEntry[]
+>;
+
+/** How the table names a protocol. */
+const protocolNames = { sotw: 'SotW', delta: 'delta' };
+const protocolName = (p: 'sotw' | 'delta' | undefined) => (p ? protocolNames[p] : '?');
 
 export async function adminGet<T>(adminAddress: string, path: string): Promise<T> {
   const url = `http://${adminAddress}${path}`;
@@ -86,12 +95,13 @@ function typeCell(t: TypeView | undefined): string {
 
 export function statusTable(nodes: NodeStatus[]): string {
   if (nodes.length === 0) return 'no Envoy is connected\n';
-  const rows = [['NODE', 'ROLE', ...typeColumns.map(([, h]) => h), 'LAST NACK']];
+  const rows = [['NODE', 'ROLE', 'PROTOCOL', ...typeColumns.map(([, h]) => h), 'LAST NACK']];
   for (const n of nodes) {
     // A NACK stays shown while the node has not accepted the type since (a retry may be in flight).
     const unanswered = (t: TypeView | undefined) => t?.lastNack && (t.status === 'NACKED' || (t.nacks ?? 0) > 0);
     const nacks = pushOrder.flatMap((k) => (unanswered(n.types[k]) ? [`${k}: ${n.types[k]!.lastNack!.message}`] : []));
-    rows.push([n.id, n.role, ...typeColumns.map(([k]) => typeCell(n.types[k])), nacks.join('; ') || '-']);
+    const cells = typeColumns.map(([k]) => typeCell(n.types[k]));
+    rows.push([n.id, n.role, protocolName(n.protocol), ...cells, nacks.join('; ') || '-']);
   }
   const holds = nodes.flatMap((n) => (n.holding ?? []).map((h) => holdLine(n.id, h)));
   return table(rows) + (holds.length > 0 ? `\nHELD (make-before-break)\n${holds.join('\n')}\n` : '');
@@ -164,7 +174,7 @@ export function nodeSummary(config: NodeConfig): string {
     config[k].filter((e) => e.nack).map((e) => `  ${k} ${escapeText(e.name)}: ${escapeText(e.nack!)}`),
   );
   const sections = [
-    `NODE ${escapeText(config.node)} (${escapeText(config.role)})\n`,
+    `NODE ${escapeText(config.node)} (${escapeText(config.role)}, ${protocolName(config.protocol)})\n`,
     table([
       ['LISTENER', 'ADDRESS', 'FILTER CHAINS', 'STATUS'],
       ...config.listener.map((l) => listenerRow(l, discovered)),
@@ -193,7 +203,7 @@ export function nodeResources(config: NodeConfig): Record<string, unknown> {
     listener: 'listeners',
     route: 'routes',
   } as const;
-  const out: Record<string, unknown> = { node: config.node, role: config.role };
+  const out: Record<string, unknown> = { node: config.node, role: config.role, protocol: config.protocol };
   for (const kind of pushOrder) out[plural[kind]] = (config[kind] ?? []).map((e) => e.resource);
   return out;
 }

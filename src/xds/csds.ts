@@ -1,11 +1,11 @@
 // envoy.service.status.v3.ClientStatusDiscoveryService: what every connected node was sent and whether
 // it accepted it, per resource, in the standard form that CSDS clients (grpcurl, istioctl-like tools)
-// read. Served on the xDS port beside ADS.
+// read, for state-of-the-world and delta streams alike (it reads StreamStatus only). Served on the xDS
+// port beside ADS.
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { lookupType, TypeUrl } from '../envoy/protos.js';
-import { resourceStatuses, type ResourceStatus } from './status.js';
-import type { SotwStream } from './sotw-stream.js';
+import { byNodeId, type ResourceStatus, type StreamStatus } from './stream-status.js';
 
 type ConfigStatus = 'SYNCED' | 'STALE' | 'NOT_SENT' | 'ERROR';
 type ClientResourceStatus = 'ACKED' | 'REQUESTED' | 'NACKED' | 'DOES_NOT_EXIST';
@@ -79,13 +79,13 @@ function compileStringMatcher(m: StringMatcher, where: string): (value: string) 
 }
 
 /** Node matchers are ORed; an empty list selects every node. Bad matchers are refused even with no nodes. */
-export function selectStreams(streams: Iterable<SotwStream>, matchers: NodeMatcher[]): SotwStream[] {
+export function selectStreams(streams: Iterable<StreamStatus>, matchers: NodeMatcher[]): StreamStatus[] {
   const tests = matchers.map((m, i) => {
     if ((m.node_metadatas ?? []).length > 0)
       throw new CsdsRequestError(`node_matchers[${i}].node_metadatas: not supported; match on node_id`);
     return m.node_id ? compileStringMatcher(m.node_id, `node_matchers[${i}].node_id`) : () => true;
   });
-  const all = [...streams].sort((a, b) => (a.node.id < b.node.id ? -1 : a.node.id > b.node.id ? 1 : 0));
+  const all = [...streams].sort(byNodeId);
   if (tests.length === 0) return all;
   return all.filter((s) => tests.some((test) => test(s.node.id)));
 }
@@ -94,12 +94,12 @@ function anyOf(encoded: Uint8Array) {
   return lookupType('google.protobuf.Any').decode(encoded);
 }
 
-export function clientConfig(stream: SotwStream, excludeContents: boolean) {
-  const generic_xds_configs = resourceStatuses(stream).map((r) => {
+export function clientConfig(stream: StreamStatus, excludeContents: boolean) {
+  const generic_xds_configs = stream.resources().map((r) => {
     const config: Record<string, unknown> = {
       type_url: TypeUrl[r.kind],
       name: r.name,
-      version_info: r.responseVersion ?? '',
+      version_info: r.version ?? '',
       config_status: configStatusOf[r.status],
       client_status: clientStatusOf(r),
     };
@@ -118,7 +118,7 @@ export function clientConfig(stream: SotwStream, excludeContents: boolean) {
   return { node: stream.node.message, generic_xds_configs };
 }
 
-export function clientStatus(streams: Iterable<SotwStream>, request: ClientStatusRequest) {
+export function clientStatus(streams: Iterable<StreamStatus>, request: ClientStatusRequest) {
   return {
     config: selectStreams(streams, request.node_matchers ?? []).map((s) =>
       clientConfig(s, request.exclude_resource_contents === true),
@@ -171,7 +171,7 @@ function failure(err: unknown): Partial<grpc.StatusObject> {
 
 /** Handlers over the server's live streams: each request is answered with the state at that moment. */
 export function csdsHandlers(
-  streams: () => Iterable<SotwStream>,
+  streams: () => Iterable<StreamStatus>,
   logger: Logger,
   track: (call: grpc.ServerDuplexStream<any, any>) => void,
 ): grpc.UntypedServiceImplementation {

@@ -4,7 +4,7 @@
 // state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from '../cache/watch.js';
+import type { ServedSnapshot, Watch } from '../cache/watch.js';
 import {
   applySubscription,
   decideDelta,
@@ -15,6 +15,7 @@ import {
   type DeltaDecision,
   type DeltaSubscription,
 } from './delta-decide.js';
+import { DeltaDeliveries } from './delta-status.js';
 import type { NodeIdentity } from './node.js';
 import { deltaHoldsView } from './synced.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
@@ -30,6 +31,8 @@ export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   generation: number;
   /** The first request of the type gets an answer even when there is nothing to add: Envoy waits for it. */
   owesAnswer: boolean;
+  /** Which response carried each name and how it was answered (status, CSDS, metrics). */
+  deliveries: DeltaDeliveries;
 }
 
 export interface DecodedDeltaRequest {
@@ -65,7 +68,7 @@ export class DeltaStream extends BaseStream {
     if (!kind) return undefined;
     let state = this.types.get(kind);
     if (!state) {
-      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0 };
+      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0, deliveries: new DeltaDeliveries() };
       this.types.set(kind, state);
     }
     const req = {
@@ -85,6 +88,7 @@ export class DeltaStream extends BaseStream {
       state.ackedVersion = state.lastVersion;
       state.ackedNonce = req.responseNonce;
       state.nacks = 0;
+      state.deliveries.acked();
       this.cancelRetry(kind, state);
     } else if (decision.kind === 'nack') {
       state.lastNack = {
@@ -93,6 +97,7 @@ export class DeltaStream extends BaseStream {
         message: decision.message,
         at: new Date().toISOString(),
       };
+      state.deliveries.nacked(state.lastNack);
       this.scheduleRetry(kind, state);
     }
     // Subscription changes apply whatever the nonce: Envoy piggybacks them on ACKs.
@@ -106,7 +111,12 @@ export class DeltaStream extends BaseStream {
   }
 
   protected pushChanges(kind: ResourceKind): void {
-    this.pushKind(kind);
+    this.pushKind(kind, false, true);
+  }
+
+  /** The node's current snapshot (what it would be sent now). */
+  snapshot(): ServedSnapshot | undefined {
+    return this.watch.snapshot();
   }
 
   protected resend(kind: ResourceKind): void {
@@ -132,7 +142,7 @@ export class DeltaStream extends BaseStream {
     return bytes;
   }
 
-  private pushKind(kind: ResourceKind, full = false): void {
+  private pushKind(kind: ResourceKind, full = false, becauseOfChange = false): void {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
     if (!state?.started || !snapshot) return;
@@ -177,6 +187,12 @@ export class DeltaStream extends BaseStream {
     );
     state.lastNonce = nonce;
     state.lastVersion = ts.version;
+    state.deliveries.sent(
+      send,
+      send.length === ts.resources.size,
+      ts.version,
+      becauseOfChange ? ts.changedAt : undefined,
+    );
     this.resendChildren(kind, resources);
     this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
   }

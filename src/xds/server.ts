@@ -12,6 +12,8 @@ import { adsServiceDefinition } from './service.js';
 import { SotwStream, type DecodedRequest, type StreamEvents } from './sotw-stream.js';
 import { DeltaStream, type DecodedDeltaRequest, type DeltaStreamEvents } from './delta.js';
 import type { DeltaDecision } from './delta-decide.js';
+import { streamStatus } from './status.js';
+import type { StreamStatus } from './stream-status.js';
 
 /** A connected Envoy, on either protocol variant. */
 export type XdsStream = SotwStream | DeltaStream;
@@ -33,11 +35,11 @@ export interface XdsServerOptions {
   maxConnectionAgeGraceMs?: number;
   /** Bytes all streams together may have in flight, when a stream's unread bytes stop counting, when it is cut. */
   writeBudget?: WriteBudgetOptions;
-  /** Observers for metrics; the server itself only logs. */
-  observe?: Partial<StreamEvents> & {
-    deltaSent?: DeltaStreamEvents['sent'];
-    /** A delta request was decided (make-before-break looks again on every ACK). */
-    deltaDecided?: DeltaStreamEvents['decided'];
+  /** Observers for metrics; the server itself only logs. Both stream kinds report through the same hooks. */
+  observe?: {
+    sent?(stream: XdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
+    /** A request was decided (make-before-break looks again on every ACK). */
+    decided?(stream: XdsStream, kind: ResourceKind, decision: Decision | DeltaDecision): void;
     connected?(stream: XdsStream): void;
     disconnected?(stream: XdsStream): void;
     /** A stream closed because its peer read nothing for `writeBudget.cutAfterMs`. */
@@ -50,9 +52,9 @@ export interface XdsServerOptions {
 export { WriteBudget };
 
 export class XdsServer {
-  /** State-of-the-world streams (CSDS, metrics and status read these). */
+  /** State-of-the-world streams. */
   readonly streams = new Set<SotwStream>();
-  /** Delta streams: shown in /debug/nodes; not yet in CSDS or the per-stream metrics. */
+  /** Delta streams. */
   readonly deltaStreams = new Set<DeltaStream>();
   readonly budget: WriteBudget;
   /** SotW subscriptions held by this server's streams, each shared by the streams that sent the same names. */
@@ -82,7 +84,7 @@ export class XdsServer {
     server.addService(
       csdsServiceDefinition(),
       csdsHandlers(
-        () => this.streams,
+        () => this.statuses(),
         this.options.logger,
         (call) => this.track(call),
       ),
@@ -94,6 +96,14 @@ export class XdsServer {
     );
     this.server = server;
     return this.boundPort;
+  }
+
+  /** Every connected node's status, whichever protocol it speaks: what CSDS, admin and metrics read. */
+  statuses(): StreamStatus[] {
+    const out: StreamStatus[] = [];
+    for (const s of this.streams) out.push(streamStatus(s));
+    for (const s of this.deltaStreams) out.push(streamStatus(s));
+    return out;
   }
 
   /** Stops accepting streams and ends the open ones with UNAVAILABLE so clients reconnect elsewhere. */
@@ -132,7 +142,7 @@ export class XdsServer {
     },
     decided: (s, kind, decision, version, nonce) =>
       logDecision(this.options.logger, s.node.id, kind, decision, version, nonce, () =>
-        this.options.observe?.decided?.(s, kind, decision, version, nonce),
+        this.options.observe?.decided?.(s, kind, decision),
       ),
   };
 
@@ -142,11 +152,11 @@ export class XdsServer {
         { node: s.node.id, type: kind, version, nonce, resources: count, removed },
         'sent (delta)',
       );
-      this.options.observe?.deltaSent?.(s, kind, version, nonce, count, removed);
+      this.options.observe?.sent?.(s, kind, version, nonce, count);
     },
     decided: (s, kind, decision, nonce) =>
       logDecision(this.options.logger, s.node.id, kind, decision, '', nonce, () =>
-        this.options.observe?.deltaDecided?.(s, kind, decision, nonce),
+        this.options.observe?.decided?.(s, kind, decision),
       ),
   };
 

@@ -30,6 +30,8 @@ export interface TypeState extends NackRetryState {
   lastVersion?: string;
   ackedVersion?: string;
   ackedNonce?: string;
+  /** When the last ACK came (epoch ms; status shows since when a type is SYNCED). */
+  ackedAt?: number;
   lastNack?: NackRecord;
   /** The last response's delivery record (a NACK marks it). */
   lastDelivery?: Delivery;
@@ -98,6 +100,7 @@ export class SotwStream extends BaseStream {
       state.ackedVersion = request.version_info ?? '';
       state.ackedNonce = request.response_nonce;
       state.ackedSeq = state.lastSeq;
+      state.ackedAt = Date.now();
       state.ledger.compact(state.lastDelivery);
       state.nacks = 0;
       this.cancelRetry(kind, state);

@@ -1,58 +1,91 @@
-// What a node holds, per type and per resource, computed from one stream's state: shared by the admin
-// views, CSDS and `tunnel-shim status`, so they can never disagree.
+// The status of a state-of-the-world stream (StreamStatus, stream-status.ts), computed from the stream's
+// own state when asked; and `streamStatus`, which gives either stream kind's.
 import type { EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, pushOrder, type ResourceKind } from '../envoy/protos.js';
-import type { SotwStream, NackRecord, TypeState } from './sotw-stream.js';
+import type { DeltaStream } from './delta.js';
+import { DeltaStatus } from './delta-status.js';
+import type { SotwStream } from './sotw-stream.js';
+import { statusSince, typeStatus, type ResourceStatus, type StreamStatus, type TypeStatus } from './stream-status.js';
 
-/** SYNCED: ACKed what was last sent; STALE: sent, no answer yet; NACKED: rejected; NOT_SENT: nothing sent. */
-export type SyncStatus = 'SYNCED' | 'STALE' | 'NACKED' | 'NOT_SENT';
-
-export function typeStatus(t: Pick<TypeState, 'lastVersion' | 'lastNack' | 'lastNonce' | 'ackedVersion'>): SyncStatus {
-  if (!t.lastVersion) return 'NOT_SENT';
-  if (t.lastNack && t.lastNack.nonce === t.lastNonce) return 'NACKED';
-  return t.ackedVersion === t.lastVersion ? 'SYNCED' : 'STALE';
+export function streamStatus(stream: SotwStream | DeltaStream): StreamStatus {
+  return stream.mode === 'delta' ? new DeltaStatus(stream) : new SotwStatus(stream);
 }
 
-export interface ResourceStatus {
-  kind: ResourceKind;
-  name: string;
-  status: SyncStatus;
-  /** The resource is neither in the node's snapshot nor anywhere the shim knows (asked for by name). */
-  missing: boolean;
-  /** version_info of the response that carried it. */
-  responseVersion?: string;
-  lastUpdated?: Date;
-  /** What was sent, when the snapshot still holds that exact content. */
-  resource?: EncodedResource;
-  nack?: NackRecord;
-}
+export class SotwStatus implements StreamStatus {
+  readonly protocol = 'sotw' as const;
 
-export function resourceStatuses(stream: SotwStream): ResourceStatus[] {
-  const snapshot = stream.snapshot();
-  const out: ResourceStatus[] = [];
-  for (const kind of pushOrder) {
-    const state = stream.types.get(kind);
-    if (!state?.requested) continue;
-    const current = snapshot?.[kind].resources ?? new Map<string, EncodedResource>();
-    const names = state.wildcard || (isWildcardKind(kind) && state.names.size === 0) ? current.keys() : state.names;
-    for (const name of [...names].sort()) {
-      const delivery = state.ledger.delivery(name);
-      const inSnapshot = current.get(name);
-      const sentVersion = state.ledger.sent(name)?.version;
-      const entry: ResourceStatus = { kind, name, status: 'NOT_SENT', missing: !inSnapshot && !delivery };
-      if (delivery) {
-        entry.responseVersion = delivery.responseVersion;
-        entry.lastUpdated = delivery.at;
-        if (inSnapshot && inSnapshot.version === sentVersion) entry.resource = inSnapshot;
-        if (delivery.nack) {
-          entry.status = 'NACKED';
-          entry.nack = delivery.nack;
-        } else entry.status = delivery.seq <= state.ackedSeq ? 'SYNCED' : 'STALE';
-        // Sent again after a NACK and not answered yet: the rejection stays visible until an ACK.
-        if (entry.status === 'STALE' && state.nacks > 0) entry.nack = state.lastNack;
-      }
-      out.push(entry);
-    }
+  constructor(private readonly stream: SotwStream) {}
+
+  get node() {
+    return this.stream.node;
   }
-  return out;
+  get connectedAt() {
+    return this.stream.connectedAt;
+  }
+  get held() {
+    return this.stream.isBlocked;
+  }
+
+  changedAt(kind: ResourceKind): number | undefined {
+    return this.stream.types.get(kind)?.changedAt;
+  }
+
+  types(): TypeStatus[] {
+    const out: TypeStatus[] = [];
+    for (const kind of pushOrder) {
+      const t = this.stream.types.get(kind);
+      if (!t) continue;
+      const status = typeStatus(t);
+      const sentAt = t.lastDelivery?.at;
+      const answered = t.lastNonce === t.ackedNonce || t.lastNack?.nonce === t.lastNonce;
+      out.push({
+        kind,
+        status,
+        sentVersion: t.lastVersion,
+        sentNonce: t.lastNonce,
+        sentAt,
+        ackedVersion: t.ackedVersion,
+        ackedNonce: t.ackedNonce,
+        pendingNonce: answered ? undefined : t.lastNonce,
+        lastNack: t.lastNack,
+        nacks: t.nacks,
+        retryAt: t.retryAt,
+        since: statusSince(status, { sentAt, ackedAt: t.ackedAt, lastNack: t.lastNack, connectedAt: this.connectedAt }),
+        wildcard: t.wildcard,
+        names: t.names,
+      });
+    }
+    return out;
+  }
+
+  resources(): ResourceStatus[] {
+    const stream = this.stream;
+    const snapshot = stream.snapshot();
+    const out: ResourceStatus[] = [];
+    for (const kind of pushOrder) {
+      const state = stream.types.get(kind);
+      if (!state?.requested) continue;
+      const current = snapshot?.[kind].resources ?? new Map<string, EncodedResource>();
+      const names = state.wildcard || (isWildcardKind(kind) && state.names.size === 0) ? current.keys() : state.names;
+      for (const name of [...names].sort()) {
+        const delivery = state.ledger.delivery(name);
+        const inSnapshot = current.get(name);
+        const sentVersion = state.ledger.sent(name)?.version;
+        const entry: ResourceStatus = { kind, name, status: 'NOT_SENT', missing: !inSnapshot && !delivery };
+        if (delivery) {
+          entry.version = delivery.responseVersion;
+          entry.lastUpdated = delivery.at;
+          if (inSnapshot && inSnapshot.version === sentVersion) entry.resource = inSnapshot;
+          if (delivery.nack) {
+            entry.status = 'NACKED';
+            entry.nack = delivery.nack;
+          } else entry.status = delivery.seq <= state.ackedSeq ? 'SYNCED' : 'STALE';
+          // Sent again after a NACK and not answered yet: the rejection stays visible until an ACK.
+          if (entry.status === 'STALE' && state.nacks > 0) entry.nack = state.lastNack;
+        }
+        out.push(entry);
+      }
+    }
+    return out;
+  }
 }

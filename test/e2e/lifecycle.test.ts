@@ -12,6 +12,7 @@ import { serviceYaml } from '../helpers/objects.js';
 import { startShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
 import { debugNodes } from '../helpers/nodes.js';
+import { xdsModes } from '../helpers/xds-client.js';
 
 let dir: string;
 let xdsPort: number;
@@ -138,7 +139,7 @@ describe('SIGTERM with two Envoys connected', () => {
   });
 });
 
-describe('maximum connection age', () => {
+describe.each(xdsModes)('maximum connection age (%s Envoy)', (mode) => {
   it('makes a connected Envoy reconnect on its own after the age, staying SYNCED', async () => {
     const shim = await startShim(
       { 'echo.yaml': fs.readFileSync(path.join(dir, 'echo.yaml'), 'utf8') },
@@ -149,6 +150,7 @@ describe('maximum connection age', () => {
       nodeId: 'aging',
       xdsAddress: shim.xdsAddress,
       listenAddress: '127.0.0.2',
+      delta: mode === 'delta',
     });
     try {
       const opened = async () => {
@@ -162,7 +164,7 @@ describe('maximum connection age', () => {
         const node = list.find((n) => n.id === 'aging');
         return node && Object.values(node.types).every((t) => t.status === 'SYNCED') ? list : undefined;
       });
-      expect(nodes.filter((n) => n.id === 'aging')).toHaveLength(1);
+      expect(nodes.filter((n) => n.id === 'aging').map((n) => n.protocol)).toEqual([mode]);
     } finally {
       await envoy.stop();
       await shim.stop();

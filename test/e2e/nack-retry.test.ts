@@ -85,6 +85,12 @@ describe('NACK retry', () => {
     expect(table.stdout.split('\n').find((l) => l.startsWith('retry-sotw'))).toMatch(
       /NACKED \([0-9a-f]{8}, retry in [0-9]s\)/,
     );
+    // The delta originator the same way, said to speak delta (a retry may be in flight: STALE, NACK still shown).
+    const deltaRow = table.stdout.split('\n').find((l) => l.startsWith('retry-delta'));
+    expect(deltaRow).toMatch(/^retry-delta\s+originate\s+delta\s+/);
+    expect(deltaRow).toMatch(
+      /(NACKED \([0-9a-f]{8}, retry in [0-9]s\)|STALE \([0-9a-f]{8}\)).*listener: .*Address already in use/,
+    );
     // Backoff: sent again after ~1 s and NACKed again, then after ~2 s, ~4 s...: never a tight loop.
     const again = await waitFor(
       'a retry NACKed again',
@@ -98,7 +104,8 @@ describe('NACK retry', () => {
     const delay = Date.parse(again.retryAt) - Date.parse(again.lastNack!.at);
     const expected = 1000 * 2 ** (again.nacks - 1);
     console.log(
-      `the SotW originator NACKed its listener ${again.nacks} times in a row (${await nacks()} NACKs counted); ` +
+      `the SotW originator NACKed its listener ${again.nacks} times in a row ` +
+        `(${await nacks()} listener NACKs counted from both originators); ` +
         `next retry ${delay} ms after the last (nominal ${expected} ms)`,
     );
     expect(delay).toBeGreaterThanOrEqual(expected * 0.8 - 5);

@@ -198,8 +198,9 @@ describe('the /ui topology page', () => {
     expect(await page.$$('main img, main script')).toHaveLength(0);
     expect(await page.evaluate(() => (window as unknown as { __pwned?: number }).__pwned)).toBeUndefined();
     client.close();
-    await page.click(`[data-key="demo/echo:${ports.echo}"] button[data-role="originate"]`);
+    // The node leaving re-renders its Service's row: click the row's button once that has happened.
     await page.waitForFunction(() => document.querySelectorAll('#nodes .node').length === 4, { timeout: 10_000 });
+    await page.click(`[data-key="demo/echo:${ports.echo}"] button[data-role="originate"]`);
   });
 
   it('writes a screenshot of a demo-like setup: a split, a relay, a broken Service and a NACK', async () => {

@@ -22,6 +22,8 @@ export class DeltaClient {
   private readonly client: grpc.Client;
   private first = true;
   error?: grpc.ServiceError;
+  /** NACK every response of these types with this message, like an Envoy with a lasting problem. */
+  readonly nacking = new Map<ResourceKind, string>();
 
   constructor(
     address: string,
@@ -43,6 +45,9 @@ export class DeltaClient {
           object: decodeAny(res.resource).object,
         })),
       });
+      const last = this.responses.at(-1)!;
+      const nack = this.nacking.get(last.kind);
+      if (nack !== undefined) this.send(last.kind, { nonce: last.nonce, error: nack });
     });
     this.call.on('error', (e: grpc.ServiceError) => (this.error = e));
   }

@@ -15,6 +15,7 @@ import { serviceYaml } from '../helpers/objects.js';
 import { deltaRequest, RawAdsConnection, sotwRequest } from '../helpers/raw-ads.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { sleep, waitFor } from '../helpers/wait.js';
+import { XdsClient, xdsModes } from '../helpers/xds-client.js';
 
 let shim: TestShim;
 const RESOURCE_EXHAUSTED = 8;
@@ -182,16 +183,16 @@ describe('odd but valid requests', () => {
   });
 });
 
-describe('one node id is one node', () => {
+describe.each(xdsModes)('one node id is one node (%s)', (mode) => {
   it('a second stream with the same id replaces the first (ABORTED), and every view shows the node once', async () => {
-    const first = new AdsClient(shim.xdsAddress, { id: 'twin', metadata: originateMeta });
-    const second = new AdsClient(shim.xdsAddress, { id: 'twin', metadata: originateMeta });
+    const first = new XdsClient(mode, shim.xdsAddress, { id: 'twin', metadata: originateMeta });
+    const second = new XdsClient(mode, shim.xdsAddress, { id: 'twin', metadata: originateMeta });
     const csds = new CsdsClient(shim.xdsAddress);
     try {
-      first.send('cluster');
+      first.subscribe('cluster');
       await first.next('cluster');
       const replacedBefore = await metric('tunnel_shim_xds_streams_replaced_total');
-      second.send('cluster');
+      second.subscribe('cluster');
       await second.next('cluster');
       await waitFor('the first stream to be closed', () => first.error);
       expect(first.error!.code).toBe(ABORTED);
@@ -205,8 +206,8 @@ describe('one node id is one node', () => {
       const table = await runCli(['status', '--admin-address', shim.adminUrl.replace('http://', '')]);
       expect(table.stdout.split('\n').filter((l) => l.startsWith('twin '))).toHaveLength(1);
       // The newer stream keeps working.
-      second.ack(second.responses.at(-1)!);
-      second.send('listener');
+      second.ack(second.last());
+      second.subscribe('listener');
       await second.next('listener');
     } finally {
       first.close();
@@ -221,29 +222,32 @@ describe('nothing from the wire reaches a terminal raw', () => {
   const evilId = 'evil\u001b[2J\u001b[31m\nforged   originate   SYNCED\r\u202e';
   const evilNack = 'bad\u001b]0;owned\u0007\nNODE   forged   row';
 
-  it('status (table and one node) escapes control characters in node ids and NACK messages', async () => {
-    const c = new AdsClient(shim.xdsAddress, { id: evilId, metadata: originateMeta });
-    try {
-      c.nacking.set('cluster', evilNack);
-      c.send('cluster');
-      await waitFor('the NACK recorded', async () =>
-        (await debugNodes(shim.adminUrl)).some((n) => n.types.cluster?.status === 'NACKED'),
-      );
-      const admin = shim.adminUrl.replace('http://', '');
-      const table = await runCli(['status', '--admin-address', admin]);
-      const node = await runCli(['status', evilId, '--admin-address', admin]);
-      for (const out of [table.stdout, node.stdout]) {
-        expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
-        expect(out.split('\n').some((l) => l.startsWith('forged') || l.startsWith('NODE   forged'))).toBe(false);
+  it.each(xdsModes)(
+    'status (table and one node) escapes control characters in node ids and NACK messages (%s)',
+    async (mode) => {
+      const c = new XdsClient(mode, shim.xdsAddress, { id: evilId, metadata: originateMeta });
+      try {
+        c.nacking.set('cluster', evilNack);
+        c.subscribe('cluster');
+        await waitFor('the NACK recorded', async () =>
+          (await debugNodes(shim.adminUrl)).some((n) => n.types.cluster?.status === 'NACKED'),
+        );
+        const admin = shim.adminUrl.replace('http://', '');
+        const table = await runCli(['status', '--admin-address', admin]);
+        const node = await runCli(['status', evilId, '--admin-address', admin]);
+        for (const out of [table.stdout, node.stdout]) {
+          expect(out).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202e]/);
+          expect(out.split('\n').some((l) => l.startsWith('forged') || l.startsWith('NODE   forged'))).toBe(false);
+        }
+        expect(table.stdout).toContain('evil\\x1b[2J\\x1b[31m\\nforged   originate   SYNCED\\r\\u{202e}');
+        expect(table.stdout).toContain('cluster: bad\\x1b]0;owned\\x07\\nNODE   forged   row');
+        expect(node.stdout).toContain('NODE evil\\x1b[2J');
+      } finally {
+        c.close();
       }
-      expect(table.stdout).toContain('evil\\x1b[2J\\x1b[31m\\nforged   originate   SYNCED\\r\\u{202e}');
-      expect(table.stdout).toContain('cluster: bad\\x1b]0;owned\\x07\\nNODE   forged   row');
-      expect(node.stdout).toContain('NODE evil\\x1b[2J');
-    } finally {
-      c.close();
-    }
-    await waitFor('gone', noStreamsLeft);
-  });
+      await waitFor('gone', noStreamsLeft);
+    },
+  );
   it('pretty logs (serve --log-format pretty) escape them too', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'pretty-'));
     fs.writeFileSync(

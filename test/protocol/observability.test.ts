@@ -1,11 +1,13 @@
 // Metrics and logs of a running shim, read the way an operator would: scrape /metrics, change the log
-// level on the admin port, read the JSON log lines.
+// level on the admin port, read the JSON log lines. The per-stream metrics run with a state-of-the-world
+// and with a delta client.
 import { Writable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AdsClient, originateMeta } from '../helpers/ads-client.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
+import { XdsClient, xdsModes } from '../helpers/xds-client.js';
 
 let shim: TestShim;
 const lines: Record<string, any>[] = [];
@@ -45,16 +47,16 @@ function value(text: string, sample: string): number {
   return line ? Number(line.slice(sample.length + 1)) : 0;
 }
 
-describe('metrics on /metrics', () => {
+describe.each(xdsModes)('metrics on /metrics, %s node', (mode) => {
   it('moves the push counter and the convergence histogram after a change, and names every family', async () => {
-    const c = new AdsClient(shim.xdsAddress, { id: 'metrics-node', metadata: originateMeta });
+    const c = new XdsClient(mode, shim.xdsAddress, { id: `metrics-${mode}`, metadata: originateMeta });
     try {
-      c.send('cluster');
+      c.subscribe('cluster');
       c.ack(await c.next('cluster'));
-      c.send('listener');
+      c.subscribe('listener');
       c.ack(await c.next('listener'));
       const before = await scrape();
-      const mark = c.responses.length;
+      const mark = c.count;
       shim.write('alpha.yaml', alpha(7202));
       const cds = await c.nextSince('cluster', mark);
       c.ack(cds);
@@ -67,6 +69,12 @@ describe('metrics on /metrics', () => {
           ? text
           : undefined;
       });
+      expect(value(after, 'tunnel_shim_xds_resources_sent_total{type="cluster"}')).toBe(
+        value(before, 'tunnel_shim_xds_resources_sent_total{type="cluster"}') + 1,
+      );
+      expect(value(after, 'tunnel_shim_xds_acks_total{type="listener"}')).toBeGreaterThan(
+        value(before, 'tunnel_shim_xds_acks_total{type="listener"}'),
+      );
       expect(value(after, 'tunnel_shim_xds_pushes_total{type="cluster"}')).toBe(
         value(before, 'tunnel_shim_xds_pushes_total{type="cluster"}') + 1,
       );
@@ -91,16 +99,18 @@ describe('metrics on /metrics', () => {
       expect(value(after, 'tunnel_shim_rebuilds_total')).toBeGreaterThanOrEqual(2);
 
       // A NACK and a stale nonce are counted by type.
-      c.send('listener', { nonce: 'old-nonce', version: lds.version_info });
-      const mark2 = c.responses.length;
+      c.staleAnswer('listener');
+      const mark2 = c.count;
       shim.write('alpha.yaml', alpha(7203));
       const rejected = await c.nextSince('listener', mark2);
-      c.send('listener', { nonce: rejected.nonce, version: lds.version_info, error: 'no thanks' });
+      c.nack(rejected, 'no thanks');
+      const nacks = 'tunnel_shim_xds_nacks_total{type="listener"}';
       const final = await waitFor('NACK counted', async () => {
         const text = await scrape();
-        return value(text, 'tunnel_shim_xds_nacks_total{type="listener"}') === 1 ? text : undefined;
+        return value(text, nacks) === value(after, nacks) + 1 ? text : undefined;
       });
-      expect(value(final, 'tunnel_shim_xds_stale_nonces_total{type="listener"}')).toBe(1);
+      const stale = 'tunnel_shim_xds_stale_nonces_total{type="listener"}';
+      expect(value(final, stale)).toBe(value(after, stale) + 1);
       const families = [...final.matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => `${m[1]} ${m[2]}`);
       expect(families).toEqual(
         expect.arrayContaining([
