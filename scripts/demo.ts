@@ -1,7 +1,11 @@
 // The main job in one command (`make demo`): the shim on the example file, an echo backend, a
 // terminating and an originating Envoy, bytes through the tunnel, and what happened, from Envoy's
-// own stats. Stays up until Ctrl-C (or exits at once with --once) so you can poke at it.
+// own stats. Stays up until Ctrl-C (or exits at once with --once) so you can poke at it. The tunnel is
+// mTLS: a development CA and one identity per Envoy are made at start (envoy-configs/demo/certs.yaml,
+// removed at exit), served over SDS by the shim; the terminator's log names the originator's SPIFFE ID.
 import { spawn } from 'node:child_process';
+import YAML from 'yaml';
+import { createCa, identitySecret, issueIdentity } from '../src/cli/dev-ca.js';
 import fs from 'node:fs';
 import path from 'node:path';
 import { startEnvoy, type EnvoyProcess } from '../test/helpers/envoy.js';
@@ -9,7 +13,23 @@ import { Client, startEcho } from '../test/helpers/net.js';
 import { waitFor } from '../test/helpers/wait.js';
 
 const repo = path.resolve(path.dirname(new URL(import.meta.url).pathname), '..');
-const servicesFile = path.join(repo, 'envoy-configs/demo/services.yaml');
+const demoDir = path.join(repo, 'envoy-configs/demo');
+const certsFile = path.join(demoDir, 'certs.yaml');
+const identities = {
+  originator: { namespace: 'demo', serviceAccount: 'client' },
+  terminator: { namespace: 'demo', serviceAccount: 'echo' },
+};
+
+/** A development CA and one identity Secret per Envoy, for the file source (what `tunnel-shim certs` prints). */
+async function writeCerts() {
+  const ca = await createCa('cluster.local', { validHours: 72 });
+  const secrets = [];
+  for (const id of Object.values(identities)) {
+    const leaf = await issueIdentity(ca, 'cluster.local', id, { validHours: 48 });
+    secrets.push(YAML.stringify(identitySecret('cluster.local', id, leaf, ca.certPem)));
+  }
+  fs.writeFileSync(certsFile, secrets.join('---\n'));
+}
 const xdsAddress = '127.0.0.1:18000';
 const adminUrl = 'http://127.0.0.1:18080';
 const once = process.argv.includes('--once');
@@ -33,14 +53,22 @@ async function main() {
     const echo = await startEcho('127.0.0.2', 9000);
     cleanup.push(() => echo.close());
 
-    say(`tunnel-shim serve --source file:${path.relative(repo, servicesFile)}`);
+    say(`development CA and identities demo/client, demo/echo -> ${path.relative(repo, certsFile)}`);
+    await writeCerts();
+    cleanup.push(() => fs.rmSync(certsFile, { force: true }));
+
+    say(`tunnel-shim serve --source file:${path.relative(repo, demoDir)} --mtls strict --insecure-identities`);
     const shim = spawn(
       process.execPath,
       [
         path.join(repo, 'bin/tunnel-shim.js'),
         'serve',
         '--source',
-        `file:${servicesFile}`,
+        `file:${demoDir}`,
+        '--mtls',
+        'strict',
+        // The Envoys' identities are taken from their bootstrap (--identity): fine on a laptop only.
+        '--insecure-identities',
         '--xds-address',
         xdsAddress,
         '--log-format',
@@ -61,15 +89,16 @@ async function main() {
       100,
     );
 
-    say('terminating Envoy (tunnels on 0.0.0.0:15008) and originating Envoy (listens on 127.0.0.1:7000, 2 workers)');
+    say('terminating Envoy (mTLS tunnels on 127.0.0.2:15008) and originating Envoy (127.0.0.1:7000, 2 workers)');
     const [terminator, originator] = await Promise.all([
-      startEnvoy({ role: 'terminate', nodeId: 'demo-terminator', xdsAddress }),
+      startEnvoy({ role: 'terminate', nodeId: 'demo-terminator', xdsAddress, identity: 'demo/echo' }),
       startEnvoy({
         role: 'originate',
         nodeId: 'demo-originator',
         xdsAddress,
         listenAddress: '127.0.0.1',
         concurrency: 2,
+        identity: 'demo/client',
       }),
     ]);
     // Their temporary folders (bootstrap, logs) go after the Envoys stop: cleanup runs last-in first-out.
@@ -130,12 +159,21 @@ async function report(originator: EnvoyProcess, terminator: EnvoyProcess, bytes:
     ['CONNECT streams opened (tunnels)', await originator.stat(`${cluster}.upstream_rq_total`)],
     ['upstream HTTP/2 connections carrying them', await originator.stat(`${cluster}.upstream_cx_total`)],
     ['CONNECT requests the terminator answered 200', log.filter((l) => l.response_code === 200).length],
+    [
+      'TLS handshakes: originator, terminator',
+      [
+        await originator.stat(`${cluster}.ssl.handshake`),
+        await terminator.stat('listener.127.0.0.2_15008.ssl.handshake'),
+      ].join(', '),
+    ],
   ];
   process.stdout.write('\n');
   for (const [label, value] of rows) process.stdout.write(`    ${String(label).padEnd(46)} ${value}\n`);
   const sample = log[0]!;
   process.stdout.write(
-    `\n    terminator access log: ${sample.method} ${sample.authority} ${sample.protocol} ${sample.response_code} -> ${sample.upstream_host} (connection ${sample.connection_id})\n\n`,
+    `\n    terminator access log: ${sample.method} ${sample.authority} ${sample.protocol} ${sample.response_code} ` +
+      `-> ${sample.upstream_host} (connection ${sample.connection_id})\n` +
+      `    peer identity (mTLS):  ${sample.peer_identity} (certificate serial ${sample.peer_serial})\n\n`,
   );
 }
 

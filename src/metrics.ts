@@ -1,6 +1,7 @@
 // Prometheus metrics for the admin port's /metrics. Protocol code stays free of metrics: everything is
 // observed through the ADS server's `observe` hooks or read from the pipeline and cache at scrape time.
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { certificateExpiryGauge } from './metrics-tls.js';
 import type { Pipeline } from './pipeline.js';
 import { apiResourceKind } from './sources/kube-access.js';
 import { roles } from './translate/view.js';
@@ -104,6 +105,7 @@ export class Metrics {
 
   constructor(sources: MetricsSources) {
     collectDefaultMetrics({ register: this.registry, prefix });
+    certificateExpiryGauge(this.registry, prefix, sources.pipeline);
     // Shown as 0 before the first timeout, so an alert on it has a series from the start.
     for (const phase of ['announce', 'withdraw']) this.rolloutTimeouts.inc({ phase }, 0);
     new Gauge({

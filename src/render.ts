@@ -10,7 +10,10 @@ import type { SourceState } from './sources/source.js';
 import { translate } from './translate/index.js';
 
 export interface Rendered {
-  resources: Record<'clusters' | 'endpoints' | 'extensions' | 'listeners' | 'routes', unknown[]>;
+  /** `secrets` only for a node that is served some (private keys redacted). */
+  resources: Record<'clusters' | 'endpoints' | 'extensions' | 'listeners' | 'routes', unknown[]> & {
+    secrets?: unknown[];
+  };
   diagnostics: Diagnostic[];
 }
 
@@ -18,6 +21,7 @@ const plural = {
   cluster: 'clusters',
   endpoint: 'endpoints',
   extension: 'extensions',
+  secret: 'secrets',
   listener: 'listeners',
   route: 'routes',
 } as const;
@@ -28,10 +32,18 @@ export function render(state: SourceState, view: NodeView, options: ModelOptions
   cache.setModel(model);
   const { snapshot, diagnostics } = cache.peek(view);
   const objects = cache.objects(view)!;
-  const resources = { clusters: [], endpoints: [], extensions: [], listeners: [], routes: [] } as Rendered['resources'];
+  const resources = {
+    clusters: [],
+    endpoints: [],
+    extensions: [],
+    listeners: [],
+    routes: [],
+    secrets: [],
+  } as Rendered['resources'];
   // What is served: the resources that validated and encoded, shown as the Envoy JSON they came from.
   for (const kind of pushOrder)
     resources[plural[kind]] = [...snapshot![kind].resources.keys()].map((name) => objects[kind].get(name));
+  if (resources.secrets?.length === 0) delete resources.secrets;
   return { resources, diagnostics: [...state.diagnostics, ...model.diagnostics, ...diagnostics] };
 }
 

@@ -1,7 +1,8 @@
 // The running shim: source -> pipeline -> cache -> ADS server, plus the admin endpoint.
 import type http from 'node:http';
 import type { Logger } from 'pino';
-import { createAdminServer, listen } from './admin/http.js';
+import { createAdminServer, insecureIdentitiesWarning, listen } from './admin/http.js';
+import type { MtlsMode } from './model/mtls.js';
 import { Pipeline } from './pipeline.js';
 import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
@@ -30,6 +31,17 @@ export interface ShimOptions {
   maxConnectionAgeGraceMs?: number;
   /** How long an endpoint change waits for Envoys' ACKs before it goes ahead (default 5 s). */
   rolloutTimeoutMs?: number;
+  /** SPIFFE trust domain (`serve --trust-domain`). */
+  trustDomain?: string;
+  /** mTLS mode of Services without tunnel-shim.io/mtls (`serve --mtls`). */
+  mtlsDefault?: MtlsMode;
+  /** `serve --insecure-identities`: believe identities nodes claim in their metadata. */
+  insecureIdentities?: boolean;
+  /** `serve --sds unix:PATH` and `--sds-names`: every node's certificates come from that SDS server. */
+  sds?: string;
+  sdsNames?: [string, string];
+  /** A certificate this close to its end is a warning. */
+  expiryWarningMs?: number;
 }
 
 export class Shim {
@@ -47,6 +59,10 @@ export class Shim {
     const modelOptions = {
       clusterDomain: options.clusterDomain ?? defaultModelOptions.clusterDomain,
       accessLogDirs: options.accessLogDirs,
+      trustDomain: options.trustDomain,
+      mtlsDefault: options.mtlsDefault,
+      expiryWarningMs: options.expiryWarningMs,
+      externalSds: options.sds !== undefined,
     };
     this.rollout = new RolloutStage(this.cache, () => [...this.xds.streams, ...this.xds.deltaStreams], {
       timeoutMs: options.rolloutTimeoutMs,
@@ -66,6 +82,12 @@ export class Shim {
       maxConnectionAgeMs: options.maxConnectionAgeMs,
       maxConnectionAgeGraceMs: options.maxConnectionAgeGraceMs,
       writeBudget: options.writeBudget,
+      identity: {
+        trustDomain: options.trustDomain ?? 'cluster.local',
+        insecureIdentities: options.insecureIdentities,
+        sds: options.sds,
+        sdsNames: options.sdsNames,
+      },
       observe: {
         ...observe,
         connected: (stream) => {
@@ -85,7 +107,9 @@ export class Shim {
 
   async start(): Promise<void> {
     const { pipeline, cache, xds, metrics, rollout } = this;
-    this.admin = createAdminServer({ pipeline, cache, xds, logger: this.options.logger, metrics, rollout });
+    const { logger, insecureIdentities } = this.options;
+    if (insecureIdentities) logger.warn(insecureIdentitiesWarning.trim());
+    this.admin = createAdminServer({ pipeline, cache, xds, logger, metrics, rollout, insecureIdentities });
     this.adminPort = (await listen(this.admin, this.options.adminAddress)).port;
     // Sync the source before serving, so no Envoy ever gets a partial start-up snapshot.
     await this.pipeline.start();

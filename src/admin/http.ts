@@ -19,7 +19,13 @@ export interface AdminDeps {
   logger: Logger;
   metrics: Metrics;
   rollout?: RolloutStage;
+  /** `serve --insecure-identities`: said in /readyz. */
+  insecureIdentities?: boolean;
 }
+
+export const insecureIdentitiesWarning =
+  'WARNING: --insecure-identities: node identities are believed as claimed in bootstrap metadata, and ' +
+  'private keys are served to whoever claims them; for laptops and tests only\n';
 
 const logLevels = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
 
@@ -105,9 +111,11 @@ export function createAdminServer(deps: AdminDeps): http.Server {
         return;
       case '/readyz': {
         const ready = deps.pipeline.synced && deps.xds.boundPort > 0;
+        // Said on every probe, so nobody runs a cluster on believed identities without seeing it.
+        const insecure = deps.insecureIdentities ? insecureIdentitiesWarning : '';
         res
           .writeHead(ready ? 200 : 503, { 'content-type': 'text/plain' })
-          .end(ready ? 'ready\n' : 'not ready: source not synced\n');
+          .end(`${ready ? 'ready' : 'not ready: source not synced'}\n${insecure}`);
         return;
       }
       case '/debug/nodes': {

@@ -8,6 +8,7 @@ import type { Diagnostic } from '../model/diagnostics.js';
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { PieceMemo } from '../translate/memo.js';
 import { objectOf, type Translation } from '../translate/resources.js';
+import { redactSecret, secretsChanged } from '../translate/secrets.js';
 import { changedTunnels, concerns, type TunnelIndex } from './changes.js';
 import { TunnelPieces } from './pieces.js';
 import { ResourceEncoder, type Snapshot, type TypeSnapshot } from './snapshot.js';
@@ -74,6 +75,7 @@ export class SnapshotCache implements ConfigWatcher {
     this.onRebuild?.();
     this.changedAt = changedAt;
     const diffs: Partial<Record<Side, ReturnType<typeof changedTunnels>>> = {};
+    const previousModels = { ...this.models };
     for (const side of sides) {
       if (models[side] === this.models[side]) continue;
       const other = diffs[side === 'terminate' ? 'originate' : 'terminate'];
@@ -94,7 +96,10 @@ export class SnapshotCache implements ConfigWatcher {
       if (!diff) continue;
       const concerned = (t: Tunnel | undefined) => t !== undefined && concerns(entry.view, t);
       const touched =
-        diff.portsChanged || !entry.snapshot || diff.changes.some((c) => concerned(c.before) || concerned(c.after));
+        diff.portsChanged ||
+        !entry.snapshot ||
+        secretsChanged(previousModels[sideOf(entry.view)], this.models[sideOf(entry.view)]!, entry.view) ||
+        diff.changes.some((c) => concerned(c.before) || concerned(c.after));
       if (!touched) continue;
       const before = entry.snapshot;
       this.rebuild(entry);
@@ -159,6 +164,7 @@ export class SnapshotCache implements ConfigWatcher {
       out[kind] = new Map();
       for (const r of resources[kind]) if (!out[kind].has(r.name)) out[kind].set(r.name, objectOf(r));
     }
+    for (const [name, secret] of out.secret) out.secret.set(name, redactSecret(secret));
     return out;
   }
 

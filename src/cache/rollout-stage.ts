@@ -123,6 +123,9 @@ export class RolloutStage {
     ];
   }
 
+  /** The certificates of the last model handed to the cache. */
+  private servedTls?: Model['tls'];
+
   private get holding(): boolean {
     return this.state.pending.size > 0 || this.state.withdrawing.size > 0;
   }
@@ -155,7 +158,15 @@ export class RolloutStage {
     this.state = state;
     const before = this.sides;
     const sides = (this.sides = deriveSides(this.target.tunnels, state, this.variants));
-    if (!before || !sameList(sides.originate, before.originate) || !sameList(sides.terminate, before.terminate)) {
+    // Certificates are not endpoints: a change of them goes out at once (Envoy rotates them in place).
+    const tlsChanged = this.target.tls !== this.servedTls;
+    if (
+      !before ||
+      tlsChanged ||
+      !sameList(sides.originate, before.originate) ||
+      !sameList(sides.terminate, before.terminate)
+    ) {
+      this.servedTls = this.target.tls;
       this.revision++;
       const target = this.target;
       const model = (tunnels: readonly Tunnel[]): Model =>

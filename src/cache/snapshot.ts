@@ -101,7 +101,7 @@ export interface BuiltSnapshot {
   diagnostics: Diagnostic[];
 }
 
-const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension'];
+const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension', 'secret'];
 
 // Module-level, yet invisible: a pure function of an encoding, which is never modified.
 const entryHashes = new WeakMap<EncodedResource, bigint>();

@@ -7,6 +7,7 @@ import { validateMessage } from '../envoy/validate.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType } from '../envoy/protos.js';
 import { isHostPort } from '../xds/node.js';
+import { externalSdsCluster } from '../translate/tls.js';
 
 export interface BootstrapOptions {
   role: Role;
@@ -21,6 +22,10 @@ export interface BootstrapOptions {
   relayHttpBackend?: string;
   /** Incremental xDS (DeltaAggregatedResources) instead of state of the world. */
   delta?: boolean;
+  /** `ns/sa`: the identity the node claims (node metadata; believed only by `serve --insecure-identities`). */
+  identity?: string;
+  /** `unix:PATH`: an SDS server (a SPIRE agent) the node's certificates come from; adds its cluster. */
+  sds?: string;
 }
 
 /** One default admin port per role: an originator and a terminator on one laptop do not collide. */
@@ -61,6 +66,15 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
     if (!isHostPort(o.relayHttpBackend)) throw new Error(`--relay-http-backend ${o.relayHttpBackend} is not IP:PORT`);
     metadata[NodeMetadata.relayHttpBackend] = o.relayHttpBackend;
   }
+  if (o.identity) {
+    if (!/^[a-z0-9-]+\/[a-z0-9.-]+$/.test(o.identity))
+      throw new Error(`--identity ${o.identity}: expected NAMESPACE/SERVICEACCOUNT`);
+    metadata[NodeMetadata.identity] = o.identity;
+  }
+  if (o.sds) {
+    if (!/^unix:\/\S+$/.test(o.sds)) throw new Error(`--sds ${o.sds}: expected unix:/PATH`);
+    metadata[NodeMetadata.sds] = o.sds;
+  }
   return {
     node: { id: o.nodeId, cluster: o.nodeCluster ?? `tunnel-shim-${o.role}`, metadata },
     dynamic_resources: {
@@ -98,9 +112,29 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
             },
           },
         },
+        ...(o.sds ? [sdsCluster(o.sds.slice('unix:'.length))] : []),
       ],
     },
     admin: { address: { socket_address: { address: admin.host, port_value: admin.port } } },
+  };
+}
+
+/** The static cluster of an external SDS server on a Unix socket (gRPC: HTTP/2). */
+function sdsCluster(path: string) {
+  return {
+    name: externalSdsCluster,
+    type: 'STATIC',
+    connect_timeout: '1s',
+    load_assignment: {
+      cluster_name: externalSdsCluster,
+      endpoints: [{ lb_endpoints: [{ endpoint: { address: { pipe: { path } } } }] }],
+    },
+    typed_extension_protocol_options: {
+      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
+        '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',
+        explicit_http_config: { http2_protocol_options: {} },
+      },
+    },
   };
 }
 

@@ -18,6 +18,7 @@ import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
 import { parseAccessLogDir } from '../model/annotations.js';
 import { checkDnsLabel } from '../model/values.js';
+import type { MtlsMode } from '../model/mtls.js';
 import {
   adminGet,
   formatData,
@@ -49,6 +50,26 @@ async function sourceFrom(
     return { source: new FileSource(path, logger, undefined, limits) };
   }
   throw new Error(`--source ${spec}: expected kubernetes or file:PATH`);
+}
+
+/** The `serve` options of mutual TLS, checked. */
+function tlsOptions(o: Record<string, string | boolean | undefined>) {
+  const sds = o.sds as string | undefined;
+  if (sds !== undefined && !/^unix:\/\S+$/.test(sds)) throw new Error(`--sds ${sds}: expected unix:/PATH`);
+  const names = String(o.sdsNames).split(',');
+  if (names.length !== 2 || names.some((n) => !n.trim()))
+    throw new Error(`--sds-names ${o.sdsNames}: expected CERT,BUNDLE`);
+  const domain = String(o.trustDomain);
+  if (!/^[a-z0-9._-]+$/.test(domain)) throw new Error(`--trust-domain ${domain}: may hold only a-z 0-9 . _ -`);
+  return {
+    trustDomain: domain,
+    mtlsDefault: o.mtls as MtlsMode,
+    insecureIdentities: Boolean(o.insecureIdentities),
+    sds,
+    sdsNames:
+      names[0] === 'default' && names[1] === 'ROOTCA' ? undefined : (names.map((n) => n.trim()) as [string, string]),
+    expiryWarningMs: durationMs('--cert-expiry-warning', String(o.certExpiryWarning)),
+  };
 }
 
 function durationMs(option: string, text: string): number {
@@ -154,6 +175,20 @@ export function program(): Command {
       'close an ADS stream whose Envoy reads nothing of what it was sent for this long (DEADLINE_EXCEEDED)',
       '60s',
     )
+    .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', 'cluster.local')
+    .addOption(
+      new Option('--mtls <mode>', 'mTLS mode of Services without tunnel-shim.io/mtls')
+        .choices(['strict', 'permissive', 'disable'])
+        .default('disable'),
+    )
+    .option(
+      '--insecure-identities',
+      'believe the identity a node claims in its bootstrap metadata (bootstrap --identity) ' +
+        'and serve it its key: laptops only',
+    )
+    .option('--sds <unix:PATH>', "nodes' certificates come from this SDS server (a SPIRE agent); the shim serves none")
+    .option('--sds-names <cert,bundle>', 'secret names on that SDS server', 'default,ROOTCA')
+    .option('--cert-expiry-warning <duration>', 'a served certificate this close to its end is a warning', '24h')
     .action(async (o) => {
       const logger = createLogger(o.logLevel, o.logFormat as LogFormat);
       const limits = { maxFileBytes: o.maxFileSize, maxTotalBytes: o.maxSourceSize };
@@ -169,6 +204,7 @@ export function program(): Command {
         maxConnectionAgeMs: durationMs('--max-connection-age', o.maxConnectionAge),
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
         writeBudget: { cutAfterMs: durationMs('--stuck-stream-timeout', o.stuckStreamTimeout) },
+        ...tlsOptions(o),
       });
       // Installed before start: a signal during the first read of a large source stops it too.
       const shutdown = async (signal: string) => {
@@ -204,9 +240,13 @@ export function program(): Command {
       'relay: where plain HTTP (non-CONNECT) requests go; without it they get 404',
     )
     .option('--delta', 'use incremental xDS (api_type DELTA_GRPC) instead of state of the world')
+    .option('--identity <ns/sa>', "the node's identity claim (believed only by serve --insecure-identities)")
+    .option('--sds <unix:PATH>', "take the node's certificates from this SDS server (a SPIRE agent's socket)")
     .addOption(new Option('--output <format>', 'yaml or json').choices(['yaml', 'json']).default('yaml'))
     .action((o) => {
       const bootstrap = buildBootstrap({
+        identity: o.identity,
+        sds: o.sds,
         delta: Boolean(o.delta),
         role: o.role as Role,
         nodeId: o.nodeId,

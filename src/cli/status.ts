@@ -200,6 +200,7 @@ export function nodeResources(config: NodeConfig): Record<string, unknown> {
     cluster: 'clusters',
     endpoint: 'endpoints',
     extension: 'extensions',
+    secret: 'secrets',
     listener: 'listeners',
     route: 'routes',
   } as const;

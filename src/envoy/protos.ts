@@ -74,16 +74,18 @@ export const TypeUrl = {
   endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
   /** ECDS: a filter's config, named by a filter's `config_discovery` (translate/connect-manager.ts says why). */
   extension: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
+  /** SDS over ADS: a node's certificate and trust bundle (translate/secrets.ts). */
+  secret: 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret',
 } as const;
 
 export type ResourceKind = keyof typeof TypeUrl;
 export type TypeUrlString = (typeof TypeUrl)[ResourceKind];
 
 /**
- * Clusters and endpoints first, then what uses them: make before break. A filter config a listener
+ * Secrets, clusters and endpoints first, then what uses them: make before break. A filter config a listener
  * already names goes before the listener's update; a new name is asked for once the listener arrives.
  */
-export const pushOrder: ResourceKind[] = ['cluster', 'endpoint', 'extension', 'listener', 'route'];
+export const pushOrder: ResourceKind[] = ['secret', 'cluster', 'endpoint', 'extension', 'listener', 'route'];
 
 export const kindOfTypeUrl = new Map<string, ResourceKind>(
   (Object.entries(TypeUrl) as [ResourceKind, string][]).map(([kind, url]) => [url, kind]),

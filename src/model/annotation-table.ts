@@ -3,6 +3,7 @@
 // adding a row; annotations.ts runs the table.
 import YAML from 'yaml';
 import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
+import { parseAllowedIdentities, parseMtlsMode } from './mtls.js';
 import { checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode } from './values.js';
 import { parseDurationMs } from './durations.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
@@ -194,4 +195,6 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/initial-stream-window-size': { key: 'initialStreamWindowSize', parse: windowSize },
   'tunnel-shim.io/initial-connection-window-size': { key: 'initialConnectionWindowSize', parse: windowSize },
   'tunnel-shim.io/per-connection-buffer-limit-bytes': { key: 'perConnectionBufferLimitBytes', parse: bufferBytes },
+  'tunnel-shim.io/mtls': { key: 'mtls', parse: parseMtlsMode },
+  'tunnel-shim.io/allowed-identities': { key: 'allowedIdentities', parse: parseAllowedIdentities },
 };

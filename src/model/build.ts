@@ -9,6 +9,8 @@ import type { Diagnostic } from './diagnostics.js';
 import { domainsOf } from './domains.js';
 import { EndpointParser, indexEndpoints, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
+import { missingCertificates, mtlsModeOf, servingIdentities, withMtlsDefault } from './mtls.js';
+import { buildIdentities, isIdentitySecret } from './secrets.js';
 import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
 import { parseRoute } from './routes.js';
 import type { Endpoint, Model, ModelOptions, Tunnel, TunnelSettings } from './tunnel.js';
@@ -47,6 +49,9 @@ function tunnelsOfService(
     else report.warn('UnknownAnnotation', path, e.message);
   }
   if (!settings) return [];
+  const mtls = withMtlsDefault(settings, options.mtlsDefault);
+  if (mtls.error)
+    report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/allowed-identities'], mtls.error);
   const outside =
     settings.accessLog === undefined ? undefined : accessLogOutsideDirs(settings.accessLog, options.accessLogDirs);
   if (outside) report.error('InvalidAnnotation', ['metadata', 'annotations', 'tunnel-shim.io/access-log'], outside);
@@ -101,7 +106,7 @@ function tunnelsOfService(
       port,
       clusterIP,
       authority: `${ref.name}.${ref.namespace}.svc.${options.clusterDomain}:${port}`,
-      settings,
+      settings: mtls.settings,
       endpoints: endpoints.get(`${ref.namespace}/${ref.name}`)?.get(portName) ?? [],
       origin: sourced.origin,
     });
@@ -240,13 +245,36 @@ function build(
   const { splits, created } = applyRoutes(routes, tunnels, rejected, readableServices, endpoints, options, diagnostics);
   const previousByKey = new Map((previous?.tunnels ?? []).map((t) => [t.key, t]));
   const out: Tunnel[] = [];
+  const trustDomain = options.trustDomain ?? 'cluster.local';
   for (const t of [...tunnels, ...created]) {
     if (rejected.has(t)) continue;
     const split = splits.get(t);
-    const tunnel = split ? { ...t, split } : t;
-    out.push(incremental ? keepIdentity(tunnel, previousByKey.get(t.key)) : tunnel);
+    const servedBy = mtlsModeOf(t) === 'disable' ? undefined : servingIdentities(t, trustDomain);
+    const withParts = split || servedBy ? { ...t, ...(split ? { split } : {}), ...(servedBy ? { servedBy } : {}) } : t;
+    out.push(incremental ? keepIdentity(withParts, previousByKey.get(t.key)) : withParts);
   }
-  return { model: { tunnels: out, diagnostics }, state };
+  const tls = modelTls(objects, options, previous, diagnostics);
+  if (!options.externalSds) diagnostics.push(...missingCertificates(out, tls.identities));
+  return { model: { tunnels: out, diagnostics, tls }, state };
+}
+
+function modelTls(
+  objects: readonly SourcedObject[],
+  options: ModelOptions,
+  previous: Model | undefined,
+  diagnostics: Diagnostic[],
+) {
+  const trustDomain = options.trustDomain ?? 'cluster.local';
+  const secrets = objects.filter((o) => isIdentitySecret(o.object));
+  const identityOptions = { trustDomain, expiryWarningMs: options.expiryWarningMs };
+  const identities = buildIdentities(secrets, identityOptions, previous?.tls?.identities, diagnostics);
+  // Unchanged certificates keep the previous object: the rollout stage and cache see no change.
+  const last = previous?.tls;
+  const same =
+    last?.trustDomain === trustDomain &&
+    last.identities.size === identities.size &&
+    [...identities].every(([id, cert]) => last.identities.get(id) === cert);
+  return same ? last : { trustDomain, identities };
 }
 
 /** False (with an error naming the field) for an object the model cannot read; it is left out. */

@@ -21,8 +21,8 @@ interface SliceSpec {
 
 const serviceNameLabel = 'kubernetes.io/service-name';
 
-/** Pod labels by `namespace/name` and by `namespace/ip`: what metadata-match selects endpoints by. */
-export type PodIndex = Map<string, Record<string, string>>;
+/** Pod labels (what metadata-match selects by) and service account, by `namespace/name` and `namespace/ip`. */
+export type PodIndex = Map<string, { labels: Record<string, string>; serviceAccount?: string }>;
 
 /**
  * One model builder's endpoint parsing (model/build.ts ModelBuilder), remembered between its builds.
@@ -56,10 +56,12 @@ function indexPods(pods: SourcedObject[]): PodIndex {
   for (const { object } of pods) {
     const ns = object.metadata?.namespace ?? 'default';
     const labels = object.metadata?.labels ?? {};
-    if (object.metadata?.name) index.set(`${ns}/${object.metadata.name}`, labels);
+    const account = (object.spec as { serviceAccountName?: unknown } | undefined)?.serviceAccountName;
+    const pod = typeof account === 'string' && account ? { labels, serviceAccount: account } : { labels };
+    if (object.metadata?.name) index.set(`${ns}/${object.metadata.name}`, pod);
     const status = (object.status ?? {}) as { podIP?: string; podIPs?: { ip?: string }[] };
     for (const ip of [status.podIP, ...(status.podIPs ?? []).map((p) => p.ip)])
-      if (ip) index.set(`${ns}/ip/${ip}`, labels);
+      if (ip) index.set(`${ns}/ip/${ip}`, pod);
   }
   return index;
 }
@@ -115,10 +117,10 @@ function parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
         return;
       }
       const ref = e.targetRef;
-      const labels =
+      const pod =
         (ref?.kind === 'Pod' && ref.name ? pods.get(`${ref.namespace ?? ns}/${ref.name}`) : undefined) ??
         pods.get(`${ns}/ip/${address}`);
-      list.push(labels ? { address, port, labels } : { address, port });
+      list.push(pod ? { address, port, ...pod } : { address, port });
     });
   });
   for (const [name, list] of parsed.byPort) parsed.byPort.set(name, dedupeSorted(list));

@@ -25,9 +25,15 @@ export function keepIdentity(t: Tunnel, old: Tunnel | undefined): Tunnel {
     sameList(
       t.endpoints,
       old.endpoints,
-      (a, b) => a === b || (a.address === b.address && a.port === b.port && sameJson(a.labels, b.labels)),
+      (a, b) =>
+        a === b ||
+        (a.address === b.address &&
+          a.port === b.port &&
+          a.serviceAccount === b.serviceAccount &&
+          sameJson(a.labels, b.labels)),
     ) &&
-    sameJson(t.settings, old.settings);
+    sameJson(t.settings, old.settings) &&
+    sameJson(t.servedBy, old.servedBy);
   return same ? old : t;
 }
 

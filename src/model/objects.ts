@@ -59,4 +59,6 @@ export const isPod = (o: KubeObject) => o.kind === 'Pod' && (o.apiVersion ?? 'v1
 const inGroup = (o: KubeObject, group: string) => String(o.apiVersion ?? '').startsWith(`${group}/`);
 export const isEndpointSlice = (o: KubeObject) => o.kind === 'EndpointSlice' && inGroup(o, 'discovery.k8s.io');
 export const isTCPRoute = (o: KubeObject) => o.kind === 'TCPRoute' && inGroup(o, 'gateway.networking.k8s.io');
-export const isModelObject = (o: KubeObject) => isService(o) || isPod(o) || isEndpointSlice(o) || isTCPRoute(o);
+export const isSecret = (o: KubeObject) => o.kind === 'Secret' && (o.apiVersion ?? 'v1') === 'v1';
+export const isModelObject = (o: KubeObject) =>
+  isService(o) || isPod(o) || isEndpointSlice(o) || isTCPRoute(o) || isSecret(o);

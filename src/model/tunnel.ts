@@ -1,5 +1,7 @@
 import type { Diagnostic } from './diagnostics.js';
+import type { MtlsMode } from './mtls.js';
 import type { ObjectRef, Origin } from './objects.js';
+import type { IdentityCert } from './secrets.js';
 
 export type TunnelMode = 'h2' | 'h1' | 'h2-post';
 export type Placement = 'sidecar' | 'gateway';
@@ -57,6 +59,10 @@ export interface TunnelSettings {
   perConnectionBufferLimitBytes?: number;
   /** Relays listen on this port and forward CONNECTs for this Service to its terminators. */
   relayPort?: number;
+  /** Mutual TLS on the tunnel (unset: disable, plaintext). */
+  mtls?: MtlsMode;
+  /** SPIFFE IDs (`*` as a whole segment) a terminator admits; unset: every authenticated peer. */
+  allowedIdentities?: string[];
 }
 
 export interface Endpoint {
@@ -65,6 +71,8 @@ export interface Endpoint {
   port: number;
   /** Labels of the Pod behind the address (EndpointSlice targetRef or Pod IP), when the source has it. */
   labels?: Record<string, string>;
+  /** The service account of the Pod behind the address, when the source has it (its SPIFFE identity). */
+  serviceAccount?: string;
 }
 
 /** One tunneled Service port: what every role is translated from. */
@@ -85,11 +93,21 @@ export interface Tunnel {
   split?: { tunnelKey: string; weight: number }[];
   /** Set on a backend a TCPRoute created: reached only through this parent Service port's listener. */
   via?: { name: string; port: number };
+  /** mTLS: the SPIFFE IDs (`*` segments allowed) an originator accepts as this Service's terminators. */
+  servedBy?: string[];
 }
 
 export interface Model {
   tunnels: Tunnel[];
   diagnostics: Diagnostic[];
+  /** Identities and their certificates (from identity Secrets), for mTLS tunnels. */
+  tls?: ModelTls;
+}
+
+export interface ModelTls {
+  trustDomain: string;
+  /** Certificates by SPIFFE ID, served over SDS only to a node of that identity. */
+  identities: ReadonlyMap<string, IdentityCert>;
 }
 
 export interface ModelOptions {
@@ -99,6 +117,14 @@ export interface ModelOptions {
    * normalised, no trailing slash). Unset or empty: any absolute path, as Envoy's own user may write.
    */
   accessLogDirs?: readonly string[];
+  /** SPIFFE trust domain of identities (`serve --trust-domain`); default cluster.local. */
+  trustDomain?: string;
+  /** The mTLS mode of Services without tunnel-shim.io/mtls (`serve --mtls`); default disable. */
+  mtlsDefault?: MtlsMode;
+  /** A certificate this close to its end is a warning (`serve --cert-expiry-warning`); default 24 h. */
+  expiryWarningMs?: number;
+  /** `serve --sds`: certificates come from an external SDS server, not from identity Secrets. */
+  externalSds?: boolean;
 }
 
 export const defaultModelOptions: ModelOptions = { clusterDomain: 'cluster.local' };

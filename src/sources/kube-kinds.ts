@@ -18,7 +18,12 @@ export interface Kind {
   /** Watch path for all namespaces, or for one. */
   path(namespace?: string): string;
   list(namespace?: string): Promise<{ items: KubernetesObject[]; metadata?: { resourceVersion?: string } }>;
+  /** Watch only objects with these labels (Secrets: only identity Secrets are ever read). */
+  labelSelector?: string;
 }
+
+/** Identity Secrets carry this label (model/secrets.ts); no other Secret is listed or watched. */
+export const identitySecretSelector = 'tunnel-shim.io/identity';
 
 export const gatewayGroup = 'gateway.networking.k8s.io';
 export const tcpRouteResource = `tcproutes.${gatewayGroup}`;
@@ -61,6 +66,17 @@ export function coreKinds(kc: KubeConfig): Kind[] {
       resource: 'pods',
       path: (ns) => (ns ? `/api/v1/namespaces/${ns}/pods` : '/api/v1/pods'),
       list: (ns) => (ns ? core.listNamespacedPod({ namespace: ns }) : core.listPodForAllNamespaces()),
+    },
+    {
+      kind: 'Secret',
+      apiVersion: 'v1',
+      resource: 'secrets',
+      labelSelector: identitySecretSelector,
+      path: (ns) => (ns ? `/api/v1/namespaces/${ns}/secrets` : '/api/v1/secrets'),
+      list: (ns) =>
+        ns
+          ? core.listNamespacedSecret({ namespace: ns, labelSelector: identitySecretSelector })
+          : core.listSecretForAllNamespaces({ labelSelector: identitySecretSelector }),
     },
   ];
 }

@@ -122,7 +122,13 @@ export class KubernetesSource implements Source {
           throw err;
         }
       };
-      const informer = new ListWatch<KubernetesObject>(kind.path(namespace), this.watch!, list as never, false);
+      const informer = new ListWatch<KubernetesObject>(
+        kind.path(namespace),
+        this.watch!,
+        list as never,
+        false,
+        kind.labelSelector,
+      );
       const entry: Informer = { kind, namespace, informer };
       informer.on('add', () => this.changed());
       informer.on('update', () => this.changed());

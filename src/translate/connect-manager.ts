@@ -10,13 +10,21 @@ import type { ResourceObject } from '../envoy/encode.js';
 import { connectServerHttp2Options, sharedListenerBufferLimit } from './connection-options.js';
 import { adsConfigSource, discoveredFilter, duration, socketAddress, typeOf } from './envoy-fields.js';
 
-/** The HTTP filters a CONNECT request passes: the router, which opens the upstream tunnel or TCP connection. */
-function connectHttpFilters(): ResourceObject[] {
-  return [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }];
+/**
+ * The HTTP filters a CONNECT request passes: `before` (RBAC on terminators with certificates), then the
+ * router, which opens the upstream tunnel or TCP connection.
+ */
+function connectHttpFilters(before: ResourceObject[]): ResourceObject[] {
+  return [...before, { name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }];
 }
 
 /** The connection manager named `name` (a TypedExtensionConfig), routed by the route configuration of that name. */
-export function connectManager(name: string, statPrefix: string, accessLogs: ResourceObject[]): ResourceObject {
+export function connectManager(
+  name: string,
+  statPrefix: string,
+  accessLogs: ResourceObject[],
+  filtersBefore: ResourceObject[] = [],
+): ResourceObject {
   return {
     name,
     typed_config: {
@@ -24,7 +32,7 @@ export function connectManager(name: string, statPrefix: string, accessLogs: Res
       stat_prefix: statPrefix,
       codec_type: 'AUTO',
       rds: { route_config_name: name, config_source: adsConfigSource },
-      http_filters: connectHttpFilters(),
+      http_filters: connectHttpFilters(filtersBefore),
       upgrade_configs: [{ upgrade_type: 'CONNECT' }],
       http2_protocol_options: connectServerHttp2Options(),
       // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.

@@ -5,6 +5,7 @@ import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/domains.js';
 import type { Tunnel } from '../model/tunnel.js';
 import { duration } from './envoy-fields.js';
+import { rbacPerRoute } from './rbac.js';
 import { lbMetadataMatch } from './subsets.js';
 import { picksEndpoint } from './tunnel-cluster.js';
 
@@ -38,6 +39,7 @@ export function terminatingVirtualHost(t: Tunnel, cluster: string): ResourceObje
     ? { path: s.postPath ?? '/', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }
     : { connect_matcher: {} };
   const metadataMatch = gateway ? lbMetadataMatch(s) : undefined;
+  const authorization = rbacPerRoute(t);
   return virtualHost(t, {
     match,
     route: {
@@ -50,6 +52,7 @@ export function terminatingVirtualHost(t: Tunnel, cluster: string): ResourceObje
         : {}),
       ...(metadataMatch ? { metadata_match: metadataMatch } : {}),
     },
+    ...(authorization ? { typed_per_filter_config: authorization } : {}),
   });
 }
 

@@ -6,6 +6,7 @@ import { tunnelLogs } from './access-log.js';
 import { sourceIpHeader } from './connect-routes.js';
 import { bufferLimit } from './connection-options.js';
 import { duration, socketAddress, statPrefix, typeOf } from './envoy-fields.js';
+import { tlsPiece } from './tls.js';
 import { noMemo, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
 import { lbMetadataMatch } from './subsets.js';
@@ -124,11 +125,11 @@ export function translateOriginate(
   // Only splits look tunnels up by key: the map is made once, for the first split, not on every translation.
   let byKeyMap: Map<string, Tunnel> | undefined;
   const byKey = () => (byKeyMap ??= new Map(tunnels.map((t) => [t.key, t])));
-  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}`;
+  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}${tlsPiece(view)}`;
   for (const t of tunnels) {
     if (t.via) {
       const name = originateName(t);
-      resources.cluster.push({ name, object: tunnelCluster(t, name) });
+      resources.cluster.push({ name, object: tunnelCluster(t, name, view) });
       resources.endpoint.push({ name, object: tunnelEndpoints(t, name) });
       continue;
     }
@@ -163,7 +164,8 @@ export function translateOriginate(
     // A split's listener names its backends' clusters, so it is rebuilt (and compared by content).
     if (t.split) {
       const name = originateName(t);
-      resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t, name) });
+      const piece = `cluster${tlsPiece(view)}`;
+      resources.cluster.push({ name, owner: t, piece, object: () => tunnelCluster(t, name, view) });
       resources.endpoint.push({ name, object: { cluster_name: name, endpoints: [] } });
       resources.listener.push({ name, object: tunnelListener(t, address, view, byKey) });
       continue;
@@ -172,7 +174,7 @@ export function translateOriginate(
     // the encoder then knows them by identity, and their objects are built only when first encoded.
     const entries = memo.piece(
       t,
-      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}` : viewPiece,
+      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tlsPiece(view)}` : viewPiece,
       () => tunnelEntries(t, address, view),
     );
     resources.cluster.push(entries.cluster);
@@ -186,7 +188,7 @@ function tunnelEntries(t: Tunnel, address: string, view: NodeView) {
   const name = originateName(t);
   const piece = `listener|${address}|${view.accessLog ?? ''}`;
   return {
-    cluster: { name, owner: t, piece: 'cluster', object: () => tunnelCluster(t, name) },
+    cluster: { name, owner: t, piece: `cluster${tlsPiece(view)}`, object: () => tunnelCluster(t, name, view) },
     endpoint: { name, owner: t, piece: 'endpoints', object: () => tunnelEndpoints(t, name) },
     // Not a split: its listener looks up no other tunnel.
     listener: { name, owner: t, piece, object: () => tunnelListener(t, address, view, () => new Map()) },

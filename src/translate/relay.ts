@@ -58,7 +58,7 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
     const onPort = relayed.filter((t) => t.settings.relayPort === port);
     const hosts = onPort.map((t) => {
       const cluster = relayClusterName(t);
-      resources.cluster.push({ name: cluster, object: tunnelCluster(t, cluster) });
+      resources.cluster.push({ name: cluster, object: tunnelCluster(t, cluster, view) });
       resources.endpoint.push({ name: cluster, object: tunnelEndpoints(t, cluster) });
       return forwardingVirtualHost(t, cluster);
     });

@@ -32,7 +32,7 @@ export interface Translation {
 }
 
 export function emptyResourceSet(): ResourceSet {
-  return { listener: [], route: [], cluster: [], endpoint: [], extension: [] };
+  return { listener: [], route: [], cluster: [], endpoint: [], extension: [], secret: [] };
 }
 
 export function sortResourceSet(set: ResourceSet): ResourceSet {
@@ -43,5 +43,6 @@ export function sortResourceSet(set: ResourceSet): ResourceSet {
     cluster: [...set.cluster].sort(byName),
     endpoint: [...set.endpoint].sort(byName),
     extension: [...set.extension].sort(byName),
+    secret: [...set.secret].sort(byName),
   };
 }

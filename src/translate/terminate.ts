@@ -16,7 +16,9 @@ import { balancedBackendCluster, balancedBackendEndpoints, staticCluster } from 
 import { connectListener, connectManager } from './connect-manager.js';
 import { terminatingVirtualHost } from './connect-routes.js';
 import { bufferLimit } from './connection-options.js';
-import { statPrefix } from './envoy-fields.js';
+import { discoveredFilter, statPrefix, typeOf } from './envoy-fields.js';
+import { rbacFilter } from './rbac.js';
+import { downstreamTransportSocket, hasCertificates, peerLogFields, routedOn, tlsInspector, tlsPiece } from './tls.js';
 import { noMemo, objectId, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { addressesOf } from './scope.js';
@@ -45,10 +47,36 @@ const terminateLogFields = {
  * an ECDS update after an in-place filter chain update of a listener whose filters come over ECDS
  * (seen in test/e2e/isolation.test.ts), and a listener whose bytes never change is never updated.
  */
-function endpointListener(name: string, ip: string, port: number) {
+function endpointListener(name: string, ip: string, port: number, view: NodeView) {
   // A pod IP may not be on the host yet: bind anyway.
-  return connectListener(name, ip, port, { freebind: true, chainName: `endpoint/${ip}` });
+  const listener = connectListener(name, ip, port, { freebind: true, chainName: `endpoint/${ip}` });
+  if (!hasCertificates(view)) return listener;
+  return { ...listener, listener_filters: [tlsInspector], filter_chains: terminatorChains(name, ip, view) };
 }
+
+/**
+ * With certificates, two chains told apart by the ClientHello (tls_inspector): mTLS, and plaintext for
+ * permissive and disabled Services. Each has its own connection manager and routes, and a Service is
+ * routed only on the chains its mode admits, so a plaintext connection never reaches a strict Service.
+ * The chains are the same whatever the Services: changing a mode rewrites routes, never the listener.
+ */
+function terminatorChains(name: string, ip: string, view: NodeView) {
+  return [
+    {
+      name: `endpoint/${ip}/mtls`,
+      filter_chain_match: { transport_protocol: 'tls' },
+      transport_socket: downstreamTransportSocket(view),
+      filters: [discoveredFilter(mtlsName(name), typeOf.hcm)],
+    },
+    {
+      name: `endpoint/${ip}`,
+      filter_chain_match: { transport_protocol: 'raw_buffer' },
+      filters: [discoveredFilter(name, typeOf.hcm)],
+    },
+  ];
+}
+
+const mtlsName = (name: string) => `${name}/mtls`;
 
 export function translateTerminate(
   tunnels: readonly Tunnel[],
@@ -115,19 +143,35 @@ export function translateTerminate(
     // IP's listener exists is refused, so a pooled connection can never stick to a listener that lacks
     // its routes (it would answer 404 for as long as the connection lives).
     const ips = [...new Set([...sidecarHosts.keys(), ...gatewayIps])].sort();
+    // A node with certificates has an mTLS chain too, names the peer in its logs and enforces allowed
+    // identities (RBAC per route); without, a Service with an allowlist is not routed at all.
+    const certs = hasCertificates(view);
+    const chains = certs ? (['plaintext', 'mtls'] as const) : (['plaintext'] as const);
+    const fields = certs ? { ...terminateLogFields, ...peerLogFields } : terminateLogFields;
     for (const ip of ips) {
-      const name = terminateRouteName(port, ip);
-      const hosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
-      resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
-      // Only the Services routed on this IP log here; their logs change no listener (ECDS).
-      const logged = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels].filter((t) => t.settings.accessLog);
-      resources.extension.push({
-        name,
-        object: () => connectManager(name, statPrefix('terminate', port), sharedLogs(view, logged, terminateLogFields)),
-        key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
-      });
+      const listenerName = terminateRouteName(port, ip);
+      const allHosts = [...(sidecarHosts.get(ip) ?? []), ...gatewayHosts];
+      const allTunnels = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels];
+      for (const chain of chains) {
+        const name = chain === 'mtls' ? mtlsName(listenerName) : listenerName;
+        const admitted = (t: Tunnel) => routedOn(t, chain) && (certs || !t.settings.allowedIdentities);
+        const hosts = allHosts.filter((_, i) => admitted(allTunnels[i]!));
+        resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
+        // Only the Services routed on this chain log here; their logs change no listener (ECDS).
+        const logged = allTunnels.filter((t) => admitted(t) && t.settings.accessLog);
+        const prefix = chain === 'mtls' ? statPrefix('terminate', port, 'mtls') : statPrefix('terminate', port);
+        resources.extension.push({
+          name,
+          object: () => connectManager(name, prefix, sharedLogs(view, logged, fields), certs ? [rbacFilter] : []),
+          key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
+        });
+      }
       // The same bytes for as long as the IP has a Service: never modified, only added and removed.
-      resources.listener.push({ name, key: 'endpoint-listener', object: () => endpointListener(name, ip, port) });
+      resources.listener.push({
+        name: listenerName,
+        key: `endpoint-listener${tlsPiece(view)}`,
+        object: () => endpointListener(listenerName, ip, port, view),
+      });
     }
   }
   return { resources };

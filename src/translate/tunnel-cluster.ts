@@ -6,6 +6,8 @@ import type { Tunnel } from '../model/tunnel.js';
 import { bufferLimit, tunnelHttp2Options } from './connection-options.js';
 import { adsConfigSource, duration, socketAddress, typeOf } from './envoy-fields.js';
 import { endpointMetadata, subsetConfig } from './subsets.js';
+import { upstreamTransportSocket } from './tls.js';
+import type { NodeView } from './view.js';
 
 /** Cluster metadata carrying the CONNECT authority. */
 const metadataNamespace = 'tunnel_shim';
@@ -28,8 +30,9 @@ const connectTimeoutMs = 2000;
  */
 export const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
 
-export function tunnelCluster(t: Tunnel, name: string): ResourceObject {
+export function tunnelCluster(t: Tunnel, name: string, view: NodeView): ResourceObject {
   const s = t.settings;
+  const tls = upstreamTransportSocket(t, view);
   const http = s.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: tunnelHttp2Options(s) };
   const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
   return {
@@ -41,6 +44,7 @@ export function tunnelCluster(t: Tunnel, name: string): ResourceObject {
     lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
     ...(subsets ? { lb_subset_config: subsets } : {}),
     metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
+    ...(tls ? { transport_socket: tls } : {}),
     typed_extension_protocol_options: {
       'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
         '@type': typeOf.httpProtocolOptions,

@@ -17,8 +17,8 @@ export interface ResponseSink {
 
 /** A changed cluster or listener may need its endpoints, routes or filter configs sent again while it warms. */
 export const childKinds: Partial<Record<ResourceKind, ResourceKind[]>> = {
-  cluster: ['endpoint'],
-  listener: ['route', 'extension'],
+  cluster: ['endpoint', 'secret'],
+  listener: ['route', 'extension', 'secret'],
 };
 
 /**

@@ -104,7 +104,8 @@ export function clientConfig(stream: StreamStatus, excludeContents: boolean) {
       client_status: clientStatusOf(r),
     };
     if (r.lastUpdated) config.last_updated = timestamp(r.lastUpdated);
-    if (r.resource && !excludeContents) config.xds_config = anyOf(r.resource.any);
+    // A Secret's contents (a private key) never leave through CSDS: its name, version and status do.
+    if (r.resource && !excludeContents && r.kind !== 'secret') config.xds_config = anyOf(r.resource.any);
     if (r.nack) {
       config.error_state = {
         details: r.nack.message,

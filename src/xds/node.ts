@@ -1,6 +1,7 @@
 // Reads who a node is from its bootstrap node (id, cluster, metadata).
 import { isIP } from 'node:net';
 import { NodeMetadata, roles, type NodeView, type Role } from '../envoy/node-view.js';
+import { IdentityError, resolveIdentity, type IdentityOptions } from './identity.js';
 
 export interface NodeIdentity {
   id: string;
@@ -35,9 +36,16 @@ export function structToJson(
 
 export class NodeError extends Error {}
 
+/** What the server says about every node: how identities are decided, and `serve --sds`. */
+export interface NodeOptions extends IdentityOptions {
+  sds?: string;
+  sdsNames?: [string, string];
+}
+
 /** Parses the node of a stream's first request; throws NodeError naming the bad field. */
 export function parseNode(
   node: { id?: string; cluster?: string; metadata?: { fields?: Record<string, StructValue> } } | null | undefined,
+  identity?: NodeOptions,
 ): NodeIdentity {
   if (!node?.id) throw new NodeError('node.id is required in the first request of a stream');
   const metadata = structToJson(node.metadata);
@@ -67,6 +75,22 @@ export function parseNode(
       );
     }
     view.relayHttpBackend = relayBackend;
+  }
+  try {
+    const id = resolveIdentity(metadata[NodeMetadata.identity], identity);
+    if (id) view.identity = id;
+  } catch (err) {
+    if (!(err instanceof IdentityError)) throw err;
+    throw new NodeError(`node ${node.id}: node.metadata["${NodeMetadata.identity}"] ${err.message}`);
+  }
+  const sds = metadata[NodeMetadata.sds] ?? identity?.sds;
+  if (sds !== undefined && sds !== '') {
+    if (typeof sds !== 'string' || !/^unix:\/\S+$/.test(sds))
+      throw new NodeError(
+        `node ${node.id}: node.metadata["${NodeMetadata.sds}"] must be unix:/PATH (got ${JSON.stringify(sds)})`,
+      );
+    view.sds = sds;
+    if (identity?.sdsNames) view.sdsNames = identity.sdsNames;
   }
   return { id: node.id, cluster: node.cluster ?? '', view, message: node };
 }

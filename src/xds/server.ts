@@ -6,6 +6,7 @@ import type { ConfigWatcher } from '../cache/watch.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
+import type { NodeOptions } from './node.js';
 import { isMalformed, RequestLimitError, SubscriptionTable } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
@@ -35,6 +36,8 @@ export interface XdsServerOptions {
   maxConnectionAgeGraceMs?: number;
   /** Bytes all streams together may have in flight, when a stream's unread bytes stop counting, when it is cut. */
   writeBudget?: WriteBudgetOptions;
+  /** How nodes' identities are decided (xds/identity.ts), and `serve --sds`. */
+  identity?: NodeOptions;
   /** Observers for metrics; the server itself only logs. Both stream kinds report through the same hooks. */
   observe?: {
     sent?(stream: XdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
@@ -180,7 +183,7 @@ export class XdsServer {
       if (isMalformed(request)) return fail(grpc.status.INVALID_ARGUMENT, request.malformed);
       try {
         if (!stream) {
-          const node = parseNode(request.node);
+          const node = parseNode(request.node, this.options.identity);
           const watch = this.options.cache.watch(node.view, () => stream?.push());
           const cut = (ms: number) => this.cut(call, stream!, sink!, ms, fail);
           sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), cut);

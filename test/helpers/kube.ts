@@ -9,7 +9,7 @@ import {
 import fs from 'node:fs';
 import path from 'node:path';
 import pino from 'pino';
-import { Shim } from '../../src/shim.js';
+import { Shim, type ShimOptions } from '../../src/shim.js';
 import { EventRecorder } from '../../src/sources/kube-events.js';
 import { KubernetesSource } from '../../src/sources/kubernetes.js';
 
@@ -96,7 +96,13 @@ export interface KubeShim {
 
 export async function startKubeShim(
   kc: KubeConfig,
-  options: { namespaces?: string[]; backoffMs?: [number, number]; xdsHost?: string } = {},
+  options: {
+    namespaces?: string[];
+    backoffMs?: [number, number];
+    xdsHost?: string;
+    /** mTLS settings of `serve`. */
+    tls?: Pick<ShimOptions, 'trustDomain' | 'mtlsDefault' | 'insecureIdentities'>;
+  } = {},
 ): Promise<KubeShim> {
   const logger = pino({ level: process.env.SHIM_LOG_LEVEL ?? 'silent' });
   const source = new KubernetesSource({
@@ -107,7 +113,14 @@ export async function startKubeShim(
   });
   const events = new EventRecorder(kc, logger);
   const xdsHost = options.xdsHost ?? '127.0.0.1';
-  const shim = new Shim({ source, events, xdsAddress: `${xdsHost}:0`, adminAddress: '127.0.0.1:0', logger });
+  const shim = new Shim({
+    source,
+    events,
+    xdsAddress: `${xdsHost}:0`,
+    adminAddress: '127.0.0.1:0',
+    logger,
+    ...options.tls,
+  });
   await shim.start();
   return {
     shim,

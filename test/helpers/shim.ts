@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { Shim } from '../../src/shim.js';
+import { Shim, type ShimOptions } from '../../src/shim.js';
 import { FileSource } from '../../src/sources/file.js';
 import type { WriteBudgetOptions } from '../../src/xds/budget.js';
 
@@ -30,6 +30,11 @@ export async function startShim(
     writeBudget?: WriteBudgetOptions;
     /** xDS on this address instead of 127.0.0.1 (e.g. a namespace's host end) */ xdsHost?: string;
     rolloutTimeoutMs?: number;
+    /** mTLS settings of `serve` (trust domain, --mtls, --insecure-identities, --sds). */
+    tls?: Pick<
+      ShimOptions,
+      'trustDomain' | 'mtlsDefault' | 'insecureIdentities' | 'sds' | 'sdsNames' | 'expiryWarningMs'
+    >;
   } = {},
 ): Promise<TestShim> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-'));
@@ -46,6 +51,7 @@ export async function startShim(
       accessLogDirs: options.accessLogDirs,
       writeBudget: options.writeBudget,
       rolloutTimeoutMs: options.rolloutTimeoutMs,
+      ...options.tls,
     });
   let shim = make(options.xdsPort ?? 0, 0);
   await shim.start();

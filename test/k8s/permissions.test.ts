@@ -42,7 +42,7 @@ const role = (name: string, rules: { apiGroups: string[]; resources: string[] }[
     },
   ] as unknown as KubernetesObject[];
 const coreAccess = role('shim-core', [
-  { apiGroups: [''], resources: ['services', 'pods'] },
+  { apiGroups: [''], resources: ['services', 'pods', 'secrets'] },
   { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'] },
 ]);
 const routeAccess = role('shim-routes', [{ apiGroups: ['gateway.networking.k8s.io'], resources: ['tcproutes'] }]);
@@ -137,6 +137,7 @@ describe('kubernetes source without permission', () => {
         const all = [
           denied('endpointslices.discovery.k8s.io', 'endpointslices', 'discovery.k8s.io'),
           denied('pods', 'pods', ''),
+          denied('secrets', 'secrets', ''),
           denied('services', 'services', ''),
           denied('tcproutes.gateway.networking.k8s.io', 'tcproutes', 'gateway.networking.k8s.io'),
         ];
@@ -147,7 +148,7 @@ describe('kubernetes source without permission', () => {
           100,
         );
         expect((await running.get('/readyz')).status).toBe(503);
-        expect(await metric(running, 'source_errors')).toBe(4);
+        expect(await metric(running, 'source_errors')).toBe(5);
         expect(await metric(running, 'source_access_denied{verb="list",resource="services"}')).toBe(1);
         expect(
           await metric(running, 'source_access_denied{verb="list",resource="tcproutes.gateway.networking.k8s.io"}'),
@@ -156,7 +157,7 @@ describe('kubernetes source without permission', () => {
         await apply(admin, coreAccess);
         await running.started;
         expect((await running.get('/readyz')).status).toBe(200);
-        expect(await diagnosticTexts(running)).toEqual([all[3]]);
+        expect(await diagnosticTexts(running)).toEqual([all[4]]);
         expect(await metric(running, 'source_access_denied{verb="list",resource="services"}')).toBeUndefined();
         expect(await metric(running, 'source_errors')).toBe(1);
 

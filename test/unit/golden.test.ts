@@ -21,9 +21,24 @@ function viewsOf(text: string): NodeView[] {
   const line = /^# views: (.+)$/m.exec(text)?.[1];
   if (!line) throw new Error('the first line of in.yaml names the views: # views: originate, terminate@10.0.0.1');
   return line.split(',').map((v) => {
-    const [role, address] = v.trim().split('@');
-    return { role: role as Role, ...(address ? { listenAddress: address } : {}) };
+    // `role@address#NS:SA`: a node of that identity; `#sds`: one whose certificates come from an SDS server.
+    const [token, identity] = v.trim().split('#');
+    const [role, address] = token!.split('@');
+    const [ns, sa] = identity?.split(':') ?? [];
+    return {
+      role: role as Role,
+      ...(address ? { listenAddress: address } : {}),
+      ...(identity === 'sds' ? { sds: 'unix:/run/spire/agent.sock' } : {}),
+      ...(sa ? { identity: `spiffe://cluster.local/ns/${ns}/sa/${sa}` } : {}),
+    };
   });
+}
+
+/** The directory of a view's outputs: the view as written in the views line. */
+function viewDir(view: NodeView): string {
+  const id = view.identity && /\/ns\/([^/]+)\/sa\/([^/]+)$/.exec(view.identity);
+  const identity = view.sds ? '#sds' : id ? `#${id[1]}:${id[2]}` : '';
+  return `${view.listenAddress ? `${view.role}@${view.listenAddress}` : view.role}${identity}`;
 }
 
 const yaml = (value: unknown) => YAML.stringify(value, { aliasDuplicateObjects: false, lineWidth: 0 });
@@ -33,7 +48,7 @@ function expectedFiles(name: string, text: string): Map<string, string> {
   const parsed = parseYamlObjects(`${name}/in.yaml`, text);
   const files = new Map<string, string>();
   for (const view of viewsOf(text)) {
-    const dir = view.listenAddress ? `${view.role}@${view.listenAddress}` : view.role;
+    const dir = viewDir(view);
     const { resources, diagnostics } = render({ objects: parsed.objects, diagnostics: parsed.diagnostics }, view);
     if (diagnostics.length) files.set(`${dir}/diagnostics.yaml`, yaml(diagnosticLines(diagnostics)));
     for (const [kind, list] of Object.entries(resources)) if (list.length) files.set(`${dir}/${kind}.yaml`, yaml(list));

@@ -76,6 +76,15 @@ function viewsOf(objects: SourcedObject[]): NodeView[] {
     { role: 'relay' },
     { role: 'terminate' },
     ...ips.map((ip): NodeView => ({ role: 'terminate', listenAddress: ip })),
+    // With certificates (mTLS chains and Services' TLS settings), from the shim and from an external SDS server.
+    { role: 'originate', identity: 'spiffe://cluster.local/ns/tls/sa/client' },
+    { role: 'relay', identity: 'spiffe://cluster.local/ns/tls/sa/client' },
+    ...ips.map((ip): NodeView => ({
+      role: 'terminate',
+      listenAddress: ip,
+      identity: 'spiffe://cluster.local/ns/tls/sa/server',
+    })),
+    ...ips.map((ip): NodeView => ({ role: 'terminate', listenAddress: ip, sds: 'unix:/run/sds.sock' })),
   ];
 }
 
