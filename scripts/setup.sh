@@ -65,6 +65,8 @@ if [ "${1:-}" = "--test" ]; then
   fi
   # A real etcd and kube-apiserver for the Kubernetes tests, built from Go modules once and cached.
   scripts/k8s-binaries.sh >/dev/null
+  # A real SPIRE (spire-server, spire-agent) for the SDS tests, built from Go modules once and cached.
+  scripts/spire-binaries.sh >/dev/null
   # Debian's Chromium for the /ui browser test (puppeteer-core drives it and downloads no browser).
   if ! command -v chromium >/dev/null; then
     if [ "$(id -u)" != 0 ]; then

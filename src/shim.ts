@@ -12,6 +12,9 @@ import type { WriteBudgetOptions } from './xds/budget.js';
 import { RolloutStage } from './cache/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
+import { PodOwnerIndex } from './pod-owners.js';
+import type { PeerAuthOptions } from './xds/peer-identity.js';
+import type { XdsTlsOptions } from './xds/tls-credentials.js';
 import { translate } from './translate/index.js';
 
 export interface ShimOptions {
@@ -42,6 +45,9 @@ export interface ShimOptions {
   sdsNames?: [string, string];
   /** A certificate this close to its end is a warning. */
   expiryWarningMs?: number;
+  /** TLS on the xDS port; with a client CA, each stream's certificate binds its node (`peers`). */
+  xdsTls?: XdsTlsOptions;
+  peers?: Omit<PeerAuthOptions, 'pods'>;
 }
 
 export class Shim {
@@ -69,7 +75,10 @@ export class Shim {
       onSettled: (s) => this.metrics.rolloutSettled(s),
       logger: options.logger,
     });
-    this.pipeline = new Pipeline(options.source, this.rollout, modelOptions, options.logger);
+    // With client certificates, a node's Pod (by name or IP) must run as the certificate's service account.
+    const pods = options.xdsTls?.clientCaFile !== undefined ? new PodOwnerIndex() : undefined;
+    const source = pods ? pods.watching(options.source) : options.source;
+    this.pipeline = new Pipeline(source, this.rollout, modelOptions, options.logger);
     if (options.events) this.pipeline.onDiagnostics((fresh) => options.events!.record(fresh));
     const streams = () => [...this.xds.streams, ...this.xds.deltaStreams];
     this.metrics = new Metrics({ pipeline: this.pipeline, cache: this.cache, streams, rollout: this.rollout });
@@ -88,6 +97,8 @@ export class Shim {
         sds: options.sds,
         sdsNames: options.sdsNames,
       },
+      tls: options.xdsTls,
+      peers: pods ? { trustDomain: options.trustDomain ?? 'cluster.local', ...options.peers, pods } : undefined,
       observe: {
         ...observe,
         connected: (stream) => {

@@ -26,6 +26,37 @@ export interface BootstrapOptions {
   identity?: string;
   /** `unix:PATH`: an SDS server (a SPIRE agent) the node's certificates come from; adds its cluster. */
   sds?: string;
+  /** xDS over mutual TLS. */
+  xdsTls?: XdsTlsBootstrap;
+}
+
+export interface XdsTlsBootstrap {
+  /** The Envoy's certificate, key, and the CA that issued the shim's (PEM files, read when Envoy starts). */
+  certFile: string;
+  keyFile: string;
+  caFile: string;
+  /** The URI SAN the shim's certificate must carry. */
+  serverIdentity: string;
+}
+
+/** The xDS cluster's TLS: the node's certificate, and the shim's checked against the CA and its SPIFFE ID. */
+function xdsTransportSocket(tls: XdsTlsBootstrap, host: string) {
+  return {
+    name: 'envoy.transport_sockets.tls',
+    typed_config: {
+      '@type': 'type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext',
+      // SNI only for a DNS name (an IP is no server name); the shim is verified by its URI SAN either way.
+      ...(isIP(host) ? {} : { sni: host }),
+      common_tls_context: {
+        alpn_protocols: ['h2'],
+        tls_certificates: [{ certificate_chain: { filename: tls.certFile }, private_key: { filename: tls.keyFile } }],
+        validation_context: {
+          trusted_ca: { filename: tls.caFile },
+          match_typed_subject_alt_names: [{ san_type: 'URI', matcher: { exact: tls.serverIdentity } }],
+        },
+      },
+    },
+  };
 }
 
 /** One default admin port per role: an originator and a terminator on one laptop do not collide. */
@@ -103,6 +134,7 @@ export function buildBootstrap(o: BootstrapOptions): Record<string, unknown> {
               },
             ],
           },
+          ...(o.xdsTls ? { transport_socket: xdsTransportSocket(o.xdsTls, xds.host) } : {}),
           typed_extension_protocol_options: {
             'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
               '@type': 'type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions',

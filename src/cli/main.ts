@@ -10,6 +10,7 @@ import type { EventRecorder } from '../sources/kube-events.js';
 import type { Source } from '../sources/source.js';
 import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { registerInject } from './inject-command.js';
+import { addBootstrapTlsOptions, addServeTlsOptions, bootstrapTlsFrom, serveTlsFrom } from './xds-tls-options.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
 import { parseDurationMs } from '../model/durations.js';
@@ -122,7 +123,7 @@ export function program(): Command {
     .showHelpAfterError();
   cli.version(packageVersion(), '-V, --version', 'print the version of tunnel-shim');
 
-  cli
+  const serve = cli
     .command('serve')
     .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
     .requiredOption(
@@ -205,6 +206,7 @@ export function program(): Command {
         maxConnectionAgeGraceMs: durationMs('--max-connection-age-grace', o.maxConnectionAgeGrace),
         writeBudget: { cutAfterMs: durationMs('--stuck-stream-timeout', o.stuckStreamTimeout) },
         ...tlsOptions(o),
+        ...serveTlsFrom(o),
       });
       // Installed before start: a signal during the first read of a large source stops it too.
       const shutdown = async (signal: string) => {
@@ -221,8 +223,9 @@ export function program(): Command {
       process.once('SIGINT', () => void shutdown('SIGINT'));
       await shim.start();
     });
+  addServeTlsOptions(serve);
 
-  cli
+  const bootstrap = cli
     .command('bootstrap')
     .description('print a complete Envoy bootstrap for one role')
     .addOption(new Option('--role <role>', 'the Envoy role').choices([...roles]).makeOptionMandatory())
@@ -256,11 +259,13 @@ export function program(): Command {
         adminAddress: o.adminAddress,
         accessLog: o.accessLog,
         relayHttpBackend: o.relayHttpBackend,
+        xdsTls: bootstrapTlsFrom(o),
       });
       const problems = checkBootstrap(bootstrap);
       if (problems.length > 0) throw new Error(`generated bootstrap is invalid: ${problems.join('; ')}`);
       process.stdout.write(o.output === 'json' ? `${JSON.stringify(bootstrap, null, 2)}\n` : bootstrapYaml(bootstrap));
     });
+  addBootstrapTlsOptions(bootstrap);
 
   cli
     .command('render')

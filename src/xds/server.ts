@@ -12,6 +12,8 @@ import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
 import { SotwStream, type DecodedRequest, type StreamEvents } from './sotw-stream.js';
 import { DeltaStream, type DecodedDeltaRequest, type DeltaStreamEvents } from './delta.js';
+import { bindNode, guardCsds, PermissionDeniedError, type PeerAuthOptions } from './peer-identity.js';
+import { xdsServerCredentials, type XdsTlsOptions } from './tls-credentials.js';
 import type { DeltaDecision } from './delta-decide.js';
 import { streamStatus } from './status.js';
 import type { StreamStatus } from './stream-status.js';
@@ -27,6 +29,10 @@ export interface XdsServerOptions {
   cache: ConfigWatcher;
   logger: Logger;
   controlPlaneId?: string;
+  /** TLS on the xDS port (mutual with a client CA); plaintext without. */
+  tls?: XdsTlsOptions;
+  /** With a client CA: each stream's certificate binds its node (peer-identity.ts), and guards CSDS. */
+  peers?: PeerAuthOptions;
   /**
    * Connections older than this are asked to go away (GOAWAY) so Envoys spread over replicas after a
    * scale-up or rollout; grpc-js adds ±10% random jitter so they do not all reconnect at once.
@@ -84,18 +90,18 @@ export class XdsServer {
       StreamAggregatedResources: (call: AnyCall) => this.handle(call, 'sotw'),
       DeltaAggregatedResources: (call: AnyCall) => this.handle(call, 'delta'),
     });
-    server.addService(
-      csdsServiceDefinition(),
-      csdsHandlers(
-        () => this.statuses(),
-        this.options.logger,
-        (call) => this.track(call),
-      ),
+    const csds = csdsHandlers(
+      () => this.statuses(),
+      this.options.logger,
+      (call) => this.track(call),
     );
+    const { peers, logger } = this.options;
+    const denied = (err: string) => logger.warn({ code: 'PERMISSION_DENIED', err }, 'CSDS request refused');
+    server.addService(csdsServiceDefinition(), peers ? guardCsds(csds, peers, denied) : csds);
+    const tls = await xdsServerCredentials(this.options.tls, logger);
+    this.stopTls = tls.stop;
     this.boundPort = await new Promise<number>((resolve, reject) =>
-      server.bindAsync(this.options.address, grpc.ServerCredentials.createInsecure(), (err, port) =>
-        err ? reject(err) : resolve(port),
-      ),
+      server.bindAsync(this.options.address, tls.credentials, (err, port) => (err ? reject(err) : resolve(port))),
     );
     this.server = server;
     return this.boundPort;
@@ -114,6 +120,7 @@ export class XdsServer {
     const server = this.server;
     if (!server) return;
     this.server = undefined;
+    this.stopTls();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         server.forceShutdown();
@@ -128,6 +135,7 @@ export class XdsServer {
     });
   }
 
+  private stopTls = () => {};
   private readonly calls = new Set<grpc.ServerDuplexStream<any, any>>();
 
   /** Streams that `stop` must end itself (tryShutdown waits for open streams). */
@@ -183,7 +191,10 @@ export class XdsServer {
       if (isMalformed(request)) return fail(grpc.status.INVALID_ARGUMENT, request.malformed);
       try {
         if (!stream) {
-          const node = parseNode(request.node, this.options.identity);
+          const peers = this.options.peers;
+          const parsed = parseNode(request.node, this.options.identity);
+          // With client certificates the certificate decides the identity (and may refuse the node).
+          const node = peers ? bindNode(call, parsed, peers) : parsed;
           const watch = this.options.cache.watch(node.view, () => stream?.push());
           const cut = (ms: number) => this.cut(call, stream!, sink!, ms, fail);
           sink = new BoundedSink(call, this.budget, () => stream?.onDrain(), cut);
@@ -196,7 +207,13 @@ export class XdsServer {
           if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
           else this.streams.add(stream);
           log.info(
-            { node: node.id, role: node.view.role, listenAddress: node.view.listenAddress, mode },
+            {
+              node: node.id,
+              role: node.view.role,
+              listenAddress: node.view.listenAddress,
+              identity: node.view.identity,
+              mode,
+            },
             'node connected',
           );
           this.options.observe?.connected?.(stream);
@@ -209,10 +226,7 @@ export class XdsServer {
             'request for a type this server does not serve; ignored',
           );
       } catch (err) {
-        const { INVALID_ARGUMENT, RESOURCE_EXHAUSTED, INTERNAL } = grpc.status;
-        const limit = err instanceof RequestLimitError;
-        const code = err instanceof NodeError ? INVALID_ARGUMENT : limit ? RESOURCE_EXHAUSTED : INTERNAL;
-        fail(code, (err as Error).message);
+        fail(statusOf(err), (err as Error).message);
       }
     });
     const end = () => {
@@ -262,6 +276,14 @@ export class XdsServer {
     // The status waits behind the unread bytes: reset the stream if the peer does not take it soon.
     setTimeout(() => resetStream(call), 1000).unref();
   }
+}
+
+/** The status a stream ends with when its request could not be handled. */
+function statusOf(err: unknown): grpc.status {
+  if (err instanceof NodeError) return grpc.status.INVALID_ARGUMENT;
+  if (err instanceof RequestLimitError) return grpc.status.RESOURCE_EXHAUSTED;
+  if (err instanceof PermissionDeniedError) return grpc.status.PERMISSION_DENIED;
+  return grpc.status.INTERNAL;
 }
 
 const noBytes = Buffer.alloc(1);

@@ -5,6 +5,12 @@ import { decodeAny } from '../../src/envoy/encode.js';
 import { TypeUrl, type ResourceKind } from '../../src/envoy/protos.js';
 import { adsClientDefinition } from '../../src/xds/service.js';
 
+/** How a test client connects: plaintext unless told (TLS tests pass credentials and their own channel options). */
+export interface Connect {
+  credentials?: grpc.ChannelCredentials;
+  options?: grpc.ChannelOptions;
+}
+
 export interface Response {
   version_info: string;
   type_url: string;
@@ -32,9 +38,10 @@ export class AdsClient {
   constructor(
     address: string,
     private readonly node: { id: string; metadata: Record<string, string> },
+    connect: Connect = {},
   ) {
     const Client = grpc.makeGenericClientConstructor(adsClientDefinition(), 'AggregatedDiscoveryService');
-    this.client = new Client(address, grpc.credentials.createInsecure());
+    this.client = new Client(address, connect.credentials ?? grpc.credentials.createInsecure(), connect.options);
     this.call = (this.client as any).StreamAggregatedResources();
     this.call.on('data', (r: any) => {
       const kind = kindOf.get(r.type_url)!;

@@ -1,5 +1,6 @@
 // A real gRPC client of envoy.service.status.v3.ClientStatusDiscoveryService (unary and streaming).
 import * as grpc from '@grpc/grpc-js';
+import type { Connect } from './ads-client.js';
 import { decodeAny } from '../../src/envoy/encode.js';
 import { csdsServiceDefinition } from '../../src/xds/csds.js';
 
@@ -33,9 +34,9 @@ function decoded(response: { config?: ClientConfig[] }): ClientConfig[] {
 export class CsdsClient {
   private readonly client: any;
 
-  constructor(address: string) {
+  constructor(address: string, connect: Connect = {}) {
     const Client = grpc.makeGenericClientConstructor(csdsServiceDefinition(), 'ClientStatusDiscoveryService');
-    this.client = new Client(address, grpc.credentials.createInsecure());
+    this.client = new Client(address, connect.credentials ?? grpc.credentials.createInsecure(), connect.options);
   }
 
   fetch(request: Record<string, unknown> = {}): Promise<ClientConfig[]> {

@@ -1,6 +1,7 @@
 // A real gRPC delta (incremental) ADS client that behaves like an Envoy: it names itself in the first
 // request, subscribes and unsubscribes per type, reports what it has on reconnect, and ACKs or NACKs.
 import * as grpc from '@grpc/grpc-js';
+import type { Connect } from './ads-client.js';
 import { decodeAny } from '../../src/envoy/encode.js';
 import { TypeUrl, type ResourceKind } from '../../src/envoy/protos.js';
 import { adsClientDefinition } from '../../src/xds/service.js';
@@ -28,9 +29,10 @@ export class DeltaClient {
   constructor(
     address: string,
     private readonly node: { id: string; metadata: Record<string, string> },
+    connect: Connect = {},
   ) {
     const Client = grpc.makeGenericClientConstructor(adsClientDefinition(), 'AggregatedDiscoveryService');
-    this.client = new Client(address, grpc.credentials.createInsecure());
+    this.client = new Client(address, connect.credentials ?? grpc.credentials.createInsecure(), connect.options);
     this.call = (this.client as any).DeltaAggregatedResources();
     this.call.on('data', (r: any) => {
       this.responses.push({

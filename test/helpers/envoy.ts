@@ -40,7 +40,7 @@ export async function startEnvoy(
     /** run inside this network namespace (its admin binds adminHost) */ netns?: { exec: string[]; adminHost: string };
   },
 ): Promise<EnvoyProcess> {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `envoy-${options.nodeId}-`));
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `envoy-${options.nodeId.replaceAll('/', '_')}-`));
   const accessLogPath = path.join(dir, 'access.log');
   const adminPathFile = path.join(dir, 'admin-address');
   const bootstrap = buildBootstrap({

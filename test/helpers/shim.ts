@@ -35,6 +35,8 @@ export async function startShim(
       ShimOptions,
       'trustDomain' | 'mtlsDefault' | 'insecureIdentities' | 'sds' | 'sdsNames' | 'expiryWarningMs'
     >;
+    xdsTls?: ShimOptions['xdsTls'];
+    peers?: ShimOptions['peers'];
   } = {},
 ): Promise<TestShim> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'shim-'));
@@ -52,6 +54,8 @@ export async function startShim(
       writeBudget: options.writeBudget,
       rolloutTimeoutMs: options.rolloutTimeoutMs,
       ...options.tls,
+      xdsTls: options.xdsTls,
+      peers: options.peers,
     });
   let shim = make(options.xdsPort ?? 0, 0);
   await shim.start();
