@@ -1,5 +1,5 @@
 # The two commands of the README's quick start, and the setup both share.
-.PHONY: setup demo test lint format bench image fuzz fuzz-inputs fuzz-xds soak
+.PHONY: setup demo test lint format bench image fuzz fuzz-inputs fuzz-xds fuzz-incremental soak
 
 setup:
 	@scripts/setup.sh
@@ -46,11 +46,16 @@ bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
 
 # Property-based fuzzing, longer than the suite's fixed-seed runs, with a fresh seed each time (FUZZ_SEED=N
 # repeats one; FUZZ_RUNS cases per property, FUZZ_BATCHES batches through envoy --mode validate).
-fuzz: fuzz-inputs fuzz-xds
+fuzz: fuzz-inputs fuzz-xds fuzz-incremental
 
 # Annotation parsers and the file source: prints its case counts; a few minutes on 2 cores.
 fuzz-inputs: setup
 	@npx tsx test/fuzz/run-inputs.ts
+
+# Incremental builds against builds from scratch, every view byte for byte (test/unit/incremental.test.ts):
+# FUZZ_RUNS sequences of object changes (default 1000, about 4 minutes on 2 cores; at most an hour).
+fuzz-incremental: setup
+	@FUZZ_RUNS=$${FUZZ_RUNS:-1000} npx vitest run test/unit/incremental.test.ts
 
 # Not in CI: 30 minutes of a change every 100 ms, 200 ADS streams (20 reconnecting, 20 slow readers) and
 # real Envoys carrying tunnels (bench/soak.ts). SOAK_MINUTES shortens it; it stops by itself.

@@ -5,12 +5,12 @@ import { certificateExpiryGauge } from './metrics-tls.js';
 import type { Pipeline } from './pipeline.js';
 import { apiResourceKind } from './sources/kube-access.js';
 import { roles } from './translate/view.js';
-import type { SnapshotCache } from './xds/cache.js';
+import type { SnapshotCache } from './cache/cache.js';
 import type { XdsServerOptions } from './xds/server.js';
 import { streamStatus } from './xds/status.js';
 import type { StreamStatus } from './xds/stream-status.js';
-import type { RolloutStage } from './xds/rollout-stage.js';
-import type { Settled } from './xds/rollout.js';
+import type { RolloutStage } from './cache/rollout-stage.js';
+import type { Settled } from './cache/rollout.js';
 
 const prefix = 'tunnel_shim_';
 // From a local push (milliseconds) to a slow Envoy warming a listener (tens of seconds).
@@ -191,7 +191,7 @@ export class Metrics {
     });
   }
 
-  /** A make-before-break hold ended (xds/rollout.ts). */
+  /** A make-before-break hold ended (cache/rollout.ts). */
   rolloutSettled(s: Settled): void {
     this.rolloutHoldSeconds.observe({ phase: s.phase }, s.heldMs / 1000);
     if (s.timedOut) this.rolloutTimeouts.inc({ phase: s.phase });

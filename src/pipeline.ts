@@ -2,13 +2,13 @@
 // 20 ms of quiet, 100 ms at most. (A longer quiet time starves under a steady stream of events: at 20
 // changes/s a 50 ms quiet time is never reached and every change waits for the maximum delay.)
 import type { Logger } from 'pino';
-import { buildModel } from './model/build.js';
+import { ModelBuilder } from './model/build.js';
 import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
 import type { Model, ModelOptions } from './model/tunnel.js';
 import type { Source, SourceState } from './sources/source.js';
-import type { SnapshotCache } from './xds/cache.js';
+import type { SnapshotCache } from './cache/cache.js';
 
-/** Where models go: the cache itself, or the rollout stage in front of it (xds/rollout-stage.ts). */
+/** Where models go: the cache itself, or the rollout stage in front of it (cache/rollout-stage.ts). */
 export type ModelSink = Pick<SnapshotCache, 'setModel' | 'diagnostics'>;
 
 export interface PipelineOptions extends ModelOptions {
@@ -31,13 +31,17 @@ export class Pipeline {
   private reported = new Set<string>();
   private readonly changeListeners = new Set<(model: Model) => void>();
   private readonly diagnosticListeners = new Set<(fresh: Diagnostic[]) => void>();
+  /** This pipeline's model builds, each reusing what the last one built (nothing is shared with another). */
+  private readonly builder: ModelBuilder;
 
   constructor(
     private readonly source: Source,
     private readonly cache: ModelSink,
     private readonly options: PipelineOptions,
     private readonly logger: Logger,
-  ) {}
+  ) {
+    this.builder = new ModelBuilder(options);
+  }
 
   async start(): Promise<void> {
     await this.source.start((state) => this.schedule(state));
@@ -92,7 +96,7 @@ export class Pipeline {
     const started = performance.now();
     this.lastApply = started;
     this.sourceDiagnostics = state.diagnostics;
-    this.model = buildModel(state.objects, this.options, this.model);
+    this.model = this.builder.build(state.objects);
     const modelMs = performance.now() - started;
     this.cache.setModel(this.model, this.firstPendingAt);
     this.firstPendingAt = undefined;

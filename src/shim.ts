@@ -6,15 +6,16 @@ import type { MtlsMode } from './model/mtls.js';
 import { Pipeline } from './pipeline.js';
 import type { EventRecorder } from './sources/kube-events.js';
 import type { Source } from './sources/source.js';
-import { SnapshotCache } from './xds/cache.js';
+import { SnapshotCache } from './cache/cache.js';
 import { XdsServer, type XdsStream } from './xds/server.js';
 import type { WriteBudgetOptions } from './xds/budget.js';
-import { RolloutStage } from './xds/rollout-stage.js';
+import { RolloutStage } from './cache/rollout-stage.js';
 import { defaultModelOptions } from './model/tunnel.js';
 import { Metrics } from './metrics.js';
 import { PodOwnerIndex } from './pod-owners.js';
 import type { PeerAuthOptions } from './xds/peer-identity.js';
 import type { XdsTlsOptions } from './xds/tls-credentials.js';
+import { translate } from './translate/index.js';
 
 export interface ShimOptions {
   source: Source;
@@ -50,7 +51,7 @@ export interface ShimOptions {
 }
 
 export class Shim {
-  readonly cache = new SnapshotCache();
+  readonly cache = new SnapshotCache(translate);
   readonly pipeline: Pipeline;
   /** Make-before-break across Envoys: between the pipeline and the cache. */
   readonly rollout: RolloutStage;

@@ -5,10 +5,10 @@ import type { Logger } from 'pino';
 import { pushOrder } from '../envoy/protos.js';
 import { formatDiagnostic } from '../model/diagnostics.js';
 import type { Pipeline } from '../pipeline.js';
-import type { SnapshotCache } from '../xds/cache.js';
+import type { SnapshotCache } from '../cache/cache.js';
 import type { XdsServer } from '../xds/server.js';
 import type { Metrics } from '../metrics.js';
-import type { RolloutStage } from '../xds/rollout-stage.js';
+import type { RolloutStage } from '../cache/rollout-stage.js';
 import type { StreamStatus } from '../xds/stream-status.js';
 import { TopologyPage } from './ui.js';
 

@@ -76,7 +76,7 @@ const controlPlaneType = () => lookupType('envoy.config.core.v3.ControlPlane');
 
 /**
  * A DiscoveryResponse written around already-encoded Any resources. Streams that receive the same
- * response share these bytes (xds/transport.ts), nonce included.
+ * response share these bytes (xds/base-stream.ts), nonce included.
  */
 export function encodeDiscoveryResponse(args: {
   versionInfo: string;

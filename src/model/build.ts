@@ -1,13 +1,13 @@
-// objects -> tunnels + diagnostics. Pure: the same input always gives the same output, sorted.
-// Incremental underneath: what was built from a Service object and its endpoint lists is reused while
-// both are the same objects, and unchanged tunnels keep their identity, so a change costs about what
-// it touches (see identity.ts, endpoints.ts).
+// objects -> tunnels + diagnostics. Pure: the same input (and previous model) always gives the same
+// output, sorted. Incremental underneath, in a ModelBuilder (one per pipeline): what was built from a
+// Service object and its endpoint lists is reused while both are the same objects, and unchanged
+// tunnels keep their identity, so a change costs about what it touches (see identity.ts, endpoints.ts).
 import { isIP } from 'node:net';
 import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
 import { domainsOf } from './domains.js';
-import { indexEndpoints, indexPods, type EndpointIndex } from './endpoints.js';
+import { EndpointParser, indexEndpoints, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
 import { missingCertificates, mtlsModeOf, servingIdentities, withMtlsDefault } from './mtls.js';
 import { buildIdentities, isIdentitySecret } from './secrets.js';
@@ -114,6 +114,7 @@ function tunnelsOfService(
   return tunnels;
 }
 
+// Module-level, yet invisible: a pure parse of an annotations object, which is never modified.
 const parsedSettings = new WeakMap<Record<string, string>, ReturnType<typeof parseTunnelSettings>>();
 
 /** Parsed once per annotations object: unchanged Services keep theirs, so their settings keep their identity. */
@@ -126,6 +127,7 @@ function settingsOf(annotations: Record<string, string>): ReturnType<typeof pars
   return parsed;
 }
 
+// Module-level, yet invisible: `namespace/name` of an object, which is never modified.
 const sortKeys = new WeakMap<SourcedObject, string>();
 
 function sortKey(s: SourcedObject): string {
@@ -146,34 +148,57 @@ interface ServiceBuild {
   failed: boolean;
 }
 
+/** What one build leaves for the next to reuse. */
 interface BuildState {
-  options: ModelOptions;
   endpoints: EndpointIndex;
   services: Map<SourcedObject, ServiceBuild>;
 }
 
-/** Per model, what the next build may reuse. */
-const buildStates = new WeakMap<Model, BuildState>();
+/** The builds of one pipeline, each from the one before. */
+export class ModelBuilder {
+  /** The last model and what building it left (per Service object, the endpoint index); replaced by each build. */
+  private last?: { model: Model; state: BuildState };
+  /** Pods and EndpointSlices parsed so far, kept while the same objects come back (endpoints.ts). */
+  private readonly parser = new EndpointParser();
+
+  constructor(private readonly options: ModelOptions) {}
+
+  build(objects: readonly SourcedObject[]): Model {
+    this.last = build(objects, this.options, this.last?.model, { state: this.last?.state, parser: this.parser });
+    return this.last.model;
+  }
+}
 
 /**
- * Builds the tunnel model. A Service with an error keeps the tunnels it had in `previous` (with fresh
- * endpoints), so the last good configuration keeps serving; other Services are unaffected.
+ * Builds the tunnel model at once, reusing nothing (no object of `previous` is handed back). A Service
+ * with an error keeps the tunnels it had in `previous` (with fresh endpoints), so the last good
+ * configuration keeps serving; other Services are unaffected.
  */
 export function buildModel(objects: readonly SourcedObject[], options: ModelOptions, previous?: Model): Model {
+  return build(objects, options, previous).model;
+}
+
+/** `incremental`: what the last build left, and a parser that remembers; unchanged tunnels then keep their identity. */
+function build(
+  objects: readonly SourcedObject[],
+  options: ModelOptions,
+  previous: Model | undefined,
+  incremental?: { state?: BuildState; parser: EndpointParser },
+): { model: Model; state: BuildState } {
   const diagnostics: Diagnostic[] = [];
-  const prior = previous && buildStates.get(previous);
-  const reusable = prior?.options === options ? prior : undefined;
+  const reusable = incremental?.state;
+  const parser = incremental?.parser ?? new EndpointParser();
   const services = objects
     .filter((o) => isService(o.object))
     .map((o) => ({ o, key: sortKey(o) }))
     .sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const pods = indexPods(objects.filter((o) => isPod(o.object) && readable(o, diagnostics)));
+  const pods = parser.indexPods(objects.filter((o) => isPod(o.object) && readable(o, diagnostics)));
   const slices = objects.filter((o) => isEndpointSlice(o.object) && readable(o, diagnostics));
-  const endpoints = indexEndpoints(slices, pods, diagnostics, prior?.endpoints);
+  const endpoints = indexEndpoints(parser, slices, pods, diagnostics, reusable?.endpoints);
   const routes = objects.filter((o) => isTCPRoute(o.object) && readable(o, diagnostics));
   let previousByService: Map<string, Tunnel[]> | undefined;
 
-  const state: BuildState = { options, endpoints, services: new Map() };
+  const state: BuildState = { endpoints, services: new Map() };
   const tunnels: Tunnel[] = [];
   const seenServices = new Set<string>();
   for (const { o: sourced, key } of services) {
@@ -226,13 +251,11 @@ export function buildModel(objects: readonly SourcedObject[], options: ModelOpti
     const split = splits.get(t);
     const servedBy = mtlsModeOf(t) === 'disable' ? undefined : servingIdentities(t, trustDomain);
     const withParts = split || servedBy ? { ...t, ...(split ? { split } : {}), ...(servedBy ? { servedBy } : {}) } : t;
-    out.push(keepIdentity(withParts, previousByKey.get(t.key)));
+    out.push(incremental ? keepIdentity(withParts, previousByKey.get(t.key)) : withParts);
   }
   const tls = modelTls(objects, options, previous, diagnostics);
   if (!options.externalSds) diagnostics.push(...missingCertificates(out, tls.identities));
-  const model: Model = { tunnels: out, diagnostics, tls };
-  buildStates.set(model, state);
-  return model;
+  return { model: { tunnels: out, diagnostics, tls }, state };
 }
 
 function modelTls(

@@ -24,12 +24,34 @@ const serviceNameLabel = 'kubernetes.io/service-name';
 /** Pod labels (what metadata-match selects by) and service account, by `namespace/name` and `namespace/ip`. */
 export type PodIndex = Map<string, { labels: Record<string, string>; serviceAccount?: string }>;
 
-// The last pod index, kept while the very same Pod objects come back: slices parsed against it stay valid.
-let lastPods: { objects: SourcedObject[]; index: PodIndex } | undefined;
+/**
+ * One model builder's endpoint parsing (model/build.ts ModelBuilder), remembered between its builds.
+ * Without state of its own it would be the pure functions below with nothing kept.
+ */
+export class EndpointParser {
+  /** The last pod index, kept while the very same Pod objects come back: slices parsed against it stay valid. */
+  private lastPods?: { objects: SourcedObject[]; index: PodIndex };
+  /** Parsed slices by object, valid for the pod index they were parsed with; dropped with the slice object. */
+  private readonly slices = new WeakMap<SourcedObject, { pods: PodIndex; parsed: ParsedSlice }>();
 
-export function indexPods(pods: SourcedObject[]): PodIndex {
-  if (lastPods && lastPods.objects.length === pods.length && lastPods.objects.every((o, i) => o === pods[i]))
-    return lastPods.index;
+  indexPods(pods: SourcedObject[]): PodIndex {
+    const last = this.lastPods;
+    if (last && last.objects.length === pods.length && last.objects.every((o, i) => o === pods[i])) return last.index;
+    const index = indexPods(pods);
+    this.lastPods = { objects: pods, index };
+    return index;
+  }
+
+  parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
+    const known = this.slices.get(sourced);
+    if (known && known.pods === pods) return known.parsed;
+    const parsed = parseSlice(sourced, pods);
+    this.slices.set(sourced, { pods, parsed });
+    return parsed;
+  }
+}
+
+function indexPods(pods: SourcedObject[]): PodIndex {
   const index: PodIndex = new Map();
   for (const { object } of pods) {
     const ns = object.metadata?.namespace ?? 'default';
@@ -41,7 +63,6 @@ export function indexPods(pods: SourcedObject[]): PodIndex {
     for (const ip of [status.podIP, ...(status.podIPs ?? []).map((p) => p.ip)])
       if (ip) index.set(`${ns}/ip/${ip}`, pod);
   }
-  lastPods = { objects: pods, index };
   return index;
 }
 
@@ -56,16 +77,10 @@ interface ParsedSlice {
   diagnostics: Diagnostic[];
 }
 
-/** Parsed slices by object, valid for the pod index they were parsed with: an unchanged slice is not parsed again. */
-const parsedSlices = new WeakMap<SourcedObject, { pods: PodIndex; parsed: ParsedSlice }>();
-
 function parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
-  const known = parsedSlices.get(sourced);
-  if (known && known.pods === pods) return known.parsed;
   const slice = sourced.object;
   const report = new Collector(sourced);
   const parsed: ParsedSlice = { byPort: new Map(), diagnostics: report.diagnostics };
-  parsedSlices.set(sourced, { pods, parsed });
   const serviceName = slice.metadata?.labels?.[serviceNameLabel];
   if (!serviceName) {
     report.warn(
@@ -118,6 +133,7 @@ function parseSlice(sourced: SourcedObject, pods: PodIndex): ParsedSlice {
  * unchanged merged lists keep their identity too.
  */
 export function indexEndpoints(
+  parser: EndpointParser,
   slices: SourcedObject[],
   pods: PodIndex,
   diagnostics: Diagnostic[],
@@ -126,7 +142,7 @@ export function indexEndpoints(
   const index: EndpointIndex = new Map();
   const merged = new Set<string>();
   for (const sourced of slices) {
-    const parsed = parseSlice(sourced, pods);
+    const parsed = parser.parseSlice(sourced, pods);
     diagnostics.push(...parsed.diagnostics);
     if (!parsed.serviceKey) continue;
     const known = index.get(parsed.serviceKey);

@@ -3,6 +3,7 @@
 // (plaintext and mTLS on one port), disable (plaintext, as before identities existed).
 import type { Diagnostic } from './diagnostics.js';
 import type { Endpoint, Tunnel } from './tunnel.js';
+import { checkSpiffeId, spiffeIdOf } from '../envoy/spiffe.js';
 
 export type MtlsMode = 'strict' | 'permissive' | 'disable';
 export const mtlsModes: readonly MtlsMode[] = ['strict', 'permissive', 'disable'];
@@ -14,23 +15,6 @@ export function parseMtlsMode(text: string): Parsed<MtlsMode> {
   return mtlsModes.includes(mode)
     ? { value: mode }
     : { error: `unknown mTLS mode ${JSON.stringify(text)}; use one of ${mtlsModes.join(', ')}` };
-}
-
-const segment = /^[A-Za-z0-9._-]+$/;
-const trustDomainPattern = /^[a-z0-9._-]+$/;
-
-/** Why `text` is not a SPIFFE ID (`spiffe://td/path`, `*` allowed as a whole path segment when `wildcard`). */
-export function checkSpiffeId(text: string, options: { wildcard?: boolean } = {}): string | undefined {
-  const m = /^spiffe:\/\/([^/]+)((\/[^/]+)+)$/.exec(text);
-  if (!m) return `${JSON.stringify(text)} is not a SPIFFE ID like spiffe://cluster.local/ns/shop/sa/web`;
-  if (!trustDomainPattern.test(m[1]!)) return `${JSON.stringify(text)}: the trust domain may hold only a-z 0-9 . _ -`;
-  for (const part of m[2]!.slice(1).split('/')) {
-    if (part === '*' && options.wildcard) continue;
-    if (part.includes('*')) return `${JSON.stringify(text)}: * is allowed only as a whole path segment (…/sa/*)`;
-    if (!segment.test(part) || part === '.' || part === '..')
-      return `${JSON.stringify(text)}: path segment ${JSON.stringify(part)} may hold only A-Z a-z 0-9 . _ -`;
-  }
-  return undefined;
 }
 
 /** `tunnel-shim.io/allowed-identities`: a comma list of SPIFFE IDs, each maybe with `*` segments. */
@@ -46,10 +30,6 @@ export function parseAllowedIdentities(text: string): Parsed<string[]> {
     if (problem) return { error: problem };
   }
   return { value: [...new Set(ids)].sort() };
-}
-
-export function spiffeIdOf(trustDomain: string, namespace: string, serviceAccount: string): string {
-  return `spiffe://${trustDomain}/ns/${namespace}/sa/${serviceAccount}`;
 }
 
 /** A SAN or principal matcher (Envoy's StringMatcher) for a SPIFFE ID that may hold `*` segments. */

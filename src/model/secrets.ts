@@ -7,7 +7,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
-import { checkSpiffeId } from './mtls.js';
+import { checkSpiffeId } from '../envoy/spiffe.js';
 import { refOf, type ObjectRef, type Origin, type SourcedObject } from './objects.js';
 
 export const identityKey = 'tunnel-shim.io/identity';

@@ -68,6 +68,7 @@ const byKind: Record<string, Shape> = {
   TCPRoute: fields({ metadata }),
 };
 
+// Module-level, yet invisible: a pure check of an object, which is never modified.
 const checked = new WeakMap<KubeObject, { path: FieldPath; message: string } | undefined>();
 
 /** The first field of `object` whose shape the model cannot read, and why (once per object). */

@@ -3,21 +3,24 @@ import type { Model } from '../model/tunnel.js';
 import { translateOriginate } from './originate.js';
 import { sortResourceSet, type Translation } from './resources.js';
 import { translateRelay } from './relay.js';
+import { noMemo, type PieceMemo } from './memo.js';
 import { translateSecrets } from './secrets.js';
 import { tunnelsConcerning } from './scope.js';
 import { translateTerminate } from './terminate.js';
 import type { NodeView } from './view.js';
 
-export function translate(model: Model, view: NodeView): Translation {
-  const { resources, diagnostics } = translateRole(model, view);
+/** `memo`: where per-tunnel pieces are kept between calls (the cache's); the result is the same without. */
+export function translate(model: Model, view: NodeView, memo: PieceMemo = noMemo): Translation {
+  const { resources, diagnostics } = translateRole(model, view, memo);
   resources.secret = translateSecrets(model, view);
   return { resources: sortResourceSet(resources), diagnostics };
 }
 
-function translateRole(model: Model, view: NodeView): Translation {
-  if (view.role === 'originate') return translateOriginate(model.tunnels, view);
+function translateRole(model: Model, view: NodeView, memo: PieceMemo): Translation {
+  if (view.role === 'originate') return translateOriginate(model.tunnels, view, memo);
   if (view.role === 'relay') return { resources: translateRelay(model.tunnels, view).resources, diagnostics: [] };
-  return { resources: translateTerminate(tunnelsConcerning(model.tunnels, view), view).resources, diagnostics: [] };
+  const resources = translateTerminate(tunnelsConcerning(model.tunnels, view), view, memo).resources;
+  return { resources, diagnostics: [] };
 }
 
 export type { NodeView, Role } from './view.js';

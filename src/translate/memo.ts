@@ -1,23 +1,19 @@
 // Per-tunnel memoisation of translated pieces. A tunnel whose content did not change keeps its object
-// identity across model rebuilds (xds/tunnels.ts), so its pieces are found here instead of being
-// rebuilt, and the encoder finds their bytes by object identity: a change re-translates and
-// re-encodes only the tunnels it touches. Entries live exactly as long as their tunnel object.
+// identity across model rebuilds (cache/changes.ts), so its pieces are found in the memo instead of
+// being rebuilt, and the encoder finds their bytes by object identity: a change re-translates and
+// re-encodes only the tunnels it touches. The memo is the caller's (one per cache: cache/pieces.ts);
+// translation without one builds every piece anew, with the same result.
 import type { Tunnel } from '../model/tunnel.js';
 
-const pieces = new WeakMap<Tunnel, Map<string, unknown>>();
-
-export function memo<T>(tunnel: Tunnel, key: string, build: () => T): T {
-  let map = pieces.get(tunnel);
-  if (!map) {
-    map = new Map();
-    pieces.set(tunnel, map);
-  }
-  if (map.has(key)) return map.get(key) as T;
-  const value = build();
-  map.set(key, value);
-  return value;
+export interface PieceMemo {
+  /** The piece `key` of `tunnel`: `build()` the first time, the same value for as long as the tunnel lives. */
+  piece<T>(tunnel: Tunnel, key: string, build: () => T): T;
 }
 
+export const noMemo: PieceMemo = { piece: (_tunnel, _key, build) => build() };
+
+// Module-level, yet invisible: an id names one object for as long as it lives and is never reused, so
+// equal ids mean the same object in any cache of the process.
 const ids = new WeakMap<object, number>();
 let nextId = 0;
 

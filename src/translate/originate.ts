@@ -7,7 +7,7 @@ import { sourceIpHeader } from './connect-routes.js';
 import { bufferLimit } from './connection-options.js';
 import { duration, socketAddress, statPrefix, typeOf } from './envoy-fields.js';
 import { tlsPiece } from './tls.js';
-import { memo } from './memo.js';
+import { noMemo, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
 import { lbMetadataMatch } from './subsets.js';
 import { clusterAuthority, picksEndpoint, tunnelCluster, tunnelEndpoints } from './tunnel-cluster.js';
@@ -117,6 +117,7 @@ function tunnelListener(t: Tunnel, address: string, view: NodeView, byKey: () =>
 export function translateOriginate(
   tunnels: readonly Tunnel[],
   view: NodeView,
+  memo: PieceMemo = noMemo,
 ): { resources: ResourceSet; diagnostics: Diagnostic[] } {
   const resources = emptyResourceSet();
   const diagnostics: Diagnostic[] = [];
@@ -171,7 +172,7 @@ export function translateOriginate(
     }
     // The same three entries for as long as the tunnel object lives (per listen address and log):
     // the encoder then knows them by identity, and their objects are built only when first encoded.
-    const entries = memo(
+    const entries = memo.piece(
       t,
       view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tlsPiece(view)}` : viewPiece,
       () => tunnelEntries(t, address, view),

@@ -26,6 +26,7 @@ interface TerminatorIndex {
   byIp: Map<string, number[]>;
 }
 
+// Module-level, yet invisible: a pure function of a tunnel, which is never modified.
 const addresses = new WeakMap<Tunnel, string[]>();
 
 /** A tunnel's distinct endpoint IPs, worked out once per tunnel object (unchanged tunnels live on). */
@@ -39,6 +40,7 @@ export function addressesOf(t: Tunnel): string[] {
 }
 
 /** Per tunnel list (one per model), shared by all its terminator views. */
+// Module-level, yet invisible: a pure function of a model's tunnel list, which is never modified.
 const indexes = new WeakMap<readonly Tunnel[], TerminatorIndex>();
 
 function indexOf(tunnels: readonly Tunnel[]): TerminatorIndex {

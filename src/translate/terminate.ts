@@ -19,7 +19,7 @@ import { bufferLimit } from './connection-options.js';
 import { discoveredFilter, statPrefix, typeOf } from './envoy-fields.js';
 import { rbacFilter } from './rbac.js';
 import { downstreamTransportSocket, hasCertificates, peerLogFields, routedOn, tlsInspector, tlsPiece } from './tls.js';
-import { memo, objectId } from './memo.js';
+import { noMemo, objectId, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { addressesOf } from './scope.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
@@ -78,7 +78,11 @@ function terminatorChains(name: string, ip: string, view: NodeView) {
 
 const mtlsName = (name: string) => `${name}/mtls`;
 
-export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
+export function translateTerminate(
+  tunnels: readonly Tunnel[],
+  view: NodeView,
+  memo: PieceMemo = noMemo,
+): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   const boundTo = isAnyAddress(view.listenAddress) ? undefined : view.listenAddress;
   // Unbound, a terminator serves the endpoint IPs of its wildcard's family, as a listener on 0.0.0.0
@@ -114,7 +118,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
           piece: 'gw-endpoints',
           object: () => balancedBackendEndpoints(name, t),
         });
-        gatewayHosts.push(memo(t, 'gw-vhost', () => terminatingVirtualHost(t, name)));
+        gatewayHosts.push(memo.piece(t, 'gw-vhost', () => terminatingVirtualHost(t, name)));
         gatewayTunnels.push(t);
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
         for (const ip of addressesOf(t)) if (serves(ip)) gatewayIps.add(ip);
@@ -126,7 +130,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
         const hosts = () => t.endpoints.filter((e) => e.address === ip);
         const cluster = () => staticCluster(name, hosts(), bufferLimit(t.settings));
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
-        const host = memo(t, `vhost|${ip}`, () => terminatingVirtualHost(t, name));
+        const host = memo.piece(t, `vhost|${ip}`, () => terminatingVirtualHost(t, name));
         if (!sidecarHosts.has(ip)) {
           sidecarHosts.set(ip, []);
           sidecarTunnels.set(ip, []);

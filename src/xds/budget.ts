@@ -4,7 +4,7 @@
 // shared budget, streams that read go first when it is spent, and after a deadline it is cut.
 import http2 from 'node:http2';
 import type * as grpc from '@grpc/grpc-js';
-import type { ResponseSink } from './transport.js';
+import type { ResponseSink } from './base-stream.js';
 
 export interface WriteBudgetOptions {
   /** Bytes all streams together may have in flight (default 32 MiB). */

@@ -4,7 +4,7 @@
 // state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
 import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from './cache.js';
+import type { ServedSnapshot, Watch } from '../cache/watch.js';
 import {
   applySubscription,
   decideDelta,
@@ -17,10 +17,10 @@ import {
 } from './delta-decide.js';
 import { DeltaDeliveries } from './delta-status.js';
 import type { NodeIdentity } from './node.js';
+import { deltaHoldsView } from './synced.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
-import { changedSince, type Snapshot } from './snapshot.js';
-import type { NackRecord } from './stream.js';
-import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
+import type { NackRecord } from './sotw-stream.js';
+import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   lastVersion?: string;
@@ -49,7 +49,7 @@ export interface DeltaStreamEvents {
   decided(stream: DeltaStream, kind: ResourceKind, decision: DeltaDecision, nonce: string): void;
 }
 
-export class DeltaStream extends StreamTransport {
+export class DeltaStream extends BaseStream {
   readonly mode = 'delta' as const;
   readonly types = new Map<ResourceKind, DeltaTypeState>();
 
@@ -115,7 +115,7 @@ export class DeltaStream extends StreamTransport {
   }
 
   /** The node's current snapshot (what it would be sent now). */
-  snapshot(): Snapshot | undefined {
+  snapshot(): ServedSnapshot | undefined {
     return this.watch.snapshot();
   }
 
@@ -126,6 +126,10 @@ export class DeltaStream extends StreamTransport {
     for (const name of [...state.known.keys()]) if (state.known.get(name) !== null) state.known.delete(name);
     state.generation = -1;
     this.pushKind(kind, true);
+  }
+
+  holdsView(): boolean {
+    return deltaHoldsView(this.types, this.watch.snapshot());
   }
 
   /** Names reported in initial_resource_versions (kept as what the client holds). */
@@ -150,10 +154,10 @@ export class DeltaStream extends StreamTransport {
     }
     const ts = snapshot[kind];
     if (!full && !state.owesAnswer && state.generation === ts.generation) return;
-    const incremental = full ? undefined : changedSince(ts, state.generation);
+    const incremental = full ? undefined : ts.changedSince(state.generation);
     const inLine = state.known instanceof KnownVersions && state.known.inLineAt === state.generation;
     state.generation = ts.generation;
-    const versions = versionsOf(ts.resources);
+    const versions = ts.versions();
     const { send, removed } = deltaChanges(state, versions, incremental);
     settleKnown(state, versions, ts.generation, incremental, inLine);
     if (send.length === 0 && removed.length === 0 && !state.owesAnswer) {
@@ -207,17 +211,4 @@ export class DeltaStream extends StreamTransport {
       childState.generation = -1;
     }
   }
-}
-
-/** name -> version, cached per resource map (shared by every stream of the view). */
-const versionCache = new WeakMap<Map<string, EncodedResource>, Map<string, string>>();
-
-function versionsOf(resources: Map<string, EncodedResource>): Map<string, string> {
-  let out = versionCache.get(resources);
-  if (!out) {
-    out = new Map();
-    for (const [name, r] of resources) out.set(name, r.version);
-    versionCache.set(resources, out);
-  }
-  return out;
 }

@@ -1,6 +1,6 @@
 // Which identity a node is. One place, so that the authoritative source (the client certificate of an
 // mTLS xDS stream) can be added beside the claim in the node's bootstrap metadata.
-import { checkSpiffeId, spiffeIdOf } from '../model/mtls.js';
+import { checkSpiffeId, spiffeIdOf } from '../envoy/spiffe.js';
 
 export interface IdentityOptions {
   trustDomain: string;

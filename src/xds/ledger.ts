@@ -4,7 +4,7 @@
 // and only the names that differ from it. Per-name maps on 1,000 streams x 3,000 resources cost
 // hundreds of megabytes; this costs a few pointers per stream when nothing is out of line.
 import type { EncodedResource } from '../envoy/encode.js';
-import type { NackRecord } from './stream.js';
+import type { NackRecord } from './sotw-stream.js';
 
 /** The response that last carried a resource on a stream; one object per response, shared by its resources. */
 export interface Delivery {

@@ -1,6 +1,6 @@
 // Reads who a node is from its bootstrap node (id, cluster, metadata).
 import { isIP } from 'node:net';
-import { NodeMetadata, roles, type NodeView, type Role } from '../translate/view.js';
+import { NodeMetadata, roles, type NodeView, type Role } from '../envoy/node-view.js';
 import { IdentityError, resolveIdentity, type IdentityOptions } from './identity.js';
 
 export interface NodeIdentity {

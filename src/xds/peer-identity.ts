@@ -1,7 +1,7 @@
 // Who is at the other end of an xDS stream: the SPIFFE ID in its client certificate (the TLS layer already
 // checked the certificate against serve --xds-client-ca), and which node it may therefore be.
 import * as grpc from '@grpc/grpc-js';
-import { NodeMetadata } from '../translate/view.js';
+import { NodeMetadata } from '../envoy/node-view.js';
 import { structToJson, type NodeIdentity } from './node.js';
 
 /** The owner of a Pod, as the pipeline side knows it (the xds layer does not read the model). */

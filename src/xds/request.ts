@@ -1,8 +1,8 @@
 // Decoding of state-of-the-world requests. Every SotW ACK repeats the client's whole subscription
 // (1,000 EDS names per originating Envoy in the benchmark), and almost always unchanged. So the names
 // are not decoded per request: the request keeps their raw bytes, and equal bytes map to one shared,
-// read-only subscription (the same Set object for every live stream that sends the same list), kept
-// only while a stream holds it.
+// read-only subscription (the same Set object for every live stream of a server that sends the same
+// list), kept only while a stream holds it (SubscriptionTable, one per server).
 import protobuf from 'protobufjs';
 import { lookupType } from '../envoy/protos.js';
 import { isWildcard } from './decide.js';
@@ -16,6 +16,8 @@ export interface Subscription {
   readonly set: ReadonlySet<string>;
   /** True for an empty list or one containing `*` (a wildcard request for LDS and CDS). */
   readonly wildcardish: boolean;
+  /** Names this subscription in its table while it lives (a short key for responses that carry all of it). */
+  readonly id: number;
 }
 
 export interface DecodedRequest {
@@ -28,6 +30,7 @@ export interface DecodedRequest {
   namesRaw?: Uint8Array;
 }
 
+// Module-level, yet invisible: field numbers read once from the loaded protos, never changed.
 interface Fields {
   version: number;
   node: number;
@@ -88,14 +91,17 @@ export function tolerant(messageName: string, decode: (bytes: Buffer) => object)
   };
 }
 
-/** Decodes a DiscoveryRequest, leaving resource_names as raw bytes (see `subscriptionOf`). */
-export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
+/**
+ * Decodes a DiscoveryRequest, leaving resource_names as raw bytes (see SubscriptionTable.of); names
+ * equal to a subscription `known` holds are recognised without being walked.
+ */
+export function decodeSotwRequest(bytes: Uint8Array, known?: SubscriptionTable): DecodedRequest {
   const f = fieldIds();
   const r = protobuf.Reader.create(bytes);
   const out: DecodedRequest = {};
   let namesStart = -1;
   let namesEnd = -1;
-  let known: Subscription | undefined;
+  let held: Subscription | undefined;
   let interleaved = false;
   while (r.pos < r.len) {
     const at = r.pos;
@@ -104,11 +110,11 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
     if (id === f.names) {
       if ((tag & 7) !== 2) throw new Error(`resource_names: wire type ${tag & 7}, expected 2 (length-delimited)`);
       // An ACK repeats a subscription seen before: recognise it with one memcmp instead of walking it.
-      if (namesStart < 0 && !known && (known = knownNamesAt(bytes, at, f.names))) {
-        r.pos = at + known.raw.length;
+      if (namesStart < 0 && !held && (held = known?.at(bytes, at, f.names))) {
+        r.pos = at + held.raw.length;
         continue;
       }
-      if (known || (namesStart >= 0 && namesEnd !== at)) interleaved = true;
+      if (held || (namesStart >= 0 && namesEnd !== at)) interleaved = true;
       if (namesStart < 0) namesStart = at;
       r.skipType(tag & 7);
       namesEnd = r.pos;
@@ -121,7 +127,7 @@ export function decodeSotwRequest(bytes: Uint8Array): DecodedRequest {
   }
   // Names interleaved with other fields (legal, never seen from Envoy): gather them.
   if (interleaved) out.namesRaw = gatherNames(bytes, f.names);
-  else out.namesRaw = known?.raw ?? (namesStart < 0 ? empty : bytes.subarray(namesStart, namesEnd));
+  else out.namesRaw = held?.raw ?? (namesStart < 0 ? empty : bytes.subarray(namesStart, namesEnd));
   return out;
 }
 
@@ -167,17 +173,7 @@ interface Interned extends Subscription {
   refs: number;
 }
 
-/** Subscriptions held by live streams, by the bytes of their first name. Buckets are compared with memcmp. */
-const interned = new Map<string, Interned[]>();
 const latin1 = new TextDecoder('latin1');
-
-/** Distinct subscriptions held by live streams, and their bytes (tests and benchmarks). */
-export function internedStats(): { count: number; bytes: number } {
-  let count = 0;
-  let bytes = 0;
-  for (const bucket of interned.values()) for (const sub of bucket) (count++, (bytes += sub.raw.length));
-  return { count, bytes };
-}
 
 /** The first field of encoded resource_names at `at`, as a map key. */
 function firstFieldKey(bytes: Uint8Array, at: number): string {
@@ -188,52 +184,79 @@ function firstFieldKey(bytes: Uint8Array, at: number): string {
   return latin1.decode(bytes.subarray(at, r.pos));
 }
 
-/** A known subscription whose bytes start at `at` in `bytes` and are followed by no further name. */
-function knownNamesAt(bytes: Uint8Array, at: number, namesId: number): Subscription | undefined {
-  const bucket = interned.get(firstFieldKey(bytes, at));
-  if (!bucket) return undefined;
-  for (const sub of bucket) {
-    const end = at + sub.raw.length;
-    if (end > bytes.length || Buffer.compare(bytes.subarray(at, end), sub.raw) !== 0) continue;
-    if (end === bytes.length) return sub;
-    const r = protobuf.Reader.create(bytes);
-    r.pos = end;
-    if (r.uint32() >>> 3 !== namesId) return sub;
-  }
-  return undefined;
-}
-
 /**
- * The subscription that `raw` (resource_names bytes) encodes, shared with every live stream that sent
- * the same bytes. The caller holds a reference until it calls `releaseSubscription`.
+ * The subscriptions held by live streams of one server, by the bytes of their first name (buckets are
+ * compared with memcmp). Remembers each while a stream holds it; the last release drops it.
  */
-export function subscriptionOf(raw: Uint8Array): Subscription {
-  const key = raw.length === 0 ? '' : firstFieldKey(raw, 0);
-  const bucket = interned.get(key);
-  const hit = bucket?.find((sub) => sub.raw === raw || Buffer.compare(sub.raw, raw) === 0);
-  if (hit) {
-    hit.refs++;
-    return hit;
-  }
-  const list = decodeNames(raw);
-  // Own copy: `raw` points into a request buffer that would otherwise stay alive.
-  const set = new Set(list.filter((n) => n !== '*'));
-  const sub: Interned = { raw: Uint8Array.from(raw), list, set, wildcardish: isWildcard(list), refs: 1 };
-  if (bucket) bucket.push(sub);
-  else interned.set(key, [sub]);
-  return sub;
-}
+export class SubscriptionTable {
+  private readonly byFirstName = new Map<string, Interned[]>();
+  private lastId = 0;
 
-/** A stream stopped holding `sub` (it subscribed to other names, or ended). */
-export function releaseSubscription(sub: Subscription): void {
-  const held = sub as Interned;
-  if (--held.refs > 0) return;
-  const key = held.raw.length === 0 ? '' : firstFieldKey(held.raw, 0);
-  const bucket = interned.get(key);
-  const i = bucket?.indexOf(held) ?? -1;
-  if (i < 0) return;
-  bucket!.splice(i, 1);
-  if (bucket!.length === 0) interned.delete(key);
+  /** Distinct subscriptions held, and their bytes (tests and benchmarks). */
+  stats(): { count: number; bytes: number } {
+    let count = 0;
+    let bytes = 0;
+    for (const bucket of this.byFirstName.values()) {
+      count += bucket.length;
+      for (const sub of bucket) bytes += sub.raw.length;
+    }
+    return { count, bytes };
+  }
+
+  /** A held subscription whose bytes start at `at` in `bytes` and are followed by no further name. */
+  at(bytes: Uint8Array, at: number, namesId: number): Subscription | undefined {
+    const bucket = this.byFirstName.get(firstFieldKey(bytes, at));
+    if (!bucket) return undefined;
+    for (const sub of bucket) {
+      const end = at + sub.raw.length;
+      if (end > bytes.length || Buffer.compare(bytes.subarray(at, end), sub.raw) !== 0) continue;
+      if (end === bytes.length) return sub;
+      const r = protobuf.Reader.create(bytes);
+      r.pos = end;
+      if (r.uint32() >>> 3 !== namesId) return sub;
+    }
+    return undefined;
+  }
+
+  /**
+   * The subscription that `raw` (resource_names bytes) encodes, shared with every live stream that sent
+   * the same bytes. The caller holds a reference until it calls `release`.
+   */
+  of(raw: Uint8Array): Subscription {
+    const key = raw.length === 0 ? '' : firstFieldKey(raw, 0);
+    const bucket = this.byFirstName.get(key);
+    const hit = bucket?.find((sub) => sub.raw === raw || Buffer.compare(sub.raw, raw) === 0);
+    if (hit) {
+      hit.refs++;
+      return hit;
+    }
+    const list = decodeNames(raw);
+    // Own copy: `raw` points into a request buffer that would otherwise stay alive.
+    const set = new Set(list.filter((n) => n !== '*'));
+    const sub: Interned = {
+      raw: Uint8Array.from(raw),
+      list,
+      set,
+      wildcardish: isWildcard(list),
+      id: ++this.lastId,
+      refs: 1,
+    };
+    if (bucket) bucket.push(sub);
+    else this.byFirstName.set(key, [sub]);
+    return sub;
+  }
+
+  /** A stream stopped holding `sub` (it subscribed to other names, or ended). */
+  release(sub: Subscription): void {
+    const held = sub as Interned;
+    if (--held.refs > 0) return;
+    const key = held.raw.length === 0 ? '' : firstFieldKey(held.raw, 0);
+    const bucket = this.byFirstName.get(key);
+    const i = bucket?.indexOf(held) ?? -1;
+    if (i < 0) return;
+    bucket!.splice(i, 1);
+    if (bucket!.length === 0) this.byFirstName.delete(key);
+  }
 }
 
 function decodeNames(raw: Uint8Array): string[] {

@@ -2,15 +2,15 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import type { ResourceKind } from '../envoy/protos.js';
-import type { SnapshotCache } from './cache.js';
+import type { ConfigWatcher } from '../cache/watch.js';
 import type { Decision } from './decide.js';
 import { BoundedSink, resetStream, WriteBudget, type WriteBudgetOptions } from './budget.js';
 import { NodeError, parseNode } from './node.js';
 import type { NodeOptions } from './node.js';
-import { isMalformed, RequestLimitError } from './request.js';
+import { isMalformed, RequestLimitError, SubscriptionTable } from './request.js';
 import { csdsHandlers, csdsServiceDefinition } from './csds.js';
 import { adsServiceDefinition } from './service.js';
-import { AdsStream, type DecodedRequest, type StreamEvents } from './stream.js';
+import { SotwStream, type DecodedRequest, type StreamEvents } from './sotw-stream.js';
 import { DeltaStream, type DecodedDeltaRequest, type DeltaStreamEvents } from './delta.js';
 import { bindNode, guardCsds, PermissionDeniedError, type PeerAuthOptions } from './peer-identity.js';
 import { xdsServerCredentials, type XdsTlsOptions } from './tls-credentials.js';
@@ -19,14 +19,14 @@ import { streamStatus } from './status.js';
 import type { StreamStatus } from './stream-status.js';
 
 /** A connected Envoy, on either protocol variant. */
-export type XdsStream = AdsStream | DeltaStream;
+export type XdsStream = SotwStream | DeltaStream;
 type AnyCall = grpc.ServerDuplexStream<any, Buffer>;
 /** Ends one stream with a gRPC status (and logs why). */
 type Fail = (code: grpc.status, message: string) => void;
 
 export interface XdsServerOptions {
   address: string;
-  cache: SnapshotCache;
+  cache: ConfigWatcher;
   logger: Logger;
   controlPlaneId?: string;
   /** TLS on the xDS port (mutual with a client CA); plaintext without. */
@@ -62,10 +62,12 @@ export { WriteBudget };
 
 export class XdsServer {
   /** State-of-the-world streams. */
-  readonly streams = new Set<AdsStream>();
+  readonly streams = new Set<SotwStream>();
   /** Delta streams. */
   readonly deltaStreams = new Set<DeltaStream>();
   readonly budget: WriteBudget;
+  /** SotW subscriptions held by this server's streams, each shared by the streams that sent the same names. */
+  readonly subscriptions = new SubscriptionTable();
   private server?: grpc.Server;
   boundPort = 0;
 
@@ -84,7 +86,7 @@ export class XdsServer {
       // Per-connection and per-call trackers that only a channelz client would read: ~2 KB per Envoy.
       'grpc.enable_channelz': 0,
     });
-    server.addService(adsServiceDefinition(), {
+    server.addService(adsServiceDefinition(this.subscriptions), {
       StreamAggregatedResources: (call: AnyCall) => this.handle(call, 'sotw'),
       DeltaAggregatedResources: (call: AnyCall) => this.handle(call, 'delta'),
     });
@@ -200,7 +202,7 @@ export class XdsServer {
           stream =
             mode === 'delta'
               ? new DeltaStream(node, watch, sink, this.deltaEvents, cp)
-              : new AdsStream(node, watch, sink, this.events, cp);
+              : new SotwStream(node, watch, sink, this.events, cp, this.subscriptions);
           this.claimNodeId(stream, call, fail);
           if (stream instanceof DeltaStream) this.deltaStreams.add(stream);
           else this.streams.add(stream);

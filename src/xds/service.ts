@@ -4,7 +4,7 @@
 // objects and decode responses.
 import type * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../envoy/protos.js';
-import { decodeSotwRequest, tolerant } from './request.js';
+import { decodeSotwRequest, tolerant, type SubscriptionTable } from './request.js';
 
 function codec(typeName: string) {
   const type = lookupType(typeName);
@@ -19,12 +19,13 @@ const passThrough = (bytes: Buffer): Buffer => bytes;
 
 const adsPath = '/envoy.service.discovery.v3.AggregatedDiscoveryService';
 
-function adsDefinition(side: 'server' | 'client'): grpc.ServiceDefinition {
+function adsDefinition(side: 'server' | 'client', subscriptions?: SubscriptionTable): grpc.ServiceDefinition {
   const method = (name: string, originalName: string, messages: string) => {
     const request = codec(`envoy.service.discovery.v3.${messages}Request`);
     const response = codec(`envoy.service.discovery.v3.${messages}Response`);
     // SotW requests keep resource_names as bytes (request.ts); malformed bytes end only their stream.
-    const serverDecode = messages === 'Discovery' ? decodeSotwRequest : request.deserialize;
+    const serverDecode =
+      messages === 'Discovery' ? (bytes: Buffer) => decodeSotwRequest(bytes, subscriptions) : request.deserialize;
     return {
       path: `${adsPath}/${name}`,
       requestStream: true,
@@ -42,5 +43,6 @@ function adsDefinition(side: 'server' | 'client'): grpc.ServiceDefinition {
   } as grpc.ServiceDefinition;
 }
 
-export const adsServiceDefinition = () => adsDefinition('server');
+/** `subscriptions`: the server's, so ACKs that repeat a held subscription are recognised without decoding. */
+export const adsServiceDefinition = (subscriptions: SubscriptionTable) => adsDefinition('server', subscriptions);
 export const adsClientDefinition = () => adsDefinition('client');

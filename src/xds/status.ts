@@ -4,17 +4,17 @@ import type { EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, pushOrder, type ResourceKind } from '../envoy/protos.js';
 import type { DeltaStream } from './delta.js';
 import { DeltaStatus } from './delta-status.js';
-import type { AdsStream } from './stream.js';
+import type { SotwStream } from './sotw-stream.js';
 import { statusSince, typeStatus, type ResourceStatus, type StreamStatus, type TypeStatus } from './stream-status.js';
 
-export function streamStatus(stream: AdsStream | DeltaStream): StreamStatus {
+export function streamStatus(stream: SotwStream | DeltaStream): StreamStatus {
   return stream.mode === 'delta' ? new DeltaStatus(stream) : new SotwStatus(stream);
 }
 
 export class SotwStatus implements StreamStatus {
   readonly protocol = 'sotw' as const;
 
-  constructor(private readonly stream: AdsStream) {}
+  constructor(private readonly stream: SotwStream) {}
 
   get node() {
     return this.stream.node;

@@ -6,7 +6,7 @@
 import type { EncodedResource } from '../envoy/encode.js';
 import type { ResourceKind } from '../envoy/protos.js';
 import type { NodeIdentity } from './node.js';
-import type { NackRecord } from './stream.js';
+import type { NackRecord } from './sotw-stream.js';
 
 export type { NackRecord };
 

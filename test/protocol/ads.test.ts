@@ -1,6 +1,6 @@
 // The state-of-the-world ADS protocol, checked with a real gRPC client acting like an Envoy.
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { nackRetry } from '../../src/xds/transport.js';
+import { nackRetry } from '../../src/xds/base-stream.js';
 import { AdsClient, originateMeta, terminateMeta } from '../helpers/ads-client.js';
 import { serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';

@@ -1,6 +1,6 @@
 // The delta (incremental) ADS protocol, one test per rule, with a real gRPC client acting like an Envoy.
 import { afterAll, afterEach, beforeAll, describe, expect, it, onTestFinished } from 'vitest';
-import { nackRetry } from '../../src/xds/transport.js';
+import { nackRetry } from '../../src/xds/base-stream.js';
 import { originateMeta } from '../helpers/ads-client.js';
 import { DeltaClient } from '../helpers/delta-client.js';
 import { serviceYaml } from '../helpers/objects.js';

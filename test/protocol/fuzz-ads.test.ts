@@ -6,7 +6,7 @@
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ResourceKind } from '../../src/envoy/protos.js';
-import { decodeSotwRequest, internedStats, releaseSubscription, subscriptionOf } from '../../src/xds/request.js';
+import { decodeSotwRequest, SubscriptionTable } from '../../src/xds/request.js';
 import { AdsClient, originateMeta } from '../helpers/ads-client.js';
 import { retainedBytes } from '../helpers/heap.js';
 import { serviceYaml } from '../helpers/objects.js';
@@ -81,24 +81,25 @@ describe('the SotW request decoder, directly', () => {
   it(`decodes or throws an Error for any bytes; names it decodes are released to nothing (${runs} cases)`, () => {
     let decoded = 0;
     let refused = 0;
+    const table = new SubscriptionTable();
     fc.assert(
       fc.property(sotwBytes, (bytes) => {
         let sub;
         try {
-          const r = decodeSotwRequest(bytes);
-          sub = subscriptionOf(r.namesRaw ?? new Uint8Array(0));
+          const r = decodeSotwRequest(bytes, table);
+          sub = table.of(r.namesRaw ?? new Uint8Array(0));
           decoded++;
         } catch (err) {
           // protobufjs reports malformed input as an Error; anything else would be a bug.
           expect(err).toBeInstanceOf(Error);
           refused++;
         }
-        if (sub) releaseSubscription(sub);
+        if (sub) table.release(sub);
       }),
       { seed, numRuns: runs },
     );
     console.log(`fuzz (decoder): ${runs} cases, ${decoded} decoded, ${refused} refused as malformed`);
-    expect(internedStats()).toEqual({ count: 0, bytes: 0 });
+    expect(table.stats()).toEqual({ count: 0, bytes: 0 });
   });
 });
 
@@ -194,7 +195,7 @@ describe('ADS streams fed random and mutated requests', () => {
     );
     // Malformed or invalid input gets a status that says what is wrong, never INTERNAL.
     expect(internal).toEqual([]);
-    expect(internedStats()).toEqual({ count: 0, bytes: 0 });
+    expect(shim.shim.xds.subscriptions.stats()).toEqual({ count: 0, bytes: 0 });
     expect(after - before).toBeLessThan(4e6);
   });
 });

@@ -6,6 +6,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import YAML from 'yaml';
 import { describe, expect, it } from 'vitest';
+import { TunnelPieces } from '../../src/cache/pieces.js';
 import { buildModel } from '../../src/model/build.js';
 import { defaultModelOptions, type Tunnel } from '../../src/model/tunnel.js';
 import { diagnosticLines, render } from '../../src/render.js';
@@ -89,8 +90,10 @@ describe('golden translation', () => {
         const view: NodeView = { role: 'terminate', listenAddress: ip };
         const scoped = tunnelsConcerning(model.tunnels, view);
         expect(scoped).toEqual(model.tunnels.filter((t) => concerns(view, t)));
+        // One memo for both: equal parts are then the same objects, and keys name them alike.
+        const memo = new TunnelPieces();
         const resolved = (tunnels: readonly Tunnel[]) =>
-          Object.entries(translateTerminate(tunnels, view).resources).map(([kind, list]) => [
+          Object.entries(translateTerminate(tunnels, view, memo).resources).map(([kind, list]) => [
             kind,
             list.map((r) => ({ ...r, object: objectOf(r) })),
           ]);

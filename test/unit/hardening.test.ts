@@ -1,7 +1,7 @@
 // Small pure pieces of the hardening: the NACK retry backoff and the terminal escaping.
 import { describe, expect, it } from 'vitest';
 import { escapeDeep, escapeText } from '../../src/escape.js';
-import { nackRetryDelayMs } from '../../src/xds/transport.js';
+import { nackRetryDelayMs } from '../../src/xds/base-stream.js';
 
 describe('NACK retry backoff', () => {
   it('doubles from 1 s to a 5 min cap, with ±20% jitter that never passes the cap', () => {

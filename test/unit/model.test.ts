@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parseAccessLogDir } from '../../src/model/annotations.js';
-import { buildModel } from '../../src/model/build.js';
+import { buildModel, ModelBuilder } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { parseDurationMs } from '../../src/model/durations.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
@@ -50,13 +50,14 @@ describe('model', () => {
         }),
       ].join('---\n');
     const objects = parseYamlObjects('in.yaml', yaml('10.0.0.2')).objects;
-    const first = buildModel(objects, options);
+    const builder = new ModelBuilder(options);
+    const first = builder.build(objects);
     // The same objects (a watch source): every tunnel kept.
-    const again = buildModel([...objects], options, first);
+    const again = builder.build([...objects]);
     expect(again.tunnels[0]).toBe(first.tunnels[0]);
     expect(again.tunnels[1]).toBe(first.tunnels[1]);
     // Parsed anew (the file source), one endpoint moved: only that Service's tunnel is new.
-    const moved = model(yaml('10.0.0.3'), again);
+    const moved = builder.build(parseYamlObjects('in.yaml', yaml('10.0.0.3')).objects);
     expect(moved.tunnels[0]).toBe(first.tunnels[0]);
     expect(moved.tunnels[1]).not.toBe(first.tunnels[1]);
     expect(moved.tunnels[1]!.endpoints).toEqual([{ address: '10.0.0.3', port: 1 }]);

@@ -1,7 +1,11 @@
 import protobuf from 'protobufjs';
 import { describe, expect, it } from 'vitest';
 import { lookupType } from '../../src/envoy/protos.js';
-import { decodeSotwRequest, subscriptionOf } from '../../src/xds/request.js';
+import { decodeSotwRequest as decode, SubscriptionTable } from '../../src/xds/request.js';
+
+const table = new SubscriptionTable();
+const decodeSotwRequest = (bytes: Uint8Array) => decode(bytes, table);
+const subscriptionOf = (raw: Uint8Array) => table.of(raw);
 
 const DiscoveryRequest = lookupType('envoy.service.discovery.v3.DiscoveryRequest');
 const encode = (r: Record<string, unknown>) => DiscoveryRequest.encode(DiscoveryRequest.fromObject(r)).finish();

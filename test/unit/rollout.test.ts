@@ -1,4 +1,4 @@
-// Make-before-break as a pure decision (src/xds/rollout.ts): what originators may see and what
+// Make-before-break as a pure decision (src/cache/rollout.ts): what originators may see and what
 // terminators must keep, step by step, from what the Envoys hold.
 import { describe, expect, it } from 'vitest';
 import type { Tunnel } from '../../src/model/tunnel.js';
@@ -9,7 +9,7 @@ import {
   type Peer,
   type RolloutInput,
   type RolloutState,
-} from '../../src/xds/rollout.js';
+} from '../../src/cache/rollout.js';
 
 function tunnel(key: string, ...addresses: string[]): Tunnel {
   return {

@@ -1,21 +1,24 @@
 // The snapshot cache: one snapshot per distinct node view, rebuilt when the model changes, shared by
-// every stream with that view. The server meets it only through `watch`.
-import { secretsChanged } from '../translate/secrets.js';
-import type { Model, Tunnel } from '../model/tunnel.js';
-import type { Diagnostic } from '../model/diagnostics.js';
-import { viewKey, type NodeView } from '../translate/view.js';
+// every stream with that view. Translation is handed in (the edges pass translate/index.ts); the
+// server meets the cache only through `watch` (watch.ts).
+import type { ResourceObject } from '../envoy/encode.js';
+import { viewKey, type NodeView } from '../envoy/node-view.js';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
-import { ResourceEncoder, resourceObjects, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { changedTunnels, concerns, type TunnelIndex } from './tunnels.js';
+import type { Diagnostic } from '../model/diagnostics.js';
+import type { Model, Tunnel } from '../model/tunnel.js';
+import type { PieceMemo } from '../translate/memo.js';
+import { objectOf, type Translation } from '../translate/resources.js';
+import { redactSecret, secretsChanged } from '../translate/secrets.js';
+import { changedTunnels, concerns, type TunnelIndex } from './changes.js';
+import { TunnelPieces } from './pieces.js';
+import { ResourceEncoder, type Snapshot, type TypeSnapshot } from './snapshot.js';
+import type { ConfigWatcher, Watch } from './watch.js';
 
 /** Streams told per turn of the event loop when a change reaches many of them. */
 const fanOutSlice = 64;
 
-export interface Watch {
-  readonly view: NodeView;
-  snapshot(): Snapshot | undefined;
-  cancel(): void;
-}
+/** A view's resources from a model; `pieces` keeps per-tunnel pieces between calls (translate/memo.ts). */
+export type Translate = (model: Model, view: NodeView, pieces: PieceMemo) => Translation;
 
 interface ViewEntry {
   view: NodeView;
@@ -36,11 +39,16 @@ export function sideOf(view: NodeView): Side {
   return view.role === 'terminate' ? 'terminate' : 'originate';
 }
 
-export class SnapshotCache {
+export class SnapshotCache implements ConfigWatcher {
   private readonly views = new Map<string, ViewEntry>();
   private readonly models: Partial<Record<Side, Model>> = {};
   private changedAt = Date.now();
+  /** Encodings of what was translated, by object, per-tunnel piece and key: kept while their owners live. */
   readonly encoder = new ResourceEncoder();
+  /** Translated per-tunnel pieces, kept while their tunnel objects live. */
+  private readonly pieces = new TunnelPieces();
+
+  constructor(private readonly translate: Translate) {}
 
   /** True once a model has been set: before that no node gets anything (no partial start-up state). */
   get ready(): boolean {
@@ -143,13 +151,21 @@ export class SnapshotCache {
     if (entry) return entry;
     const model = this.modelFor(view);
     if (!model) return { diagnostics: [] };
-    return this.encoder.build(model, view);
+    return this.encoder.build(this.translate(model, view, this.pieces));
   }
 
-  /** A view's resources as Envoy JSON (translated again: snapshots keep only bytes), for the admin endpoint. */
-  objects(view: NodeView): ReturnType<typeof resourceObjects> | undefined {
+  /** A view's resources as Envoy JSON, by kind and name (translated again: snapshots keep only bytes). */
+  objects(view: NodeView): Record<ResourceKind, Map<string, ResourceObject>> | undefined {
     const model = this.modelFor(view);
-    return model ? resourceObjects(model, view) : undefined;
+    if (!model) return undefined;
+    const { resources } = this.translate(model, view, this.pieces);
+    const out = {} as Record<ResourceKind, Map<string, ResourceObject>>;
+    for (const kind of pushOrder) {
+      out[kind] = new Map();
+      for (const r of resources[kind]) if (!out[kind].has(r.name)) out[kind].set(r.name, objectOf(r));
+    }
+    for (const [name, secret] of out.secret) out.secret.set(name, redactSecret(secret));
+    return out;
   }
 
   watch(view: NodeView, onChange: () => void): Watch {
@@ -200,7 +216,8 @@ export class SnapshotCache {
   }
 
   private rebuild(entry: ViewEntry): void {
-    const built = this.encoder.build(this.modelFor(entry.view)!, entry.view, entry.snapshot);
+    const translation = this.translate(this.modelFor(entry.view)!, entry.view, this.pieces);
+    const built = this.encoder.build(translation, entry.snapshot);
     for (const [kind, type] of Object.entries(built.snapshot) as [ResourceKind, TypeSnapshot][]) {
       const previous = entry.snapshot?.[kind];
       // A type whose content did not change keeps the time of the change that last changed it.

@@ -3,14 +3,13 @@
 // one pending state when the client reads slowly.
 import { encodeDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from './cache.js';
+import type { ServedSnapshot, ServedType, Watch } from '../cache/watch.js';
 import { decide, type Decision } from './decide.js';
 import { SentLedger, type Delivery } from './ledger.js';
-import { checkNameBytes, releaseSubscription, subscriptionOf } from './request.js';
-import type { DecodedRequest, Subscription } from './request.js';
+import { checkNameBytes, type DecodedRequest, type Subscription, type SubscriptionTable } from './request.js';
 import type { NodeIdentity } from './node.js';
-import { changedSince, type Snapshot, type TypeSnapshot } from './snapshot.js';
-import { childKinds, StreamTransport, type NackRetryState, type ResponseSink } from './transport.js';
+import { sotwHoldsView } from './synced.js';
+import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface NackRecord {
   nonce: string;
@@ -56,15 +55,15 @@ export interface TypeState extends NackRetryState {
 export type { Delivery };
 
 export interface StreamEvents {
-  sent(stream: AdsStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
-  decided(stream: AdsStream, kind: ResourceKind, decision: Decision, version: string, nonce: string): void;
+  sent(stream: SotwStream, kind: ResourceKind, version: string, nonce: string, count: number): void;
+  decided(stream: SotwStream, kind: ResourceKind, decision: Decision, version: string, nonce: string): void;
 }
 
 export type { ResponseSink };
 
 export type { DecodedRequest };
 
-export class AdsStream extends StreamTransport {
+export class SotwStream extends BaseStream {
   readonly mode = 'sotw' as const;
   readonly types = new Map<ResourceKind, TypeState>();
 
@@ -74,6 +73,7 @@ export class AdsStream extends StreamTransport {
     sink: ResponseSink,
     private readonly events: StreamEvents,
     controlPlaneId: string,
+    private readonly subscriptions: SubscriptionTable,
   ) {
     super(node, watch, sink, controlPlaneId);
   }
@@ -139,14 +139,18 @@ export class AdsStream extends StreamTransport {
   override close(): void {
     super.close();
     for (const state of this.types.values()) {
-      if (state.subscription) releaseSubscription(state.subscription);
+      if (state.subscription) this.subscriptions.release(state.subscription);
       state.subscription = undefined;
     }
   }
 
   /** The node's current snapshot (what it would be sent now). */
-  snapshot(): Snapshot | undefined {
+  snapshot(): ServedSnapshot | undefined {
     return this.watch.snapshot();
+  }
+
+  holdsView(): boolean {
+    return sotwHoldsView(this.types, this.watch.snapshot());
   }
 
   private stateOf(kind: ResourceKind): TypeState {
@@ -174,8 +178,8 @@ export class AdsStream extends StreamTransport {
     let bytes = namesRaw.length;
     for (const [k, t] of this.types) if (k !== kind) bytes += t.subscription?.raw.length ?? 0;
     checkNameBytes(bytes);
-    const sub: Subscription = subscriptionOf(namesRaw);
-    if (state.subscription) releaseSubscription(state.subscription);
+    const sub: Subscription = this.subscriptions.of(namesRaw);
+    if (state.subscription) this.subscriptions.release(state.subscription);
     state.subscription = sub;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
     const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
@@ -223,7 +227,7 @@ export class AdsStream extends StreamTransport {
     }
     const ts = snapshot[kind];
     if (!full && state.generation === ts.generation && !state.ledger.unsettled) return;
-    const candidates = full || state.ledger.unsettled ? undefined : changedSince(ts, state.generation);
+    const candidates = full || state.ledger.unsettled ? undefined : ts.changedSince(state.generation);
     state.generation = ts.generation;
     const subscribed = (name: string) => state.wildcard || state.names.has(name);
     const look: Iterable<string> = candidates ?? (state.wildcard ? ts.resources.keys() : state.names);
@@ -276,7 +280,7 @@ export class AdsStream extends StreamTransport {
   }
 }
 
-function selected(ts: TypeSnapshot, names: ReadonlySet<string>): EncodedResource[] {
+function selected(ts: ServedType, names: ReadonlySet<string>): EncodedResource[] {
   const out: EncodedResource[] = [];
   for (const name of names) {
     const r = ts.resources.get(name);
@@ -292,17 +296,11 @@ function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
   return true;
 }
 
-/** Ids for shared subscriptions, so "everything this subscription names" is a short key for a shared response. */
-const subscriptionIds = new WeakMap<ReadonlySet<string>, number>();
-let nextSubscriptionId = 0;
-
 function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
   if (state.wildcard) return '*';
   if (whole) {
     // Everything this (shared) subscription names, in its order.
-    let id = subscriptionIds.get(state.names);
-    if (id === undefined) subscriptionIds.set(state.names, (id = nextSubscriptionId++));
-    return `all:${id}`;
+    return `all:${state.subscription!.id}`;
   }
   if (toSend.length <= 32) return toSend.map((r) => r.name).join('\n');
   return undefined;

@@ -2,9 +2,8 @@
 // make-before-break order, and backpressure that keeps at most one pending state per client.
 import { randomBytes } from 'node:crypto';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
-import type { Watch } from './cache.js';
+import type { ServedType, Watch } from '../cache/watch.js';
 import type { NodeIdentity } from './node.js';
-import type { TypeSnapshot } from './snapshot.js';
 
 export interface ResponseSink {
   /** Returns false when the transport is full; `onDrain` is then called once it has room again. */
@@ -42,7 +41,7 @@ export interface NackRetryState {
   retryAt?: number;
 }
 
-export abstract class StreamTransport {
+export abstract class BaseStream {
   abstract readonly mode: 'sotw' | 'delta';
   readonly connectedAt = new Date();
   /** Bytes and responses handed to the transport, and how often it pushed back: for tests and benchmarks. */
@@ -64,6 +63,12 @@ export abstract class StreamTransport {
 
   /** Sends the type's current content again, as if the client held none of it (a NACK retry). */
   protected abstract resend(kind: ResourceKind): void;
+
+  /**
+   * Whether the Envoy holds the whole of its view's current content: every type looked at since it
+   * last changed, everything sent ACKed, every resource asked for (synced.ts). Make-before-break waits on it.
+   */
+  abstract holdsView(): boolean;
 
   private readonly retries = new Map<ResourceKind, NodeJS.Timeout>();
 
@@ -133,16 +138,26 @@ export abstract class StreamTransport {
 
   /**
    * Sends the response `build(nonce)` makes, shared with every stream that sends the same `key` for
-   * the same type snapshot (undefined: not shareable). Returns the nonce it carries.
+   * the same content (undefined: not shareable). Returns the nonce it carries.
+   *
+   * Whole responses are shared by the streams of a view: the 1,000 originators of the benchmark get one
+   * encoding of each response, not 1,000, and the shim writes the same bytes to each (gRPC framing is
+   * the only copy). They share the nonce too, which is fine: a nonce only has to tell one stream's
+   * responses apart. The cache keeps them with the content they carry (ServedType.shared).
    */
   protected respond(
-    ts: TypeSnapshot,
+    ts: ServedType,
     key: string | undefined,
     lastNonce: string | undefined,
     build: (nonce: string) => Buffer,
   ): string {
     const shared =
-      key === undefined ? undefined : sharedResponse(ts, `${this.mode}|${this.controlPlaneId}|${key}`, build);
+      key === undefined
+        ? undefined
+        : ts.shared(`${this.mode}|${this.controlPlaneId}|${key}`, (id): SharedResponse => {
+            const nonce = `${sharedNoncePrefix}-s${id}`;
+            return { bytes: build(nonce), nonce };
+          });
     // A nonce names a response within one stream; a shared response may only be sent once per stream.
     if (shared && shared.nonce !== lastNonce) {
       this.send(shared.bytes);
@@ -163,30 +178,10 @@ export abstract class StreamTransport {
   }
 }
 
-/**
- * Whole responses shared by the streams of a view: the 1,000 originators of the benchmark get one
- * encoding of each response, not 1,000, and the shim writes the same bytes to each (gRPC framing is
- * the only copy). They share the nonce too, which is fine: a nonce only has to tell one stream's
- * responses apart. Kept per type snapshot, so they go with it.
- */
-const responses = new WeakMap<TypeSnapshot, Map<string, SharedResponse>>();
-const maxResponsesPerSnapshot = 64;
+/** Told apart from a stream's own nonces (`nextNonce`) and from another run's. */
 const sharedNoncePrefix = randomBytes(4).toString('hex');
-let sharedNonces = 0;
 
 interface SharedResponse {
   bytes: Buffer;
   nonce: string;
-}
-
-function sharedResponse(ts: TypeSnapshot, key: string, build: (nonce: string) => Buffer): SharedResponse {
-  let byKey = responses.get(ts);
-  if (!byKey) responses.set(ts, (byKey = new Map()));
-  let shared = byKey.get(key);
-  if (!shared) {
-    const nonce = `${sharedNoncePrefix}-s${++sharedNonces}`;
-    shared = { bytes: build(nonce), nonce };
-    if (byKey.size < maxResponsesPerSnapshot) byKey.set(key, shared);
-  }
-  return shared;
 }

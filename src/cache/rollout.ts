@@ -5,7 +5,7 @@
 // `timeoutMs` the step goes ahead anyway and says so. No I/O, no clocks: table-tested in
 // test/unit/rollout.test.ts; rollout-stage.ts feeds it what the Envoys ACKed.
 import type { Tunnel } from '../model/tunnel.js';
-import { isAnyAddress } from '../translate/view.js';
+import { isAnyAddress } from '../envoy/node-view.js';
 import { addressesOf } from '../translate/scope.js';
 
 /** How long an endpoint waits for terminators, or a withdrawal for originators, before it goes ahead. */
@@ -187,21 +187,27 @@ export interface Sides {
   terminate: readonly Tunnel[];
 }
 
-const originateMemo = new WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>();
-const terminateMemo = new WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>();
+/**
+ * Per side, the tunnel last derived from each target tunnel with other endpoints, so that the same
+ * (tunnel, endpoint set) stays one object from step to step and translation memos hold. One per
+ * rollout stage; an entry goes with its target tunnel and is replaced when its endpoint set changes.
+ */
+export class EndpointVariants {
+  private readonly sides = { originate: new WeakMap<Tunnel, Variant>(), terminate: new WeakMap<Tunnel, Variant>() };
 
-/** The same tunnel with other endpoints, one object per (tunnel, endpoint set) so translation memos hold. */
-function withEndpoints(
-  memo: WeakMap<Tunnel, { sig: string; tunnel: Tunnel }>,
-  t: Tunnel,
-  endpoints: Tunnel['endpoints'],
-): Tunnel {
-  const sig = endpoints.map((e) => `${e.address}:${e.port}`).join(',');
-  const known = memo.get(t);
-  if (known?.sig === sig) return known.tunnel;
-  const tunnel = { ...t, endpoints };
-  memo.set(t, { sig, tunnel });
-  return tunnel;
+  of(side: keyof Sides, t: Tunnel, endpoints: Tunnel['endpoints']): Tunnel {
+    const sig = endpoints.map((e) => `${e.address}:${e.port}`).join(',');
+    const known = this.sides[side].get(t);
+    if (known?.sig === sig) return known.tunnel;
+    const tunnel = { ...t, endpoints };
+    this.sides[side].set(t, { sig, tunnel });
+    return tunnel;
+  }
+}
+
+interface Variant {
+  sig: string;
+  tunnel: Tunnel;
 }
 
 const byAddressThenPort = (a: { address: string; port: number }, b: { address: string; port: number }) =>
@@ -224,7 +230,7 @@ const endpointsOf = (held: readonly Withdrawal[] | undefined) =>
   (held ?? []).flatMap((w) => w.last.endpoints.filter((e) => e.address === w.address));
 
 /** The two sides' tunnel lists; with nothing on hold both are `target` itself. */
-export function deriveSides(target: readonly Tunnel[], state: RolloutState): Sides {
+export function deriveSides(target: readonly Tunnel[], state: RolloutState, variants = new EndpointVariants()): Sides {
   if (state.pending.size === 0 && state.retiring.size === 0 && state.withdrawing.size === 0) {
     return { originate: target, terminate: target };
   }
@@ -243,15 +249,15 @@ export function deriveSides(target: readonly Tunnel[], state: RolloutState): Sid
     }
     const announced = t.endpoints.filter((e) => state.announced.has(slotKey(t.key, e.address)));
     const shown = [...announced, ...endpointsOf(shownHeld.get(t.key))];
-    originate.push(sameEndpoints(shown, t) ? t : withEndpoints(originateMemo, t, shown.sort(byAddressThenPort)));
+    originate.push(sameEndpoints(shown, t) ? t : variants.of('originate', t, shown.sort(byAddressThenPort)));
     const kept = keptHeld.get(t.key);
     keptHeld.delete(t.key);
     const all = kept && [...t.endpoints, ...endpointsOf(kept)].sort(byAddressThenPort);
-    terminate.push(all ? withEndpoints(terminateMemo, t, all) : t);
+    terminate.push(all ? variants.of('terminate', t, all) : t);
   }
   // Tunnels gone from the target whose endpoints originators may still use.
   for (const kept of keptHeld.values()) {
-    terminate.push(withEndpoints(terminateMemo, kept.at(-1)!.last, endpointsOf(kept).sort(byAddressThenPort)));
+    terminate.push(variants.of('terminate', kept.at(-1)!.last, endpointsOf(kept).sort(byAddressThenPort)));
   }
   return { originate, terminate };
 }

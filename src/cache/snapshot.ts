@@ -2,41 +2,96 @@
 // rebuilds: a per-tunnel resource of a tunnel object already seen (owner and piece), an object seen
 // before (same identity, see translate/memo.ts) or an assembled one with the same parts (same key) is
 // never built, validated or encoded again.
-import {
-  encodeResource,
-  contentVersion,
-  jsonHash,
-  type EncodedResource,
-  type ResourceObject,
-} from '../envoy/encode.js';
+import { encodeResource, contentVersion, jsonHash, type EncodedResource } from '../envoy/encode.js';
 import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType, messageNameOf, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import { validateMessage } from '../envoy/validate.js';
 import type { Diagnostic } from '../model/diagnostics.js';
-import type { Model } from '../model/tunnel.js';
-import { translate, type NodeView } from '../translate/index.js';
-import { objectOf, type NamedResource } from '../translate/resources.js';
-import { redactSecret } from '../translate/secrets.js';
+import { objectOf, type NamedResource, type Translation } from '../translate/resources.js';
+import type { ServedType } from './watch.js';
 
-export interface TypeSnapshot {
-  resources: Map<string, EncodedResource>;
-  /** Hash of every (name, version) pair: equal versions mean equal content. */
-  version: string;
-  /**
-   * When the source change that produced this version happened (epoch ms); kept across rebuilds that
-   * leave the type unchanged. Push and convergence times are measured from it.
-   */
+/** One step that led to a TypeSnapshot: the names added, changed or removed since generation `since`. */
+interface ChangeStep {
+  since: number;
+  names: ReadonlySet<string>;
+}
+
+/** How many steps a TypeSnapshot remembers. */
+const changeHistory = 8;
+/** Shared values kept per TypeSnapshot (see ServedType.shared). */
+const maxShared = 64;
+
+/** One type of a view's resources, as built by ResourceEncoder: what the server reads (ServedType). */
+export class TypeSnapshot implements ServedType {
+  readonly version: string;
+  /** Set by the cache: kept across rebuilds that leave the type unchanged. */
   changedAt?: number;
-  /** Increases whenever the content of this type (in this view) changes. */
-  generation: number;
-  /**
-   * The last few steps that led here, oldest first: names added, changed or removed since generation
-   * `since`. Lets a stream look only at those (see changedSince), also when it skipped a generation
-   * or two because changes came faster than it was served.
-   */
-  changes?: readonly { since: number; names: ReadonlySet<string> }[];
-  /** Sum of the entries' hashes (mod 2^64), which `version` shows: updated per changed name, not recomputed. */
-  sum: bigint;
+  /** Made on first use, for every stream of the view; they go with this snapshot. */
+  private versionMap?: Map<string, string>;
+  private coverage?: WeakMap<ReadonlySet<string>, boolean>;
+  private sharedValues?: Map<string, unknown>;
+  private sharedCount = 0;
+
+  constructor(
+    readonly resources: ReadonlyMap<string, EncodedResource>,
+    /** Sum of the entries' hashes (mod 2^64), which `version` shows: updated per changed name, not recomputed. */
+    readonly sum: bigint,
+    readonly generation: number,
+    /** The last few steps that led here, oldest first (also when a stream skipped a generation or two). */
+    private readonly steps: readonly ChangeStep[] = [],
+  ) {
+    this.version = versionOf(sum);
+  }
+
+  /** The snapshot after this one when `names` changed. */
+  next(
+    resources: ReadonlyMap<string, EncodedResource>,
+    names: ReadonlySet<string>,
+    sum: bigint,
+    generation: number,
+  ): TypeSnapshot {
+    const steps = [...this.steps.slice(1 - changeHistory), { since: this.generation, names }];
+    return new TypeSnapshot(resources, sum, generation, steps);
+  }
+
+  changedSince(generation: number): ReadonlySet<string> | undefined {
+    const steps = this.steps;
+    for (let i = steps.length - 1; i >= 0; i--) {
+      if (steps[i]!.since !== generation) continue;
+      if (i === steps.length - 1) return steps[i]!.names;
+      const names = new Set<string>();
+      for (const step of steps.slice(i)) for (const name of step.names) names.add(name);
+      return names;
+    }
+    return undefined;
+  }
+
+  versions(): ReadonlyMap<string, string> {
+    if (!this.versionMap) {
+      this.versionMap = new Map();
+      for (const [name, r] of this.resources) this.versionMap.set(name, r.version);
+    }
+    return this.versionMap;
+  }
+
+  coveredBy(names: ReadonlySet<string>): boolean {
+    this.coverage ??= new WeakMap();
+    let answer = this.coverage.get(names);
+    if (answer === undefined) {
+      answer = names.size >= this.resources.size;
+      for (const name of this.resources.keys()) if (!(answer &&= names.has(name))) break;
+      this.coverage.set(names, answer);
+    }
+    return answer;
+  }
+
+  shared<T>(key: string, build: (id: string) => T): T {
+    this.sharedValues ??= new Map();
+    if (this.sharedValues.has(key)) return this.sharedValues.get(key) as T;
+    const value = build(`${this.generation}.${++this.sharedCount}`);
+    if (this.sharedValues.size < maxShared) this.sharedValues.set(key, value);
+    return value;
+  }
 }
 
 export type Snapshot = Record<ResourceKind, TypeSnapshot>;
@@ -48,6 +103,7 @@ export interface BuiltSnapshot {
 
 const kinds: ResourceKind[] = ['listener', 'route', 'cluster', 'endpoint', 'extension', 'secret'];
 
+// Module-level, yet invisible: a pure function of an encoding, which is never modified.
 const entryHashes = new WeakMap<EncodedResource, bigint>();
 
 /** 64 bits naming one (name, content) pair; an encoding is shared, so this is computed once per encoding. */
@@ -71,23 +127,6 @@ function versionOf(sum: bigint): string {
   return sum.toString(16).padStart(16, '0');
 }
 
-let generations = 0;
-
-/**
- * A view's resources as Envoy JSON, by kind and name: translated again, since snapshots keep only
- * bytes. For views that show them (render, the admin endpoint), not for serving.
- */
-export function resourceObjects(model: Model, view: NodeView): Record<ResourceKind, Map<string, ResourceObject>> {
-  const { resources } = translate(model, view);
-  const out = {} as Record<ResourceKind, Map<string, ResourceObject>>;
-  for (const kind of kinds) {
-    out[kind] = new Map();
-    for (const r of resources[kind]) if (!out[kind].has(r.name)) out[kind].set(r.name, objectOf(r));
-  }
-  for (const [name, secret] of out.secret) out.secret.set(name, redactSecret(secret));
-  return out;
-}
-
 type Encoded = EncodedResource | Diagnostic[];
 
 export class ResourceEncoder {
@@ -105,13 +144,16 @@ export class ResourceEncoder {
   encodeCount = 0;
   /** Called for every real encode (not a memo hit): lets a test see exactly what was encoded. */
   onEncode?: (kind: ResourceKind, name: string) => void;
+  /** The last generation given to a TypeSnapshot of this encoder. */
+  private generations = 0;
 
   /**
-   * Builds a view's snapshot. With `previous`, unchanged types keep their TypeSnapshot (same object,
-   * same generation) and changed ones record which names changed.
+   * Builds a view's snapshot from its translation. With `previous`, unchanged types keep their
+   * TypeSnapshot (same object, same generation) and changed ones record which names changed.
    */
-  build(model: Model, view: NodeView, previous?: Snapshot): BuiltSnapshot {
-    const { resources, diagnostics } = translate(model, view);
+  build(translation: Translation, previous?: Snapshot): BuiltSnapshot {
+    const { resources } = translation;
+    const diagnostics = [...translation.diagnostics];
     const snapshot = {} as Snapshot;
     for (const kind of kinds) {
       const prior = previous?.[kind];
@@ -154,10 +196,10 @@ export class ResourceEncoder {
       }
       sum &= mask64;
       snapshot[kind] = !prior
-        ? { resources: map, version: versionOf(sum), generation: ++generations, sum }
+        ? new TypeSnapshot(map, sum, ++this.generations)
         : changed.size === 0
           ? prior
-          : stepType(prior, map, changed, sum);
+          : prior.next(map, changed, sum, ++this.generations);
       if (map.size === list.length) this.sources.set(snapshot[kind], list);
     }
     return { snapshot, diagnostics };
@@ -199,7 +241,7 @@ export class ResourceEncoder {
         sum += entryHash(encoded) - entryHash(map.get(name)!);
         map.set(name, encoded);
       }
-      next = stepType(prior, map, new Set(updates.map(([name]) => name)), sum & mask64);
+      next = prior.next(map, new Set(updates.map(([name]) => name)), sum & mask64, ++this.generations);
     }
     this.sources.set(next, list);
     return next;
@@ -260,33 +302,6 @@ export class ResourceEncoder {
     this.byObject.set(object, result);
     return result;
   }
-}
-
-/** The TypeSnapshot after `prior` when `names` changed. */
-function stepType(
-  prior: TypeSnapshot,
-  map: Map<string, EncodedResource>,
-  names: ReadonlySet<string>,
-  sum: bigint,
-): TypeSnapshot {
-  const changes = [...(prior.changes ?? []).slice(1 - changeHistory), { since: prior.generation, names }];
-  return { resources: map, version: versionOf(sum), generation: ++generations, changes, sum };
-}
-
-/** How many steps a TypeSnapshot remembers. */
-const changeHistory = 8;
-
-/** Names that changed since generation `generation`, or undefined when that is too long ago to say. */
-export function changedSince(ts: TypeSnapshot, generation: number): ReadonlySet<string> | undefined {
-  const steps = ts.changes ?? [];
-  for (let i = steps.length - 1; i >= 0; i--) {
-    if (steps[i]!.since !== generation) continue;
-    if (i === steps.length - 1) return steps[i]!.names;
-    const names = new Set<string>();
-    for (const step of steps.slice(i)) for (const name of step.names) names.add(name);
-    return names;
-  }
-  return undefined;
 }
 
 function invalidResource(kind: ResourceKind, name: string, message: string): Diagnostic {

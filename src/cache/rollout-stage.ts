@@ -2,11 +2,13 @@
 // of the cache what make-before-break allows it (rollout.ts), from what the connected Envoys hold, and
 // looks again on every ACK, connect and disconnect, and on a short timer while anything is on hold.
 import type { Logger } from 'pino';
+import type { NodeView } from '../envoy/node-view.js';
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { SnapshotCache } from './cache.js';
 import {
   defaultRolloutTimeoutMs,
   deriveSides,
+  EndpointVariants,
   emptyRollout,
   stepRollout,
   waitingFor,
@@ -17,8 +19,13 @@ import {
   type Settled,
   type Sides,
 } from './rollout.js';
-import type { XdsStream } from './server.js';
-import { holdsSnapshot } from './synced.js';
+
+/** A connected Envoy, as the stage needs it (the server's streams are these). */
+export interface ConnectedNode {
+  readonly node: { readonly id: string; readonly view: NodeView };
+  /** Whether it holds the whole of its view's current content (sent, ACKed, asked for). */
+  holdsView(): boolean;
+}
 
 /**
  * How often every stream is looked at while something is on hold; an ACK looks at its own stream at
@@ -52,18 +59,20 @@ export class RolloutStage {
   private sides?: Sides;
   /** Revision of the models the cache holds; a stream's entry: the newest one it was seen holding. */
   private revision = 0;
-  private readonly synced = new WeakMap<XdsStream, number>();
+  private readonly synced = new WeakMap<ConnectedNode, number>();
+  /** Tunnels with the endpoints a side may see, one object per endpoint set (rollout.ts). */
+  private readonly variants = new EndpointVariants();
   private timer?: NodeJS.Timeout;
   private scheduled = false;
   /** Streams that answered since the last look. */
-  private readonly answered = new Set<XdsStream>();
+  private readonly answered = new Set<ConnectedNode>();
   private lastWarnAt = -Infinity;
   private timeoutsSinceWarn = 0;
   readonly timeoutMs: number;
 
   constructor(
     private readonly cache: SnapshotCache,
-    private readonly streams: () => Iterable<XdsStream>,
+    private readonly streams: () => Iterable<ConnectedNode>,
     private readonly options: RolloutOptions = {},
   ) {
     this.timeoutMs = options.timeoutMs ?? defaultRolloutTimeoutMs;
@@ -81,7 +90,7 @@ export class RolloutStage {
   }
 
   /** An ACK (`stream`), a connect or a disconnect: look again soon (once per turn of the event loop). */
-  poke(stream?: XdsStream): void {
+  poke(stream?: ConnectedNode): void {
     if (!this.holding) return;
     if (stream) this.answered.add(stream);
     if (this.scheduled) return;
@@ -133,7 +142,7 @@ export class RolloutStage {
   }
 
   /** `look`: the streams to look at first (default: every stream). */
-  private evaluate(look?: Set<XdsStream>): void {
+  private evaluate(look?: Set<ConnectedNode>): void {
     if (!this.target) return;
     this.observe(look ?? this.streams());
     this.answered.clear();
@@ -148,7 +157,7 @@ export class RolloutStage {
     });
     this.state = state;
     const before = this.sides;
-    const sides = (this.sides = deriveSides(this.target.tunnels, state));
+    const sides = (this.sides = deriveSides(this.target.tunnels, state, this.variants));
     // Certificates are not endpoints: a change of them goes out at once (Envoy rotates them in place).
     const tlsChanged = this.target.tls !== this.servedTls;
     if (
@@ -189,11 +198,9 @@ export class RolloutStage {
   }
 
   /** Records the current revision for each stream that holds its whole snapshot (only holds need it). */
-  private observe(streams: Iterable<XdsStream>): void {
+  private observe(streams: Iterable<ConnectedNode>): void {
     if (!this.holding) return;
-    for (const stream of streams) {
-      if (holdsSnapshot(stream, this.cache.peek(stream.node.view).snapshot)) this.synced.set(stream, this.revision);
-    }
+    for (const stream of streams) if (stream.holdsView()) this.synced.set(stream, this.revision);
   }
 
   private schedulePoll(): void {
