@@ -131,7 +131,8 @@ async function main() {
     say(`running: try \`${tryIt}\`, edit envoy-configs/demo/services.yaml, or`);
     process.stdout.write(`    open ${adminUrl}/ui (the live topology page)\n`);
     process.stdout.write(
-      `    curl ${adminUrl}/debug/nodes    curl '${adminUrl}/debug/config?node=demo-originator'\n    Envoy admins: ${originator.adminUrl} (originate)  ${terminator.adminUrl} (terminate)\n    Ctrl-C to stop\n`,
+      `    curl ${adminUrl}/debug/nodes    curl '${adminUrl}/debug/config?node=demo-originator'\n    Envoy ` +
+        `admins: ${originator.adminUrl} (originate)  ${terminator.adminUrl} (terminate)\n    Ctrl-C to stop\n`,
     );
   } catch (err) {
     process.stderr.write(`demo failed: ${(err as Error).message}\n`);

@@ -160,7 +160,9 @@ export class Metrics {
     });
     new Gauge({
       name: `${prefix}diagnostics`,
-      help: 'Current problems with the input or generated resources, by severity (source errors such as unparseable files included)',
+      help:
+        'Current problems with the input or generated resources, by severity (source errors such as ' +
+        'unparseable files included)',
       labelNames: ['severity'],
       registers: [this.registry],
       collect() {

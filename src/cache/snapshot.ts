@@ -9,6 +9,7 @@ import { validateMessage } from '../envoy/validate.js';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { objectOf, type NamedResource, type Translation } from '../translate/resources.js';
 import type { ServedType } from './watch.js';
+import { errorMessage } from '../errors.js';
 
 /** One step that led to a TypeSnapshot: the names added, changed or removed since generation `since`. */
 interface ChangeStep {
@@ -297,7 +298,7 @@ export class ResourceEncoder {
           ? violations.map((v) => invalidResource(kind, name, `${v.path} ${v.message}`))
           : { ...encodeResource(typeUrl, name, protoForm, object), key };
     } catch (err) {
-      result = [invalidResource(kind, name, (err as Error).message)];
+      result = [invalidResource(kind, name, errorMessage(err))];
     }
     this.byObject.set(object, result);
     return result;

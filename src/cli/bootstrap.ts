@@ -8,6 +8,7 @@ import { fromEnvoyJson } from '../envoy/json.js';
 import { lookupType } from '../envoy/protos.js';
 import { isHostPort } from '../xds/node.js';
 import { externalSdsCluster } from '../translate/tls.js';
+import { errorMessage } from '../errors.js';
 
 export interface BootstrapOptions {
   role: Role;
@@ -181,6 +182,6 @@ export function checkBootstrap(bootstrap: Record<string, unknown>): string[] {
     if (violations.length === 0) type.encode(type.fromObject(protoForm));
     return violations;
   } catch (err) {
-    return [(err as Error).message];
+    return [errorMessage(err)];
   }
 }

@@ -29,6 +29,7 @@ import {
   type NodeConfig,
   type NodeStatus,
 } from './status.js';
+import { errorMessage } from '../errors.js';
 
 async function sourceFrom(
   spec: string,
@@ -396,7 +397,7 @@ export async function main(argv: string[]): Promise<void> {
   try {
     await program().parseAsync(argv);
   } catch (err) {
-    process.stderr.write(`tunnel-shim: ${(err as Error).message}\n`);
+    process.stderr.write(`tunnel-shim: ${errorMessage(err)}\n`);
     process.exit(2);
   }
 }

@@ -4,6 +4,11 @@
 import YAML from 'yaml';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
 import { escapeText } from '../escape.js';
+import { errorMessage } from '../errors.js';
+
+// Envoy's JSON as the admin serves it (config dumps): read untyped, every field optional-chained.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type EnvoyJson = any;
 
 interface TypeView {
   sentVersion: string | null;
@@ -34,7 +39,7 @@ interface ConfigEntry {
   version: string;
   status: string;
   nack: string | null;
-  resource: Record<string, any>;
+  resource: Record<string, EnvoyJson>;
 }
 
 export type NodeConfig = { node: string; role: string; protocol?: 'sotw' | 'delta' } & Record<
@@ -52,8 +57,11 @@ export async function adminGet<T>(adminAddress: string, path: string): Promise<T
   try {
     res = await fetch(url, { signal: AbortSignal.timeout(5000) });
   } catch (err) {
+    // fetch's own message is "fetch failed"; the cause says what failed (ECONNREFUSED, a timeout).
+    const why = err instanceof Error && err.cause ? String(err.cause) : errorMessage(err);
     throw new Error(
-      `cannot reach the shim's admin at ${adminAddress} (${(err as Error).cause ? String((err as Error).cause) : (err as Error).message}); is tunnel-shim serve running there? (--admin-address)`,
+      `cannot reach the shim's admin at ${adminAddress} (${why}); is tunnel-shim serve running there? ` +
+        `(--admin-address)`,
     );
   }
   const body = (await res.json()) as T & { error?: string };
@@ -112,18 +120,19 @@ function holdLine(node: string, h: NonNullable<NodeStatus['holding']>[number]): 
   return `  ${h.tunnel} ${h.address}: ${what}, held ${(h.heldMs / 1000).toFixed(1)} s for ${node}'s ACK`;
 }
 
-const address = (a: any) => (a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?');
+const address = (a: EnvoyJson) =>
+  a?.socket_address ? `${a.socket_address.address}:${a.socket_address.port_value}` : '?';
 const filterShortName = (name: string) => name.replace(/^envoy\.filters\.network\./, '');
 
 /** A listener row; a filter served over ECDS is shown as the config it was served (`discovered`). */
-function listenerRow(e: ConfigEntry, discovered: Map<string, any>): string[] {
+function listenerRow(e: ConfigEntry, discovered: Map<string, EnvoyJson>): string[] {
   const l = e.resource;
-  const chains: any[] = [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])];
+  const chains: EnvoyJson[] = [...(l.filter_chains ?? []), ...(l.default_filter_chain ? [l.default_filter_chain] : [])];
   const details = chains.map((chain) => {
     const match = chain.filter_chain_match?.prefix_ranges
-      ?.map((p: any) => `${p.address_prefix}/${p.prefix_len}`)
+      ?.map((p: EnvoyJson) => `${p.address_prefix}/${p.prefix_len}`)
       .join(',');
-    const filters = (chain.filters ?? []).map((f: any) => {
+    const filters = (chain.filters ?? []).map((f: EnvoyJson) => {
       const c = (f.config_discovery ? discovered.get(f.name)?.typed_config : f.typed_config) ?? {};
       const label = f.config_discovery ? `ecds ${f.name}` : filterShortName(f.name);
       const tunnel = c.tunneling_config;
@@ -137,14 +146,15 @@ function listenerRow(e: ConfigEntry, discovered: Map<string, any>): string[] {
 }
 
 function routeRows(e: ConfigEntry): string[][] {
-  const hosts: any[] = e.resource.virtual_hosts ?? [];
+  const hosts: EnvoyJson[] = e.resource.virtual_hosts ?? [];
   if (hosts.length === 0) return [[e.name, '(no virtual hosts: every authority gets 404)', '-', e.status]];
   return hosts.map((h) => [
     e.name,
     (h.domains ?? []).join(','),
     (h.routes ?? [])
       .map(
-        (r: any) => `${r.match?.connect_matcher ? 'CONNECT' : JSON.stringify(r.match)} -> ${r.route?.cluster ?? '?'}`,
+        (r: EnvoyJson) =>
+          `${r.match?.connect_matcher ? 'CONNECT' : JSON.stringify(r.match)} -> ${r.route?.cluster ?? '?'}`,
       )
       .join('; '),
     e.status,
@@ -161,8 +171,8 @@ function clusterRow(e: ConfigEntry): string[] {
 }
 
 function endpointRows(e: ConfigEntry): string[][] {
-  const hosts = (e.resource.endpoints ?? []).flatMap((l: any) =>
-    (l.lb_endpoints ?? []).map((x: any) => address(x.endpoint?.address)),
+  const hosts = (e.resource.endpoints ?? []).flatMap((l: EnvoyJson) =>
+    (l.lb_endpoints ?? []).map((x: EnvoyJson) => address(x.endpoint?.address)),
   );
   return [[e.name, hosts.join(', ') || '(none)', e.status]];
 }

@@ -7,6 +7,7 @@ import { parseAllowedIdentities, parseMtlsMode } from './mtls.js';
 import { checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode } from './values.js';
 import { parseDurationMs } from './durations.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
+import { errorMessage } from '../errors.js';
 
 type Parsed<T> = { value: T } | { error: string };
 
@@ -81,9 +82,7 @@ function stringMap(text: string): Parsed<Record<string, string>> {
   try {
     value = YAML.parse(text, { logLevel: 'error' });
   } catch (err) {
-    return fail(
-      `is not a map like {key: value} (${(err as Error).message.split('\n')[0]}); quote values that start with %`,
-    );
+    return fail(`is not a map like {key: value} (${errorMessage(err).split('\n')[0]}); quote values that start with %`);
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value) || Object.keys(value).length === 0)
     return fail('is not a non-empty map like {key: value}');

@@ -387,7 +387,8 @@ function applyRoutes(
           exists ? 'ParentNotTunneled' : 'ParentNotFound',
           ['spec', 'parentRefs', ai],
           exists
-            ? `Service ${a.parentNamespace}/${a.parentName}${a.parentPort ? ` port ${a.parentPort}` : ''} is not tunneled (no tunnel-shim.io/tunnel annotation, or no such port)`
+            ? `Service ${a.parentNamespace}/${a.parentName}${a.parentPort ? ` port ${a.parentPort}` : ''} is ` +
+                `not tunneled (no tunnel-shim.io/tunnel annotation, or no such port)`
             : `Service ${a.parentNamespace}/${a.parentName} does not exist`,
         );
         return;
@@ -405,7 +406,8 @@ function applyRoutes(
           report.warn(
             'HostnameIgnored',
             ['spec', 'parentRefs', ai],
-            `${parent.key} has tunnel-shim.io/hostname, but a split names the chosen backend as the authority; the hostname is not used`,
+            `${parent.key} has tunnel-shim.io/hostname, but a split names the chosen backend as the authority; ` +
+              `the hostname is not used`,
           );
         }
         if (a.backends.length > 0 && a.backends.every((b) => b.weight === 0)) {
@@ -447,7 +449,8 @@ function backendTunnel(
     report.error(
       'BackendNotFound',
       [...b.path, 'name'],
-      `Service ${b.namespace}/${b.name} does not exist; its share of ${parent.key} fails instead of going to the other backends`,
+      `Service ${b.namespace}/${b.name} does not exist; its share of ${parent.key} fails instead of going to ` +
+        `the other backends`,
     );
   } else {
     portName =
@@ -494,7 +497,9 @@ function rejectDuplicateDomains(tunnels: Tunnel[], rejected: Set<Tunnel>, diagno
         object: t.service,
         path: ['metadata', 'annotations', 'tunnel-shim.io/domains'],
         origin: t.origin,
-        message: `authority ${clash[0].split(' ').slice(2).join(' ')} on ${clash[0].split(' ')[0]} port ${clash[0].split(' ')[1]} is already routed to Service ${owner.service.namespace}/${owner.service.name}`,
+        message:
+          `authority ${clash[0].split(' ').slice(2).join(' ')} on ${clash[0].split(' ')[0]} port ` +
+          `${clash[0].split(' ')[1]} is already routed to Service ${owner.service.namespace}/${owner.service.name}`,
       });
       continue;
     }

@@ -2,8 +2,9 @@
 // the parent's tunneled traffic across backend Services by weight. Pure, like the rest of the model.
 import { TCPRoute } from '@kubernetes-models/gateway-api/gateway.networking.k8s.io/v1alpha2/TCPRoute';
 import type { Diagnostic } from './diagnostics.js';
-import { refOf, type FieldPath, type KubeObject, type SourcedObject } from './objects.js';
+import { refOf, type FieldPath, type SourcedObject } from './objects.js';
 import { checkDnsLabel } from './values.js';
+import { errorMessage } from '../errors.js';
 
 export interface BackendRef {
   namespace: string;
@@ -51,7 +52,7 @@ export function parseRoute(route: SourcedObject): { attachments: ServiceRoute[];
     new TCPRoute({ ...(o as object), apiVersion: 'gateway.networking.k8s.io/v1alpha2' } as never).validate();
   } catch (err) {
     const errors = (err as { errors?: { instancePath: string; message?: string }[] }).errors ?? [];
-    for (const e of errors.length ? errors : [{ instancePath: '', message: (err as Error).message }]) {
+    for (const e of errors.length ? errors : [{ instancePath: '', message: errorMessage(err) }]) {
       const path = e.instancePath
         .split('/')
         .filter(Boolean)
@@ -116,7 +117,8 @@ export function parseRoute(route: SourcedObject): { attachments: ServiceRoute[];
           'warning',
           'ForeignParent',
           ['spec', 'parentRefs', i],
-          `parent ${parent.kind ?? 'Gateway'} ${parent.name} is not a Service; the shim leaves Gateway parents to their own controller`,
+          `parent ${parent.kind ?? 'Gateway'} ${parent.name} is not a Service; the shim leaves Gateway parents ` +
+            `to their own controller`,
         ),
       );
       return;

@@ -9,6 +9,7 @@ import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
 import { checkSpiffeId } from '../envoy/spiffe.js';
 import { refOf, type ObjectRef, type Origin, type SourcedObject } from './objects.js';
+import { errorMessage } from '../errors.js';
 
 export const identityKey = 'tunnel-shim.io/identity';
 /** The development CA's own Secret (it holds the CA's key): never served. */
@@ -96,18 +97,18 @@ function parseSecret(sourced: SourcedObject, options: IdentityOptions, report: C
     if (chain.length === 0) throw new Error('holds no PEM certificate');
     leaf = new X509Certificate(chain[0]!);
   } catch (err) {
-    return void report.error('InvalidSecret', ['data', 'tls.crt'], `is not a certificate: ${messageOf(err)}`);
+    return void report.error('InvalidSecret', ['data', 'tls.crt'], `is not a certificate: ${errorMessage(err)}`);
   }
   try {
     if (roots.length === 0) throw new Error('holds no PEM certificate');
     roots.forEach((r) => new X509Certificate(r));
   } catch (err) {
-    return void report.error('InvalidSecret', ['data', 'ca.crt'], `is not a certificate bundle: ${messageOf(err)}`);
+    return void report.error('InvalidSecret', ['data', 'ca.crt'], `is not a certificate bundle: ${errorMessage(err)}`);
   }
   try {
     if (!leaf.checkPrivateKey(createPrivateKey(texts['tls.key']!))) throw new Error("is not tls.crt's key");
   } catch (err) {
-    return void report.error('InvalidSecret', ['data', 'tls.key'], `${messageOf(err)}`);
+    return void report.error('InvalidSecret', ['data', 'tls.key'], `${errorMessage(err)}`);
   }
   const sans = (leaf.subjectAltName ?? '').split(', ').filter((s) => s.startsWith('URI:'));
   if (sans.length !== 1 || sans[0] !== `URI:${id}`)
@@ -149,10 +150,6 @@ function sameCert(a: IdentityCert, b: IdentityCert): boolean {
     a.secret.namespace === b.secret.namespace &&
     a.secret.name === b.secret.name
   );
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }
 
 /**

@@ -4,6 +4,7 @@ import fs from 'node:fs';
 import type { KubeObject } from '../model/objects.js';
 import { parseDocuments, type DocumentsFile } from './file-documents.js';
 import { decodeUtf8, fileDiagnostic } from './yaml.js';
+import { errorMessage } from '../errors.js';
 
 /** A file as read: its documents, and the stamp of the version read when a later change will alter it. */
 export interface LoadedFile extends DocumentsFile {
@@ -78,7 +79,7 @@ export function loadYamlFile(
       fs.closeSync(fd);
     }
   } catch (err) {
-    return refusal(file, (err as Error).message, 'ReadError');
+    return refusal(file, errorMessage(err), 'ReadError');
   }
   const decoded = decodeUtf8(file, bytes);
   if ('error' in decoded) return { runs: [], diagnostics: [decoded.error], broken: true, parsedDocuments: 0, stamp };

@@ -10,6 +10,7 @@ import { formatBytes, loadYamlFile, MiB, refusal, stampOf, tooLarge, type Loaded
 import { FileMemos, type FileContribution } from './file-memo.js';
 import { FileParser } from './file-parser.js';
 import type { Source, SourceState } from './source.js';
+import { errorMessage } from '../errors.js';
 
 const yamlFile = /\.ya?ml$/;
 
@@ -157,7 +158,7 @@ export class FileSource implements Source {
           state = await this.readAsync();
         } catch (err) {
           // The folder itself went away or became unreadable mid-read: keep what was delivered.
-          this.logger?.error({ source: this.describe(), err: (err as Error).message }, 'cannot read the source');
+          this.logger?.error({ source: this.describe(), err: errorMessage(err) }, 'cannot read the source');
           continue;
         }
         if (this.stopped) return;

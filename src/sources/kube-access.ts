@@ -2,6 +2,7 @@
 // source diagnostic naming both (so it shows in logs, /debug/diagnostics and the source_errors and
 // source_access_denied metrics) until that resource lists again.
 import type { Diagnostic } from '../model/diagnostics.js';
+import { errorMessage } from '../errors.js';
 
 /** The object kind of these diagnostics: the resource is the name, the verb the field. */
 export const apiResourceKind = 'APIResource';
@@ -26,7 +27,7 @@ function reasonOf(err: unknown): string {
     }
   }
   const message = (body as { message?: unknown } | undefined)?.message;
-  return typeof message === 'string' ? message : String((err as Error).message ?? err).split('\n')[0]!;
+  return typeof message === 'string' ? message : errorMessage(err).split('\n')[0]!;
 }
 
 export class AccessDenials {

@@ -6,6 +6,7 @@ import { CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { Diagnostic } from '../model/diagnostics.js';
 import { fieldName } from '../model/diagnostics.js';
+import { errorMessage } from '../errors.js';
 
 export interface EventRecorderOptions {
   repeatAfterMs?: number;
@@ -83,7 +84,7 @@ export class EventRecorder {
       });
       this.created++;
     } catch (err) {
-      this.logger.warn({ object: d.object, err: (err as Error).message }, 'could not create a Kubernetes Event');
+      this.logger.warn({ object: d.object, err: errorMessage(err) }, 'could not create a Kubernetes Event');
     }
   }
 }

@@ -7,9 +7,10 @@
 import { KubeConfig, ListWatch, Watch, type KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { KubeObject, SourcedObject } from '../model/objects.js';
-import { AccessDenials, isAccessDenied } from './kube-access.js';
+import { AccessDenials } from './kube-access.js';
 import { coreKinds, retryTooMany, tcpRouteKind, tcpRouteResource, tcpRouteVersion, type Kind } from './kube-kinds.js';
 import type { Source, SourceState } from './source.js';
+import { errorMessage } from '../errors.js';
 
 export interface KubernetesSourceOptions {
   kubeConfig?: KubeConfig;
@@ -174,7 +175,7 @@ export class KubernetesSource implements Source {
     const [first, max] = this.backoff();
     const delay = Math.min((this.retryDelay.get(informer) ?? first / 2) * 2, max);
     this.retryDelay.set(informer, delay);
-    const fields = { kind: kind.kind, verb, err: (err as Error).message ?? String(err), retryInMs: delay };
+    const fields = { kind: kind.kind, verb, err: errorMessage(err), retryInMs: delay };
     this.options.logger.warn(fields, 'list or watch failed; serving the last known state and retrying');
     const timer = setTimeout(async () => {
       this.timers.delete(timer);
@@ -194,7 +195,7 @@ export class KubernetesSource implements Source {
       version = await tcpRouteVersion(this.kubeConfig, namespace);
     } catch (err) {
       if (this.access.record('list', tcpRouteResource, namespace, err)) this.deliver();
-      else this.options.logger.warn({ err: (err as Error).message }, 'TCPRoute discovery failed; retrying');
+      else this.options.logger.warn({ err: errorMessage(err) }, 'TCPRoute discovery failed; retrying');
       return false;
     }
     if (!version) return false;

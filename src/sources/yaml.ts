@@ -4,6 +4,7 @@
 import { LineCounter, parseAllDocuments, isAlias, isMap, isScalar, isSeq } from 'yaml';
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { FieldPath, KubeObject, SourcedObject } from '../model/objects.js';
+import { errorMessage } from '../errors.js';
 
 export interface ParsedFile {
   objects: SourcedObject[];
@@ -104,7 +105,7 @@ export function parseYamlPortable(file: string, text: string, keep = (_o: KubeOb
     } catch (err) {
       // e.g. aliases expanding past the parser's budget (a "billion laughs" document).
       broken = true;
-      diagnostics.push(fileDiagnostic(file, line, (err as Error).message.split('\n')[0] ?? 'cannot be read'));
+      diagnostics.push(fileDiagnostic(file, line, errorMessage(err).split('\n')[0] ?? 'cannot be read'));
       continue;
     }
     if (!keep(object)) continue;

@@ -134,7 +134,7 @@ export class BoundedSink implements ResponseSink {
   private closed = false;
 
   constructor(
-    private readonly call: grpc.ServerDuplexStream<any, Buffer>,
+    private readonly call: grpc.ServerDuplexStream<unknown, Buffer>,
     private readonly budget: WriteBudget,
     private readonly onDrain: () => void,
     /** The peer read nothing for `cutAfterMs`: the owner closes the stream. */
@@ -186,7 +186,7 @@ export class BoundedSink implements ResponseSink {
  * the HTTP/2 stream in a private field; if an upgrade moves it, this does nothing and the stream
  * goes with its connection.
  */
-export function resetStream(call: grpc.ServerDuplexStream<any, any>): void {
+export function resetStream(call: grpc.ServerDuplexStream<unknown, unknown>): void {
   const stream = (call as unknown as { call?: { stream?: http2.ServerHttp2Stream } }).call?.stream;
   if (stream && !stream.destroyed) stream.close(http2.constants.NGHTTP2_CANCEL);
 }

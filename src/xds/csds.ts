@@ -6,6 +6,11 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
 import { lookupType, TypeUrl } from '../envoy/protos.js';
 import { byNodeId, type ResourceStatus, type StreamStatus } from './stream-status.js';
+import { errorMessage } from '../errors.js';
+
+// A decoded request as protobufjs gives it: its shape is the proto's, checked where it is read.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Decoded = any;
 
 type ConfigStatus = 'SYNCED' | 'STALE' | 'NOT_SENT' | 'ERROR';
 type ClientResourceStatus = 'ACKED' | 'REQUESTED' | 'NACKED' | 'DOES_NOT_EXIST';
@@ -69,7 +74,7 @@ function compileStringMatcher(m: StringMatcher, where: string): (value: string) 
         // RE2 patterns match the whole string in Envoy.
         re = new RegExp(`^(?:${m.safe_regex?.regex ?? ''})$`, m.ignore_case ? 'i' : '');
       } catch (err) {
-        throw new CsdsRequestError(`${where}.safe_regex.regex: ${(err as Error).message}`);
+        throw new CsdsRequestError(`${where}.safe_regex.regex: ${errorMessage(err)}`);
       }
       return (v) => re.test(v);
     }
@@ -133,7 +138,7 @@ function codec(typeName: string) {
     serialize: (message: object): Buffer =>
       Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
     // oneofs: the name of the set member (match_pattern) tells a matcher's kind.
-    deserialize: (bytes: Buffer): any =>
+    deserialize: (bytes: Buffer): Decoded =>
       type.toObject(type.decode(bytes), { oneofs: true, defaults: false, enums: String }),
   };
 }
@@ -167,14 +172,14 @@ export function csdsServiceDefinition(): grpc.ServiceDefinition {
 
 function failure(err: unknown): Partial<grpc.StatusObject> {
   const invalid = err instanceof CsdsRequestError;
-  return { code: invalid ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL, details: (err as Error).message };
+  return { code: invalid ? grpc.status.INVALID_ARGUMENT : grpc.status.INTERNAL, details: errorMessage(err) };
 }
 
 /** Handlers over the server's live streams: each request is answered with the state at that moment. */
 export function csdsHandlers(
   streams: () => Iterable<StreamStatus>,
   logger: Logger,
-  track: (call: grpc.ServerDuplexStream<any, any>) => void,
+  track: (call: grpc.ServerDuplexStream<unknown, unknown>) => void,
 ): grpc.UntypedServiceImplementation {
   return {
     FetchClientStatus: (
@@ -184,7 +189,7 @@ export function csdsHandlers(
       try {
         callback(null, clientStatus(streams(), call.request));
       } catch (err) {
-        logger.debug({ err: (err as Error).message }, 'CSDS request refused');
+        logger.debug({ err: errorMessage(err) }, 'CSDS request refused');
         callback(failure(err));
       }
     },
@@ -194,8 +199,8 @@ export function csdsHandlers(
         try {
           call.write(clientStatus(streams(), request));
         } catch (err) {
-          logger.debug({ err: (err as Error).message }, 'CSDS request refused');
-          call.emit('error', Object.assign(new Error((err as Error).message), failure(err)));
+          logger.debug({ err: errorMessage(err) }, 'CSDS request refused');
+          call.emit('error', Object.assign(new Error(errorMessage(err)), failure(err)));
         }
       });
       call.on('end', () => call.end());

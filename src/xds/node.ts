@@ -52,7 +52,8 @@ export function parseNode(
   const role = metadata[NodeMetadata.role];
   if (typeof role !== 'string' || !roles.includes(role as Role)) {
     throw new NodeError(
-      `node ${node.id}: node.metadata["${NodeMetadata.role}"] must be one of ${roles.join(', ')} (got ${JSON.stringify(role)})`,
+      `node ${node.id}: node.metadata["${NodeMetadata.role}"] must be one of ${roles.join(', ')} (got ` +
+        `${JSON.stringify(role)})`,
     );
   }
   const view: NodeView = { role: role as Role };
@@ -60,7 +61,8 @@ export function parseNode(
   if (listen !== undefined && listen !== '') {
     if (typeof listen !== 'string' || isIP(listen) === 0) {
       throw new NodeError(
-        `node ${node.id}: node.metadata["${NodeMetadata.listenAddress}"] must be an IP address (got ${JSON.stringify(listen)})`,
+        `node ${node.id}: node.metadata["${NodeMetadata.listenAddress}"] must be an IP address (got ` +
+          `${JSON.stringify(listen)})`,
       );
     }
     view.listenAddress = listen;
@@ -71,7 +73,8 @@ export function parseNode(
   if (relayBackend !== undefined && relayBackend !== '') {
     if (typeof relayBackend !== 'string' || !isHostPort(relayBackend)) {
       throw new NodeError(
-        `node ${node.id}: node.metadata["${NodeMetadata.relayHttpBackend}"] must be IP:PORT (got ${JSON.stringify(relayBackend)})`,
+        `node ${node.id}: node.metadata["${NodeMetadata.relayHttpBackend}"] must be IP:PORT (got ` +
+          `${JSON.stringify(relayBackend)})`,
       );
     }
     view.relayHttpBackend = relayBackend;

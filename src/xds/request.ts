@@ -6,6 +6,7 @@
 import protobuf from 'protobufjs';
 import { lookupType } from '../envoy/protos.js';
 import { isWildcard } from './decide.js';
+import { errorMessage } from '../errors.js';
 
 export interface Subscription {
   /** The resource_names bytes (an own copy, shared like the rest). */
@@ -85,7 +86,7 @@ export function tolerant(messageName: string, decode: (bytes: Buffer) => object)
     try {
       return decode(bytes);
     } catch (err) {
-      const malformed = `malformed ${messageName} (${bytes.length} bytes): ${(err as Error).message}`;
+      const malformed = `malformed ${messageName} (${bytes.length} bytes): ${errorMessage(err)}`;
       return { malformed } satisfies MalformedRequest;
     }
   };

@@ -17,10 +17,11 @@ import { xdsServerCredentials, type XdsTlsOptions } from './tls-credentials.js';
 import type { DeltaDecision } from './delta-decide.js';
 import { streamStatus } from './status.js';
 import type { StreamStatus } from './stream-status.js';
+import { errorMessage } from '../errors.js';
 
 /** A connected Envoy, on either protocol variant. */
 export type XdsStream = SotwStream | DeltaStream;
-type AnyCall = grpc.ServerDuplexStream<any, Buffer>;
+type AnyCall = grpc.ServerDuplexStream<unknown, Buffer>;
 /** Ends one stream with a gRPC status (and logs why). */
 type Fail = (code: grpc.status, message: string) => void;
 
@@ -136,10 +137,10 @@ export class XdsServer {
   }
 
   private stopTls = () => {};
-  private readonly calls = new Set<grpc.ServerDuplexStream<any, any>>();
+  private readonly calls = new Set<grpc.ServerDuplexStream<unknown, unknown>>();
 
   /** Streams that `stop` must end itself (tryShutdown waits for open streams). */
-  private track(call: grpc.ServerDuplexStream<any, any>): void {
+  private track(call: grpc.ServerDuplexStream<unknown, unknown>): void {
     this.calls.add(call);
     const forget = () => this.calls.delete(call);
     call.on('close', forget);
@@ -226,7 +227,7 @@ export class XdsServer {
             'request for a type this server does not serve; ignored',
           );
       } catch (err) {
-        fail(statusOf(err), (err as Error).message);
+        fail(statusOf(err), errorMessage(err));
       }
     });
     const end = () => {
@@ -307,7 +308,7 @@ function releaseReadBuffers(call: AnyCall): void {
 }
 
 /** Ends a stream with a gRPC status the client sees (grpc-js turns an 'error' event into the status). */
-function closeWithStatus(call: grpc.ServerDuplexStream<any, any>, code: grpc.status, message: string) {
+function closeWithStatus(call: grpc.ServerDuplexStream<unknown, unknown>, code: grpc.status, message: string) {
   call.emit('error', Object.assign(new Error(message), { code, details: message }));
 }
 

@@ -6,12 +6,16 @@ import type * as grpc from '@grpc/grpc-js';
 import { lookupType } from '../envoy/protos.js';
 import { decodeSotwRequest, tolerant, type SubscriptionTable } from './request.js';
 
+// A decoded message as protobufjs gives it: its shape is the proto's, checked where it is read.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Decoded = any;
+
 function codec(typeName: string) {
   const type = lookupType(typeName);
   return {
     serialize: (message: object): Buffer =>
       Buffer.from(type.encode(type.fromObject(message as Record<string, unknown>)).finish()),
-    deserialize: (bytes: Buffer): any => type.decode(bytes),
+    deserialize: (bytes: Buffer): Decoded => type.decode(bytes),
   };
 }
 

@@ -5,6 +5,7 @@ import fs from 'node:fs/promises';
 import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from 'pino';
+import { errorMessage } from '../errors.js';
 
 type CertificateProvider = grpc.experimental.CertificateProvider;
 type IdentityUpdate = grpc.experimental.IdentityCertificateUpdate;
@@ -83,9 +84,9 @@ export class TlsFilesProvider implements CertificateProvider {
       if (loaded.ca) for (const listener of this.caListeners) listener(loaded.ca);
     } catch (err) {
       // The same problem is logged once, not every second.
-      if (messageOf(err) !== this.lastError)
-        this.logger.error({ err: messageOf(err) }, 'xDS TLS files not reloaded; serving the last good certificate');
-      this.lastError = messageOf(err);
+      if (errorMessage(err) !== this.lastError)
+        this.logger.error({ err: errorMessage(err) }, 'xDS TLS files not reloaded; serving the last good certificate');
+      this.lastError = errorMessage(err);
     } finally {
       this.reading = false;
     }
@@ -105,20 +106,20 @@ export class TlsFilesProvider implements CertificateProvider {
     try {
       serial = new X509Certificate(cert).serialNumber;
     } catch (err) {
-      throw fail(`--xds-tls-cert ${certFile}: not a PEM certificate (${messageOf(err)})`);
+      throw fail(`--xds-tls-cert ${certFile}: not a PEM certificate (${errorMessage(err)})`);
     }
     if (ca) {
       try {
         new X509Certificate(ca);
       } catch (err) {
-        throw fail(`--xds-client-ca ${clientCaFile}: not a PEM certificate (${messageOf(err)})`);
+        throw fail(`--xds-client-ca ${clientCaFile}: not a PEM certificate (${errorMessage(err)})`);
       }
     }
     try {
       // Fails when the key does not belong to the certificate (e.g. one of them not yet replaced).
       tls.createSecureContext({ cert, key, ca });
     } catch (err) {
-      throw fail(`--xds-tls-key ${keyFile} with --xds-tls-cert ${certFile}: ${messageOf(err)}`);
+      throw fail(`--xds-tls-key ${keyFile} with --xds-tls-cert ${certFile}: ${errorMessage(err)}`);
     }
     const loaded: Loaded = { identity: { certificate: cert, privateKey: key }, serial };
     if (ca) loaded.ca = { caCertificate: ca };
@@ -172,10 +173,6 @@ async function readOrThrow(file: string, flag: string): Promise<Buffer> {
   try {
     return await fs.readFile(file);
   } catch (err) {
-    throw new TlsFilesError(`${flag} ${file}: ${messageOf(err)}`);
+    throw new TlsFilesError(`${flag} ${file}: ${errorMessage(err)}`);
   }
-}
-
-function messageOf(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
 }

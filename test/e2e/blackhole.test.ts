@@ -149,7 +149,8 @@ it(
           expect(f.state.echoed, `${name}: a connection opened ${f.opened} ms into the blackhole got bytes`).toBe(
             false,
           );
-          // Before the dead connection is noticed a new tunnel waits on it; after, it waits at most the connect timeout.
+          // Before the dead connection is noticed a new tunnel waits on it; after, it waits at most the connect
+          // timeout.
           const limit = Math.max(bound[name] - f.opened, 0) + connectTimeout + slack;
           expect(f.state.at, `${name}: connection opened ${f.opened} ms in`).toBeDefined();
           expect(f.state.at!, `${name}: connection opened ${f.opened} ms in`).toBeLessThanOrEqual(limit);

@@ -334,7 +334,8 @@ describe.each(xdsModes)('operating the shim with %s Envoys', (mode) => {
       expect(compact.stdout).toContain(`NODE ops-originator (originate, ${protocol})`);
       expect(compact.stdout).toMatch(
         new RegExp(
-          `originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+tcp_proxy -> originate/ops/echo/${echoPort} \\(CONNECT echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\)\\s+SYNCED`,
+          `originate/ops/echo/${echoPort}\\s+127\\.0\\.0\\.1:${echoPort}\\s+tcp_proxy -> ` +
+            `originate/ops/echo/${echoPort} \\(CONNECT echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\)\\s+SYNCED`,
         ),
       );
       expect(compact.stdout).toMatch(
@@ -347,7 +348,8 @@ describe.each(xdsModes)('operating the shim with %s Envoys', (mode) => {
       const terminate = await runCli(['status', 'ops-terminator', '--admin-address', adminAddress()]);
       expect(terminate.stdout).toMatch(
         new RegExp(
-          `terminate/${tunnelPort}/127\\.0\\.0\\.2\\s+echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\s+CONNECT -> backend/ops/echo/${echoPort}/127\\.0\\.0\\.2\\s+SYNCED`,
+          `terminate/${tunnelPort}/127\\.0\\.0\\.2\\s+echo\\.ops\\.svc\\.cluster\\.local:${echoPort}\\s+CONNECT ` +
+            `-> backend/ops/echo/${echoPort}/127\\.0\\.0\\.2\\s+SYNCED`,
         ),
       );
       const yaml = await runCli(['status', 'ops-originator', '--admin-address', adminAddress(), '--output', 'yaml']);

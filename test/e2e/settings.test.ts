@@ -99,7 +99,9 @@ function rawRequest(host: string, p: number, request: string): Promise<string> {
     const s = net.connect(p, host, () => s.write(request));
     s.on('data', (d) => {
       data += d.toString();
-      if (data.includes('\r\n\r\n')) (resolve(data), s.destroy());
+      if (!data.includes('\r\n\r\n')) return;
+      resolve(data);
+      s.destroy();
     });
     s.on('error', reject);
     s.setTimeout(5000, () => (s.destroy(), reject(new Error(`no answer from ${host}:${p}`))));
@@ -201,7 +203,8 @@ beforeAll(async () => {
       'tunnel-shim.io/propagate-response-trailers': 'true',
       'tunnel-shim.io/access-log': serviceLog,
       'tunnel-shim.io/access-log-format':
-        'svc-log %CONNECTION_ID% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %REQ(:AUTHORITY)% tenant=%REQ(X-TENANT)% client=%REQ(X-CLIENT)% resp=%FILTER_STATE(envoy.tcp_proxy.propagate_response_headers:TYPED)%',
+        'svc-log %CONNECTION_ID% %UPSTREAM_CLUSTER% %UPSTREAM_HOST% %REQ(:AUTHORITY)% tenant=%REQ(X-TENANT)% ' +
+        'client=%REQ(X-CLIENT)% resp=%FILTER_STATE(envoy.tcp_proxy.propagate_response_headers:TYPED)%',
     }),
     'stray.yaml': svc('stray', { 'tunnel-shim.io/access-log': strayLog }),
     'idle.yaml': svc('idle', { 'tunnel-shim.io/idle-timeout': '1s' }),
@@ -360,78 +363,91 @@ describe('1. tunnel protocols', () => {
 });
 
 describe('2. the tunnel request', () => {
-  it('hostname %REQUESTED_SERVER_NAME%:443: SNI picks the authority; the terminator accepts only the listed ones', async () => {
-    const handshake = (servername: string) =>
-      new Promise<string>((resolve, reject) => {
-        const s = tls.connect({ host: '127.0.0.1', port: port.tls!, servername, rejectUnauthorized: false }, () =>
-          s.write('hello tls\n'),
-        );
-        let got = '';
-        s.on('data', (d) => {
-          got += d.toString();
-          if (got.includes('hello tls\n')) (resolve(got), s.destroy());
+  it(
+    'hostname %REQUESTED_SERVER_NAME%:443: SNI picks the authority; the terminator accepts only the ' + 'listed ones',
+    async () => {
+      const handshake = (servername: string) =>
+        new Promise<string>((resolve, reject) => {
+          const s = tls.connect({ host: '127.0.0.1', port: port.tls!, servername, rejectUnauthorized: false }, () =>
+            s.write('hello tls\n'),
+          );
+          let got = '';
+          s.on('data', (d) => {
+            got += d.toString();
+            if (!got.includes('hello tls\n')) return;
+            resolve(got);
+            s.destroy();
+          });
+          s.on('error', reject);
+          s.on('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
         });
-        s.on('error', reject);
-        s.on('close', () => reject(new Error(`closed after ${JSON.stringify(got)}`)));
+      expect(await handshake('allowed.example.com')).toBe('tls-backend saw SNI allowed.example.com\nhello tls\n');
+      await expect(handshake('denied.example.com')).rejects.toThrow();
+      const lines = await waitFor('both SNI log lines', () => {
+        const l = terminator.accessLog().filter((e) => String(e.authority).endsWith('.example.com:443'));
+        return l.length >= 2 ? l : undefined;
       });
-    expect(await handshake('allowed.example.com')).toBe('tls-backend saw SNI allowed.example.com\nhello tls\n');
-    await expect(handshake('denied.example.com')).rejects.toThrow();
-    const lines = await waitFor('both SNI log lines', () => {
-      const l = terminator.accessLog().filter((e) => String(e.authority).endsWith('.example.com:443'));
-      return l.length >= 2 ? l : undefined;
-    });
-    expect(lines.find((e) => e.authority === 'allowed.example.com:443')).toMatchObject({ response_code: 200 });
-    expect(lines.find((e) => e.authority === 'denied.example.com:443')).toMatchObject({
-      response_code: 404,
-      upstream_host: null,
-    });
-  });
+      expect(lines.find((e) => e.authority === 'allowed.example.com:443')).toMatchObject({ response_code: 200 });
+      expect(lines.find((e) => e.authority === 'denied.example.com:443')).toMatchObject({
+        response_code: 404,
+        upstream_host: null,
+      });
+    },
+  );
 
-  it("static hostname: the CONNECT carries it, and the terminator routes it because it is the Service's only domain", async () => {
-    expect(await roundTrip(port.static!, 'to db\n')).toBe('backend-127.0.0.2\nto db\n');
-    const entry = await waitFor('the static hostname log line', () =>
-      terminator.accessLog().find((e) => e.authority === staticHostname),
-    );
-    expect(entry).toMatchObject({
-      method: 'CONNECT',
-      protocol: 'HTTP/2',
-      response_code: 200,
-      upstream_host: `127.0.0.2:${backendPort}`,
-      upstream_cluster: `backend/e2e/static/${port.static}/127.0.0.2`,
-    });
-    // The domains default to the hostname alone: not the Service authority, not any other name.
-    const routes = JSON.parse(await terminator.get('/config_dump?resource=dynamic_route_configs')) as {
-      configs: { route_config: { name: string; virtual_hosts: { name: string; domains: string[] }[] } }[];
-    };
-    const hosts = routes.configs
-      .flatMap((c) => c.route_config.virtual_hosts)
-      .filter((h) => h.name === `e2e/static:${port.static}`);
-    expect(hosts.length).toBeGreaterThan(0);
-    for (const h of hosts) expect(h.domains).toEqual([staticHostname]);
-    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': authority('static') })).toBe(404);
-    expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': 'other.internal.example:5432' })).toBe(404);
-  });
+  it(
+    "static hostname: the CONNECT carries it, and the terminator routes it because it is the Service's only " +
+      'domain',
+    async () => {
+      expect(await roundTrip(port.static!, 'to db\n')).toBe('backend-127.0.0.2\nto db\n');
+      const entry = await waitFor('the static hostname log line', () =>
+        terminator.accessLog().find((e) => e.authority === staticHostname),
+      );
+      expect(entry).toMatchObject({
+        method: 'CONNECT',
+        protocol: 'HTTP/2',
+        response_code: 200,
+        upstream_host: `127.0.0.2:${backendPort}`,
+        upstream_cluster: `backend/e2e/static/${port.static}/127.0.0.2`,
+      });
+      // The domains default to the hostname alone: not the Service authority, not any other name.
+      const routes = JSON.parse(await terminator.get('/config_dump?resource=dynamic_route_configs')) as {
+        configs: { route_config: { name: string; virtual_hosts: { name: string; domains: string[] }[] } }[];
+      };
+      const hosts = routes.configs
+        .flatMap((c) => c.route_config.virtual_hosts)
+        .filter((h) => h.name === `e2e/static:${port.static}`);
+      expect(hosts.length).toBeGreaterThan(0);
+      for (const h of hosts) expect(h.domains).toEqual([staticHostname]);
+      expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': authority('static') })).toBe(404);
+      expect(await terminatorStatus({ ':method': 'CONNECT', ':authority': 'other.internal.example:5432' })).toBe(404);
+    },
+  );
 
-  it('headers-to-add (static and %DOWNSTREAM_REMOTE_ADDRESS%) reach the terminator; the per-Service log shows them', async () => {
-    const client = await Client.connect(port.logged!);
-    await client.echo('logged\n');
-    const clientAddress = `127.0.0.1:${client.socket.localPort}`;
-    client.close();
-    const line = await waitFor('the terminator line of the per-Service log', () =>
-      fs.existsSync(serviceLog)
-        ? fs
-            .readFileSync(serviceLog, 'utf8')
-            .split('\n')
-            .find((l) => l.includes('tenant=blue'))
-        : undefined,
-    );
-    expect(line).toMatch(
-      new RegExp(
-        `^svc-log \\d+ backend/e2e/logged/${port.logged}/127\\.0\\.0\\.2 127\\.0\\.0\\.2:${backendPort} ${authority('logged').replace(/\./g, '\\.')} tenant=blue client=${clientAddress} resp=-$`,
-      ),
-    );
-    expect(await terminator.stat(`http.terminate_${tunnelPort}.downstream_rq_2xx`)).toBeGreaterThan(0);
-  });
+  it(
+    'headers-to-add (static and %DOWNSTREAM_REMOTE_ADDRESS%) reach the terminator; the per-Service log ' + 'shows them',
+    async () => {
+      const client = await Client.connect(port.logged!);
+      await client.echo('logged\n');
+      const clientAddress = `127.0.0.1:${client.socket.localPort}`;
+      client.close();
+      const line = await waitFor('the terminator line of the per-Service log', () =>
+        fs.existsSync(serviceLog)
+          ? fs
+              .readFileSync(serviceLog, 'utf8')
+              .split('\n')
+              .find((l) => l.includes('tenant=blue'))
+          : undefined,
+      );
+      expect(line).toMatch(
+        new RegExp(
+          `^svc-log \\d+ backend/e2e/logged/${port.logged}/127\\.0\\.0\\.2 127\\.0\\.0\\.2:${backendPort} ` +
+            `${authority('logged').replace(/\./g, '\\.')} tenant=blue client=${clientAddress} resp=-$`,
+        ),
+      );
+      expect(await terminator.stat(`http.terminate_${tunnelPort}.downstream_rq_2xx`)).toBeGreaterThan(0);
+    },
+  );
 });
 
 describe('3. connection policy', () => {
@@ -467,41 +483,51 @@ describe('3. connection policy', () => {
     expect(await originator.stat(`tcp.${prefix('retry')}.upstream_cx_connect_attempts_exceeded`)).toBe(0);
   });
 
-  it('serve --access-log-dir: a Service asking for a log outside the allowed folder is an error naming it and the field, and no Envoy writes there', async () => {
-    expect(await diagnostics()).toEqual([
-      `error: ${path.join(shim.dir, 'stray.yaml')}:9: Service e2e/stray: metadata.annotations["tunnel-shim.io/access-log"]: ${JSON.stringify(strayLog)} is not under a directory this shim allows access logs in (--access-log-dir ${tmp}); /dev/stdout and /dev/stderr are always allowed`,
-    ]);
-    // Never served: no listener on the originator, nothing on the terminator, no file.
-    await expect(Client.connect(port.stray!)).rejects.toThrow(/ECONNREFUSED/);
-    const listeners = await originator.get('/config_dump?resource=dynamic_listeners');
-    expect(listeners).not.toContain(`originate/e2e/stray/`);
-    expect(await terminator.get('/config_dump')).not.toContain(strayLog);
-    expect(fs.existsSync(strayLog)).toBe(false);
-    // The log inside the folder is served and written (the per-Service log tests below read it).
-    expect(listeners).toContain(serviceLog);
-  });
+  it(
+    'serve --access-log-dir: a Service asking for a log outside the allowed folder is an error naming it and ' +
+      'the field, and no Envoy writes there',
+    async () => {
+      expect(await diagnostics()).toEqual([
+        `error: ${path.join(shim.dir, 'stray.yaml')}:9: Service e2e/stray: ` +
+          `metadata.annotations["tunnel-shim.io/access-log"]: ${JSON.stringify(strayLog)} is not under a ` +
+          `directory this shim allows access logs in (--access-log-dir ${tmp}); /dev/stdout and /dev/stderr are ` +
+          `always allowed`,
+      ]);
+      // Never served: no listener on the originator, nothing on the terminator, no file.
+      await expect(Client.connect(port.stray!)).rejects.toThrow(/ECONNREFUSED/);
+      const listeners = await originator.get('/config_dump?resource=dynamic_listeners');
+      expect(listeners).not.toContain(`originate/e2e/stray/`);
+      expect(await terminator.get('/config_dump')).not.toContain(strayLog);
+      expect(fs.existsSync(strayLog)).toBe(false);
+      // The log inside the folder is served and written (the per-Service log tests below read it).
+      expect(listeners).toContain(serviceLog);
+    },
+  );
 
-  it('access-log: the per-Service log has lines from both sides with connection, cluster, host and authority', async () => {
-    const lines = await waitFor('originate and terminate lines', () => {
-      const all = fs.existsSync(serviceLog) ? fs.readFileSync(serviceLog, 'utf8').split('\n').filter(Boolean) : [];
-      return all.some((l) => l.includes(' originate/e2e/logged/')) &&
-        all.some((l) => l.includes(' backend/e2e/logged/'))
-        ? all
-        : undefined;
-    });
-    const originate = lines.find((l) => l.includes(' originate/e2e/logged/'))!;
-    expect(originate).toMatch(
-      new RegExp(
-        `^svc-log \\d+ originate/e2e/logged/${port.logged} 127\\.0\\.0\\.2:${tunnelPort} - tenant=- client=- resp=`,
-      ),
-    );
-    // propagate-response-headers: the originator kept the terminator's CONNECT response headers.
-    const propagated = JSON.parse(originate.split(' resp=')[1]!) as { headers: { key: string; value: string }[] };
-    expect(propagated.headers).toContainEqual({ key: ':status', value: '200' });
-    expect(propagated.headers).toContainEqual({ key: 'server', value: 'envoy' });
-    // The per-Service log on the terminator's shared listener carries this Service's requests only.
-    expect(lines.every((l) => l.includes('/e2e/logged/'))).toBe(true);
-  });
+  it(
+    'access-log: the per-Service log has lines from both sides with connection, cluster, host and ' + 'authority',
+    async () => {
+      const lines = await waitFor('originate and terminate lines', () => {
+        const all = fs.existsSync(serviceLog) ? fs.readFileSync(serviceLog, 'utf8').split('\n').filter(Boolean) : [];
+        return all.some((l) => l.includes(' originate/e2e/logged/')) &&
+          all.some((l) => l.includes(' backend/e2e/logged/'))
+          ? all
+          : undefined;
+      });
+      const originate = lines.find((l) => l.includes(' originate/e2e/logged/'))!;
+      expect(originate).toMatch(
+        new RegExp(
+          `^svc-log \\d+ originate/e2e/logged/${port.logged} 127\\.0\\.0\\.2:${tunnelPort} - tenant=- client=- resp=`,
+        ),
+      );
+      // propagate-response-headers: the originator kept the terminator's CONNECT response headers.
+      const propagated = JSON.parse(originate.split(' resp=')[1]!) as { headers: { key: string; value: string }[] };
+      expect(propagated.headers).toContainEqual({ key: ':status', value: '200' });
+      expect(propagated.headers).toContainEqual({ key: 'server', value: 'envoy' });
+      // The per-Service log on the terminator's shared listener carries this Service's requests only.
+      expect(lines.every((l) => l.includes('/e2e/logged/'))).toBe(true);
+    },
+  );
 });
 
 describe('4. load balancing', () => {
@@ -519,74 +545,85 @@ describe('4. load balancing', () => {
     expect(config).toContain('"lb_policy": "RING_HASH"');
   });
 
-  it('hash-policy source-ip with lb-policy MAGLEV: 100 connections from one source IP all reach one backend of 3, from another IP too', async () => {
-    const backendsFrom = async (source: string) => {
-      const seen = new Set<string>();
-      for (let batch = 0; batch < 10; batch++) {
-        const names = await Promise.all(
-          Array.from({ length: 10 }, () =>
-            roundTrip(port.maglev!, undefined, '127.0.0.1', source).then((r) => r.split('\n')[0]!),
-          ),
-        );
-        names.forEach((n) => seen.add(n));
+  it(
+    'hash-policy source-ip with lb-policy MAGLEV: 100 connections from one source IP all reach one backend of ' +
+      '3, from another IP too',
+    async () => {
+      const backendsFrom = async (source: string) => {
+        const seen = new Set<string>();
+        for (let batch = 0; batch < 10; batch++) {
+          const names = await Promise.all(
+            Array.from({ length: 10 }, () =>
+              roundTrip(port.maglev!, undefined, '127.0.0.1', source).then((r) => r.split('\n')[0]!),
+            ),
+          );
+          names.forEach((n) => seen.add(n));
+        }
+        return [...seen];
+      };
+      const [one, five] = [await backendsFrom('127.0.0.1'), await backendsFrom('127.0.0.5')];
+      console.log(
+        `MAGLEV by source IP: 127.0.0.1 -> ${one.join(',')}, 127.0.0.5 -> ${five.join(',')} (100 connections each)`,
+      );
+      expect(one).toHaveLength(1);
+      expect(five).toHaveLength(1);
+      // The originator's own log: per source IP, one upstream host, over all 200 tunnels.
+      const lines = await waitFor('maglev log lines', () => {
+        const l = originator.accessLog().filter((e) => e.upstream_cluster === `originate/e2e/maglev/${port.maglev}`);
+        return l.length >= 200 ? l : undefined;
+      });
+      for (const source of ['127.0.0.1', '127.0.0.5']) {
+        const mine = lines.filter((e) => String(e.downstream_remote).startsWith(`${source}:`));
+        expect(mine).toHaveLength(100);
+        expect(new Set(mine.map((e) => e.upstream_host)).size).toBe(1);
       }
-      return [...seen];
-    };
-    const [one, five] = [await backendsFrom('127.0.0.1'), await backendsFrom('127.0.0.5')];
-    console.log(
-      `MAGLEV by source IP: 127.0.0.1 -> ${one.join(',')}, 127.0.0.5 -> ${five.join(',')} (100 connections each)`,
-    );
-    expect(one).toHaveLength(1);
-    expect(five).toHaveLength(1);
-    // The originator's own log: per source IP, one upstream host, over all 200 tunnels.
-    const lines = await waitFor('maglev log lines', () => {
-      const l = originator.accessLog().filter((e) => e.upstream_cluster === `originate/e2e/maglev/${port.maglev}`);
-      return l.length >= 200 ? l : undefined;
-    });
-    for (const source of ['127.0.0.1', '127.0.0.5']) {
-      const mine = lines.filter((e) => String(e.downstream_remote).startsWith(`${source}:`));
-      expect(mine).toHaveLength(100);
-      expect(new Set(mine.map((e) => e.upstream_host)).size).toBe(1);
-    }
-    // The cluster is MAGLEV: in its config, and in the stats only a Maglev load balancer keeps.
-    const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as {
-      configs: { cluster: { name: string; lb_policy?: string } }[];
-    };
-    expect(
-      clusters.configs.find((c) => c.cluster.name === `originate/e2e/maglev/${port.maglev}`)?.cluster.lb_policy,
-    ).toBe('MAGLEV');
-    const stats = await originator.stats();
-    expect(stats.get(`${cluster('maglev')}.maglev_lb.max_entries_per_host`)).toBeGreaterThan(0);
-    expect(stats.has(`${cluster('maglev')}.ring_hash_lb.size`)).toBe(false);
-    expect(stats.get(`${cluster('sticky')}.ring_hash_lb.size`)).toBeGreaterThan(0);
-  });
+      // The cluster is MAGLEV: in its config, and in the stats only a Maglev load balancer keeps.
+      const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as {
+        configs: { cluster: { name: string; lb_policy?: string } }[];
+      };
+      expect(
+        clusters.configs.find((c) => c.cluster.name === `originate/e2e/maglev/${port.maglev}`)?.cluster.lb_policy,
+      ).toBe('MAGLEV');
+      const stats = await originator.stats();
+      expect(stats.get(`${cluster('maglev')}.maglev_lb.max_entries_per_host`)).toBeGreaterThan(0);
+      expect(stats.has(`${cluster('maglev')}.ring_hash_lb.size`)).toBe(false);
+      expect(stats.get(`${cluster('sticky')}.ring_hash_lb.size`)).toBeGreaterThan(0);
+    },
+  );
 
-  it('metadata-match picks the Pods labelled env=hema; an unmatched one falls back to the default subset env=taobao', async () => {
-    for (let i = 0; i < 6; i++) expect((await roundTrip(port.subset!)).split('\n')[0]).toBe('backend-127.0.0.2');
-    for (let i = 0; i < 6; i++) expect((await roundTrip(port.fallback!)).split('\n')[0]).toBe('backend-127.0.0.3');
-    expect(await originator.stat(`${cluster('subset')}.lb_subsets_selected`)).toBeGreaterThanOrEqual(6);
-    expect(await originator.stat(`${cluster('fallback')}.lb_subsets_fallback`)).toBeGreaterThanOrEqual(6);
-  });
+  it(
+    'metadata-match picks the Pods labelled env=hema; an unmatched one falls back to the default subset ' +
+      'env=taobao',
+    async () => {
+      for (let i = 0; i < 6; i++) expect((await roundTrip(port.subset!)).split('\n')[0]).toBe('backend-127.0.0.2');
+      for (let i = 0; i < 6; i++) expect((await roundTrip(port.fallback!)).split('\n')[0]).toBe('backend-127.0.0.3');
+      expect(await originator.stat(`${cluster('subset')}.lb_subsets_selected`)).toBeGreaterThanOrEqual(6);
+      expect(await originator.stat(`${cluster('fallback')}.lb_subsets_fallback`)).toBeGreaterThanOrEqual(6);
+    },
+  );
 });
 
 describe('4. load balancing at a gateway terminator, and weighted splits', () => {
-  it('gateway + hash-policy source-ip: the terminator hashes on the app source IP the originator forwards', async () => {
-    const seen = new Set<string>();
-    for (let batch = 0; batch < 5; batch++) {
-      const names = await Promise.all(
-        Array.from({ length: 10 }, () => roundTrip(port.gwsticky!).then((r) => r.split('\n')[0]!)),
-      );
-      names.forEach((n) => seen.add(n));
-    }
-    expect(seen.size).toBe(1);
-    // The originator spreads tunnels over the terminator addresses; the backend stays the same.
-    const lines = await waitFor('gwsticky log lines', () => {
-      const l = terminator.accessLog().filter((e) => e.authority === authority('gwsticky'));
-      return l.length >= 50 ? l : undefined;
-    });
-    expect(new Set(lines.map((e) => String(e.downstream_local).split(':')[0])).size).toBeGreaterThan(1);
-    expect(new Set(lines.map((e) => e.upstream_host)).size).toBe(1);
-  });
+  it(
+    'gateway + hash-policy source-ip: the terminator hashes on the app source IP the originator ' + 'forwards',
+    async () => {
+      const seen = new Set<string>();
+      for (let batch = 0; batch < 5; batch++) {
+        const names = await Promise.all(
+          Array.from({ length: 10 }, () => roundTrip(port.gwsticky!).then((r) => r.split('\n')[0]!)),
+        );
+        names.forEach((n) => seen.add(n));
+      }
+      expect(seen.size).toBe(1);
+      // The originator spreads tunnels over the terminator addresses; the backend stays the same.
+      const lines = await waitFor('gwsticky log lines', () => {
+        const l = terminator.accessLog().filter((e) => e.authority === authority('gwsticky'));
+        return l.length >= 50 ? l : undefined;
+      });
+      expect(new Set(lines.map((e) => String(e.downstream_local).split(':')[0])).size).toBeGreaterThan(1);
+      expect(new Set(lines.map((e) => e.upstream_host)).size).toBe(1);
+    },
+  );
 
   it('gateway + metadata-match: the terminator picks the env=hema Pod', async () => {
     for (let i = 0; i < 6; i++) expect((await roundTrip(port.gwsubset!)).split('\n')[0]).toBe('backend-127.0.0.2');
@@ -595,50 +632,57 @@ describe('4. load balancing at a gateway terminator, and weighted splits', () =>
     ).toBeGreaterThanOrEqual(6);
   });
 
-  it('TCPRoute weighted_clusters with per-cluster metadata_match: each backend share reaches only its own Pods', async () => {
-    const seen = new Map<string, number>();
-    for (let i = 0; i < 30; i++) {
-      const name = (await roundTrip(port.split!)).split('\n')[0]!;
-      seen.set(name, (seen.get(name) ?? 0) + 1);
-    }
-    expect([...seen.keys()].sort()).toEqual(['backend-127.0.0.2', 'backend-127.0.0.3']);
-    const base = `cluster.originate/e2e/split/${port.split}`;
-    const hema = await originator.stat(`${base}/split-hema/${port['split-hema']}.upstream_rq_total`);
-    const taobao = await originator.stat(`${base}/split-taobao/${port['split-taobao']}.upstream_rq_total`);
-    expect(hema + taobao).toBe(30);
-    expect(hema).toBe(seen.get('backend-127.0.0.2'));
-    const lines = await waitFor('split log lines', () => {
-      const l = terminator.accessLog().filter((e) => String(e.authority).startsWith('split-'));
-      return l.length >= 30 ? l : undefined;
-    });
-    for (const e of lines) {
-      const expected = String(e.authority).startsWith('split-hema.') ? '127.0.0.2' : '127.0.0.3';
-      expect(String(e.upstream_host).split(':')[0]).toBe(expected);
-    }
-  });
+  it(
+    'TCPRoute weighted_clusters with per-cluster metadata_match: each backend share reaches only its ' + 'own Pods',
+    async () => {
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 30; i++) {
+        const name = (await roundTrip(port.split!)).split('\n')[0]!;
+        seen.set(name, (seen.get(name) ?? 0) + 1);
+      }
+      expect([...seen.keys()].sort()).toEqual(['backend-127.0.0.2', 'backend-127.0.0.3']);
+      const base = `cluster.originate/e2e/split/${port.split}`;
+      const hema = await originator.stat(`${base}/split-hema/${port['split-hema']}.upstream_rq_total`);
+      const taobao = await originator.stat(`${base}/split-taobao/${port['split-taobao']}.upstream_rq_total`);
+      expect(hema + taobao).toBe(30);
+      expect(hema).toBe(seen.get('backend-127.0.0.2'));
+      const lines = await waitFor('split log lines', () => {
+        const l = terminator.accessLog().filter((e) => String(e.authority).startsWith('split-'));
+        return l.length >= 30 ? l : undefined;
+      });
+      for (const e of lines) {
+        const expected = String(e.authority).startsWith('split-hema.') ? '127.0.0.2' : '127.0.0.3';
+        expect(String(e.upstream_host).split(':')[0]).toBe(expected);
+      }
+    },
+  );
 });
 
 describe('5. pooling', () => {
-  it('max-concurrent-streams 1 opens a connection per busy stream, and the terminator spreads them evenly over its 2 workers', async () => {
-    // 8 connections: the kernel's hash alone would split them 4/4 only about a quarter of the time.
-    const clients = await Promise.all(Array.from({ length: 8 }, () => Client.connect(port.busy!)));
-    await Promise.all(clients.map((c, i) => c.echo(`busy ${i}\n`)));
-    expect(await originator.stat(`${cluster('busy')}.upstream_cx_active`)).toBe(8);
-    const listener = `listener.127.0.0.2_${busyTunnelPort}`;
-    const perWorker = [
-      await terminator.stat(`${listener}.worker_0.downstream_cx_active`),
-      await terminator.stat(`${listener}.worker_1.downstream_cx_active`),
-    ];
-    expect(perWorker).toEqual([4, 4]);
-    // HTTP/2 keepalive on the pooled tunnel connections, so a dead terminator is noticed in seconds.
-    const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as {
-      configs: { cluster: { name: string } }[];
-    };
-    const busy = clusters.configs.find((c) => c.cluster.name === `originate/e2e/busy/${port.busy}`);
-    expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"5s","timeout":"4s"}');
-    expect(JSON.stringify(busy)).toContain('"max_concurrent_streams":1');
-    for (const c of clients) c.close();
-  });
+  it(
+    'max-concurrent-streams 1 opens a connection per busy stream, and the terminator spreads them evenly over ' +
+      'its 2 workers',
+    async () => {
+      // 8 connections: the kernel's hash alone would split them 4/4 only about a quarter of the time.
+      const clients = await Promise.all(Array.from({ length: 8 }, () => Client.connect(port.busy!)));
+      await Promise.all(clients.map((c, i) => c.echo(`busy ${i}\n`)));
+      expect(await originator.stat(`${cluster('busy')}.upstream_cx_active`)).toBe(8);
+      const listener = `listener.127.0.0.2_${busyTunnelPort}`;
+      const perWorker = [
+        await terminator.stat(`${listener}.worker_0.downstream_cx_active`),
+        await terminator.stat(`${listener}.worker_1.downstream_cx_active`),
+      ];
+      expect(perWorker).toEqual([4, 4]);
+      // HTTP/2 keepalive on the pooled tunnel connections, so a dead terminator is noticed in seconds.
+      const clusters = JSON.parse(await originator.get('/config_dump?resource=dynamic_active_clusters')) as {
+        configs: { cluster: { name: string } }[];
+      };
+      const busy = clusters.configs.find((c) => c.cluster.name === `originate/e2e/busy/${port.busy}`);
+      expect(JSON.stringify(busy)).toContain('"connection_keepalive":{"interval":"5s","timeout":"4s"}');
+      expect(JSON.stringify(busy)).toContain('"max_concurrent_streams":1');
+      for (const c of clients) c.close();
+    },
+  );
 });
 
 describe('6. relay', () => {
@@ -677,7 +721,9 @@ describe('6. relay', () => {
       });
       req.on('data', (d) => {
         data += d.toString();
-        if (data.includes('got GET /suffix')) (resolve(data), client.close());
+        if (!data.includes('got GET /suffix')) return;
+        resolve(data);
+        client.close();
       });
       req.on('error', reject);
     });
@@ -708,19 +754,22 @@ describe('6. relay', () => {
 });
 
 describe('7. placement', () => {
-  it('sidecar delivers to the endpoint the originator chose; gateway balances across endpoints at the terminator', async () => {
-    for (let i = 0; i < 8; i++) await roundTrip(port.side!);
-    const gwBackends = new Set<string>();
-    for (let i = 0; i < 8; i++) gwBackends.add((await roundTrip(port.gw!)).split('\n')[0]!);
-    expect([...gwBackends].sort()).toEqual(['backend-127.0.0.2', 'backend-127.0.0.3']);
-    const lines = await waitFor('placement log lines', () => {
-      const side = terminator.accessLog().filter((e) => e.authority === authority('side'));
-      const gw = terminator.accessLog().filter((e) => e.authority === authority('gw'));
-      return side.length >= 8 && gw.length >= 8 ? { side, gw } : undefined;
-    });
-    const ip = (a: unknown) => String(a).split(':')[0];
-    for (const e of lines.side) expect(ip(e.upstream_host)).toBe(ip(e.downstream_local));
-    expect(lines.gw.some((e) => ip(e.upstream_host) !== ip(e.downstream_local))).toBe(true);
-    expect(lines.gw.every((e) => e.upstream_cluster === `backend/e2e/gw/${port.gw}`)).toBe(true);
-  });
+  it(
+    'sidecar delivers to the endpoint the originator chose; gateway balances across endpoints at the ' + 'terminator',
+    async () => {
+      for (let i = 0; i < 8; i++) await roundTrip(port.side!);
+      const gwBackends = new Set<string>();
+      for (let i = 0; i < 8; i++) gwBackends.add((await roundTrip(port.gw!)).split('\n')[0]!);
+      expect([...gwBackends].sort()).toEqual(['backend-127.0.0.2', 'backend-127.0.0.3']);
+      const lines = await waitFor('placement log lines', () => {
+        const side = terminator.accessLog().filter((e) => e.authority === authority('side'));
+        const gw = terminator.accessLog().filter((e) => e.authority === authority('gw'));
+        return side.length >= 8 && gw.length >= 8 ? { side, gw } : undefined;
+      });
+      const ip = (a: unknown) => String(a).split(':')[0];
+      for (const e of lines.side) expect(ip(e.upstream_host)).toBe(ip(e.downstream_local));
+      expect(lines.gw.some((e) => ip(e.upstream_host) !== ip(e.downstream_local))).toBe(true);
+      expect(lines.gw.every((e) => e.upstream_cluster === `backend/e2e/gw/${port.gw}`)).toBe(true);
+    },
+  );
 });

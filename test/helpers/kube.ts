@@ -75,7 +75,7 @@ export function endpointSlice(s: {
   } as KubernetesObject;
 }
 
-/** A Pod as the API server keeps it: no scheduler or kubelet runs here, so it stays Pending; its labels are what count. */
+/** A Pod as the API server keeps it: no scheduler or kubelet runs here, so it stays Pending; its labels count. */
 export function pod(p: { name: string; namespace: string; labels: Record<string, string> }): KubernetesObject {
   return {
     apiVersion: 'v1',

@@ -196,143 +196,152 @@ describe('kubernetes source', () => {
     for (let i = 0; i < 100; i++) expect(await roundTrip(parentPort)).toMatch(/^v2\n/);
   });
 
-  it('subsets from Pod labels (field guide 001): env=taobao reaches only the taobao Pod; switching to env=hema moves new connections', async () => {
-    const port = await freePort();
-    const shop = (env: string) =>
-      service({
-        name: 'shop',
-        namespace: ns,
-        port,
-        annotations: { ...annotations(), 'tunnel-shim.io/metadata-match': `{env: ${env}}` },
-      });
-    const objects = [
-      pod({ name: 'shop-hema', namespace: ns, labels: { app: 'shop', env: 'hema' } }),
-      pod({ name: 'shop-taobao', namespace: ns, labels: { app: 'shop', env: 'taobao' } }),
-      shop('taobao'),
-      // Both Pods back the one Service; the slice names each endpoint's Pod, as the controller does.
-      endpointSlice({
-        service: 'shop',
-        namespace: ns,
-        port: backendPort,
-        ips: [podA, podB],
-        pods: { [podA]: 'shop-hema', [podB]: 'shop-taobao' },
-      }),
-    ];
-    // The terminator's lines for tunnels that opened (200), in the order Envoy wrote them: it writes
-    // a line when a connection ends and flushes in that order, so counting lines, not reading them
-    // at a moment, tells which connections they belong to.
-    const shopLog = () =>
-      terminator
-        .accessLog()
-        .filter((e) => e.authority === `shop.${ns}.svc.cluster.local:${port}` && e.response_code === 200);
-    const start = shopLog().length;
-    await apply(admin, objects);
-    // NO_FALLBACK: until the Pods' labels reach the endpoints, no endpoint matches and connections fail
-    // (at the originator: the terminator sees only the one that gets through).
-    await waitFor('the shop tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
-    await settled();
-    // The labels came from the Pods (through the targetRefs) into the originator's endpoint metadata.
-    const eds = JSON.parse(await originator.get('/config_dump?resource=dynamic_endpoint_configs&include_eds')) as {
-      configs: {
-        endpoint_config: {
-          cluster_name: string;
-          endpoints?: {
-            lb_endpoints: {
-              endpoint: { address: { socket_address: { address: string } } };
-              metadata?: { filter_metadata: Record<string, Record<string, string>> };
+  it(
+    'subsets from Pod labels (field guide 001): env=taobao reaches only the taobao Pod; switching to env=hema ' +
+      'moves new connections',
+    async () => {
+      const port = await freePort();
+      const shop = (env: string) =>
+        service({
+          name: 'shop',
+          namespace: ns,
+          port,
+          annotations: { ...annotations(), 'tunnel-shim.io/metadata-match': `{env: ${env}}` },
+        });
+      const objects = [
+        pod({ name: 'shop-hema', namespace: ns, labels: { app: 'shop', env: 'hema' } }),
+        pod({ name: 'shop-taobao', namespace: ns, labels: { app: 'shop', env: 'taobao' } }),
+        shop('taobao'),
+        // Both Pods back the one Service; the slice names each endpoint's Pod, as the controller does.
+        endpointSlice({
+          service: 'shop',
+          namespace: ns,
+          port: backendPort,
+          ips: [podA, podB],
+          pods: { [podA]: 'shop-hema', [podB]: 'shop-taobao' },
+        }),
+      ];
+      // The terminator's lines for tunnels that opened (200), in the order Envoy wrote them: it writes
+      // a line when a connection ends and flushes in that order, so counting lines, not reading them
+      // at a moment, tells which connections they belong to.
+      const shopLog = () =>
+        terminator
+          .accessLog()
+          .filter((e) => e.authority === `shop.${ns}.svc.cluster.local:${port}` && e.response_code === 200);
+      const start = shopLog().length;
+      await apply(admin, objects);
+      // NO_FALLBACK: until the Pods' labels reach the endpoints, no endpoint matches and connections fail
+      // (at the originator: the terminator sees only the one that gets through).
+      await waitFor('the shop tunnel', () => roundTrip(port).then(() => true), 20_000, 100);
+      await settled();
+      // The labels came from the Pods (through the targetRefs) into the originator's endpoint metadata.
+      const eds = JSON.parse(await originator.get('/config_dump?resource=dynamic_endpoint_configs&include_eds')) as {
+        configs: {
+          endpoint_config: {
+            cluster_name: string;
+            endpoints?: {
+              lb_endpoints: {
+                endpoint: { address: { socket_address: { address: string } } };
+                metadata?: { filter_metadata: Record<string, Record<string, string>> };
+              }[];
             }[];
-          }[];
-        };
-      }[];
-    };
-    const shopEds = eds.configs.find((c) => c.endpoint_config.cluster_name === `originate/${ns}/shop/${port}`)!;
-    const envOf = Object.fromEntries(
-      shopEds.endpoint_config.endpoints![0]!.lb_endpoints.map((e) => [
-        e.endpoint.address.socket_address.address,
-        e.metadata?.filter_metadata['envoy.lb']?.env,
-      ]),
-    );
-    expect(envOf).toEqual({ [podA]: 'hema', [podB]: 'taobao' });
+          };
+        }[];
+      };
+      const shopEds = eds.configs.find((c) => c.endpoint_config.cluster_name === `originate/${ns}/shop/${port}`)!;
+      const envOf = Object.fromEntries(
+        shopEds.endpoint_config.endpoints![0]!.lb_endpoints.map((e) => [
+          e.endpoint.address.socket_address.address,
+          e.metadata?.filter_metadata['envoy.lb']?.env,
+        ]),
+      );
+      expect(envOf).toEqual({ [podA]: 'hema', [podB]: 'taobao' });
 
-    for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-b\n/);
-    const taobao = await waitFor('21 terminator log lines', () =>
-      shopLog().length >= start + 21 ? shopLog().slice(start) : undefined,
-    );
-    expect(new Set(taobao.map((e) => e.upstream_host))).toEqual(new Set([`${podB}:${backendPort}`]));
-    expect(await originator.stat(`cluster.originate/${ns}/shop/${port}.lb_subsets_selected`)).toBeGreaterThanOrEqual(
-      20,
-    );
+      for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-b\n/);
+      const taobao = await waitFor('21 terminator log lines', () =>
+        shopLog().length >= start + 21 ? shopLog().slice(start) : undefined,
+      );
+      expect(new Set(taobao.map((e) => e.upstream_host))).toEqual(new Set([`${podB}:${backendPort}`]));
+      expect(await originator.stat(`cluster.originate/${ns}/shop/${port}.lb_subsets_selected`)).toBeGreaterThanOrEqual(
+        20,
+      );
 
-    const version = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!.ackedVersion;
-    await apply(admin, [shop('hema')]);
-    await waitFor(
-      'the originator to ACK metadata_match env=hema',
-      async () => {
-        const l = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!;
-        return l.status === 'SYNCED' && l.ackedVersion !== version;
-      },
-      20_000,
-      50,
-    );
-    // Every connection opened after the ACK goes to the hema Pod.
-    for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-a\n/);
-    const hema = await waitFor('20 more terminator log lines', () =>
-      shopLog().length >= start + 41 ? shopLog().slice(start + 21) : undefined,
-    );
-    expect(new Set(hema.map((e) => e.upstream_host))).toEqual(new Set([`${podA}:${backendPort}`]));
-    await remove(admin, objects);
-  });
+      const version = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!.ackedVersion;
+      await apply(admin, [shop('hema')]);
+      await waitFor(
+        'the originator to ACK metadata_match env=hema',
+        async () => {
+          const l = (await nodeStatus(shim.adminUrl, 'k8s-originator'))!.types.listener!;
+          return l.status === 'SYNCED' && l.ackedVersion !== version;
+        },
+        20_000,
+        50,
+      );
+      // Every connection opened after the ACK goes to the hema Pod.
+      for (let i = 0; i < 20; i++) expect(await roundTrip(port)).toMatch(/^pod-a\n/);
+      const hema = await waitFor('20 more terminator log lines', () =>
+        shopLog().length >= start + 41 ? shopLog().slice(start + 21) : undefined,
+      );
+      expect(new Set(hema.map((e) => e.upstream_host))).toEqual(new Set([`${podA}:${backendPort}`]));
+      await remove(admin, objects);
+    },
+  );
 
-  it('turns a malformed annotation into a Warning Event naming the field, and keeps the neighbours working', async () => {
-    const [goodPort, badPort] = [await freePort(), await freePort()];
-    await apply(admin, [
-      service({ name: 'good', namespace: ns, port: goodPort, annotations: annotations() }),
-      endpointSlice({ service: 'good', namespace: ns, port: backendPort, ips: [podB] }),
-      service({
-        name: 'bad',
-        namespace: ns,
-        port: badPort,
-        annotations: { 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/tunnel-port': 'eighty' },
-      }),
-    ]);
-    const core = admin.makeApiClient(CoreV1Api);
-    const event = await waitFor(
-      'a Warning Event on Service bad',
-      async () => {
-        const list = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=bad' });
-        return list.items.find((e) => e.reason === 'InvalidAnnotation');
-      },
-      20_000,
-      200,
-    );
-    expect(event.type).toBe('Warning');
-    expect(event.involvedObject.kind).toBe('Service');
-    expect(event.message).toBe('metadata.annotations["tunnel-shim.io/tunnel-port"]: "eighty" is not a port (1-65535)');
-    await waitFor('the good neighbour', () => roundTrip(goodPort).then(() => true), 20_000, 100);
-    expect(await refused(badPort)).toBe(true);
+  it(
+    'turns a malformed annotation into a Warning Event naming the field, and keeps the neighbours ' + 'working',
+    async () => {
+      const [goodPort, badPort] = [await freePort(), await freePort()];
+      await apply(admin, [
+        service({ name: 'good', namespace: ns, port: goodPort, annotations: annotations() }),
+        endpointSlice({ service: 'good', namespace: ns, port: backendPort, ips: [podB] }),
+        service({
+          name: 'bad',
+          namespace: ns,
+          port: badPort,
+          annotations: { 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/tunnel-port': 'eighty' },
+        }),
+      ]);
+      const core = admin.makeApiClient(CoreV1Api);
+      const event = await waitFor(
+        'a Warning Event on Service bad',
+        async () => {
+          const list = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=bad' });
+          return list.items.find((e) => e.reason === 'InvalidAnnotation');
+        },
+        20_000,
+        200,
+      );
+      expect(event.type).toBe('Warning');
+      expect(event.involvedObject.kind).toBe('Service');
+      expect(event.message).toBe(
+        'metadata.annotations["tunnel-shim.io/tunnel-port"]: "eighty" is not a port (1-65535)',
+      );
+      await waitFor('the good neighbour', () => roundTrip(goodPort).then(() => true), 20_000, 100);
+      expect(await refused(badPort)).toBe(true);
 
-    // Rate limit: the same problem coming back within the interval is not recorded again.
-    const bad = (value: string) =>
-      service({
-        name: 'bad',
-        namespace: ns,
-        port: badPort,
-        annotations: { 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/tunnel-port': value },
-      });
-    for (const value of ['15008', 'eighty', '15008', 'eighty']) {
+      // Rate limit: the same problem coming back within the interval is not recorded again.
+      const bad = (value: string) =>
+        service({
+          name: 'bad',
+          namespace: ns,
+          port: badPort,
+          annotations: { 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/tunnel-port': value },
+        });
+      for (const value of ['15008', 'eighty', '15008', 'eighty']) {
+        const rebuilds = shim.shim.pipeline.rebuilds;
+        await apply(admin, [bad(value)]);
+        await waitFor('the change to be rebuilt', () => shim.shim.pipeline.rebuilds > rebuilds, 20_000, 20);
+      }
+      await new Promise((r) => setTimeout(r, 1000));
+      const again = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=bad' });
+      expect(again.items.filter((e) => e.reason === 'InvalidAnnotation')).toHaveLength(1);
+      // The shim serves 'bad' with its last good settings, which a freshly started replica never saw:
+      // the one way replicas can differ. Remove it so the replica test compares settled, valid state.
       const rebuilds = shim.shim.pipeline.rebuilds;
-      await apply(admin, [bad(value)]);
-      await waitFor('the change to be rebuilt', () => shim.shim.pipeline.rebuilds > rebuilds, 20_000, 20);
-    }
-    await new Promise((r) => setTimeout(r, 1000));
-    const again = await core.listNamespacedEvent({ namespace: ns, fieldSelector: 'involvedObject.name=bad' });
-    expect(again.items.filter((e) => e.reason === 'InvalidAnnotation')).toHaveLength(1);
-    // The shim serves 'bad' with its last good settings, which a freshly started replica never saw:
-    // the one way replicas can differ. Remove it so the replica test compares settled, valid state.
-    const rebuilds = shim.shim.pipeline.rebuilds;
-    await remove(admin, [bad('eighty')]);
-    await waitFor('the removal to be rebuilt', () => shim.shim.pipeline.rebuilds > rebuilds, 20_000, 20);
-  });
+      await remove(admin, [bad('eighty')]);
+      await waitFor('the removal to be rebuilt', () => shim.shim.pipeline.rebuilds > rebuilds, 20_000, 20);
+    },
+  );
 
   it('keeps Envoys serving through an API server restart and a relist after 410 Gone, then converges', async () => {
     const port = await freePort();

@@ -44,26 +44,29 @@ afterAll(async () => {
 const nodeStatus = async (id: string): Promise<any> => getNodeStatus(shim.adminUrl, id);
 
 describe('ADS delta', () => {
-  it('wildcard CDS and LDS: an empty first request gets every resource, each with a version, and a fresh nonce', async () => {
-    const c = client('d-wild');
-    c.send('cluster');
-    const cds = await c.next('cluster');
-    expect(cds.resources.map((r) => r.name)).toEqual([A, B]);
-    expect(cds.resources.every((r) => /^[0-9a-f]{16}$/.test(r.version))).toBe(true);
-    expect(cds.nonce).not.toBe('');
-    c.ack(cds);
-    c.send('listener', { subscribe: ['*'] });
-    const lds = await c.next('listener');
-    expect(lds.resources.map((r) => r.name)).toEqual([A, B]);
-    expect(lds.nonce).not.toBe(cds.nonce);
-    c.ack(lds);
-    expect(await c.quiet()).toEqual([]);
-    const s = await waitFor('ACKs recorded', async () => {
-      const n = await nodeStatus('d-wild');
-      return n?.types.cluster.status === 'SYNCED' && n?.types.listener.status === 'SYNCED' ? n : undefined;
-    });
-    expect(s.protocol).toBe('delta');
-  });
+  it(
+    'wildcard CDS and LDS: an empty first request gets every resource, each with a version, and a fresh ' + 'nonce',
+    async () => {
+      const c = client('d-wild');
+      c.send('cluster');
+      const cds = await c.next('cluster');
+      expect(cds.resources.map((r) => r.name)).toEqual([A, B]);
+      expect(cds.resources.every((r) => /^[0-9a-f]{16}$/.test(r.version))).toBe(true);
+      expect(cds.nonce).not.toBe('');
+      c.ack(cds);
+      c.send('listener', { subscribe: ['*'] });
+      const lds = await c.next('listener');
+      expect(lds.resources.map((r) => r.name)).toEqual([A, B]);
+      expect(lds.nonce).not.toBe(cds.nonce);
+      c.ack(lds);
+      expect(await c.quiet()).toEqual([]);
+      const s = await waitFor('ACKs recorded', async () => {
+        const n = await nodeStatus('d-wild');
+        return n?.types.cluster.status === 'SYNCED' && n?.types.listener.status === 'SYNCED' ? n : undefined;
+      });
+      expect(s.protocol).toBe('delta');
+    },
+  );
 
   it('subscribes and unsubscribes EDS by name, sending only the named resources', async () => {
     const c = client('d-sub');

@@ -31,30 +31,36 @@ describe('file source', () => {
     fs.rmSync(dir, { recursive: true });
   });
 
-  it('refuses a file over the per-file limit and the files past the total limit, by name, keeping their last good objects', () => {
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-'));
-    const write = (name: string, pad: number) =>
-      fs.writeFileSync(
-        path.join(dir, name),
-        `${serviceYaml({ name: name.slice(0, 1), port: 80 })}#${'x'.repeat(pad)}\n`,
-      );
-    write('a.yaml', 0);
-    write('b.yaml', 0);
-    write('c.yaml', 0);
-    const size = fs.statSync(path.join(dir, 'a.yaml')).size;
-    const source = new FileSource(dir, undefined, 50, { maxFileBytes: size + 100, maxTotalBytes: 2 * size + 50 });
-    const first = source.read();
-    expect(first.diagnostics.map(formatDiagnostic)).toEqual([
-      `error: ${path.join(dir, 'c.yaml')}: is not read: with it the files come to more than ${2 * size + 50} bytes (serve --max-source-size); files are read in name order`,
-    ]);
-    expect(first.objects.map((o) => o.object.metadata?.name)).toEqual(['a', 'b']);
-    // A refused file does not count towards the total, and keeps its last good objects.
-    write('a.yaml', 200);
-    const state = source.read();
-    expect(state.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([
-      `error: ${path.join(dir, 'a.yaml')}: is ${size + 200} bytes, over the limit of ${size + 100} bytes per file (serve --max-file-size); it is not read`,
-    ]);
-    expect(state.objects.map((o) => o.object.metadata?.name)).toEqual(['a', 'b', 'c']);
-    fs.rmSync(dir, { recursive: true });
-  });
+  it(
+    'refuses a file over the per-file limit and the files past the total limit, by name, keeping their last ' +
+      'good objects',
+    () => {
+      const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-'));
+      const write = (name: string, pad: number) =>
+        fs.writeFileSync(
+          path.join(dir, name),
+          `${serviceYaml({ name: name.slice(0, 1), port: 80 })}#${'x'.repeat(pad)}\n`,
+        );
+      write('a.yaml', 0);
+      write('b.yaml', 0);
+      write('c.yaml', 0);
+      const size = fs.statSync(path.join(dir, 'a.yaml')).size;
+      const source = new FileSource(dir, undefined, 50, { maxFileBytes: size + 100, maxTotalBytes: 2 * size + 50 });
+      const first = source.read();
+      expect(first.diagnostics.map(formatDiagnostic)).toEqual([
+        `error: ${path.join(dir, 'c.yaml')}: is not read: with it the files come to more than ${2 * size + 50} ` +
+          `bytes (serve --max-source-size); files are read in name order`,
+      ]);
+      expect(first.objects.map((o) => o.object.metadata?.name)).toEqual(['a', 'b']);
+      // A refused file does not count towards the total, and keeps its last good objects.
+      write('a.yaml', 200);
+      const state = source.read();
+      expect(state.diagnostics.filter((d) => d.severity === 'error').map(formatDiagnostic)).toEqual([
+        `error: ${path.join(dir, 'a.yaml')}: is ${size + 200} bytes, over the limit of ${size + 100} bytes per ` +
+          `file (serve --max-file-size); it is not read`,
+      ]);
+      expect(state.objects.map((o) => o.object.metadata?.name)).toEqual(['a', 'b', 'c']);
+      fs.rmSync(dir, { recursive: true });
+    },
+  );
 });
