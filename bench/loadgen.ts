@@ -267,8 +267,9 @@ let bytesMark = new Map<EnvoyLike, number>();
 /** The soak changes endpoints for as long as it runs and watches none: it turns change tracking off. */
 let trackMarkers = true;
 const reconnectTimers = new Set<NodeJS.Timeout>();
+let originateCount = 0;
 const tracker = new Tracker(
-  () => streams.filter((s) => s.spec.role === 'originate').length,
+  () => originateCount,
   (m) => process.send!(m),
 );
 const kindOf = (typeUrl: string) =>
@@ -302,6 +303,7 @@ process.on('message', async (m: any) => {
       if (spec.behaviour === 'reconnect') reconnectForever(streams.length - 1, m.delta);
     }
     sessions.push(...fresh);
+    originateCount = streams.filter((s) => s.spec.role === 'originate').length;
     process.send!({ cmd: 'connected', start, connectMs: connectedAt - connectStart });
   } else if (m.cmd === 'quiet') {
     // Resolves once no response arrived for `ms`: the last ACK then ends the sync.
