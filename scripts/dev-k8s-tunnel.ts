@@ -37,7 +37,8 @@ async function main() {
   await pods.startEcho([{ address: podIp, port: 9000, name: 'echo-pod' }]);
 
   say(
-    `kubectl apply: Service demo/echo (tunnel-shim.io/tunnel: h2, port ${appPort}) and its EndpointSlice (${podIp}:9000)`,
+    `kubectl apply: Service demo/echo (tunnel-shim.io/tunnel: h2, port ${appPort}) and its EndpointSlice ` +
+      `(${podIp}:9000)`,
   );
   const admin = api.kubeConfig('admin');
   await apply(admin, [
@@ -106,7 +107,8 @@ async function main() {
   process.stdout.write(`    bytes echoed back through the tunnel   ${bytes}\n`);
   if (once) return stop();
   say(
-    `running: admin http://${adminAddress}/ui, KUBECONFIG=${api.kubeconfigPath} (edit the Service with kubectl); Ctrl-C to stop`,
+    `running: admin http://${adminAddress}/ui, KUBECONFIG=${api.kubeconfigPath} (edit the Service with ` +
+      `kubectl); Ctrl-C to stop`,
   );
 }
 

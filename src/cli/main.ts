@@ -12,7 +12,7 @@ import { bootstrapYaml, buildBootstrap, checkBootstrap } from './bootstrap.js';
 import { registerInject } from './inject-command.js';
 import { diagnosticLines, render } from '../render.js';
 import { roles, type Role } from '../translate/view.js';
-import { parseDuration } from '../translate/common.js';
+import { parseDurationMs } from '../model/durations.js';
 import { importEnvoyFilters } from '../importer/envoyfilter.js';
 import { printImport } from '../importer/print.js';
 import { parseYamlObjects } from '../sources/yaml.js';
@@ -52,10 +52,10 @@ async function sourceFrom(
 }
 
 function durationMs(option: string, text: string): number {
-  const seconds = parseDuration(text);
-  if (seconds === undefined || seconds <= 0)
+  const parsed = parseDurationMs(text);
+  if ('error' in parsed || parsed.ms <= 0)
     throw new Error(`${option} ${text}: expected a duration like 500ms, 30s, 30m or 1h`);
-  return Math.round(seconds * 1000);
+  return Math.round(parsed.ms);
 }
 
 /** Dot-separated DNS labels: the domain ends every tunnel authority. */
@@ -83,7 +83,8 @@ function accessLogDir(value: string, all: string[]): string[] {
 }
 
 const accessLogDirHelp =
-  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; /dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
+  'write per-Service access logs (tunnel-shim.io/access-log) only under this directory (repeatable; ' +
+  '/dev/stdout and /dev/stderr are always allowed); a Service naming another path is an error';
 
 /** The package's version, from the package.json above src/ or dist/src/ (the CLI runs from either). */
 function packageVersion(): string {
@@ -105,7 +106,8 @@ export function program(): Command {
     .description('serve listeners, routes, clusters and endpoints to Envoys over ADS')
     .requiredOption(
       '--source <spec>',
-      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), or file:PATH (a YAML file or folder)',
+      'where tunnels are described: kubernetes (KUBECONFIG, ~/.kube/config or in-cluster), ' +
+        'or file:PATH (a YAML file or folder)',
     )
     .option(
       '--namespace <ns>',
@@ -266,7 +268,8 @@ export function program(): Command {
   cli
     .command('import-envoyfilter')
     .description(
-      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, with a comment for each part that has no equivalent',
+      'print the annotated Services and TCPRoutes equivalent to Istio EnvoyFilter tunnel patches, ' +
+        'with a comment for each part that has no equivalent',
     )
     .argument('<files...>', 'YAML files with EnvoyFilter objects (other kinds are skipped)')
     .action((files: string[]) => {
@@ -285,6 +288,38 @@ export function program(): Command {
     });
 
   registerInject(cli);
+
+  cli
+    .command('certs')
+    .description(
+      'print a development CA and one identity Secret per --identity (kubernetes.io/tls: tls.crt, tls.key, ca.crt) ' +
+        'as YAML for the file source: `tunnel-shim certs --identity shop/web > certs.yaml`',
+    )
+    .option('--trust-domain <domain>', 'the SPIFFE trust domain', 'cluster.local')
+    .option('--identity <ns/sa>', 'an identity to issue (repeatable)', (v: string, all: string[]) => [...all, v], [])
+    .option('--ca <file>', 'issue from the CA in this file (a previous output) instead of a new CA: rotation')
+    .option(
+      '--trust <file>',
+      'also trust the CA in this file (repeatable): a CA rollover',
+      (v: string, all: string[]) => [...all, v],
+      [],
+    )
+    .option('--valid-hours <n>', 'identity certificate lifetime in hours', (v: string) => Number(v), 24 * 90)
+    .action(
+      async (opts: { trustDomain: string; identity: string[]; ca?: string; trust: string[]; validHours: number }) => {
+        process.stdout.write(
+          await (
+            await import('./certs.js')
+          ).certsYaml({
+            trustDomain: opts.trustDomain,
+            identities: opts.identity,
+            ca: opts.ca,
+            trust: opts.trust,
+            validHours: opts.validHours,
+          }),
+        );
+      },
+    );
 
   cli
     .command('status')

@@ -39,6 +39,7 @@ function struct(v: Record<string, unknown>): Record<string, unknown> {
 }
 
 /** Converts a value of `type` from Envoy JSON form to protobufjs object form. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- protobufjs object form: its shape is the type's
 export function fromEnvoyJson(type: protobuf.Type, value: unknown, path = ''): any {
   const name = fullNameOf(type);
   if (name === '.google.protobuf.Duration') return typeof value === 'string' ? parseProtoDuration(value) : value;

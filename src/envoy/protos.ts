@@ -72,7 +72,7 @@ export const TypeUrl = {
   route: 'type.googleapis.com/envoy.config.route.v3.RouteConfiguration',
   cluster: 'type.googleapis.com/envoy.config.cluster.v3.Cluster',
   endpoint: 'type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment',
-  /** ECDS: a filter's config, named by a filter's `config_discovery` (translate/terminate.ts says why). */
+  /** ECDS: a filter's config, named by a filter's `config_discovery` (translate/connect-manager.ts says why). */
   extension: 'type.googleapis.com/envoy.config.core.v3.TypedExtensionConfig',
 } as const;
 

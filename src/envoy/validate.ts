@@ -9,6 +9,8 @@ export interface Violation {
   message: string;
 }
 
+// protoc-gen-validate rules as protobufjs parses them: nested option objects of every rule kind.
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Rules = Record<string, any>;
 
 function fieldRules(field: protobuf.Field): Rules | undefined {
@@ -25,16 +27,17 @@ function isPresent(value: unknown): boolean {
   return value !== undefined && value !== null;
 }
 
-function durationNanos(value: any): bigint | undefined {
+function durationNanos(value: unknown): bigint | undefined {
   if (!isPresent(value) || typeof value !== 'object') return undefined;
-  return BigInt(value.seconds ?? 0) * 1_000_000_000n + BigInt(value.nanos ?? 0);
+  const d = value as { seconds?: number | string | bigint; nanos?: number };
+  return BigInt(d.seconds ?? 0) * 1_000_000_000n + BigInt(d.nanos ?? 0);
 }
 
 function compareBounds(
   path: string,
   actual: number | bigint,
   rules: Rules,
-  toNumber: (v: any) => number | bigint,
+  toNumber: (v: unknown) => number | bigint,
   out: Violation[],
 ) {
   const bound = (name: string) => (isPresent(rules[name]) ? toNumber(rules[name]) : undefined);

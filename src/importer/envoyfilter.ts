@@ -4,7 +4,7 @@
 import YAML from 'yaml';
 import { formatDiagnostic, type Diagnostic } from '../model/diagnostics.js';
 import { refOf, type FieldPath, type SourcedObject } from '../model/objects.js';
-import { dnsLabel, field, parseIstioCluster, serviceOfHost, type ServiceRef } from './istio.js';
+import { dnsLabel, field, parseIstioCluster, serviceOfHost, type ServiceRef, type Yaml } from './istio.js';
 
 export interface ServiceDraft extends ServiceRef {
   /** Clients connect to it through a tunnel (a tcp_proxy target); a split backend alone is not. */
@@ -52,8 +52,8 @@ interface Patch {
   index: number;
   applyTo: string;
   operation: string;
-  match: any;
-  value: any;
+  match: Yaml;
+  value: Yaml;
 }
 
 class Converter {
@@ -70,11 +70,11 @@ class Converter {
     this.current = sourced;
     const ref = refOf(sourced.object);
     this.label = `EnvoyFilter ${ref.namespace}/${ref.name}`;
-    const spec = (sourced.object.spec ?? {}) as any;
+    const spec = (sourced.object.spec ?? {}) as Yaml;
     const patches: Patch[] = [];
     const list = field(spec, 'config_patches');
     if (!Array.isArray(list)) return this.error(['spec', 'configPatches'], 'expected a list of patches');
-    list.forEach((p: any, index: number) => {
+    list.forEach((p: Yaml, index: number) => {
       const applyTo = field(p, 'apply_to');
       const operation = field(p?.patch, 'operation');
       if (typeof applyTo !== 'string') return this.error(['spec', 'configPatches', index, 'applyTo'], 'missing');
@@ -84,7 +84,8 @@ class Converter {
     });
     if (field(spec, 'workload_selector') || field(spec, 'target_refs')) {
       this.notes.push(
-        `${this.label}: workloadSelector/targetRefs: no equivalent; an Envoy gets tunnels by its role (tunnel-shim bootstrap --role originate|terminate), not by workload labels`,
+        `${this.label}: workloadSelector/targetRefs: no equivalent; an Envoy gets tunnels by its role ` +
+          `(tunnel-shim bootstrap --role originate|terminate), not by workload labels`,
       );
     }
     this.clusterAdds = new Map(
@@ -112,7 +113,8 @@ class Converter {
         );
       else
         this.notes.push(
-          `${this.where(p)}: ${p.applyTo} ${p.operation}: no equivalent; tunnel-shim serves only what tunnels need (no other Envoy patching)`,
+          `${this.where(p)}: ${p.applyTo} ${p.operation}: no equivalent; tunnel-shim serves only what tunnels ` +
+            `need (no other Envoy patching)`,
         );
     }
   }
@@ -162,7 +164,8 @@ class Converter {
       config?.['@type'] === tcpProxyType;
     if (!isTcpProxy) {
       this.notes.push(
-        `${this.where(p)}: NETWORK_FILTER ${p.value?.name ?? '(unnamed)'}: no equivalent; only tcp_proxy patches describe tunnels`,
+        `${this.where(p)}: NETWORK_FILTER ${p.value?.name ?? '(unnamed)'}: no equivalent; only tcp_proxy ` +
+          `patches describe tunnels`,
       );
       return;
     }
@@ -192,7 +195,8 @@ class Converter {
     for (const s of targets) {
       if (listenerPort !== undefined && Number(listenerPort) !== s.port) {
         s.notes.push(
-          `listener port ${listenerPort}: originators listen on the Service's port (${s.port}) at its clusterIP or --listen-address; give the Service port ${listenerPort} if clients connect there`,
+          `listener port ${listenerPort}: originators listen on the Service's port (${s.port}) at its clusterIP ` +
+            `or --listen-address; give the Service port ${listenerPort} if clients connect there`,
         );
       }
       this.tcpProxySettings(s, config, p);
@@ -211,7 +215,8 @@ class Converter {
     if (!added) {
       const s = this.service({ namespace: refOf(this.current.object).namespace, name: dnsLabel(clusterName), port: 0 });
       s.notes.push(
-        `cluster ${clusterName}: neither an Istio cluster name nor added by this EnvoyFilter; rename this Service to the one that cluster reaches and set its port`,
+        `cluster ${clusterName}: neither an Istio cluster name nor added by this EnvoyFilter; rename this ` +
+          `Service to the one that cluster reaches and set its port`,
       );
       return s;
     }
@@ -221,8 +226,8 @@ class Converter {
 
   private addedCluster(added: Patch, used: Set<Patch>): ServiceDraft {
     const c = added.value;
-    const hosts = (field(field(c, 'load_assignment'), 'endpoints') ?? []).flatMap((l: any) =>
-      (field(l, 'lb_endpoints') ?? []).map((e: any) => ({
+    const hosts = (field(field(c, 'load_assignment'), 'endpoints') ?? []).flatMap((l: Yaml) =>
+      (field(l, 'lb_endpoints') ?? []).map((e: Yaml) => ({
         socket: field(field(field(e, 'endpoint'), 'address'), 'socket_address'),
         metadata: field(field(e, 'metadata'), 'filter_metadata'),
       })),
@@ -236,7 +241,8 @@ class Converter {
       if (!listener || !backend) {
         const s = this.service({ namespace: refOf(this.current.object).namespace, name: dnsLabel(c.name), port: 0 });
         s.notes.push(
-          `cluster ${c.name} tunnels to port ${port}, which no LISTENER ADD patch here terminates: rename this Service to the backend the terminator reaches, and set its port`,
+          `cluster ${c.name} tunnels to port ${port}, which no LISTENER ADD patch here terminates: rename this ` +
+            `Service to the backend the terminator reaches, and set its port`,
         );
         this.tunnelProtocol(s, http);
         return s;
@@ -246,16 +252,17 @@ class Converter {
       this.set(s, 'tunnel-port', String(port));
       this.tunnelProtocol(s, http);
       s.notes.push(
-        `cluster ${c.name} and listener ${listener.value.name ?? port}: replaced by the originate and terminate roles (tunnel-shim bootstrap --role originate|terminate); endpoints come from the Service's EndpointSlices`,
+        `cluster ${c.name} and listener ${listener.value.name ?? port}: replaced by the originate and terminate ` +
+          `roles (tunnel-shim bootstrap --role originate|terminate); endpoints come from the Service's EndpointSlices`,
       );
       return s;
     }
     const ref = hosts
-      .map((h: any) => ({
+      .map((h: Yaml) => ({
         service: serviceOfHost(String(field(h.socket, 'address') ?? '')),
         port: Number(field(h.socket, 'port_value')),
       }))
-      .find((h: any) => h.service);
+      .find((h: Yaml) => h.service);
     const s = ref
       ? this.service({ ...ref.service, port: ref.port })
       : this.service({
@@ -263,9 +270,11 @@ class Converter {
           name: dnsLabel(c.name),
           port: Number(field(hosts[0]?.socket, 'port_value')) || 0,
         });
-    const distinct = new Set(hosts.map((h: any) => String(field(h.socket, 'address'))));
+    const distinct = new Set(hosts.map((h: Yaml) => String(field(h.socket, 'address'))));
+    const several = distinct.size > 1 ? '; hosts of several Services in one cluster have no equivalent' : '';
     s.notes.push(
-      `cluster ${c.name} (${field(c, 'type') ?? 'STATIC'}, ${[...distinct].join(', ')}): endpoints come from the Service's EndpointSlices${distinct.size > 1 ? '; hosts of several Services in one cluster have no equivalent' : ''}`,
+      `cluster ${c.name} (${field(c, 'type') ?? 'STATIC'}, ${[...distinct].join(', ')}): endpoints come from ` +
+        `the Service's EndpointSlices${several}`,
     );
     this.subsetConfig(s, c, hosts);
     this.lbPolicy(s, c, `cluster ${c.name}`);
@@ -278,7 +287,7 @@ class Converter {
       for (const filter of field(chain, 'filters') ?? []) {
         if (filter?.name !== hcmName) continue;
         const hcm = field(filter, 'typed_config');
-        const upgrades = (field(hcm, 'upgrade_configs') ?? []).map((u: any) => field(u, 'upgrade_type'));
+        const upgrades = (field(hcm, 'upgrade_configs') ?? []).map((u: Yaml) => field(u, 'upgrade_type'));
         if (!upgrades.includes('CONNECT')) continue;
         for (const vhost of field(field(hcm, 'route_config'), 'virtual_hosts') ?? []) {
           for (const route of field(vhost, 'routes') ?? []) {
@@ -296,7 +305,8 @@ class Converter {
             const domains: string[] = field(vhost, 'domains') ?? [];
             if (domains.includes('*')) {
               s.notes.push(
-                `listener ${listener.value.name}: domains ["*"] has no equivalent on purpose: terminators route only the authorities of known Services (never an open proxy)`,
+                `listener ${listener.value.name}: domains ["*"] has no equivalent on purpose: terminators route ` +
+                  `only the authorities of known Services (never an open proxy)`,
               );
             } else if (domains.length > 0) {
               this.set(s, 'domains', domains.join(', '));
@@ -311,19 +321,20 @@ class Converter {
 
   private subsetNote(s: ServiceDraft, subset: string, cluster: string): void {
     s.notes.push(
-      `subset ${subset} (${cluster}): subsets are Pod labels here: set tunnel-shim.io/metadata-match to the labels of DestinationRule subset ${subset}, e.g. {version: ${subset}}`,
+      `subset ${subset} (${cluster}): subsets are Pod labels here: set tunnel-shim.io/metadata-match to the ` +
+        `labels of DestinationRule subset ${subset}, e.g. {version: ${subset}}`,
     );
   }
 
-  private tunnelProtocol(s: ServiceDraft, http: any): void {
+  private tunnelProtocol(s: ServiceDraft, http: Yaml): void {
     if (field(http, 'http_protocol_options') !== undefined && s.annotations['tunnel-shim.io/tunnel'] !== 'h2-post')
       this.set(s, 'tunnel', 'h1');
     else if (field(http, 'http2_protocol_options') === undefined && field(http, 'http_protocol_options') === undefined)
       s.notes.push('explicit_http_config without an HTTP version: tunnels use HTTP/2 (h2)');
   }
 
-  private weighted(clusters: any[], p: Patch, used: Set<Patch>, chainName?: string): ServiceDraft {
-    const backends = clusters.map((c: any, i: number) => {
+  private weighted(clusters: Yaml[], p: Patch, used: Set<Patch>, chainName?: string): ServiceDraft {
+    const backends = clusters.map((c: Yaml, i: number) => {
       const name = field(c, 'name');
       const weight = Number(field(c, 'weight') ?? 1);
       const istio = typeof name === 'string' ? parseIstioCluster(name) : undefined;
@@ -333,7 +344,8 @@ class Converter {
         // TCPRoute backends are Services, not subsets: one Service per subset.
         ref = { namespace: istio.namespace, name: `${istio.name}-${dnsLabel(istio.subset)}`, port: istio.port };
         notes.push(
-          `backend for subset ${istio.subset} of ${istio.name}: create this Service selecting that subset's Pods (TCPRoute backends are Services)`,
+          `backend for subset ${istio.subset} of ${istio.name}: create this Service selecting that subset's ` +
+            `Pods (TCPRoute backends are Services)`,
         );
       } else if (istio) {
         ref = istio;
@@ -370,7 +382,8 @@ class Converter {
     const routeNotes = parentCluster
       ? []
       : [
-          `the split's parent Service is guessed from the first backend (${parentRef.name}); set parentRefs to the Service clients connect to`,
+          `the split's parent Service is guessed from the first backend (${parentRef.name}); set parentRefs to ` +
+            `the Service clients connect to`,
         ];
     this.routes.push({
       namespace: parent.namespace,
@@ -383,7 +396,7 @@ class Converter {
     return parent;
   }
 
-  private tcpProxySettings(s: ServiceDraft, config: any, p: Patch): void {
+  private tcpProxySettings(s: ServiceDraft, config: Yaml, p: Patch): void {
     const idle = durationText(field(config, 'idle_timeout'));
     if (idle) this.set(s, 'idle-timeout', idle);
     const attempts = field(config, 'max_connect_attempts');
@@ -397,15 +410,17 @@ class Converter {
       if (field(policy, 'source_ip') !== undefined) this.set(s, 'hash-policy', 'source-ip');
       else
         s.notes.push(
-          `hash_policy ${JSON.stringify(policy)}: no equivalent; only source-ip affinity (tunnel-shim.io/hash-policy: source-ip)`,
+          `hash_policy ${JSON.stringify(policy)}: no equivalent; only source-ip affinity ` +
+            `(tunnel-shim.io/hash-policy: source-ip)`,
         );
     }
-    (field(config, 'access_log') ?? []).forEach((log: any) => this.accessLog(s, log));
+    (field(config, 'access_log') ?? []).forEach((log: Yaml) => this.accessLog(s, log));
     const tunneling = field(config, 'tunneling_config');
     if (tunneling) this.tunneling(s, tunneling);
     if (field(config, 'stat_prefix'))
       s.notes.push(
-        `stat_prefix ${field(config, 'stat_prefix')}: not carried over; the shim names stats itself (originate_<namespace>_<name>_<port>)`,
+        `stat_prefix ${field(config, 'stat_prefix')}: not carried over; the shim names stats itself ` +
+          `(originate_<namespace>_<name>_<port>)`,
       );
     const known = [
       'cluster',
@@ -426,13 +441,14 @@ class Converter {
     }
   }
 
-  private accessLog(s: ServiceDraft, log: any): void {
+  private accessLog(s: ServiceDraft, log: Yaml): void {
     const config = field(log, 'typed_config') ?? {};
     const path =
       field(config, 'path') ?? (String(field(log, 'name') ?? '').includes('stdout') ? '/dev/stdout' : undefined);
     if (typeof path !== 'string') {
       s.notes.push(
-        `access_log ${field(log, 'name') ?? ''}: no equivalent; only file access logs (tunnel-shim.io/access-log: PATH)`,
+        `access_log ${field(log, 'name') ?? ''}: no equivalent; only file access logs ` +
+          `(tunnel-shim.io/access-log: PATH)`,
       );
       return;
     }
@@ -445,18 +461,21 @@ class Converter {
     if (typeof text === 'string') this.set(s, 'access-log-format', text.replace(/\n+$/, ''));
     else if (field(format, 'json_format'))
       s.notes.push(
-        `access_log json_format: no equivalent; give a text format in tunnel-shim.io/access-log-format (the default is the shim's JSON fields)`,
+        `access_log json_format: no equivalent; give a text format in tunnel-shim.io/access-log-format (the ` +
+          `default is the shim's JSON fields)`,
       );
     if (field(log, 'filter')) s.notes.push(`access_log filter: no equivalent; every tunnel connection is logged`);
   }
 
-  private tunneling(s: ServiceDraft, t: any): void {
+  private tunneling(s: ServiceDraft, t: Yaml): void {
     const hostname = field(t, 'hostname');
     if (typeof hostname === 'string') {
       this.set(s, 'hostname', hostname);
       if (hostname.includes('%') && !s.annotations['tunnel-shim.io/domains']) {
         s.notes.push(
-          `hostname ${hostname} is chosen per connection: add tunnel-shim.io/domains with the authorities terminators may accept (e.g. "api.example.com:443"); the shim refuses to guess, as a catch-all would make an open proxy`,
+          `hostname ${hostname} is chosen per connection: add tunnel-shim.io/domains with the authorities ` +
+            `terminators may accept (e.g. "api.example.com:443"); the shim refuses to guess, as a catch-all ` +
+            `would make an open proxy`,
         );
       }
     }
@@ -475,7 +494,7 @@ class Converter {
     }
   }
 
-  private subsetConfig(s: ServiceDraft, c: any, hosts: { metadata?: any }[]): void {
+  private subsetConfig(s: ServiceDraft, c: Yaml, hosts: { metadata?: Yaml }[]): void {
     const subsets = field(c, 'lb_subset_config');
     if (!subsets) return;
     const defaultSubset = field(subsets, 'default_subset');
@@ -483,16 +502,18 @@ class Converter {
     const fallback = field(subsets, 'fallback_policy');
     if (typeof fallback === 'string') this.set(s, 'fallback-policy', fallback);
     s.notes.push(
-      'lb_subset_config.subset_selectors: not needed; the shim derives them from the tunnel-shim.io/metadata-match keys',
+      'lb_subset_config.subset_selectors: not needed; the shim derives them from the ' +
+        'tunnel-shim.io/metadata-match keys',
     );
     const labels = hosts.map((h) => field(h.metadata, 'envoy.lb')).filter(Boolean);
     if (labels.length > 0)
       s.notes.push(
-        `endpoint metadata ${labels.map((l) => flowMap(l)).join(', ')}: not carried over; label the Pods so instead (the shim reads subsets from Pod labels)`,
+        `endpoint metadata ${labels.map((l) => flowMap(l)).join(', ')}: not carried over; label the Pods so ` +
+          `instead (the shim reads subsets from Pod labels)`,
       );
   }
 
-  private lbPolicy(s: ServiceDraft, c: any, what: string): void {
+  private lbPolicy(s: ServiceDraft, c: Yaml, what: string): void {
     const policy = field(c, 'lb_policy');
     if (typeof policy === 'string' && policy !== 'ROUND_ROBIN') this.set(s, 'lb-policy', policy);
     for (const key of ['ring_hash_lb_config', 'maglev_lb_config', 'least_request_lb_config']) {
@@ -512,7 +533,8 @@ class Converter {
     const ref = byName ?? byService;
     if (!ref) {
       this.notes.push(
-        `${this.where(p)}: CLUSTER MERGE without a match naming one Service's cluster: no equivalent (settings are per Service)`,
+        `${this.where(p)}: CLUSTER MERGE without a match naming one Service's cluster: no equivalent (settings ` +
+          `are per Service)`,
       );
       return;
     }
@@ -544,7 +566,9 @@ export function importEnvoyFilters(objects: readonly SourcedObject[]): ImportRes
       converter.convert(sourced);
     else
       skipped.push(
-        `${o.kind ?? 'object'} ${refOf(o).namespace}/${refOf(o).name}${sourced.origin?.file ? ` (${sourced.origin.file})` : ''}: not an EnvoyFilter; skipped`,
+        `${o.kind ?? 'object'} ` +
+          `${refOf(o).namespace}/${refOf(o).name}${sourced.origin?.file ? ` (${sourced.origin.file})` : ''}: ` +
+          `not an EnvoyFilter; skipped`,
       );
   }
   const services = [...converter.services.values()].sort(

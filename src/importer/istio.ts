@@ -1,7 +1,11 @@
 // Reading Istio's names and Envoy's JSON the way EnvoyFilter authors write them.
 
+/** Free-form YAML read untyped: EnvoyFilter patches have no schema the importer could lean on. */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+export type Yaml = any;
+
 /** A field by its proto name or its lowerCamelCase JSON name (Istio accepts both in EnvoyFilter patches). */
-export function field(object: unknown, snake: string): any {
+export function field(object: unknown, snake: string): Yaml {
   if (object === null || typeof object !== 'object') return undefined;
   const o = object as Record<string, unknown>;
   if (o[snake] !== undefined) return o[snake];

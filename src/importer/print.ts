@@ -54,7 +54,8 @@ export function printImport(result: ImportResult): string {
   const parts: string[] = [];
   for (const s of result.services) {
     const head = [
-      `Service ${s.namespace}/${s.name} from ${s.from.join(', ')}. Keep your Service's selector and clusterIP; add these annotations and this port.`,
+      `Service ${s.namespace}/${s.name} from ${s.from.join(', ')}. Keep your Service's selector and clusterIP; ` +
+        `add these annotations and this port.`,
     ];
     parts.push(
       comments([...head, ...[...new Set(s.notes)].map((n) => `- ${n}`)]) +

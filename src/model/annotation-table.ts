@@ -1,16 +1,10 @@
-// One row per `tunnel-shim.io/*` annotation: how its value is parsed (in Envoy's own form) and where
-// it lands in TunnelSettings. Adding a setting is adding a row; annotations.ts runs the table.
+// One row per `tunnel-shim.io/*` annotation: how its value is parsed (written in Envoy's own form) and
+// where it lands in TunnelSettings, in the model's units (durations in milliseconds). Adding a setting is
+// adding a row; annotations.ts runs the table.
 import YAML from 'yaml';
 import { checkFormat, checkHeaderName, hasFormatCommand } from './format.js';
-import {
-  checkAuthority,
-  checkAuthorityFormat,
-  checkHeaderValue,
-  checkPath,
-  checkUnicode,
-  parseDurationNanos,
-  protoDuration,
-} from './values.js';
+import { checkAuthority, checkAuthorityFormat, checkHeaderValue, checkPath, checkUnicode } from './values.js';
+import { parseDurationMs } from './durations.js';
 import type { FallbackPolicy, HeaderToAdd, LbPolicy, Placement, TunnelMode, TunnelSettings } from './tunnel.js';
 
 type Parsed<T> = { value: T } | { error: string };
@@ -41,14 +35,13 @@ function port(text: string): Parsed<number> {
   return p === undefined ? fail(`${JSON.stringify(text)} is not a port (1-65535)`) : ok(p);
 }
 
-/** A duration of at least `min` seconds and at most what Envoy holds, in the proto JSON form. */
-function durationOf(min: number) {
-  const minNanos = BigInt(Math.round(min * 1e9));
-  return (text: string): Parsed<string> => {
-    const parsed = parseDurationNanos(text);
+/** A duration of at least `minMs` and at most what Envoy holds, in milliseconds. */
+function durationOf(minMs: number) {
+  return (text: string): Parsed<number> => {
+    const parsed = parseDurationMs(text);
     if ('error' in parsed) return fail(parsed.error);
-    if (parsed.nanos < minNanos) return fail(`${JSON.stringify(text)} is below the minimum of ${min * 1000}ms`);
-    return ok(protoDuration(parsed.nanos));
+    if (parsed.ms < minMs) return fail(`${JSON.stringify(text)} is below the minimum of ${minMs}ms`);
+    return ok(parsed.ms);
   };
 }
 
@@ -128,7 +121,7 @@ function headers(text: string): Parsed<HeaderToAdd[]> {
   return ok(out);
 }
 
-/** A virtual host domain: exact `host:port`, or one leading `*` for a suffix such as `*:1234` or `*.example.com:443`. */
+/** A virtual host domain: exact `host:port`, or one leading `*` for a suffix (`*:1234`, `*.example.com:443`). */
 function domains(text: string): Parsed<string[]> {
   const list = text
     .split(',')
@@ -180,10 +173,10 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/headers-to-add': { key: 'headersToAdd', parse: headers },
   'tunnel-shim.io/propagate-response-headers': { key: 'propagateResponseHeaders', parse: bool },
   'tunnel-shim.io/propagate-response-trailers': { key: 'propagateResponseTrailers', parse: bool },
-  'tunnel-shim.io/idle-timeout': { key: 'idleTimeout', parse: durationOf(0) },
+  'tunnel-shim.io/idle-timeout': { key: 'idleTimeoutMs', parse: durationOf(0) },
   'tunnel-shim.io/max-downstream-connection-duration': {
-    key: 'maxDownstreamConnectionDuration',
-    parse: durationOf(0.001),
+    key: 'maxDownstreamConnectionDurationMs',
+    parse: durationOf(1),
   },
   'tunnel-shim.io/max-connect-attempts': { key: 'maxConnectAttempts', parse: integer(1, 100) },
   'tunnel-shim.io/access-log': { key: 'accessLog', parse: logPath },
@@ -195,8 +188,8 @@ export const annotationTable: Record<string, AnnotationRow> = {
   'tunnel-shim.io/fallback-policy': { key: 'fallbackPolicy', parse: oneOf('fallback policy', fallbackPolicies) },
   'tunnel-shim.io/max-concurrent-streams': { key: 'maxConcurrentStreams', parse: integer(1, 2147483647) },
   // Envoy's KeepaliveSettings: both at least 1ms.
-  'tunnel-shim.io/connection-keepalive-interval': { key: 'connectionKeepaliveInterval', parse: durationOf(0.001) },
-  'tunnel-shim.io/connection-keepalive-timeout': { key: 'connectionKeepaliveTimeout', parse: durationOf(0.001) },
+  'tunnel-shim.io/connection-keepalive-interval': { key: 'connectionKeepaliveIntervalMs', parse: durationOf(1) },
+  'tunnel-shim.io/connection-keepalive-timeout': { key: 'connectionKeepaliveTimeoutMs', parse: durationOf(1) },
   'tunnel-shim.io/relay-port': { key: 'relayPort', parse: port },
   'tunnel-shim.io/initial-stream-window-size': { key: 'initialStreamWindowSize', parse: windowSize },
   'tunnel-shim.io/initial-connection-window-size': { key: 'initialConnectionWindowSize', parse: windowSize },

@@ -1,7 +1,7 @@
 // The `tunnel-shim.io/*` annotations a Service carries, each parsed into a setting or a clear error.
 // Per-annotation parsing is the table in annotation-table.ts; the checks across settings live here.
 import path from 'node:path';
-import { flowControl } from '../translate/common.js';
+import { flowControl } from './defaults.js';
 import { annotationTable, tunnelModes } from './annotation-table.js';
 import { hasFormatCommand } from './format.js';
 import { checkUnicode } from './values.js';
@@ -87,7 +87,8 @@ function crossChecks(s: TunnelSettings, given: Set<string>): AnnotationError[] {
   if (s.hostname !== undefined && hasFormatCommand(s.hostname) && !s.domains) {
     err(
       'hostname',
-      `${JSON.stringify(s.hostname)} is decided per connection; list the authorities terminators may accept in ${a('domains')}`,
+      `${JSON.stringify(s.hostname)} is decided per connection; ` +
+        `list the authorities terminators may accept in ${a('domains')}`,
     );
   }
   if (s.maxConcurrentStreams !== undefined && s.mode === 'h1')
@@ -158,5 +159,8 @@ export function accessLogOutsideDirs(file: string, dirs: readonly string[] | und
   if (!dirs || dirs.length === 0 || outputStreams.includes(file)) return undefined;
   const normal = path.posix.normalize(file);
   if (dirs.some((d) => normal.startsWith(d === '/' ? d : `${d}/`))) return undefined;
-  return `${JSON.stringify(file)} is not under a directory this shim allows access logs in (--access-log-dir ${dirs.join(', ')}); /dev/stdout and /dev/stderr are always allowed`;
+  return (
+    `${JSON.stringify(file)} is not under a directory this shim allows access logs in ` +
+    `(--access-log-dir ${dirs.join(', ')}); /dev/stdout and /dev/stderr are always allowed`
+  );
 }

@@ -6,6 +6,7 @@ import { isIP } from 'node:net';
 import { accessLogOutsideDirs, Annotation, backendAnnotations, parseTunnelSettings } from './annotations.js';
 import { Collector } from './collector.js';
 import type { Diagnostic } from './diagnostics.js';
+import { domainsOf } from './domains.js';
 import { indexEndpoints, indexPods, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
 import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
@@ -422,13 +423,6 @@ function backendTunnel(
     origin: route.origin,
     via: { name: parent.service.name, port: parent.port },
   };
-}
-
-/** The authorities a terminator or relay accepts for a tunnel (one virtual host's domains). */
-export function domainsOf(t: Tunnel): string[] {
-  // A TCPRoute backend is named by its own authority (the split's hostname reads it from the cluster).
-  if (t.via) return [t.authority];
-  return t.settings.domains ?? [t.settings.hostname ?? t.authority];
 }
 
 /** Envoy NACKs a route configuration with a domain twice: on one port the earlier Service keeps it. */

@@ -28,9 +28,8 @@ export interface TunnelSettings {
   headersToAdd?: HeaderToAdd[];
   propagateResponseHeaders?: boolean;
   propagateResponseTrailers?: boolean;
-  /** Durations in the proto JSON form ("1s"). */
-  idleTimeout?: string;
-  maxDownstreamConnectionDuration?: string;
+  idleTimeoutMs?: number;
+  maxDownstreamConnectionDurationMs?: number;
   maxConnectAttempts?: number;
   /** A per-Service access log file, written on originators and terminators. */
   accessLog?: string;
@@ -43,15 +42,15 @@ export interface TunnelSettings {
   fallbackPolicy?: FallbackPolicy;
   maxConcurrentStreams?: number;
   /**
-   * HTTP/2 PING period and the deadline for its answer on the tunnel cluster's connections (proto JSON
-   * durations); unset, the defaults in translate/common.ts (`http2Keepalive`) apply.
+   * HTTP/2 PING period and the deadline for its answer on the tunnel cluster's connections; unset, the
+   * defaults in defaults.ts (`http2Keepalive`) apply.
    */
-  connectionKeepaliveInterval?: string;
-  connectionKeepaliveTimeout?: string;
+  connectionKeepaliveIntervalMs?: number;
+  connectionKeepaliveTimeoutMs?: number;
   /**
    * HTTP/2 receive windows of the tunnel cluster's connections (what the originator lets a terminator
    * send it) and the byte limit of each connection's buffers at both ends of the tunnel; unset, the
-   * defaults in translate/common.ts (`flowControl`) apply.
+   * defaults in defaults.ts (`flowControl`) apply.
    */
   initialStreamWindowSize?: number;
   initialConnectionWindowSize?: number;

@@ -1,43 +1,9 @@
-// Checks per kind of value that ends up in an Envoy resource (durations, authorities, header values,
-// paths, names), each as strict as Envoy or the wire is. A value Envoy would NACK, or one it accepts but
-// that breaks every connection (a space in an :authority), becomes an error on the field that carries
-// it instead. Pure string checks; annotation-table.ts uses them per kind, so a new row gets them too.
+// Checks per kind of value that ends up in an Envoy resource (authorities, header values, paths,
+// names; durations are in durations.ts), each as strict as Envoy or the wire is. A value Envoy would
+// NACK, or one it accepts but that breaks every connection (a space in an :authority), becomes an error
+// on the field that carries it instead. Pure string checks; annotation-table.ts uses them per kind, so a
+// new row gets them too.
 import { isIP } from 'node:net';
-
-/**
- * The longest duration Envoy takes: it keeps durations as signed 64-bit nanoseconds, and refuses
- * 9223372036s and beyond ("Duration out-of-range", measured with envoy --mode validate on 1.40), well
- * inside google.protobuf.Duration's own 315576000000s.
- */
-export const maxDurationSeconds = 9_223_372_035n;
-const nanosPerSecond = 1_000_000_000n;
-const durationText = /^(\d+)(?:\.(\d+))?(ms|s|m|h)$/;
-const nanosPerUnit = { ms: 1_000_000n, s: nanosPerSecond, m: 60n * nanosPerSecond, h: 3600n * nanosPerSecond };
-
-/** An Envoy-style duration (`500ms`, `1.5s`, `5m`, `1h`) as exact nanoseconds, or why it is not one. */
-export function parseDurationNanos(text: string): { nanos: bigint } | { error: string } {
-  const m = durationText.exec(text.trim());
-  if (!m) return { error: `${JSON.stringify(text)} is not a duration like 500ms, 1s, 5m or 1h` };
-  type Unit = keyof typeof nanosPerUnit;
-  const [, whole, fraction = '', unit] = m as unknown as [string, string, string | undefined, Unit];
-  const scale = 10n ** BigInt(fraction.length);
-  const scaled = (BigInt(whole) * scale + BigInt(fraction || '0')) * nanosPerUnit[unit];
-  if (scaled % scale !== 0n) {
-    return { error: `${JSON.stringify(text)} is finer than a nanosecond, which a protobuf Duration cannot hold` };
-  }
-  const nanos = scaled / scale;
-  if (nanos >= (maxDurationSeconds + 1n) * nanosPerSecond) {
-    const limit = `under ${maxDurationSeconds + 1n}s, about 292 years`;
-    return { error: `${JSON.stringify(text)} is longer than Envoy accepts (${limit})` };
-  }
-  return { nanos };
-}
-
-/** Nanoseconds in the proto3 JSON form Envoy resources use: `0.5s`, `300s`. */
-export function protoDuration(nanos: bigint): string {
-  const fraction = (nanos % nanosPerSecond).toString().padStart(9, '0').replace(/0+$/, '');
-  return `${nanos / nanosPerSecond}${fraction ? `.${fraction}` : ''}s`;
-}
 
 /** What a JSON string shows of a character, e.g. `" "` or `"\u0007"`. */
 const shown = (c: string) => JSON.stringify(c);

@@ -3,8 +3,7 @@
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import { Worker, type WorkerOptions } from 'node:worker_threads';
-import { refusal } from './file-load.js';
-import type { PortableFile } from './yaml.js';
+import { refusal, type LoadedFile } from './file-load.js';
 import type { ParseRequest } from './parse-worker.js';
 
 /** The worker's heap, and the time one file may take: a file that needs more is an error, the worker replaced. */
@@ -32,10 +31,11 @@ function startWorker(options: WorkerOptions): Worker {
 export class FileParser {
   private worker?: Worker;
   private nextId = 0;
-  private pending?: { id: number; file: string; resolve: (p: PortableFile) => void; timer: NodeJS.Timeout };
+  private pending?: { id: number; file: string; resolve: (p: LoadedFile) => void; timer: NodeJS.Timeout };
   private stopped = false;
 
-  parse(file: string, maxBytes: number): Promise<PortableFile> {
+  /** Parses the documents of `file` whose runs are not among `known` (hashes of runs the caller holds). */
+  parse(file: string, maxBytes: number, known: ReadonlySet<string> = new Set()): Promise<LoadedFile> {
     if (this.stopped) return Promise.resolve(failed(file, 'the source was stopped'));
     if (this.pending) throw new Error('FileParser parses one file at a time');
     const worker = this.ensureWorker();
@@ -43,7 +43,7 @@ export class FileParser {
       const id = ++this.nextId;
       const timer = setTimeout(() => this.fail(`took longer than ${deadlineMs / 1000} s to parse`), deadlineMs);
       this.pending = { id, file, resolve, timer };
-      worker.postMessage({ id, file, maxBytes } satisfies ParseRequest);
+      worker.postMessage({ id, file, maxBytes, known: [...known] } satisfies ParseRequest);
     });
   }
 
@@ -57,7 +57,7 @@ export class FileParser {
     if (this.worker) return this.worker;
     const worker = startWorker({ resourceLimits: { maxOldGenerationSizeMb: heapMb } });
     worker.unref();
-    worker.on('message', (m: { id: number; parsed: PortableFile }) => {
+    worker.on('message', (m: { id: number; parsed: LoadedFile }) => {
       if (m.id !== this.pending?.id) return;
       const { resolve, timer } = this.pending;
       clearTimeout(timer);

@@ -1,14 +1,15 @@
 // The embedded default source: Kubernetes objects from a YAML file or a folder of them, reloaded on
 // change. A file that stops parsing keeps its last good objects. Files are bounded (per file and in
-// total) and, when serving, parsed in a worker thread, so a huge file cannot stall the process.
+// total) and, when serving, parsed in a worker thread, so a huge file cannot stall the process. A reload
+// parses only the documents that changed (file-documents.ts), of the files that changed (file-memo.ts).
 import fs from 'node:fs';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { isModelObject } from '../model/objects.js';
+import { formatBytes, loadYamlFile, MiB, refusal, stampOf, tooLarge, type LoadedFile } from './file-load.js';
+import { FileMemos, type FileContribution } from './file-memo.js';
 import { FileParser } from './file-parser.js';
-import { formatBytes, loadYamlFile, MiB, refusal, tooLarge } from './file-load.js';
 import type { Source, SourceState } from './source.js';
-import { withLines, type ParsedFile, type PortableFile } from './yaml.js';
 
 const yamlFile = /\.ya?ml$/;
 
@@ -21,16 +22,17 @@ export interface FileLimits {
 
 export const defaultFileLimits: FileLimits = { maxFileBytes: 8 * MiB, maxTotalBytes: 64 * MiB };
 
-/** A file to read, or the error that refused it by its size. */
+/** A file to read (with the stamp it has now), or the error that refused it by its size. */
 interface Planned {
   file: string;
-  refused?: PortableFile;
+  stamp?: string;
+  refused?: LoadedFile;
 }
 
 export class FileSource implements Source {
   private watcher?: fs.FSWatcher;
   private timer?: NodeJS.Timeout;
-  private readonly lastGood = new Map<string, ParsedFile>();
+  private readonly memos = new FileMemos();
   private onChange?: (state: SourceState) => void;
   private readonly limits: FileLimits;
   private readonly parser = new FileParser();
@@ -51,6 +53,9 @@ export class FileSource implements Source {
   describe(): string {
     return `file:${this.target}`;
   }
+
+  /** Files read and parsed, and YAML documents parsed, since the start: a change costs what it changed. */
+  readonly counts = { filesRead: 0, filesParsed: 0, documentsParsed: 0 };
 
   async start(onChange: (state: SourceState) => void): Promise<void> {
     this.onChange = onChange;
@@ -73,57 +78,68 @@ export class FileSource implements Source {
     await this.parser.stop();
   }
 
-  /** Reads everything now, parsing in this thread: for `render` and tests. */
+  /** Reads what changed now, parsing in this thread: for `render` and tests. */
   read(): SourceState {
-    const plan = this.plan();
-    const parsed = plan.map((p) => p.refused ?? loadYamlFile(p.file, this.limits.maxFileBytes, isModelObject));
-    return this.assemble(plan, parsed);
+    const load = (file: string, known: Set<string>) =>
+      this.count(loadYamlFile(file, this.limits.maxFileBytes, known, isModelObject));
+    return this.assemble(
+      this.plan().map(
+        (p) =>
+          this.withoutReading(p) ??
+          this.memos.accept(p.file, load(p.file, this.memos.known(p.file))) ??
+          this.memos.accept(p.file, load(p.file, new Set()))!,
+      ),
+    );
   }
 
-  /** Reads everything, parsing in the worker one file at a time (the peak memory is one file's). */
+  /**
+   * Reads what changed, parsing in the worker one file at a time (the peak memory is one file's): files
+   * whose stamp did not change are not read, and of the others only the documents that changed are parsed.
+   */
   async readAsync(): Promise<SourceState> {
-    const plan = this.plan();
-    const parsed: PortableFile[] = [];
-    for (const p of plan) parsed.push(p.refused ?? (await this.parser.parse(p.file, this.limits.maxFileBytes)));
-    return this.assemble(plan, parsed);
+    const load = async (file: string, known: Set<string>) =>
+      this.count(await this.parser.parse(file, this.limits.maxFileBytes, known));
+    const parts: FileContribution[] = [];
+    for (const p of this.plan()) {
+      let part = this.withoutReading(p) ?? this.memos.accept(p.file, await load(p.file, this.memos.known(p.file)));
+      // A read() in between dropped runs this answer reuses: parse the file whole.
+      part ??= this.memos.accept(p.file, await load(p.file, new Set()))!;
+      parts.push(part);
+    }
+    return this.assemble(parts);
+  }
+
+  private count(loaded: LoadedFile): LoadedFile {
+    this.counts.filesRead++;
+    this.counts.documentsParsed += loaded.parsedDocuments;
+    if (loaded.parsedDocuments > 0) this.counts.filesParsed++;
+    return loaded;
+  }
+
+  /** What a planned file gives without being read: its refusal, or what it gave last time if unchanged. */
+  private withoutReading({ file, stamp, refused }: Planned): FileContribution | undefined {
+    return refused ? this.memos.accept(file, refused) : this.memos.unchanged(file, stamp);
   }
 
   /** The files to read, in name order; those over the per-file or the total limit are refused unread. */
   private plan(): Planned[] {
     let total = 0;
-    return this.files().map((file): Planned => {
-      const size = sizeOf(file);
+    const plan = this.files().map((file): Planned => {
+      const stats = statOf(file);
+      const size = Number(stats?.size ?? 0);
       if (size > this.limits.maxFileBytes) return { file, refused: tooLarge(file, size, this.limits.maxFileBytes) };
       total += size;
-      if (total <= this.limits.maxTotalBytes) return { file };
+      if (total <= this.limits.maxTotalBytes) return { file, stamp: stats && stampOf(stats) };
       const limit = `${formatBytes(this.limits.maxTotalBytes)} (serve --max-source-size)`;
       const message = `is not read: with it the files come to more than ${limit}; files are read in name order`;
       return { file, refused: refusal(file, message, 'SourceTooLarge') };
     });
+    this.memos.retain(new Set(plan.map((p) => p.file)));
+    return plan;
   }
 
-  private assemble(plan: Planned[], results: PortableFile[]): SourceState {
-    const state: SourceState = { objects: [], diagnostics: [] };
-    plan.forEach(({ file }, i) => {
-      const parsed = withLines(file, results[i]!);
-      const previous = this.lastGood.get(file);
-      if (parsed.broken && previous) {
-        state.objects.push(...previous.objects);
-        parsed.diagnostics.push({
-          ...parsed.diagnostics[0]!,
-          severity: 'warning',
-          reason: 'KeptLastGood',
-          message: 'serving the objects of the last good version of this file',
-        });
-      } else if (!parsed.broken) {
-        this.lastGood.set(file, parsed);
-      }
-      if (!parsed.broken) state.objects.push(...parsed.objects);
-      state.diagnostics.push(...parsed.diagnostics);
-    });
-    const files = new Set(plan.map((p) => p.file));
-    for (const file of this.lastGood.keys()) if (!files.has(file)) this.lastGood.delete(file);
-    return state;
+  private assemble(parts: FileContribution[]): SourceState {
+    return { objects: parts.flatMap((p) => p.objects), diagnostics: parts.flatMap((p) => p.diagnostics) };
   }
 
   /** One reload at a time; events during one make exactly one more after it. */
@@ -145,7 +161,8 @@ export class FileSource implements Source {
           continue;
         }
         if (this.stopped) return;
-        this.logger?.debug({ source: this.describe(), objects: state.objects.length }, 'source reloaded');
+        const { objects } = state;
+        this.logger?.debug({ source: this.describe(), objects: objects.length, ...this.counts }, 'source reloaded');
         this.onChange?.(state);
       } while (this.reloadAgain && !this.stopped);
     })().finally(() => (this.loading = undefined));
@@ -167,11 +184,11 @@ export class FileSource implements Source {
   }
 }
 
-/** The size the file has now (0 if it is gone: the read then reports it). */
-function sizeOf(file: string): number {
+/** The file's stats now (none if it is gone: the read then reports it). */
+function statOf(file: string): fs.BigIntStats | undefined {
   try {
-    return fs.statSync(file).size;
+    return fs.statSync(file, { bigint: true });
   } catch {
-    return 0;
+    return undefined;
   }
 }

@@ -25,6 +25,11 @@ export interface PortableFile {
   broken: boolean;
 }
 
+/** A parsed text, with how many YAML documents it held (the cost of parsing it). */
+export interface PortableText extends PortableFile {
+  documents: number;
+}
+
 const pathKey = (path: readonly (string | number)[]) => path.join('\u0000');
 
 /** An error about a whole file (no object in it to name). */
@@ -70,7 +75,7 @@ function firstInvalidByte(bytes: Uint8Array): number {
 }
 
 /** Parses every document; `keep` drops objects nobody reads before they are handed anywhere. */
-export function parseYamlPortable(file: string, text: string, keep = (_o: KubeObject) => true): PortableFile {
+export function parseYamlPortable(file: string, text: string, keep = (_o: KubeObject) => true): PortableText {
   const lineCounter = new LineCounter();
   // Warnings (an unknown %directive) stay out of the process's stderr: a file is not a log.
   const docs = parseAllDocuments(text, { lineCounter, prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
@@ -107,7 +112,7 @@ export function parseYamlPortable(file: string, text: string, keep = (_o: KubeOb
     collectLines(doc.contents, [], lines, lineCounter);
     objects.push({ object, line, lines });
   }
-  return { objects, diagnostics, broken };
+  return { objects, diagnostics, broken, documents: list.length };
 }
 
 function collectLines(node: unknown, path: (string | number)[], lines: Map<string, number>, lc: LineCounter): void {
@@ -126,17 +131,21 @@ function collectLines(node: unknown, path: (string | number)[], lines: Map<strin
 
 /** Objects whose diagnostics can name the line of a field (the deepest existing node on its path). */
 export function withLines(file: string, parsed: PortableFile): ParsedFile {
-  const objects = parsed.objects.map(({ object, line, lines }): SourcedObject => {
-    const lineOf = (path: FieldPath): number | undefined => {
-      for (let n = path.length; n >= 0; n--) {
-        const found = lines.get(pathKey(path.slice(0, n)));
-        if (found !== undefined) return found;
-      }
-      return line;
-    };
-    return { object, origin: { file, line, lineOf } };
-  });
+  const objects = parsed.objects.map((o) => sourcedObject(file, o));
   return { objects, diagnostics: parsed.diagnostics, broken: parsed.broken };
+}
+
+/** One object with its origin; `lineOffset` lines of the file come before the text it was parsed from. */
+export function sourcedObject(file: string, { object, line, lines }: PortableObject, lineOffset = 0): SourcedObject {
+  const shift = (n: number | undefined) => (n === undefined ? undefined : n + lineOffset);
+  const lineOf = (path: FieldPath): number | undefined => {
+    for (let n = path.length; n >= 0; n--) {
+      const found = lines.get(pathKey(path.slice(0, n)));
+      if (found !== undefined) return found + lineOffset;
+    }
+    return shift(line);
+  };
+  return { object, origin: { file, line: shift(line), lineOf } };
 }
 
 export function parseYamlObjects(file: string, text: string): ParsedFile {

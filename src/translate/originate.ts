@@ -2,20 +2,14 @@
 // through a pooled HTTP/2 (or HTTP/1.1) cluster to the terminators at the Service's endpoints.
 import type { Diagnostic } from '../model/diagnostics.js';
 import type { Tunnel } from '../model/tunnel.js';
-import {
-  adsConfigSource,
-  fileAccessLog,
-  flowControl,
-  http2Keepalive,
-  serviceAccessLog,
-  socketAddress,
-  statPrefix,
-  tunnelConnectTimeout,
-  typeOf,
-} from './common.js';
-import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
+import { tunnelLogs } from './access-log.js';
+import { sourceIpHeader } from './connect-routes.js';
+import { bufferLimit } from './connection-options.js';
+import { duration, socketAddress, statPrefix, typeOf } from './envoy-fields.js';
 import { memo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
+import { lbMetadataMatch } from './subsets.js';
+import { clusterAuthority, picksEndpoint, tunnelCluster, tunnelEndpoints } from './tunnel-cluster.js';
 import type { NodeView } from './view.js';
 
 export function originateName(t: Tunnel): string {
@@ -23,73 +17,6 @@ export function originateName(t: Tunnel): string {
   return t.via
     ? `${base}/${t.via.name}/${t.via.port}/${t.service.name}/${t.port}`
     : `${base}/${t.service.name}/${t.port}`;
-}
-
-/** Cluster metadata carrying the CONNECT authority, read by `tunneling_config.hostname` (see below). */
-const metadataNamespace = 'tunnel_shim';
-
-/** The header an originator adds so a gateway terminator can hash on the app's source IP, not its own. */
-export const sourceIpHeader = 'x-tunnel-shim-source-ip';
-
-/** Sidecar placement picks the endpoint here, so load balancing and subsets live on this cluster. */
-const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
-
-/** The Service's keepalive annotations over the defaults: a dead terminator is noticed after interval + timeout. */
-function keepalive(s: Tunnel['settings']) {
-  return {
-    interval: s.connectionKeepaliveInterval ?? http2Keepalive.interval,
-    timeout: s.connectionKeepaliveTimeout ?? http2Keepalive.timeout,
-  };
-}
-
-/** Bytes a tunnel's connections buffer at each end (app side, tunnel side, backend side). */
-export function bufferLimit(s: Tunnel['settings']): number {
-  return s.perConnectionBufferLimitBytes ?? flowControl.perConnectionBufferLimitBytes;
-}
-
-/** HTTP/2 on the tunnel cluster: keepalive, and receive windows that keep one stream from taking the connection. */
-function http2Options(s: Tunnel['settings']) {
-  return {
-    connection_keepalive: keepalive(s),
-    initial_stream_window_size: s.initialStreamWindowSize ?? flowControl.initialStreamWindowSize,
-    initial_connection_window_size: s.initialConnectionWindowSize ?? flowControl.initialConnectionWindowSize,
-    ...(s.maxConcurrentStreams ? { max_concurrent_streams: s.maxConcurrentStreams } : {}),
-  };
-}
-
-/** The cluster carrying tunnels to a Service's terminators: used by originators and relays alike. */
-export function tunnelCluster(t: Tunnel, name = originateName(t)) {
-  const s = t.settings;
-  const http = s.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: http2Options(s) };
-  const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
-  return {
-    name,
-    type: 'EDS',
-    eds_cluster_config: { eds_config: adsConfigSource },
-    connect_timeout: tunnelConnectTimeout,
-    per_connection_buffer_limit_bytes: bufferLimit(s),
-    lb_policy: (picksEndpoint(t) ? s.lbPolicy : undefined) ?? 'ROUND_ROBIN',
-    ...(subsets ? { lb_subset_config: subsets } : {}),
-    metadata: { filter_metadata: { [metadataNamespace]: { authority: t.authority } } },
-    typed_extension_protocol_options: {
-      'envoy.extensions.upstreams.http.v3.HttpProtocolOptions': {
-        '@type': typeOf.httpProtocolOptions,
-        explicit_http_config: http,
-      },
-    },
-  };
-}
-
-/** One host per terminator address: the terminator beside an endpoint listens on its IP. */
-export function tunnelEndpoints(t: Tunnel, name = originateName(t)) {
-  const addresses = [...new Set(t.endpoints.map((e) => e.address))];
-  const lbEndpoints = addresses.map((a) => {
-    const metadata = picksEndpoint(t)
-      ? endpointMetadata(t.settings, t.endpoints.find((e) => e.address === a)?.labels)
-      : undefined;
-    return { endpoint: { address: socketAddress(a, t.settings.tunnelPort) }, ...(metadata ? { metadata } : {}) };
-  });
-  return { cluster_name: name, endpoints: addresses.length === 0 ? [] : [{ lb_endpoints: lbEndpoints }] };
 }
 
 function tunnelingConfig(t: Tunnel) {
@@ -100,7 +27,7 @@ function tunnelingConfig(t: Tunnel) {
   return {
     // A split picks the backend cluster first; Envoy evaluates the hostname after that choice, so the
     // chosen cluster's own authority names the backend to the terminator.
-    hostname: t.split ? `%CLUSTER_METADATA(${metadataNamespace}:authority)%` : (s.hostname ?? t.authority),
+    hostname: t.split ? clusterAuthority : (s.hostname ?? t.authority),
     ...(s.mode === 'h2-post' ? { use_post: true, post_path: s.postPath ?? '/' } : {}),
     ...(headers.length
       ? {
@@ -120,9 +47,9 @@ function tcpProxyPolicy(t: Tunnel) {
   // With a split, each weighted cluster carries its own backend's metadata_match instead.
   const match = picksEndpoint(t) && !t.split ? lbMetadataMatch(s) : undefined;
   return {
-    ...(s.idleTimeout !== undefined ? { idle_timeout: s.idleTimeout } : {}),
-    ...(s.maxDownstreamConnectionDuration !== undefined
-      ? { max_downstream_connection_duration: s.maxDownstreamConnectionDuration }
+    ...(s.idleTimeoutMs !== undefined ? { idle_timeout: duration(s.idleTimeoutMs) } : {}),
+    ...(s.maxDownstreamConnectionDurationMs !== undefined
+      ? { max_downstream_connection_duration: duration(s.maxDownstreamConnectionDurationMs) }
       : {}),
     ...(s.maxConnectAttempts !== undefined ? { max_connect_attempts: s.maxConnectAttempts } : {}),
     ...(s.hashPolicy === 'source-ip' ? { hash_policy: [{ source_ip: {} }] } : {}),
@@ -131,10 +58,7 @@ function tcpProxyPolicy(t: Tunnel) {
 }
 
 function accessLogs(t: Tunnel, view: NodeView) {
-  const extra = { role: 'originate', authority: t.authority };
-  const logs = [];
-  if (view.accessLog) logs.push(fileAccessLog(view.accessLog, extra));
-  if (t.settings.accessLog) logs.push(serviceAccessLog(t.settings.accessLog, t.settings.accessLogFormat, extra));
+  const logs = tunnelLogs(view, t, { role: 'originate', authority: t.authority });
   return logs.length ? { access_log: logs } : {};
 }
 
@@ -202,8 +126,9 @@ export function translateOriginate(
   const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}`;
   for (const t of tunnels) {
     if (t.via) {
-      resources.cluster.push({ name: originateName(t), object: tunnelCluster(t) });
-      resources.endpoint.push({ name: originateName(t), object: tunnelEndpoints(t) });
+      const name = originateName(t);
+      resources.cluster.push({ name, object: tunnelCluster(t, name) });
+      resources.endpoint.push({ name, object: tunnelEndpoints(t, name) });
       continue;
     }
     const address = view.listenAddress ?? t.clusterIP;
@@ -227,7 +152,9 @@ export function translateOriginate(
         object: t.service,
         path: ['spec', 'ports'],
         origin: t.origin,
-        message: `${address}:${t.port} is already the listener of Service ${owner.service.namespace}/${owner.service.name} on originators listening on ${address}`,
+        message:
+          `${address}:${t.port} is already the listener of Service ${owner.service.namespace}/` +
+          `${owner.service.name} on originators listening on ${address}`,
       });
       continue;
     }
@@ -235,7 +162,7 @@ export function translateOriginate(
     // A split's listener names its backends' clusters, so it is rebuilt (and compared by content).
     if (t.split) {
       const name = originateName(t);
-      resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) });
+      resources.cluster.push({ name, owner: t, piece: 'cluster', object: () => tunnelCluster(t, name) });
       resources.endpoint.push({ name, object: { cluster_name: name, endpoints: [] } });
       resources.listener.push({ name, object: tunnelListener(t, address, view, byKey) });
       continue;
@@ -258,8 +185,8 @@ function tunnelEntries(t: Tunnel, address: string, view: NodeView) {
   const name = originateName(t);
   const piece = `listener|${address}|${view.accessLog ?? ''}`;
   return {
-    cluster: { name, owner: t, piece: 'cluster', object: () => tunnelCluster(t) },
-    endpoint: { name, owner: t, piece: 'endpoints', object: () => tunnelEndpoints(t) },
+    cluster: { name, owner: t, piece: 'cluster', object: () => tunnelCluster(t, name) },
+    endpoint: { name, owner: t, piece: 'endpoints', object: () => tunnelEndpoints(t, name) },
     // Not a split: its listener looks up no other tunnel.
     listener: { name, owner: t, piece, object: () => tunnelListener(t, address, view, () => new Map()) },
   } satisfies Record<string, NamedResource>;

@@ -4,25 +4,14 @@
 // same allowlist the terminators use (tunnel-shim.io/domains, exact or `*:1234`-style suffixes), so a
 // relay never forwards what no terminator would accept. Anything else: plain HTTP goes to the node's
 // configured HTTP backend or gets a 404 that says why; an unknown CONNECT gets a 404.
-import type { ResourceObject } from '../envoy/encode.js';
-import { domainsOf } from '../model/build.js';
 import type { Tunnel } from '../model/tunnel.js';
-import {
-  adsConfigSource,
-  discoveredFilter,
-  duration,
-  fileAccessLog,
-  flowControl,
-  http2Keepalive,
-  serverWindows,
-  socketAddress,
-  statPrefix,
-  typeOf,
-} from './common.js';
-import { tunnelCluster, tunnelEndpoints } from './originate.js';
+import { sharedLogs } from './access-log.js';
+import { staticCluster } from './backend-cluster.js';
+import { connectListener, connectManager } from './connect-manager.js';
+import { forwardingVirtualHost } from './connect-routes.js';
+import { statPrefix } from './envoy-fields.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
-import { lbMetadataMatch } from './subsets.js';
-import { serviceLogs } from './terminate.js';
+import { tunnelCluster, tunnelEndpoints } from './tunnel-cluster.js';
 import { isAnyAddress, type NodeView } from './view.js';
 
 export const relayHttpCluster = 'relay-http-backend';
@@ -43,28 +32,6 @@ const relayLogFields = {
   response_code: '%RESPONSE_CODE%',
 };
 
-/** Served over ECDS, as the terminator's are: a relayed Service's access log changes no listener (terminate.ts). */
-function relayManager(port: number, view: NodeView, tunnels: readonly Tunnel[]) {
-  const logs: ResourceObject[] = [
-    ...(view.accessLog ? [fileAccessLog(view.accessLog, relayLogFields)] : []),
-    ...serviceLogs(tunnels, relayLogFields),
-  ];
-  return {
-    name: relayName(port),
-    typed_config: {
-      '@type': typeOf.hcm,
-      stat_prefix: statPrefix('relay', port),
-      codec_type: 'AUTO',
-      rds: { route_config_name: relayName(port), config_source: adsConfigSource },
-      http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
-      upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
-      stream_idle_timeout: duration('0s'),
-      ...(logs.length ? { access_log: logs } : {}),
-    },
-  };
-}
-
 function fallbackHost(view: NodeView) {
   const unknownConnect = {
     match: { connect_matcher: {} },
@@ -82,16 +49,6 @@ function fallbackHost(view: NodeView) {
   return { name: 'fallback', domains: ['*'], routes: [unknownConnect, http] };
 }
 
-/** With sidecar placement the relay picks the endpoint, so it applies the Service's affinity and subset. */
-function endpointPolicy(t: Tunnel) {
-  if (t.settings.placement !== 'sidecar') return {};
-  const match = lbMetadataMatch(t.settings);
-  return {
-    ...(t.settings.hashPolicy === 'source-ip' ? { hash_policy: [{ connection_properties: { source_ip: true } }] } : {}),
-    ...(match ? { metadata_match: match } : {}),
-  };
-}
-
 export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   // TCPRoute backends are reached through their parent's originator listener, never relayed on their own.
@@ -103,51 +60,21 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
       const cluster = relayClusterName(t);
       resources.cluster.push({ name: cluster, object: tunnelCluster(t, cluster) });
       resources.endpoint.push({ name: cluster, object: tunnelEndpoints(t, cluster) });
-      return {
-        name: `${t.service.namespace}/${t.service.name}:${t.port}`,
-        domains: domainsOf(t),
-        // No connect_config: the CONNECT goes on to the terminator, which alone opens the TCP connection.
-        routes: [{ match: { connect_matcher: {} }, route: { cluster, timeout: duration('0s'), ...endpointPolicy(t) } }],
-      };
+      return forwardingVirtualHost(t, cluster);
     });
-    resources.route.push({
-      name: relayName(port),
-      object: { name: relayName(port), virtual_hosts: [...hosts, fallbackHost(view)] },
-    });
-    resources.extension.push({ name: relayName(port), object: relayManager(port, view, onPort) });
-    resources.listener.push({
-      name: relayName(port),
-      object: {
-        name: relayName(port),
-        address: socketAddress(isAnyAddress(view.listenAddress) ? '0.0.0.0' : view.listenAddress!, port),
-        traffic_direction: 'INBOUND',
-        per_connection_buffer_limit_bytes: flowControl.perConnectionBufferLimitBytes,
-        connection_balance_config: { exact_balance: {} },
-        filter_chains: [{ filters: [discoveredFilter(relayName(port), typeOf.hcm)] }],
-      },
-    });
+    const name = relayName(port);
+    resources.route.push({ name, object: { name, virtual_hosts: [...hosts, fallbackHost(view)] } });
+    // Served over ECDS, as the terminator's are: a relayed Service's access log changes no listener.
+    const logs = sharedLogs(view, onPort, relayLogFields);
+    resources.extension.push({ name, object: connectManager(name, statPrefix('relay', port), logs) });
+    const address = isAnyAddress(view.listenAddress) ? '0.0.0.0' : view.listenAddress!;
+    resources.listener.push({ name, object: connectListener(name, address, port) });
   }
   if (ports.length && view.relayHttpBackend) {
     const i = view.relayHttpBackend.lastIndexOf(':');
-    const host = view.relayHttpBackend.slice(0, i).replace(/^\[|\]$/g, '');
-    resources.cluster.push({
-      name: relayHttpCluster,
-      object: {
-        name: relayHttpCluster,
-        type: 'STATIC',
-        connect_timeout: duration('5s'),
-        load_assignment: {
-          cluster_name: relayHttpCluster,
-          endpoints: [
-            {
-              lb_endpoints: [
-                { endpoint: { address: socketAddress(host, Number(view.relayHttpBackend.slice(i + 1))) } },
-              ],
-            },
-          ],
-        },
-      },
-    });
+    const address = view.relayHttpBackend.slice(0, i).replace(/^\[|\]$/g, '');
+    const port = Number(view.relayHttpBackend.slice(i + 1));
+    resources.cluster.push({ name: relayHttpCluster, object: staticCluster(relayHttpCluster, [{ address, port }]) });
   }
   return { resources };
 }

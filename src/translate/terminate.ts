@@ -6,35 +6,21 @@
 // of an endpoint IP's listener go to the backend on that very IP: no second round of load balancing.
 // Gateway placement: the route goes to a cluster of all the Service's endpoints, balanced here.
 //
-// Many Services share a listener, and Envoy drains a listener or chain whose bytes change (every
-// pooled connection on it, and every tunnel riding those, is closed when the drain time ends). So
-// nothing of a Service is in a listener: its one chain names its HTTP connection manager, served over
-// ECDS under the listener's name; the manager carries the access logs (the one per-Service thing that
-// lives on it), and routes come over RDS. A new manager config reaches new connections only: a
-// per-Service access log added later writes for pooled connections opened after it.
-import type { Tunnel } from '../model/tunnel.js';
+// Many Services share a listener; connect-manager.ts says how nothing of a Service lands in it.
 import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
-import { domainsOf } from '../model/build.js';
-import {
-  adsConfigSource,
-  discoveredFilter,
-  duration,
-  fileAccessLog,
-  flowControl,
-  http2Keepalive,
-  serverWindows,
-  serviceAccessLog,
-  socketAddress,
-  statPrefix,
-  typeOf,
-} from './common.js';
-import { bufferLimit, sourceIpHeader } from './originate.js';
-import { endpointMetadata, lbMetadataMatch, subsetConfig } from './subsets.js';
-import { emptyResourceSet, type ResourceSet } from './resources.js';
-import { isAnyAddress, viewKey, type NodeView } from './view.js';
+import { domainsOf } from '../model/domains.js';
+import type { Tunnel } from '../model/tunnel.js';
+import { sharedLogs } from './access-log.js';
+import { balancedBackendCluster, balancedBackendEndpoints, staticCluster } from './backend-cluster.js';
+import { connectListener, connectManager } from './connect-manager.js';
+import { terminatingVirtualHost } from './connect-routes.js';
+import { bufferLimit } from './connection-options.js';
+import { statPrefix } from './envoy-fields.js';
 import { memo, objectId } from './memo.js';
+import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { addressesOf } from './scope.js';
+import { isAnyAddress, viewKey, type NodeView } from './view.js';
 
 export function terminateRouteName(port: number, ip?: string): string {
   return ip ? `terminate/${port}/${ip}` : `terminate/${port}`;
@@ -43,22 +29,6 @@ export function terminateRouteName(port: number, ip?: string): string {
 function backendClusterName(t: Tunnel, ip?: string): string {
   const base = `backend/${t.service.namespace}/${t.service.name}/${t.port}`;
   return ip ? `${base}/${ip}` : base;
-}
-
-/** Matches the requests of one tunnel by `:authority`, so a per-Service log on a shared listener logs only its own. */
-export function authorityFilter(t: Tunnel): ResourceObject {
-  const filters = domainsOf(t).map((d) => ({
-    header_filter: {
-      header: { name: ':authority', string_match: d.startsWith('*') ? { suffix: d.slice(1) } : { exact: d } },
-    },
-  }));
-  return filters.length === 1 ? filters[0]! : { or_filter: { filters } };
-}
-
-export function serviceLogs(tunnels: readonly Tunnel[], extra: Record<string, string>): ResourceObject[] {
-  return tunnels
-    .filter((t) => t.settings.accessLog)
-    .map((t) => serviceAccessLog(t.settings.accessLog!, t.settings.accessLogFormat, extra, authorityFilter(t)));
 }
 
 const terminateLogFields = {
@@ -71,109 +41,13 @@ const terminateLogFields = {
 };
 
 /**
- * The connection manager of one endpoint IP's listener (served over ECDS, see `discoveredFilter`):
- * its routes, and the access logs of the Services routed on it.
- */
-function connectHttpManager(port: number, routeName: string, view: NodeView, tunnels: readonly Tunnel[]) {
-  const logs = [
-    ...(view.accessLog ? [fileAccessLog(view.accessLog, terminateLogFields)] : []),
-    ...serviceLogs(tunnels, terminateLogFields),
-  ];
-  return {
-    name: routeName,
-    typed_config: {
-      '@type': typeOf.hcm,
-      stat_prefix: statPrefix('terminate', port),
-      codec_type: 'AUTO',
-      rds: { route_config_name: routeName, config_source: adsConfigSource },
-      http_filters: [{ name: 'envoy.filters.http.router', typed_config: { '@type': typeOf.router } }],
-      upgrade_configs: [{ upgrade_type: 'CONNECT' }],
-      http2_protocol_options: { allow_connect: true, connection_keepalive: http2Keepalive, ...serverWindows },
-      // Tunnels are long-lived streams: the 5 minute default stream idle timeout would cut them.
-      stream_idle_timeout: duration('0s'),
-      ...(logs.length ? { access_log: logs } : {}),
-    },
-  };
-}
-
-/**
- * A tunnel's virtual host: only its own authorities, only its own way in (CONNECT, or POST on exactly
- * the configured path for h2-post). Gateway placement balances here, so its policies ride the route.
- */
-function connectVirtualHost(t: Tunnel, cluster: string) {
-  const s = t.settings;
-  const post = s.mode === 'h2-post';
-  const gateway = s.placement === 'gateway';
-  const match = post
-    ? { path: s.postPath ?? '/', headers: [{ name: ':method', string_match: { exact: 'POST' } }] }
-    : { connect_matcher: {} };
-  const metadataMatch = gateway ? lbMetadataMatch(s) : undefined;
-  return {
-    name: `${t.service.namespace}/${t.service.name}:${t.port}`,
-    domains: domainsOf(t),
-    routes: [
-      {
-        match,
-        route: {
-          cluster,
-          upgrade_configs: [{ upgrade_type: 'CONNECT', connect_config: post ? { allow_post: true } : {} }],
-          // A route timeout (15 s by default) would cut a tunnel: tunnels end when either side closes.
-          timeout: duration('0s'),
-          ...(gateway && s.hashPolicy === 'source-ip'
-            ? { hash_policy: [{ header: { header_name: sourceIpHeader } }] }
-            : {}),
-          ...(metadataMatch ? { metadata_match: metadataMatch } : {}),
-        },
-      },
-    ],
-  };
-}
-
-function staticCluster(name: string, t: Tunnel, hosts: { address: string; port: number }[]) {
-  return {
-    name,
-    type: 'STATIC',
-    connect_timeout: duration('5s'),
-    per_connection_buffer_limit_bytes: bufferLimit(t.settings),
-    load_assignment: {
-      cluster_name: name,
-      endpoints: [{ lb_endpoints: hosts.map((h) => ({ endpoint: { address: socketAddress(h.address, h.port) } })) }],
-    },
-  };
-}
-
-function edsCluster(name: string, t: Tunnel) {
-  const subsets = subsetConfig(t.settings);
-  return {
-    name,
-    type: 'EDS',
-    eds_cluster_config: { eds_config: adsConfigSource },
-    connect_timeout: duration('5s'),
-    per_connection_buffer_limit_bytes: bufferLimit(t.settings),
-    lb_policy: t.settings.lbPolicy ?? 'ROUND_ROBIN',
-    ...(subsets ? { lb_subset_config: subsets } : {}),
-  };
-}
-
-/**
  * One listener per endpoint IP rather than one per port with a chain per IP: Envoy 1.40 crashes on
  * an ECDS update after an in-place filter chain update of a listener whose filters come over ECDS
  * (seen in test/e2e/isolation.test.ts), and a listener whose bytes never change is never updated.
  */
 function endpointListener(name: string, ip: string, port: number) {
-  return {
-    name,
-    address: socketAddress(ip, port),
-    // A pod IP may not be on the host yet: bind anyway (a failed bind would fail the whole LDS update).
-    freebind: true,
-    traffic_direction: 'INBOUND',
-    // The tunnel side of every Service on this IP: HTTP/2 frames in flight, not Service data.
-    per_connection_buffer_limit_bytes: flowControl.perConnectionBufferLimitBytes,
-    // Originators pool many tunnels on few long-lived connections, and every stream stays on the
-    // worker that accepted its connection: balance connections exactly, not by the kernel's hash.
-    connection_balance_config: { exact_balance: {} },
-    filter_chains: [{ name: `endpoint/${ip}`, filters: [discoveredFilter(name, typeOf.hcm)] }],
-  };
+  // A pod IP may not be on the host yet: bind anyway.
+  return connectListener(name, ip, port, { freebind: true, chainName: `endpoint/${ip}` });
 }
 
 export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
@@ -205,20 +79,14 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       seen.add(domainsOf(t).join(','));
       if (t.settings.placement === 'gateway') {
         const name = backendClusterName(t);
-        resources.cluster.push({ name, owner: t, piece: 'gw-cluster', object: () => edsCluster(name, t) });
+        resources.cluster.push({ name, owner: t, piece: 'gw-cluster', object: () => balancedBackendCluster(name, t) });
         resources.endpoint.push({
           name,
           owner: t,
           piece: 'gw-endpoints',
-          object: () => {
-            const lbEndpoints = t.endpoints.map((e) => {
-              const metadata = endpointMetadata(t.settings, e.labels);
-              return { endpoint: { address: socketAddress(e.address, e.port) }, ...(metadata ? { metadata } : {}) };
-            });
-            return { cluster_name: name, endpoints: lbEndpoints.length ? [{ lb_endpoints: lbEndpoints }] : [] };
-          },
+          object: () => balancedBackendEndpoints(name, t),
         });
-        gatewayHosts.push(memo(t, 'gw-vhost', () => connectVirtualHost(t, name)));
+        gatewayHosts.push(memo(t, 'gw-vhost', () => terminatingVirtualHost(t, name)));
         gatewayTunnels.push(t);
         // Originators dial the Service's endpoint IPs; the terminator there balances over all of them.
         for (const ip of addressesOf(t)) if (serves(ip)) gatewayIps.add(ip);
@@ -228,9 +96,9 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       for (const ip of ips) {
         const name = backendClusterName(t, ip);
         const hosts = () => t.endpoints.filter((e) => e.address === ip);
-        const cluster = () => staticCluster(name, t, hosts());
+        const cluster = () => staticCluster(name, hosts(), bufferLimit(t.settings));
         resources.cluster.push({ name, owner: t, piece: `cluster|${ip}`, object: cluster });
-        const host = memo(t, `vhost|${ip}`, () => connectVirtualHost(t, name));
+        const host = memo(t, `vhost|${ip}`, () => terminatingVirtualHost(t, name));
         if (!sidecarHosts.has(ip)) {
           sidecarHosts.set(ip, []);
           sidecarTunnels.set(ip, []);
@@ -251,7 +119,7 @@ export function translateTerminate(tunnels: readonly Tunnel[], view: NodeView): 
       const logged = [...(sidecarTunnels.get(ip) ?? []), ...gatewayTunnels].filter((t) => t.settings.accessLog);
       resources.extension.push({
         name,
-        object: () => connectHttpManager(port, name, view, logged),
+        object: () => connectManager(name, statPrefix('terminate', port), sharedLogs(view, logged, terminateLogFields)),
         key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
       });
       // The same bytes for as long as the IP has a Service: never modified, only added and removed.

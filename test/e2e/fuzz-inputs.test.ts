@@ -9,15 +9,20 @@ import { fuzzInputs, renderAll, serviceDocs } from '../fuzz/inputs.js';
 const seed = 20261129;
 
 describe('input fuzzing (fixed seed)', () => {
-  it('random annotation values and random or mutated YAML files: no crash, nothing served that the resource check refuses', () => {
-    const counts = fuzzInputs({ seed, runs: 150 });
-    console.log(
-      `annotation cases ${counts.annotationCases} (listeners served ${counts.servicesServed}); file cases ${counts.fileCases} (${counts.filesThatParsed} parsed)`,
-    );
-    expect(counts.annotationCases).toBe(150);
-    expect(counts.fileCases).toBe(150);
-    expect(counts.servicesServed).toBeGreaterThan(0);
-  });
+  it(
+    'random annotation values and random or mutated YAML files: no crash, nothing served that the resource ' +
+      'check refuses',
+    () => {
+      const counts = fuzzInputs({ seed, runs: 150 });
+      console.log(
+        `annotation cases ${counts.annotationCases} (listeners served ${counts.servicesServed}); file cases ` +
+          `${counts.fileCases} (${counts.filesThatParsed} parsed)`,
+      );
+      expect(counts.annotationCases).toBe(150);
+      expect(counts.fileCases).toBe(150);
+      expect(counts.servicesServed).toBeGreaterThan(0);
+    },
+  );
 
   it('a sample of what is served passes envoy --mode validate (one run per batch and view)', async () => {
     const { verdicts, resources } = await checkBatches({ seed, batches: 2 });

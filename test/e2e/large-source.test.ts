@@ -75,28 +75,33 @@ afterAll(async () => {
 });
 
 describe('file size limits', () => {
-  it('a file over 8 MiB is refused with an error naming it; the other files keep being served and reloaded', async () => {
-    fs.writeFileSync(path.join(shim.dir, 'huge.yaml'), bulkYaml(9, 'huge'));
-    const size = fs.statSync(path.join(shim.dir, 'huge.yaml')).size;
-    const expected = `error: ${shim.dir}/huge.yaml: is ${Number((size / MiB).toFixed(1))} MiB, over the limit of 8 MiB per file (serve --max-file-size); it is not read`;
-    await waitFor('the size error', async () => (await diagnostics(shim.adminUrl)).includes(expected), 10_000);
-    expect(await roundTrip(firstPort)).toMatch(/^backend\n/);
-    const secondPort = await freePort();
-    shim.write('second.yaml', serviceFile('second', secondPort));
-    await waitFor(
-      'a Service added beside the refused file',
-      () =>
-        roundTrip(secondPort).then(
-          () => true,
-          () => false,
-        ),
-      20_000,
-      100,
-    );
-    fs.rmSync(path.join(shim.dir, 'huge.yaml'));
-    fs.rmSync(path.join(shim.dir, 'second.yaml'));
-    await waitFor('the error to clear', async () => (await diagnostics(shim.adminUrl)).length === 0, 10_000);
-  });
+  it(
+    'a file over 8 MiB is refused with an error naming it; the other files keep being served and ' + 'reloaded',
+    async () => {
+      fs.writeFileSync(path.join(shim.dir, 'huge.yaml'), bulkYaml(9, 'huge'));
+      const size = fs.statSync(path.join(shim.dir, 'huge.yaml')).size;
+      const expected =
+        `error: ${shim.dir}/huge.yaml: is ${Number((size / MiB).toFixed(1))} MiB, over the limit ` +
+        `of 8 MiB per file (serve --max-file-size); it is not read`;
+      await waitFor('the size error', async () => (await diagnostics(shim.adminUrl)).includes(expected), 10_000);
+      expect(await roundTrip(firstPort)).toMatch(/^backend\n/);
+      const secondPort = await freePort();
+      shim.write('second.yaml', serviceFile('second', secondPort));
+      await waitFor(
+        'a Service added beside the refused file',
+        () =>
+          roundTrip(secondPort).then(
+            () => true,
+            () => false,
+          ),
+        20_000,
+        100,
+      );
+      fs.rmSync(path.join(shim.dir, 'huge.yaml'));
+      fs.rmSync(path.join(shim.dir, 'second.yaml'));
+      await waitFor('the error to clear', async () => (await diagnostics(shim.adminUrl)).length === 0, 10_000);
+    },
+  );
 
   it('/healthz answers promptly while a large but allowed folder (2 x 7 MiB) is parsed', async () => {
     // The Service at the end of the second file tells when both are parsed.
@@ -117,7 +122,8 @@ describe('file size limits', () => {
     const parseMs = Date.now() - started;
     const heapMiB = Math.round(process.memoryUsage().heapUsed / MiB);
     console.log(
-      `parsing 2 x 7 MiB took ${parseMs} ms; /healthz answered ${latencies.length} times meanwhile, slowest ${Math.round(Math.max(...latencies))} ms; main-thread heap ${heapMiB} MiB`,
+      `parsing 2 x 7 MiB took ${parseMs} ms; /healthz answered ${latencies.length} times meanwhile, slowest ` +
+        `${Math.round(Math.max(...latencies))} ms; main-thread heap ${heapMiB} MiB`,
     );
     // Probes ran all along the parse, and none waited on it (a blocked event loop answers after the parse).
     expect(latencies.length).toBeGreaterThanOrEqual(10);

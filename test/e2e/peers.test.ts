@@ -96,7 +96,8 @@ beforeAll(async () => {
 
   // The originator reaches the peer at its address on the tunnel port; the endpoint port is unused.
   const format =
-    'peer %CONNECTION_ID% %UPSTREAM_HOST% %BYTES_SENT% trailers=%FILTER_STATE(envoy.tcp_proxy.propagate_response_trailers:TYPED)%';
+    'peer %CONNECTION_ID% %UPSTREAM_HOST% %BYTES_SENT% ' +
+    'trailers=%FILTER_STATE(envoy.tcp_proxy.propagate_response_trailers:TYPED)%';
   const toPeer = (name: string, clusterIP: string, annotations: Record<string, string>) =>
     serviceYaml({
       name,
@@ -195,47 +196,51 @@ describe('2. the tunnel request: propagate-response-trailers', () => {
 });
 
 describe('5. pooling: HTTP/2 keepalive notices a dead terminator', () => {
-  it('connection-keepalive 1s/1s: a frozen terminator costs the pooled connection within seconds; a new one works after it thaws', async () => {
-    const client = await Client.connect(port.keepalive!);
-    await client.echo('before\n');
-    expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_active`)).toBe(1);
-    // A live peer answers every PING: three rounds pass without a timeout, and the tunnel still echoes.
-    await sleep(3000);
-    await client.echo('alive\n');
-    expect(await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)).toBe(0);
-    const total = await originator.stat(`${cluster('keepalive')}.upstream_cx_total`);
+  it(
+    'connection-keepalive 1s/1s: a frozen terminator costs the pooled connection within seconds; a new one ' +
+      'works after it thaws',
+    async () => {
+      const client = await Client.connect(port.keepalive!);
+      await client.echo('before\n');
+      expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_active`)).toBe(1);
+      // A live peer answers every PING: three rounds pass without a timeout, and the tunnel still echoes.
+      await sleep(3000);
+      await client.echo('alive\n');
+      expect(await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)).toBe(0);
+      const total = await originator.stat(`${cluster('keepalive')}.upstream_cx_total`);
 
-    let noticedAfter = -1;
-    frozen.process.kill('SIGSTOP');
-    try {
-      const stopped = Date.now();
-      await waitFor(
-        'the keepalive timeout',
-        async () => (await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)) >= 1,
-        10_000,
-        20,
-      );
-      noticedAfter = Date.now() - stopped;
-      await waitFor(
-        'the upstream connection to close',
-        async () => (await originator.stat(`${cluster('keepalive')}.upstream_cx_active`)) === 0,
-        5000,
-        20,
-      );
-      expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_destroy`)).toBeGreaterThanOrEqual(1);
-      // The tunnel it carried is closed too, not left hanging on a dead peer.
-      await waitFor('the app connection to close', () => client.closed, 5000, 20);
-    } finally {
-      frozen.process.kill('SIGCONT');
-    }
-    console.log(`keepalive 1s/1s: frozen terminator noticed after ${noticedAfter} ms`);
-    // The next PING goes out within interval (+15% jitter), and its answer is awaited for timeout:
-    // 1 s to 2.15 s after the freeze, with room for a busy machine above (the default: 4 s to 9.75 s).
-    expect(noticedAfter).toBeGreaterThanOrEqual(900);
-    expect(noticedAfter).toBeLessThanOrEqual(5000);
+      let noticedAfter = -1;
+      frozen.process.kill('SIGSTOP');
+      try {
+        const stopped = Date.now();
+        await waitFor(
+          'the keepalive timeout',
+          async () => (await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)) >= 1,
+          10_000,
+          20,
+        );
+        noticedAfter = Date.now() - stopped;
+        await waitFor(
+          'the upstream connection to close',
+          async () => (await originator.stat(`${cluster('keepalive')}.upstream_cx_active`)) === 0,
+          5000,
+          20,
+        );
+        expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_destroy`)).toBeGreaterThanOrEqual(1);
+        // The tunnel it carried is closed too, not left hanging on a dead peer.
+        await waitFor('the app connection to close', () => client.closed, 5000, 20);
+      } finally {
+        frozen.process.kill('SIGCONT');
+      }
+      console.log(`keepalive 1s/1s: frozen terminator noticed after ${noticedAfter} ms`);
+      // The next PING goes out within interval (+15% jitter), and its answer is awaited for timeout:
+      // 1 s to 2.15 s after the freeze, with room for a busy machine above (the default: 4 s to 9.75 s).
+      expect(noticedAfter).toBeGreaterThanOrEqual(900);
+      expect(noticedAfter).toBeLessThanOrEqual(5000);
 
-    expect(await roundTrip(port.keepalive!, 'after\n')).toBe('backend-127.0.0.8\nafter\n');
-    expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_total`)).toBe(total + 1);
-    expect(await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)).toBe(1);
-  });
+      expect(await roundTrip(port.keepalive!, 'after\n')).toBe('backend-127.0.0.8\nafter\n');
+      expect(await originator.stat(`${cluster('keepalive')}.upstream_cx_total`)).toBe(total + 1);
+      expect(await originator.stat(`${cluster('keepalive')}.http2.keepalive_timeout`)).toBe(1);
+    },
+  );
 });

@@ -125,16 +125,19 @@ describe('What each Envoy gets: bootstrap', () => {
     }
   }, 60_000);
 
-  it("envoy-configs/ holds exactly what the command in each file's first line writes, and git tracks them", async () => {
-    for (const file of ['originate.yaml', 'terminate.yaml']) {
-      const text = fs.readFileSync(path.join(repo, 'envoy-configs', file), 'utf8');
-      const [first, ...rest] = text.split('\n');
-      expect(first).toMatch(/^# Written by: node bin\/tunnel-shim\.js bootstrap /);
-      expect(rest.join('\n')).toBe((await runCliLine(first!.slice('# Written by: '.length))).stdout);
-      expect(rest.join('\n')).toContain('.venv/envoy');
-    }
-    expect(execFileSync('git', ['ls-files', '-ci', '--exclude-standard'], { cwd: repo, encoding: 'utf8' })).toBe('');
-  });
+  it(
+    "envoy-configs/ holds exactly what the command in each file's first line writes, and git " + 'tracks them',
+    async () => {
+      for (const file of ['originate.yaml', 'terminate.yaml']) {
+        const text = fs.readFileSync(path.join(repo, 'envoy-configs', file), 'utf8');
+        const [first, ...rest] = text.split('\n');
+        expect(first).toMatch(/^# Written by: node bin\/tunnel-shim\.js bootstrap /);
+        expect(rest.join('\n')).toBe((await runCliLine(first!.slice('# Written by: '.length))).stdout);
+        expect(rest.join('\n')).toContain('.venv/envoy');
+      }
+      expect(execFileSync('git', ['ls-files', '-ci', '--exclude-standard'], { cwd: repo, encoding: 'utf8' })).toBe('');
+    },
+  );
 
   it('prints the version with --version', async () => {
     const { version } = JSON.parse(fs.readFileSync(path.join(repo, 'package.json'), 'utf8')) as { version: string };

@@ -115,7 +115,9 @@ describe('values Envoy rejects become diagnostics; the last good configuration k
       const text = yaml(extra);
       shim.write('svc.yaml', text);
       const line = lineOf(text, `tunnel-shim.io/${annotation}`);
-      const expected = `error: ${shim.dir}/svc.yaml:${line}: Service e2e/vals: metadata.annotations["tunnel-shim.io/${annotation}"]: `;
+      const expected =
+        `error: ${shim.dir}/svc.yaml:${line}: Service e2e/vals: ` +
+        `metadata.annotations["tunnel-shim.io/${annotation}"]: `;
       const found = await waitFor(
         `the diagnostic on ${annotation}`,
         async () => (await diagnostics()).find((d) => d.startsWith(expected)),
@@ -123,7 +125,8 @@ describe('values Envoy rejects become diagnostics; the last good configuration k
       );
       expect(found).toMatch(message);
       expect(await diagnostics()).toContain(
-        `warning: ${shim.dir}/svc.yaml:1: Service e2e/vals: serving the last good configuration of this Service until the errors are fixed`,
+        `warning: ${shim.dir}/svc.yaml:1: Service e2e/vals: serving the last good configuration of this Service ` +
+          `until the errors are fixed`,
       );
       await noNacks();
       expect(await roundTrip(port)).toMatch(/^backend\n/);
@@ -132,21 +135,24 @@ describe('values Envoy rejects become diagnostics; the last good configuration k
     });
   }
 
-  it('a byte that is not UTF-8 in the file: an error naming the line, the file keeps its last good objects', async () => {
-    const text = yaml({ 'tunnel-shim.io/headers-to-add': '{x-tenant: bluee}' });
-    fs.writeFileSync(`${shim.dir}/.svc.yaml.tmp`, Buffer.from(text.replace('bluee', 'blu\xff'), 'latin1'));
-    fs.renameSync(`${shim.dir}/.svc.yaml.tmp`, `${shim.dir}/svc.yaml`);
-    const line = lineOf(text, 'bluee');
-    const found = await waitFor(
-      'the file diagnostic',
-      async () => (await diagnostics()).find((d) => d.startsWith(`error: ${shim.dir}/svc.yaml:${line}: `)),
-      10_000,
-    );
-    expect(found).toMatch(/is not valid UTF-8: byte 0xff/);
-    await noNacks();
-    expect(await roundTrip(port)).toMatch(/^backend\n/);
-    const config = await (await fetch(`${shim.adminUrl}/debug/config?node=originator`)).text();
-    expect(config).toContain('"blue"');
-    expect(config).not.toContain('\ufffd');
-  });
+  it(
+    'a byte that is not UTF-8 in the file: an error naming the line, the file keeps its last good ' + 'objects',
+    async () => {
+      const text = yaml({ 'tunnel-shim.io/headers-to-add': '{x-tenant: bluee}' });
+      fs.writeFileSync(`${shim.dir}/.svc.yaml.tmp`, Buffer.from(text.replace('bluee', 'blu\xff'), 'latin1'));
+      fs.renameSync(`${shim.dir}/.svc.yaml.tmp`, `${shim.dir}/svc.yaml`);
+      const line = lineOf(text, 'bluee');
+      const found = await waitFor(
+        'the file diagnostic',
+        async () => (await diagnostics()).find((d) => d.startsWith(`error: ${shim.dir}/svc.yaml:${line}: `)),
+        10_000,
+      );
+      expect(found).toMatch(/is not valid UTF-8: byte 0xff/);
+      await noNacks();
+      expect(await roundTrip(port)).toMatch(/^backend\n/);
+      const config = await (await fetch(`${shim.adminUrl}/debug/config?node=originator`)).text();
+      expect(config).toContain('"blue"');
+      expect(config).not.toContain('\ufffd');
+    },
+  );
 });

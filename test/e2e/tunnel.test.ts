@@ -235,7 +235,7 @@ describe.each(['sotw', 'delta'] as const)('a tunnel through two real Envoys (%s 
     const find = (needle: string) => texts.find((t) => t.includes(needle)) ?? '';
     expect(find('broken.yaml')).toMatch(/broken\.yaml:\d+/);
     expect(find('bad-mode')).toMatch(
-      /bad\.yaml:\d+: Service e2e\/bad-mode: metadata\.annotations\["tunnel-shim\.io\/tunnel"\]: .*unknown tunnel mode "h3"/,
+      /bad\.yaml:\d+: Service e2e\/bad-mode: metadata\.annotations\["tunnel-shim\.io\/tunnel"\]: .*mode "h3"/,
     );
     expect(find('bad-port')).toMatch(
       /bad\.yaml:\d+: Service e2e\/bad-port: spec\.ports\[0\]\.port: 70000 is not a port/,

@@ -368,7 +368,8 @@ describe('the /ui topology page at 1,000 Services and 1,000 nodes', () => {
     );
     expect(visibleGroups).toEqual([true]);
     console.log(
-      `1,000 Services, 1,000 nodes: state ${(state.length / 1024).toFixed(0)} KiB; page rendered in ${firstRender} ms; a one-Service change shown in ${changeShown} ms`,
+      `1,000 Services, 1,000 nodes: state ${(state.length / 1024).toFixed(0)} KiB; page rendered in ` +
+        `${firstRender} ms; a one-Service change shown in ${changeShown} ms`,
     );
   });
 });

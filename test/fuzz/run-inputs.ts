@@ -12,12 +12,14 @@ console.log(
 const started = Date.now();
 const counts = fuzzInputs({ seed, runs });
 console.log(
-  `annotation cases ${counts.annotationCases} (listeners served ${counts.servicesServed}); file cases ${counts.fileCases} (${counts.filesThatParsed} parsed as YAML): no crash, nothing refused by the resource check`,
+  `annotation cases ${counts.annotationCases} (listeners served ${counts.servicesServed}); file cases ` +
+    `${counts.fileCases} (${counts.filesThatParsed} parsed as YAML): no crash, nothing refused by the resource check`,
 );
 const { verdicts, resources } = await checkBatches({ seed, batches });
 const failed = verdicts.filter((v) => !v.ok);
 console.log(
-  `envoy --mode validate: ${verdicts.length} runs over ${resources} served resources, ${failed.length} rejected (${Math.round((Date.now() - started) / 1000)} s)`,
+  `envoy --mode validate: ${verdicts.length} runs over ${resources} served resources, ${failed.length} rejected ` +
+    `(${Math.round((Date.now() - started) / 1000)} s)`,
 );
 for (const v of failed) console.log(`REJECTED ${v.name}:\n${v.output.slice(0, 2000)}`);
 process.exit(failed.length > 0 ? 1 : 0);

@@ -123,66 +123,71 @@ afterAll(async () => {
 });
 
 describe('kubernetes source without permission', () => {
-  it('reports each refused list (403) by verb and resource, stays unready, and syncs once access is granted; TCPRoute access granted later turns splits on without a restart', async () => {
-    const port = 7100;
-    await apply(admin, splitObjects(port));
-    const running = startShim(api.kubeConfig('shim'));
-    try {
-      const denied = (resource: string, plural: string, group: string) =>
-        `error: APIResource ${resource}: list: 403 Forbidden in all namespaces: ${resource} is forbidden: User "shim" cannot list resource "${plural}" in API group "${group}" at the cluster scope; retrying with backoff`;
-      const all = [
-        denied('endpointslices.discovery.k8s.io', 'endpointslices', 'discovery.k8s.io'),
-        denied('pods', 'pods', ''),
-        denied('services', 'services', ''),
-        denied('tcproutes.gateway.networking.k8s.io', 'tcproutes', 'gateway.networking.k8s.io'),
-      ];
-      await waitFor(
-        'a 403 diagnostic per resource',
-        async () => (await diagnosticTexts(running)).sort().join('\n') === all.join('\n'),
-        20_000,
-        100,
-      );
-      expect((await running.get('/readyz')).status).toBe(503);
-      expect(await metric(running, 'source_errors')).toBe(4);
-      expect(await metric(running, 'source_access_denied{verb="list",resource="services"}')).toBe(1);
-      expect(
-        await metric(running, 'source_access_denied{verb="list",resource="tcproutes.gateway.networking.k8s.io"}'),
-      ).toBe(1);
-
-      await apply(admin, coreAccess);
-      await running.started;
-      expect((await running.get('/readyz')).status).toBe(200);
-      expect(await diagnosticTexts(running)).toEqual([all[3]]);
-      expect(await metric(running, 'source_access_denied{verb="list",resource="services"}')).toBeUndefined();
-      expect(await metric(running, 'source_errors')).toBe(1);
-
-      const client = new AdsClient(`127.0.0.1:${running.shim.xdsPort}`, {
-        id: 'perm-originator',
-        metadata: originateMeta,
-      });
-      client.autoAck = true;
+  it(
+    'reports each refused list (403) by verb and resource, stays unready, and syncs once access is granted; ' +
+      'TCPRoute access granted later turns splits on without a restart',
+    async () => {
+      const port = 7100;
+      await apply(admin, splitObjects(port));
+      const running = startShim(api.kubeConfig('shim'));
       try {
-        client.send('listener');
-        await client.next('listener', 10_000);
-        expect(await webSplit(client, 0)).toBe(false);
-        const seen = client.responses.length;
-        await apply(admin, routeAccess);
-        await waitFor('the split once TCPRoutes can be listed', () => webSplit(client, seen), 20_000, 100);
+        const denied = (resource: string, plural: string, group: string) =>
+          `error: APIResource ${resource}: list: 403 Forbidden in all namespaces: ${resource} is forbidden: User ` +
+          `"shim" cannot list resource "${plural}" in API group "${group}" at the cluster scope; retrying with backoff`;
+        const all = [
+          denied('endpointslices.discovery.k8s.io', 'endpointslices', 'discovery.k8s.io'),
+          denied('pods', 'pods', ''),
+          denied('services', 'services', ''),
+          denied('tcproutes.gateway.networking.k8s.io', 'tcproutes', 'gateway.networking.k8s.io'),
+        ];
         await waitFor(
-          'the TCPRoute diagnostic to clear',
-          async () => (await diagnosticTexts(running)).length === 0,
-          10_000,
+          'a 403 diagnostic per resource',
+          async () => (await diagnosticTexts(running)).sort().join('\n') === all.join('\n'),
+          20_000,
           100,
         );
-        expect(await metric(running, 'source_errors')).toBe(0);
+        expect((await running.get('/readyz')).status).toBe(503);
+        expect(await metric(running, 'source_errors')).toBe(4);
+        expect(await metric(running, 'source_access_denied{verb="list",resource="services"}')).toBe(1);
+        expect(
+          await metric(running, 'source_access_denied{verb="list",resource="tcproutes.gateway.networking.k8s.io"}'),
+        ).toBe(1);
+
+        await apply(admin, coreAccess);
+        await running.started;
+        expect((await running.get('/readyz')).status).toBe(200);
+        expect(await diagnosticTexts(running)).toEqual([all[3]]);
+        expect(await metric(running, 'source_access_denied{verb="list",resource="services"}')).toBeUndefined();
+        expect(await metric(running, 'source_errors')).toBe(1);
+
+        const client = new AdsClient(`127.0.0.1:${running.shim.xdsPort}`, {
+          id: 'perm-originator',
+          metadata: originateMeta,
+        });
+        client.autoAck = true;
+        try {
+          client.send('listener');
+          await client.next('listener', 10_000);
+          expect(await webSplit(client, 0)).toBe(false);
+          const seen = client.responses.length;
+          await apply(admin, routeAccess);
+          await waitFor('the split once TCPRoutes can be listed', () => webSplit(client, seen), 20_000, 100);
+          await waitFor(
+            'the TCPRoute diagnostic to clear',
+            async () => (await diagnosticTexts(running)).length === 0,
+            10_000,
+            100,
+          );
+          expect(await metric(running, 'source_errors')).toBe(0);
+        } finally {
+          client.close();
+        }
       } finally {
-        client.close();
+        await running.stop();
+        await remove(admin, [...coreAccess, ...routeAccess]);
       }
-    } finally {
-      await running.stop();
-      await remove(admin, [...coreAccess, ...routeAccess]);
-    }
-  });
+    },
+  );
 
   it('picks up TCPRoutes when their CRD is installed after the shim started', async () => {
     const ext = admin.makeApiClient(ApiextensionsV1Api);

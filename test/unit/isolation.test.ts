@@ -1,10 +1,8 @@
 // A change to one Service changes only that Service's resources: Envoy drains a filter chain, a
 // listener or a cluster whose bytes change, and with it every tunnel riding it. For every golden case
-// and every Service in it, translate with and without that Service: every filter chain, listener
-// field and cluster of any other Service must be byte-identical (routes, endpoints and ECDS
-// configs may change: Envoy applies those without draining anything).
-import fs from 'node:fs';
-import path from 'node:path';
+// (test/golden/CASE/in.yaml) and every Service in it, translate with and without that Service: every
+// filter chain, listener field and cluster of any other Service must be byte-identical (routes,
+// endpoints and ECDS configs may change: Envoy applies those without draining anything).
 import { describe, expect, it } from 'vitest';
 import { encodeMessage, type ResourceObject } from '../../src/envoy/encode.js';
 import { fromEnvoyJson } from '../../src/envoy/json.js';
@@ -15,9 +13,7 @@ import { defaultModelOptions, type Tunnel } from '../../src/model/tunnel.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
 import { translate, type NodeView } from '../../src/translate/index.js';
 import { objectOf } from '../../src/translate/resources.js';
-
-const dir = path.join(path.dirname(new URL(import.meta.url).pathname), 'golden');
-const cases = fs.readdirSync(dir).filter((f) => f.endsWith('.yaml') && !f.endsWith('.golden.yaml'));
+import { goldenCases, readCase } from '../helpers/golden.js';
 
 const typeUrl = (message: string) => `type.googleapis.com/envoy.config.${message}`;
 
@@ -83,30 +79,48 @@ function viewsOf(objects: SourcedObject[]): NodeView[] {
   ];
 }
 
-describe('a Service changes only its own filter chains, listeners and clusters', () => {
-  for (const file of cases) {
-    it(`${file}: with and without each Service, every other Service's pieces are byte-identical`, () => {
-      const objects = parseYamlObjects(file, fs.readFileSync(path.join(dir, file), 'utf8')).objects;
-      const tunnels = buildModel(objects, defaultModelOptions).tunnels;
-      const services = objects.filter((o) => o.object.kind === 'Service');
-      const changed: string[] = [];
-      for (const view of viewsOf(objects)) {
-        const all = piecesOf(objects, view);
-        for (const service of services) {
-          const key = serviceKey(service);
-          const tied = tiedTo(tunnels, key);
-          const without = piecesOf(
-            objects.filter((o) => o !== service),
-            view,
-          );
-          for (const [piece, bytes] of without) {
-            const other = all.get(piece);
-            if (other === undefined || other === bytes || ownedBy(piece, tied)) continue;
-            changed.push(`${view.role}@${view.listenAddress ?? '*'}: removing ${key} changes ${piece}`);
-          }
-        }
+/** Every Service whose removal changes another Service's piece, in every view. */
+function crossChanges(objects: SourcedObject[]): string[] {
+  const tunnels = buildModel(objects, defaultModelOptions).tunnels;
+  const services = objects.filter((o) => o.object.kind === 'Service');
+  const changed: string[] = [];
+  for (const view of viewsOf(objects)) {
+    const all = piecesOf(objects, view);
+    for (const service of services) {
+      const key = serviceKey(service);
+      const tied = tiedTo(tunnels, key);
+      const without = piecesOf(
+        objects.filter((o) => o !== service),
+        view,
+      );
+      for (const [piece, bytes] of without) {
+        const other = all.get(piece);
+        if (other === undefined || other === bytes || ownedBy(piece, tied)) continue;
+        changed.push(`${view.role}@${view.listenAddress ?? '*'}: removing ${key} changes ${piece}`);
       }
-      expect(changed).toEqual([]);
+    }
+  }
+  return changed;
+}
+
+const objectsOf = (name: string) => parseYamlObjects(`${name}/in.yaml`, readCase(name)).objects;
+
+describe('a Service changes only its own filter chains, listeners and clusters', () => {
+  for (const name of goldenCases()) {
+    it(`${name}: with and without each Service, every other Service's pieces are byte-identical`, () => {
+      expect(crossChanges(objectsOf(name))).toEqual([]);
     });
   }
+
+  // Cases are small; together they put every kind of Service beside every other on shared ports,
+  // IPs and relays (an object in two cases is taken once).
+  it("every case together: with and without each Service, every other Service's pieces are byte-identical", () => {
+    const byKey = new Map<string, SourcedObject>();
+    for (const o of goldenCases().flatMap(objectsOf)) {
+      const key = `${o.object.kind} ${serviceKey(o)}`;
+      if (!byKey.has(key)) byKey.set(key, o);
+    }
+    const objects = [...byKey.values()];
+    expect(crossChanges(objects)).toEqual([]);
+  });
 });

@@ -2,8 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { parseAccessLogDir } from '../../src/model/annotations.js';
 import { buildModel } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
+import { parseDurationMs } from '../../src/model/durations.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
-import { parseDuration } from '../../src/translate/common.js';
 import { serviceYaml } from '../helpers/objects.js';
 
 const options = { clusterDomain: 'cluster.local' };
@@ -60,7 +60,7 @@ describe('model', () => {
     expect(moved.tunnels[0]).toBe(first.tunnels[0]);
     expect(moved.tunnels[1]).not.toBe(first.tunnels[1]);
     expect(moved.tunnels[1]!.endpoints).toEqual([{ address: '10.0.0.3', port: 1 }]);
-    expect(moved.tunnels[1]!.settings.idleTimeout).toBe('5s');
+    expect(moved.tunnels[1]!.settings.idleTimeoutMs).toBe(5000);
   });
 
   it('keeps serving the last good settings of a Service whose annotation breaks, with fresh endpoints', () => {
@@ -87,7 +87,8 @@ describe('model', () => {
     expect(broken.tunnels[0]!.settings.tunnelPort).toBe(15100);
     expect(broken.tunnels[0]!.endpoints).toEqual([{ address: '10.0.0.7', port: 1 }]);
     expect(broken.diagnostics.map(formatDiagnostic)).toEqual([
-      'error: in.yaml:8: Service n/a: metadata.annotations["tunnel-shim.io/tunnel-port"]: "abc" is not a port (1-65535)',
+      'error: in.yaml:8: Service n/a: metadata.annotations["tunnel-shim.io/tunnel-port"]: ' +
+        '"abc" is not a port (1-65535)',
       'warning: in.yaml:1: Service n/a: serving the last good configuration of this Service until the errors are fixed',
     ]);
   });
@@ -119,7 +120,9 @@ describe('model', () => {
     });
     expect(m.tunnels.map((t) => t.service.name)).toEqual(['inside', 'nested', 'stdout']);
     const refused = (line: number, name: string, file: string) =>
-      `error: in.yaml:${line}: Service n/${name}: metadata.annotations["tunnel-shim.io/access-log"]: "${file}" is not under a directory this shim allows access logs in (--access-log-dir /var/log/tunnels, /srv/logs); /dev/stdout and /dev/stderr are always allowed`;
+      `error: in.yaml:${line}: Service n/${name}: metadata.annotations["tunnel-shim.io/access-log"]: ` +
+      `"${file}" is not under a directory this shim allows access logs in ` +
+      '(--access-log-dir /var/log/tunnels, /srv/logs); /dev/stdout and /dev/stderr are always allowed';
     expect(m.diagnostics.map(formatDiagnostic)).toEqual([
       refused(78, 'device', '/dev/sda'),
       refused(64, 'folder', '/var/log/tunnels'),
@@ -133,12 +136,12 @@ describe('model', () => {
     expect(parseAccessLogDir('/var/../etc')).toHaveProperty('error');
   });
 
-  it('reads Envoy-style durations', () => {
-    expect(parseDuration('1s')).toBe(1);
-    expect(parseDuration('250ms')).toBe(0.25);
-    expect(parseDuration('5m')).toBe(300);
-    expect(parseDuration('1h')).toBe(3600);
-    expect(parseDuration('5')).toBeUndefined();
-    expect(parseDuration('1 day')).toBeUndefined();
+  it('reads Envoy-style durations into milliseconds', () => {
+    expect(parseDurationMs('1s')).toEqual({ ms: 1000 });
+    expect(parseDurationMs('250ms')).toEqual({ ms: 250 });
+    expect(parseDurationMs('5m')).toEqual({ ms: 300_000 });
+    expect(parseDurationMs('1h')).toEqual({ ms: 3_600_000 });
+    expect(parseDurationMs('5')).toHaveProperty('error');
+    expect(parseDurationMs('1 day')).toHaveProperty('error');
   });
 });

@@ -42,7 +42,7 @@ describe('format strings', () => {
 });
 
 describe('annotations', () => {
-  it('normalises durations to the proto form and defaults what depends on other settings', () => {
+  it('keeps durations in milliseconds and defaults what depends on other settings', () => {
     const { settings, errors } = parse({
       'tunnel-shim.io/idle-timeout': '500ms',
       'tunnel-shim.io/max-downstream-connection-duration': '5m',
@@ -52,8 +52,8 @@ describe('annotations', () => {
     });
     expect(errors).toEqual([]);
     expect(settings).toMatchObject({
-      idleTimeout: '0.5s',
-      maxDownstreamConnectionDuration: '300s',
+      idleTimeoutMs: 500,
+      maxDownstreamConnectionDurationMs: 300_000,
       lbPolicy: 'RING_HASH',
       fallbackPolicy: 'DEFAULT_SUBSET',
     });
@@ -83,13 +83,13 @@ describe('annotations', () => {
     expect(rows.sort()).toEqual(['tunnel-shim.io/tunnel', ...Object.keys(annotationTable)].sort());
   });
 
-  it('keepalive durations are normalised; HTTP/1.1 tunnels have no PINGs to tune', () => {
+  it('keepalive durations are in milliseconds; HTTP/1.1 tunnels have no PINGs to tune', () => {
     expect(
       parse({
         'tunnel-shim.io/connection-keepalive-interval': '1s',
         'tunnel-shim.io/connection-keepalive-timeout': '250ms',
       }).settings,
-    ).toMatchObject({ connectionKeepaliveInterval: '1s', connectionKeepaliveTimeout: '0.25s' });
+    ).toMatchObject({ connectionKeepaliveIntervalMs: 1000, connectionKeepaliveTimeoutMs: 250 });
     expect(
       parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h1', 'tunnel-shim.io/connection-keepalive-interval': '1s' })
         .errors[0]?.message,

@@ -9,6 +9,7 @@ import { buildModel } from '../../src/model/build.js';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { defaultModelOptions } from '../../src/model/tunnel.js';
 import { validateMessage } from '../../src/envoy/validate.js';
+import { duration } from '../../src/translate/envoy-fields.js';
 import { FileSource } from '../../src/sources/file.js';
 import { parseYamlObjects } from '../../src/sources/yaml.js';
 import { serviceYaml } from '../helpers/objects.js';
@@ -30,15 +31,21 @@ describe('durations', () => {
     );
   });
 
-  it('keeps exact values at the edges, in the proto JSON form', () => {
-    const settings = (value: string) =>
+  it('keeps exact values at the edges, in milliseconds, and formats them back exactly', () => {
+    const idle = (value: string) =>
       parseTunnelSettings({ 'tunnel-shim.io/tunnel': 'h2', 'tunnel-shim.io/idle-timeout': value }).settings
-        ?.idleTimeout;
-    expect(settings('9223372035.999999999s')).toBe('9223372035.999999999s');
-    expect(settings('2562047h')).toBe('9223369200s');
-    expect(settings('0.000001ms')).toBe('0.000000001s');
-    expect(settings('1.5m')).toBe('90s');
+        ?.idleTimeoutMs;
+    const served = (value: string) => duration(idle(value)!);
+    expect(served('9223372035.999s')).toBe('9223372035.999s');
+    expect(served('2562047h')).toBe('9223369200s');
+    expect(served('0.000001ms')).toBe('0.000000001s');
+    expect(served('1.000000001s')).toBe('1.000000001s');
+    expect(idle('1.5m')).toBe(90_000);
     expect(errorOf('tunnel-shim.io/idle-timeout', '9223372036s')).toMatch(/longer than Envoy accepts/);
+    // Nanoseconds on a duration of 292 years are more than a number of milliseconds holds: refused, not rounded.
+    expect(errorOf('tunnel-shim.io/idle-timeout', '9223372035.999999999s')).toMatch(
+      /too precise for its length; round it to whole milliseconds/,
+    );
   });
 
   it('the resource check refuses an out-of-range Duration in any field, as Envoy does', () => {
@@ -152,7 +159,8 @@ describe('UTF-8', () => {
       fs.writeFileSync(file, Buffer.from(bad.toString('latin1').replace('x-a: ok', 'x-a: o\xffk'), 'latin1'));
       const state = source.read();
       expect(state.diagnostics.map(formatDiagnostic)).toEqual([
-        `error: ${file}:${line}: is not valid UTF-8: byte 0xff at offset ${bad.indexOf('x-a: ok') + 6} does not belong to a UTF-8 character`,
+        `error: ${file}:${line}: is not valid UTF-8: ` +
+          `byte 0xff at offset ${bad.indexOf('x-a: ok') + 6} does not belong to a UTF-8 character`,
         `warning: ${file}:${line}: serving the objects of the last good version of this file`,
       ]);
       expect(state.objects.map((o) => o.object.metadata?.annotations?.['tunnel-shim.io/headers-to-add'])).toEqual([
@@ -165,14 +173,15 @@ describe('UTF-8', () => {
 });
 
 describe('names that become authorities', () => {
-  it('a Service name or namespace that is not a DNS label is an error (the API server checks them; files may not)', () => {
+  it('a Service name or namespace that is not a DNS label is an error (the API server checks; files may not)', () => {
     const model = buildModel(
       parseYamlObjects('in.yaml', serviceYaml({ name: 'a b', namespace: 'Shop', port: 80 })).objects,
       defaultModelOptions,
     );
     expect(model.tunnels).toEqual([]);
     expect(model.diagnostics.map(formatDiagnostic)).toEqual([
-      'error: in.yaml:4: Service Shop/a b: metadata.name: "a b" is not a DNS label (lowercase letters, digits and "-", at most 63), so it cannot be part of an authority',
+      'error: in.yaml:4: Service Shop/a b: metadata.name: "a b" is not a DNS label ' +
+        '(lowercase letters, digits and "-", at most 63), so it cannot be part of an authority',
     ]);
   });
 
@@ -189,13 +198,14 @@ spec:
       defaultModelOptions,
     );
     expect(model.diagnostics.map(formatDiagnostic)).toEqual([
-      'error: in.yaml:19: TCPRoute default/r: spec.rules[0].backendRefs[0].name: "b c" is not a DNS label (lowercase letters, digits and "-", at most 63), so it cannot be part of an authority',
+      'error: in.yaml:19: TCPRoute default/r: spec.rules[0].backendRefs[0].name: "b c" is not a DNS label ' +
+        '(lowercase letters, digits and "-", at most 63), so it cannot be part of an authority',
     ]);
   });
 });
 
 describe('shapes the model cannot read (found by fuzzing)', () => {
-  it('an EndpointSlice whose ports are a mapping, or a Service whose labels are a list, is an error naming the field; the rest is served', () => {
+  it('EndpointSlice ports as a mapping or Service labels as a list: errors naming the field; the rest serves', () => {
     const yaml = `${serviceYaml({ name: 'good', port: 80, endpoints: [{ ip: '10.0.0.1', port: 9000 }] })}---
 apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
@@ -217,7 +227,7 @@ spec: { ports: [{ port: 81 }] }
 });
 
 describe('annotation values a file leaves empty (found by fuzzing)', () => {
-  it('an empty `tunnel-shim.io/tunnel:` (null in YAML) means h2, as an empty string does; an empty setting is an error on it', () => {
+  it('an empty `tunnel-shim.io/tunnel:` (null in YAML) means h2; an empty setting is an error on it', () => {
     const [service] = parseYamlObjects(
       'in.yaml',
       'kind: Service\nmetadata:\n  annotations:\n    tunnel-shim.io/tunnel:\n    tunnel-shim.io/idle-timeout:\n',

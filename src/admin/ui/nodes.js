@@ -39,7 +39,11 @@ export class NodesPane {
       row.el.classList.toggle('selected', node.id === this.selected);
       (byRole.get(node.role) ?? byRole.get('originate')).push(row);
     }
-    for (const [id, row] of this.rows) if (!seen.has(id)) (row.el.remove(), this.rows.delete(id));
+    for (const [id, row] of this.rows) {
+      if (seen.has(id)) continue;
+      row.el.remove();
+      this.rows.delete(id);
+    }
     const order = [];
     for (const [role, label] of roleNames) {
       const rows = byRole.get(role);

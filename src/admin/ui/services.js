@@ -120,7 +120,10 @@ export class ServicesPane {
       byNamespace.get(svc.namespace).push(row);
     }
     for (const [key, row] of this.rows)
-      if (!this.byKey.get(key) || this.byKey.get(key).via) (row.el.remove(), this.rows.delete(key));
+      if (!this.byKey.get(key) || this.byKey.get(key).via) {
+        row.el.remove();
+        this.rows.delete(key);
+      }
     const open = shown.length <= 60;
     const namespaces = [...byNamespace.keys()].sort();
     for (const ns of namespaces) {
@@ -141,7 +144,11 @@ export class ServicesPane {
           status = worse(status, stage?.status ?? undefined);
       setGroupSummary(group, `${rows.length} ${rows.length === 1 ? 'Service port' : 'Service ports'}`, status);
     }
-    for (const [ns, group] of this.groups) if (!byNamespace.has(ns)) (group.details.remove(), this.groups.delete(ns));
+    for (const [ns, group] of this.groups) {
+      if (byNamespace.has(ns)) continue;
+      group.details.remove();
+      this.groups.delete(ns);
+    }
     placeInOrder(
       this.container,
       namespaces,
