@@ -1,8 +1,8 @@
 // `make bench`: every scenario in one run, one table (bench/README.md). Benchmarks print figures; they
 // are not tests. Flags: --scale F multiplies Service and stream counts (default 1), --rate-seconds N
 // shortens the 20 changes/s run (default 60), --cores pinned,shared (default both where the machine has
-// 2 cores and taskset), --no-peer, --no-dataplane, --no-k8s, --profile (node --cpu-prof of the shim into
-// bench/profiles/), --only sotw,delta,peer,s2,idle,add,dataplane (a subset, while tuning).
+// 2 cores and taskset), --no-peer, --peers snapshot,linear, --no-dataplane, --no-k8s, --profile (node
+// --cpu-prof of the shim into bench/profiles/), --only sotw,delta,peer,s2,idle,add,dataplane (a subset).
 import fs from 'node:fs';
 import { addRemoveSteps } from './add-remove.js';
 import { canPin, Child, sleep, type Cores } from './child.js';
@@ -15,6 +15,8 @@ import { log, mb, ms, printTable, row, step } from './table.js';
 const args = process.argv.slice(2);
 // A stray rejection (a request the failed step left behind) is logged; the run and its table go on.
 process.on('unhandledRejection', (err) => log(`unhandled: ${err instanceof Error ? err.stack : err}`));
+// Ctrl-C or SIGTERM: exit through process.exit, whose handler (child.ts) ends every process started.
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => process.exit(130));
 const flag = (name: string, fallback: number) => {
   const i = args.indexOf(name);
   return i >= 0 ? Number(args[i + 1]) : fallback;
@@ -95,7 +97,7 @@ if (runs('delta')) await step('S1 delta', modes, minutes(12), (mode) => s1(true,
 if (!args.includes('--no-peer') && runs('peer')) {
   if (!fs.existsSync(peerBinary)) row('go-control-plane peer', 'the step', `failed: no peer binary at ${peerBinary}`);
   else
-    for (const cache of ['snapshot', 'linear'] as const)
+    for (const cache of (list('--peers') ?? ['snapshot', 'linear']) as ('snapshot' | 'linear')[])
       for (const delta of [false, true]) {
         const proto = delta ? 'delta' : 'SotW';
         const tag = `S1 vs go-control-plane ${cache} cache (${proto})`;
