@@ -24,7 +24,8 @@ export function nodeScript(file: string): string[] {
 /** Every process the benchmark started: killed when it exits, also after a failure. */
 export const started = new Set<ChildProcess>();
 process.on('exit', () => {
-  for (const child of started) child.kill('SIGKILL');
+  // SIGTERM: the API server's driver (k8s-api.ts) stops etcd and kube-apiserver on it; the others just end.
+  for (const child of started) child.kill('SIGTERM');
 });
 
 /**
