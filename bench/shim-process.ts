@@ -35,7 +35,8 @@ class MemorySource implements Source {
 // measure them (bench/add-remove.ts); otherwise the in-memory driver above.
 const sourceSpec = process.env.BENCH_SOURCE ?? 'memory';
 const source = new MemorySource();
-const logger = pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' });
+// To stderr: stdout carries the benchmark's table.
+const logger = pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }, pino.destination(2));
 const realSource: Source | undefined = sourceSpec.startsWith('file:')
   ? new (await import('../src/sources/file.js')).FileSource(sourceSpec.slice('file:'.length), logger)
   : sourceSpec === 'kubernetes'
