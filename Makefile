@@ -33,15 +33,17 @@ FUZZ_XDS_RUNS ?= 20000
 fuzz-xds: setup
 	@FUZZ_XDS_RUNS=$(FUZZ_XDS_RUNS) npx vitest run test/protocol/fuzz-ads.test.ts
 
-# Every scenario of bench/README.md, one table (about 12 minutes on 2 cores). BENCH_ARGS passes flags,
-# e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10" for a quick run.
+# Every scenario of bench/README.md, one table, pinned and shared cores side by side (about 90 minutes on
+# 2 cores; --cores pinned halves it). The Kubernetes scenario needs the API server binaries, hence
+# scripts/k8s-binaries.sh. BENCH_ARGS passes flags, e.g. BENCH_ARGS="--scale 0.2 --rate-seconds 10".
 GO ?= $(shell command -v go 2>/dev/null || echo /usr/local/go/bin/go)
 bench: setup bench/peers/gcp/gcp-peer
+	@scripts/k8s-binaries.sh >/dev/null
 	@npx tsc -p tsconfig.bench.json
 	@node dist/bench/convergence.js $(BENCH_ARGS)
 
 # The go-control-plane peer, built from the Go module proxy at the versions pinned in its go.mod.
-bench/peers/gcp/gcp-peer: bench/peers/gcp/main.go bench/peers/gcp/go.mod
+bench/peers/gcp/gcp-peer: bench/peers/gcp/*.go bench/peers/gcp/go.mod
 	@cd bench/peers/gcp && $(GO) build -o gcp-peer .
 
 # Property-based fuzzing, longer than the suite's fixed-seed runs, with a fresh seed each time (FUZZ_SEED=N

@@ -4,6 +4,7 @@ import { Child, now, percentile, sleep } from './child.js';
 import { markerAddress, podAddress, podCount } from './fixtures.js';
 import type { StreamSpec } from './loadgen.js';
 import type { Server } from './servers.js';
+import type { WatchRequest } from './watches.js';
 
 export interface RunOptions {
   originate: number;
@@ -22,16 +23,26 @@ export interface RunResult {
   syncedStreams: number;
   single: number[];
   singleMissed: number;
+  /** Why the single changes stopped early, if they did. */
+  singleNote?: string;
   rated: number[];
   rateMissed: number;
   rateCores: number;
   deltaBytesPerStream?: number;
+  /** CPU seconds of the server for the sync and the single changes (the rate run excluded). */
   cpuSeconds: number;
+  /** RSS of the server after the single changes (not collected). */
   rssBytes: number;
   loadgenCpu: number;
 }
 
+/** A single change is missed after this long; the next one waits until the server is quiet again. */
+export const singleTimeoutMs = 5000;
+/** Misses in a row after which a server is taken to be overloaded and its single changes stop. */
+const missesInARow = 5;
+
 let markerSeq = 0;
+export const nextMarker = () => markerAddress(markerSeq++);
 
 export function streamSpecs(originate: number, terminate: number): StreamSpec[] {
   const out: StreamSpec[] = [];
@@ -41,93 +52,135 @@ export function streamSpecs(originate: number, terminate: number): StreamSpec[] 
   return out;
 }
 
-export async function run(server: Server, o: RunOptions): Promise<RunResult> {
-  const cpu0 = cpuSeconds(server.pid);
-  const gen = new Child(
-    'loadgen.ts',
-    process.env.BENCH_PROFILE_LOADGEN ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles/loadgen'] : [],
-  );
+/** A load generator with every stream connected and the initial sync done. */
+export async function connectAndSync(
+  server: Server,
+  o: { originate: number; terminate: number; delta: boolean },
+): Promise<{ gen: Child; syncMs: number; syncedStreams: number }> {
+  const gen = new Child('loadgen.ts', {
+    execArgv: process.env.BENCH_PROFILE_LOADGEN ? ['--cpu-prof', '--cpu-prof-dir=bench/profiles/loadgen'] : [],
+  });
   await gen.next('ready');
   const { start } = await gen.ask(
     { cmd: 'connect', address: server.xds, delta: o.delta, streams: streamSpecs(o.originate, o.terminate) },
     'connected',
   );
   const quiet = await gen.ask({ cmd: 'quiet', ms: 1500 }, 'quiet', 300_000);
-  const syncMs = quiet.lastAck - start;
+  return { gen, syncMs: quiet.lastAck - start, syncedStreams: quiet.withResponses };
+}
 
-  const change = async (timeoutMs: number): Promise<{ seen: Promise<number | undefined> }> => {
-    const k = markerSeq++;
-    const marker = markerAddress(k);
-    const fire = await server.prepare((k * 37) % o.services, marker);
-    const seen = gen
-      .next('seen', timeoutMs, (m) => m.marker === marker)
-      .then(
-        (m) => {
-          if (process.env.BENCH_TRACE)
-            process.stderr.write(
-              `bench: change ${k}: first stream ${m.firstMs.toFixed(0)} ms, last ${m.latencyMs.toFixed(0)} ms\n`,
-            );
-          return m.latencyMs as number;
-        },
-        async () => {
-          await gen.ask({ cmd: 'unwatch', marker }, 'unwatched');
-          return undefined;
-        },
-      );
-    gen.send({ cmd: 'watch', marker, t0: now() });
-    fire();
-    return { seen };
+/**
+ * One change: the watch goes to the generator, then `fire` makes the change (an IPC message, a file
+ * write, a POST to the peer). Resolves to the time until every originate stream had it, or undefined
+ * when it did not come within `timeoutMs`. A failing `fire` (a POST the peer did not answer) rejects.
+ */
+export async function measureChange(
+  gen: Child,
+  watch: Omit<WatchRequest, 't0'>,
+  fire: () => void | Promise<void>,
+  timeoutMs: number,
+): Promise<{ seen: Promise<number | undefined>; fired: Promise<void> }> {
+  const key = watch.kind === 'add' || watch.kind === 'remove' ? `${watch.kind}:${watch.name}` : watch.marker!;
+  const seen = gen
+    .next('seen', timeoutMs, (m) => m.marker === key)
+    .then(
+      (m) => {
+        if (process.env.BENCH_TRACE)
+          process.stderr.write(
+            `bench: ${key}: first stream ${m.firstMs.toFixed(0)} ms, last ${m.latencyMs.toFixed(0)} ms\n`,
+          );
+        return m.latencyMs as number;
+      },
+      async () => {
+        // The generator may be gone already (a failed step): a missed change either way.
+        await gen.ask({ cmd: 'unwatch', marker: key }, 'unwatched', 10_000).catch(() => undefined);
+        return undefined;
+      },
+    );
+  gen.send({ cmd: 'watch', ...watch, t0: now() });
+  const fired = Promise.resolve().then(fire);
+  return { seen, fired };
+}
+
+/** After a missed change: waits until no response came for 1 s, so the next change starts from rest. */
+export async function settle(gen: Child): Promise<void> {
+  await gen.ask({ cmd: 'quiet', ms: 1000 }, 'quiet', 120_000);
+}
+
+export async function run(server: Server, o: RunOptions): Promise<RunResult> {
+  const cpu0 = cpuSeconds(server.pid);
+  const { gen, syncMs, syncedStreams } = await connectAndSync(server, o);
+
+  const change = async (timeoutMs: number) => {
+    const marker = nextMarker();
+    const fire = await server.prepare((markerSeq * 37) % o.services, marker);
+    return measureChange(gen, { marker }, fire, timeoutMs);
   };
 
   const single: number[] = [];
   let singleMissed = 0;
+  let singleNote: string | undefined;
   let deltaBytesPerStream: number | undefined;
   gen.send({ cmd: 'markBytes' });
-  for (let k = 0; k < o.changes; k++) {
-    const latency = await (await change(5000)).seen;
-    if (latency === undefined) singleMissed++;
-    else single.push(latency);
+  for (let k = 0, inARow = 0; k < o.changes; k++) {
+    const { seen, fired } = await change(singleTimeoutMs);
+    await fired;
+    const latency = await seen;
+    if (latency === undefined) {
+      singleMissed++;
+      if (++inARow === missesInARow) {
+        singleNote = `stopped after ${k + 1} changes: ${missesInARow} in a row took over ${singleTimeoutMs / 1000} s`;
+        break;
+      }
+      await settle(gen);
+    } else {
+      single.push(latency);
+      inARow = 0;
+    }
     await sleep(100);
     if (k === 9 && o.delta) deltaBytesPerStream = (await gen.ask({ cmd: 'bytes' }, 'bytes')).perStream / 10;
   }
+  const cpuSingles = cpuSeconds(server.pid) - cpu0;
+  const rssSingles = rssBytes(server.pid);
 
   const rated: number[] = [];
   let rateMissed = 0;
   let rateCores = NaN;
   if (o.rateSeconds > 0) {
     const pending: Promise<void>[] = [];
+    let failure: unknown;
     const c0 = cpuSeconds(server.pid);
     const t0 = now();
     const total = o.rate * o.rateSeconds;
     for (let k = 0; k < total; k++) {
       const due = t0 + (k * 1000) / o.rate;
       if (due > now()) await sleep(due - now());
-      pending.push(
-        (await change(10_000)).seen.then(
-          (l: number | undefined) => void (l === undefined ? rateMissed++ : rated.push(l)),
-        ),
-      );
+      const { seen, fired } = await change(10_000);
+      fired.catch((err) => (failure ??= err));
+      pending.push(seen.then((l) => void (l === undefined ? rateMissed++ : rated.push(l))));
+      if (failure) throw failure;
     }
     const t1 = now();
     rateCores = (cpuSeconds(server.pid) - c0) / ((t1 - t0) / 1000);
     await Promise.all(pending);
+    if (failure) throw failure;
   }
   const loadgenCpu = (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds;
-  const result: RunResult = {
+  await gen.ask({ cmd: 'close' }, 'closed');
+  return {
     syncMs,
-    syncedStreams: quiet.withResponses,
+    syncedStreams,
     single,
     singleMissed,
+    singleNote,
     rated,
     rateMissed,
     rateCores,
     deltaBytesPerStream,
-    cpuSeconds: cpuSeconds(server.pid) - cpu0,
-    rssBytes: rssBytes(server.pid),
+    cpuSeconds: cpuSingles,
+    rssBytes: rssSingles,
     loadgenCpu,
   };
-  await gen.ask({ cmd: 'close' }, 'closed');
-  return result;
 }
 
 export const p = percentile;

@@ -9,9 +9,11 @@ export function clusterIP(i: number): string {
   return `10.${96 + (i >> 16)}.${(i >> 8) & 255}.${i & 255}`;
 }
 
-/** Service i and its EndpointSlice; `moved` replaces the first endpoint's address (a change). */
-export function serviceObjects(i: number, moved?: string): SourcedObject[] {
-  const name = `s${i}`;
+/**
+ * Service i and its EndpointSlice; `moved` replaces the first endpoint's address (a change); `name`
+ * (default s<i>) names a Service that a scenario adds and removes.
+ */
+export function serviceObjects(i: number, moved?: string, name = `s${i}`): SourcedObject[] {
   const ips = [0, 1, 2].map((j) => podAddress((i * 3 + j) % podCount));
   if (moved) ips[0] = moved;
   return [
@@ -40,3 +42,6 @@ export function serviceObjects(i: number, moved?: string): SourcedObject[] {
 export function markerAddress(k: number): string {
   return `10.200.${(k >> 8) & 255}.${k & 255}`;
 }
+
+/** The name of the k-th Service a scenario adds (found in responses as `/added-<k>/`). */
+export const addedName = (k: number) => `added-${k}`;

@@ -9,6 +9,7 @@
 import http2 from 'node:http2';
 import protobuf from 'protobufjs';
 import { lookupType, TypeUrl } from '../src/envoy/protos.js';
+import { Tracker } from './watches.js';
 import { clusterOf, eachDeltaResource, eachResource, readResponse, type Light } from './wire.js';
 
 const now = () => performance.timeOrigin + performance.now();
@@ -125,12 +126,14 @@ class EnvoyLike {
   private readonly rds = new Set<string>();
   /** SotW: resource_names bytes per type, rebuilt only when the subscription changes. */
   private readonly namesBytes = new Map<string, Uint8Array>();
+  /** SotW: the last nonce and version per type, which Envoy repeats when its subscription changes. */
+  private readonly last = new Map<string, { nonce: string; version: string }>();
 
   constructor(
     session: http2.ClientHttp2Session,
     readonly spec: StreamSpec,
-    private readonly delta: boolean,
-    private readonly onResponse: (e: EnvoyLike, raw: Buffer) => void,
+    readonly delta: boolean,
+    private readonly onResponse: (e: EnvoyLike, raw: Buffer, r: Light) => void,
   ) {
     this.call = new GrpcStream(session, adsPath(delta), (raw) => this.receive(raw), spec.behaviour === 'slow');
     this.request(TypeUrl.cluster, {});
@@ -181,7 +184,8 @@ class EnvoyLike {
     this.responses++;
     this.firstAt ||= now();
     const r = readResponse(raw, this.delta);
-    this.onResponse(this, raw);
+    this.onResponse(this, raw, r);
+    if (!this.delta) this.last.set(r.typeUrl, { nonce: r.nonce, version: r.version });
     if (r.typeUrl === TypeUrl.cluster) this.onClusters(raw, r);
     else if (r.typeUrl === TypeUrl.listener && this.spec.role === 'terminate') this.onListeners(raw, r);
     this.request(r.typeUrl, { nonce: r.nonce, version: r.version });
@@ -216,7 +220,7 @@ class EnvoyLike {
     if (this.delta) this.request(typeUrl, { subscribe: added, unsubscribe: removed });
     else {
       this.setNames(typeUrl, current);
-      this.request(typeUrl, {});
+      this.request(typeUrl, { ...this.last.get(typeUrl) });
     }
   }
 }
@@ -253,67 +257,28 @@ function edsOfResource(raw: Buffer, version: string, name: string): boolean {
   return edsByResourceVersion.get(key) ?? false;
 }
 
-/** Who has seen a change's marker address, and when the first and the last of them saw it. */
-interface Sightings {
-  seen: Set<EnvoyLike>;
-  first: number;
-  last: number;
-}
-
-interface Watch {
-  t0: number;
-  expected: number;
-}
-
 const streams: EnvoyLike[] = [];
 const sessions: http2.ClientHttp2Session[] = [];
-const watches = new Map<string, Watch>();
 let lastResponseAt = 0;
 let connectStart = 0;
 let connectedAt = 0;
 let bytesMark = new Map<EnvoyLike, number>();
 
-/**
- * Every change moves an endpoint to a unique address in 10.200.0.0/16 (fixtures.ts). Each response is
- * searched for those addresses as it arrives, whether or not the change is watched yet: the watch
- * comes over IPC and, when this process is busy, can be read after the first responses carrying the
- * change (those would then have gone uncounted).
- */
-const markerPrefix = Buffer.from('10.200.');
-const sightings = new Map<string, Sightings>();
-const done = new Set<string>();
-
-/** The soak changes endpoints for as long as it runs and watches none: it turns marker tracking off. */
+/** The soak changes endpoints for as long as it runs and watches none: it turns change tracking off. */
 let trackMarkers = true;
 const reconnectTimers = new Set<NodeJS.Timeout>();
+let originateCount = 0;
+const tracker = new Tracker(
+  () => originateCount,
+  (m) => process.send!(m),
+);
+const kindOf = (typeUrl: string) =>
+  typeUrl === TypeUrl.cluster ? 'cluster' : typeUrl === TypeUrl.listener ? 'listener' : undefined;
 
-function onResponse(e: EnvoyLike, raw: Buffer) {
+function onResponse(e: EnvoyLike, raw: Buffer, r: Light) {
   lastResponseAt = now();
-  if (!trackMarkers) return;
-  for (let i = raw.indexOf(markerPrefix); i >= 0; i = raw.indexOf(markerPrefix, i + 1)) {
-    let end = i + markerPrefix.length;
-    while (end < raw.length && ((raw[end]! >= 0x30 && raw[end]! <= 0x39) || raw[end] === 0x2e)) end++;
-    const marker = latin1.decode(raw.subarray(i, end));
-    if (done.has(marker)) continue;
-    let s = sightings.get(marker);
-    if (!s) sightings.set(marker, (s = { seen: new Set(), first: 0, last: 0 }));
-    if (s.seen.has(e) || e.spec.role !== 'originate') continue;
-    s.seen.add(e);
-    s.last = now();
-    s.first ||= s.last;
-    settle(marker);
-  }
-}
-
-/** Reports a watched change once every originator has seen it. */
-function settle(marker: string) {
-  const w = watches.get(marker);
-  const s = sightings.get(marker);
-  if (!w || !s || s.seen.size < w.expected) return;
-  watches.delete(marker);
-  sightings.delete(marker);
-  done.add(marker);
-  process.send!({ cmd: 'seen', marker, latencyMs: s.last - w.t0, firstMs: s.first - w.t0 });
+  if (!trackMarkers || e.spec.role !== 'originate') return;
+  tracker.onResponse(e, raw, kindOf(r.typeUrl), e.delta ? r.removed : undefined, lastResponseAt);
 }
 
 process.on('message', async (m: any) => {
@@ -338,6 +303,7 @@ process.on('message', async (m: any) => {
       if (spec.behaviour === 'reconnect') reconnectForever(streams.length - 1, m.delta);
     }
     sessions.push(...fresh);
+    originateCount = streams.filter((s) => s.spec.role === 'originate').length;
     process.send!({ cmd: 'connected', start, connectMs: connectedAt - connectStart });
   } else if (m.cmd === 'quiet') {
     // Resolves once no response arrived for `ms`: the last ACK then ends the sync.
@@ -358,14 +324,9 @@ process.on('message', async (m: any) => {
     }
     process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });
   } else if (m.cmd === 'watch') {
-    const expected = streams.filter((s) => s.spec.role === 'originate').length;
-    watches.set(m.marker, { t0: m.t0, expected });
-    settle(m.marker);
+    tracker.watch(m);
   } else if (m.cmd === 'unwatch') {
-    watches.delete(m.marker);
-    done.add(m.marker);
-    process.send!({ cmd: 'unwatched', marker: m.marker, seen: sightings.get(m.marker)?.seen.size ?? -1 });
-    sightings.delete(m.marker);
+    process.send!({ cmd: 'unwatched', marker: m.marker, seen: tracker.unwatch(m.marker) });
   } else if (m.cmd === 'markBytes') {
     bytesMark = new Map(streams.map((s) => [s, s.bytes]));
   } else if (m.cmd === 'bytes') {

@@ -31,7 +31,17 @@ class MemorySource implements Source {
   }
 }
 
+// BENCH_SOURCE=file:PATH or kubernetes (with KUBECONFIG): the real sources, for the scenarios that
+// measure them (bench/add-remove.ts); otherwise the in-memory driver above.
+const sourceSpec = process.env.BENCH_SOURCE ?? 'memory';
 const source = new MemorySource();
+// To stderr: stdout carries the benchmark's table.
+const logger = pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }, pino.destination(2));
+const realSource: Source | undefined = sourceSpec.startsWith('file:')
+  ? new (await import('../src/sources/file.js')).FileSource(sourceSpec.slice('file:'.length), logger)
+  : sourceSpec === 'kubernetes'
+    ? new (await import('../src/sources/kubernetes.js')).KubernetesSource({ logger })
+    : undefined;
 // SIGUSR2 writes a heap snapshot (looking into memory figures).
 process.on('SIGUSR2', async () =>
   process.stderr.write(
@@ -39,10 +49,10 @@ process.on('SIGUSR2', async () =>
   ),
 );
 const shim = new Shim({
-  source,
+  source: realSource ?? source,
   xdsAddress: '127.0.0.1:0',
   adminAddress: '127.0.0.1:0',
-  logger: pino({ level: process.env.BENCH_TRACE ? 'info' : 'warn' }),
+  logger,
   // To see Envoys (and the load generator) reconnect after GOAWAY within a short run.
   maxConnectionAgeMs: process.env.BENCH_MAX_CONNECTION_AGE_MS
     ? Number(process.env.BENCH_MAX_CONNECTION_AGE_MS)
