@@ -16,7 +16,18 @@ function layer(folder, forbidden, why) {
 const edges = ['../cli/*', '../admin/*', '../*.js', '!../errors.js', '../importer/*'];
 
 export default tseslint.config(
-  { ignores: ['dist/**', 'node_modules/**', 'test-output/**', 'protos/**', 'bench/peers/**'] },
+  {
+    ignores: [
+      'dist/**',
+      'node_modules/**',
+      'test-output/**',
+      'protos/**',
+      'bench/peers/**',
+      '.venv/**',
+      '.cache/**',
+      'tmp/**',
+    ],
+  },
   ...tseslint.configs.recommended,
   {
     rules: {

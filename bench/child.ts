@@ -12,7 +12,8 @@ const compiled = here.endsWith(path.join('dist', 'bench'));
 /** The benchmark's source folder (templates, the peer), wherever this file runs from. */
 export const benchDir = compiled ? path.join(here, '..', '..', 'bench') : here;
 
-/** The argv that runs one of the benchmark's scripts in a fresh node (compiled or through tsx), for a command prefix such as `ip netns exec`. */
+/** The argv that runs one of the benchmark's scripts in a fresh node (compiled or through tsx), for a command ' +
+  'prefix such as `ip netns exec`. */
 export function nodeScript(file: string): string[] {
   return [
     process.execPath,

@@ -129,7 +129,9 @@ export async function backendIn(ns: Netns): Promise<{ port: number; close(): voi
     child.stdout!.on('data', (d) => {
       out += d;
       const m = /port (\d+)/.exec(out);
-      if (m) (clearTimeout(timer), resolve(Number(m[1])));
+      if (!m) return;
+      clearTimeout(timer);
+      resolve(Number(m[1]));
     });
     child.once('exit', (code) => reject(new Error(`the backend in the namespace exited with ${code}`)));
   });
@@ -266,7 +268,8 @@ async function setUp(far: Far) {
 }
 
 const lat = (f: Path) =>
-  `${percentile(f.latency, 50).toFixed(2)} / ${percentile(f.latency, 99).toFixed(2)} ms${f.failed ? ` (${f.failed} failed)` : ''}`;
+  `${percentile(f.latency, 50).toFixed(2)} / ${percentile(f.latency, 99).toFixed(2)} ` +
+  `ms${f.failed ? ` (${f.failed} failed)` : ''}`;
 /** The spread of the rounds' p50s. */
 const spread = (f: Path) => `${Math.min(...f.roundP50).toFixed(2)}-${Math.max(...f.roundP50).toFixed(2)}`;
 const pooledWins = (pooled: Path, perConn: Path) =>
@@ -283,7 +286,8 @@ async function loopback(bytes: number, count: number, rounds: number): Promise<R
   try {
     await measureInTurns([plain, shimmed, stat, tcp], bytes, count, rounds);
     log(
-      `loopback: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ${await upstreamConnections()} upstream connection(s)`,
+      `loopback: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ` +
+        `${await upstreamConnections()} upstream connection(s)`,
     );
   } finally {
     await stop();
@@ -295,7 +299,8 @@ async function loopback(bytes: number, count: number, rounds: number): Promise<R
   return [
     [
       'data plane, 1 TCP connection',
-      `throughput (median of ${rounds} x ${Math.round(bytes / rounds) >> 20} MiB, in turns): plain / shim tunnel / static tunnel`,
+      `throughput (median of ${rounds} x ${Math.round(bytes / rounds) >> 20} MiB, in turns): plain / shim ` +
+        `tunnel / static tunnel`,
       `${gbit(plain)} / ${gbit(shimmed)} / ${gbit(stat)}`,
       'report',
       '',
@@ -352,7 +357,8 @@ async function acrossLink(delayMs: number, count: number, rounds: number, limitM
     const { plain, shimmed, stat, tcp } = paths;
     await measureInTurns([plain, shimmed, stat, tcp], 0, count, rounds);
     log(
-      `link: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ${await paths.upstreamConnections()} upstream connection(s)`,
+      `link: ${rounds} rounds done; the shim's tunnel carried ${count + 20} app connections over ` +
+        `${await paths.upstreamConnections()} upstream connection(s)`,
     );
     return [
       [

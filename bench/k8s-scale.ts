@@ -39,7 +39,8 @@ for (let i = 0; i < count; i++) {
 // Eight writers at a time: the API server, not this loop, should be the limit.
 for (let i = 0; i < objects.length; i += 8) await Promise.all(objects.slice(i, i + 8).map((o) => apply(admin, [o])));
 console.log(
-  `created ${count} Services + ${count} EndpointSlices (3 endpoints each) in ${((performance.now() - t0) / 1000).toFixed(1)} s`,
+  `created ${count} Services + ${count} EndpointSlices (3 endpoints each) in ` +
+    `${((performance.now() - t0) / 1000).toFixed(1)} s`,
 );
 
 const [xdsPort, adminPort] = [await freePort(), await freePort()];
@@ -86,7 +87,8 @@ const listenerAck = async () => {
 const synced = performance.now();
 await waitFor('Envoy synced', listenerAck, 300_000, 20);
 console.log(
-  `an Envoy (listen 127.0.0.1) got ${count} listeners and ACKed in ${((performance.now() - synced) / 1000).toFixed(1)} s (Envoy's own work dominates)`,
+  `an Envoy (listen 127.0.0.1) got ${count} listeners and ACKed in ` +
+    `${((performance.now() - synced) / 1000).toFixed(1)} s (Envoy's own work dominates)`,
 );
 const cpuAtReady = cpuSeconds();
 await new Promise((r) => setTimeout(r, 30_000));

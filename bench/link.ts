@@ -24,7 +24,10 @@ function run(cmd: string, ...args: string[]): void {
   }
 }
 
-/** Makes the namespace (2 addresses in 198.18.0.0/15) and its delayed link; `destroy` removes both, as does exit or Ctrl-C. */
+/**
+ * Makes the namespace (2 addresses in 198.18.0.0/15) and its delayed link; `destroy` removes both, as does exit
+ * or Ctrl-C.
+ */
 export async function delayedLink(delayMs: number): Promise<DelayedLink> {
   const ns = createNetns(2);
   let bridge: ChildProcess | undefined;

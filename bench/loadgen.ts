@@ -28,7 +28,10 @@ export interface StreamSpec {
 const adsPath = (delta: boolean) =>
   `/envoy.service.discovery.v3.AggregatedDiscoveryService/${delta ? 'Delta' : 'Stream'}AggregatedResources`;
 
-/** Envoy advertises large HTTP/2 windows (256 MiB by default); 64 KiB would make a 0.3 MB response wait for window updates. */
+/**
+ * Envoy advertises large HTTP/2 windows (256 MiB by default); 64 KiB would make a 0.3 MB response wait for
+ * window updates.
+ */
 const window = 16 * 1024 * 1024;
 
 /** One Envoy's connection: HTTP/2 to the server with Envoy-sized windows. */
@@ -319,7 +322,9 @@ process.on('message', async (m: any) => {
       const first = streams.map((s) => s.firstAt);
       const last = streams.map((s) => s.lastAckAt);
       process.stderr.write(
-        `loadgen: connections up in ${(connectedAt - connectStart).toFixed(0)} ms; after the streams opened: first response p50 +${at(first, 0.5).toFixed(0)} max +${at(first, 1).toFixed(0)}; last ACK p50 +${at(last, 0.5).toFixed(0)} max +${at(last, 1).toFixed(0)} ms\n`,
+        `loadgen: connections up in ${(connectedAt - connectStart).toFixed(0)} ms; after the streams opened: ` +
+          `first response p50 +${at(first, 0.5).toFixed(0)} max +${at(first, 1).toFixed(0)}; last ACK p50 ` +
+          `+${at(last, 0.5).toFixed(0)} max +${at(last, 1).toFixed(0)} ms\n`,
       );
     }
     process.send!({ cmd: 'quiet', lastAck, withResponses: streams.filter((s) => s.responses > 0).length });

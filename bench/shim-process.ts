@@ -66,7 +66,8 @@ if (process.env.BENCH_TRACE) {
     const t0 = performance.now();
     setModel(model, changedAt);
     process.stderr.write(
-      `shim: change applied in ${(performance.now() - t0).toFixed(1)} ms (${Date.now() - (changedAt ?? Date.now())} ms after the source event)\n`,
+      `shim: change applied in ${(performance.now() - t0).toFixed(1)} ms ` +
+        `(${Date.now() - (changedAt ?? Date.now())} ms after the source event)\n`,
     );
   };
 }
@@ -87,7 +88,11 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
         const bytes = all.reduce((n, s) => n + s.counters.bytes, 0);
         const served = all.filter((s) => s.counters.responses > 0).length;
         process.stderr.write(
-          `shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB in flight, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB, heap ${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, external ${(process.memoryUsage().external / 1e6).toFixed(0)} MB\n`,
+          `shim: +${(performance.now() - t0).toFixed(0)} ms: ${all.length} streams, ${served} answered, ` +
+            `${(bytes / 1e6).toFixed(0)} MB handed to gRPC, ${(shim.xds.budget.inFlight / 1e6).toFixed(1)} MB ` +
+            `in flight, rss ${(process.memoryUsage().rss / 1e6).toFixed(0)} MB, heap ` +
+            `${(process.memoryUsage().heapUsed / 1e6).toFixed(0)} MB, external ` +
+            `${(process.memoryUsage().external / 1e6).toFixed(0)} MB\n`,
         );
         if (performance.now() - t0 > 15_000) clearInterval(timer);
       }, 500);

@@ -7,7 +7,8 @@
 //     every 5 s: none may fail (make-before-break).
 // It prints those counts and the shim's RSS after a full GC at minute 5 (or half-way, when shorter)
 // and at the end, which may not have grown by more than 10 % (it moves by 10-25 % either way between
-// runs while the heap stays flat: glibc and V8 keep freed pages; a drop is not a leak). Bounded: it stops itself at SOAK_MINUTES + 5 minutes.
+// runs while the heap stays flat: glibc and V8 keep freed pages; a drop is not a leak). Bounded: it stops itself
+// at SOAK_MINUTES + 5 minutes.
 import YAML from 'yaml';
 import type { SourcedObject } from '../src/model/objects.js';
 import { startEnvoy, type EnvoyProcess } from '../test/helpers/envoy.js';

@@ -79,7 +79,10 @@ export interface Light {
   typeUrl: string;
   nonce: string;
   version: string;
-  /** Delta only: names and versions of the resources carried (read for clusters only: the generator needs no others), and names removed. */
+  /**
+   * Delta only: names and versions of the resources carried (read for clusters only: the generator needs no
+   * others), and names removed.
+   */
   names: string[];
   versions: string[];
   removed: string[];
