@@ -180,8 +180,8 @@ export function program(): Command {
     .option('--trust-domain <domain>', 'SPIFFE trust domain of workload identities', 'cluster.local')
     .addOption(
       new Option('--mtls <mode>', 'mTLS mode of Services without tunnel-shim.io/mtls')
-        .choices(['strict', 'permissive', 'disable'])
-        .default('disable'),
+        .choices(['auto', 'strict', 'permissive', 'disable'])
+        .default('auto'),
     )
     .option(
       '--insecure-identities',

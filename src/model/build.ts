@@ -9,7 +9,7 @@ import type { Diagnostic } from './diagnostics.js';
 import { domainsOf } from './domains.js';
 import { EndpointParser, indexEndpoints, type EndpointIndex } from './endpoints.js';
 import { keepIdentity } from './identity.js';
-import { missingCertificates, mtlsModeOf, servingIdentities, withMtlsDefault } from './mtls.js';
+import { missingCertificates, mtlsModeOf, servedWithCertificates, servingIdentities, withMtlsDefault } from './mtls.js';
 import { buildIdentities, isIdentitySecret } from './secrets.js';
 import { isEndpointSlice, isPod, isService, isTCPRoute, refOf, type FieldPath, type SourcedObject } from './objects.js';
 import { parseRoute } from './routes.js';
@@ -246,14 +246,24 @@ function build(
   const previousByKey = new Map((previous?.tunnels ?? []).map((t) => [t.key, t]));
   const out: Tunnel[] = [];
   const trustDomain = options.trustDomain ?? 'cluster.local';
+  const tlsDiagnostics: Diagnostic[] = [];
+  const tls = modelTls(objects, options, previous, tlsDiagnostics);
   for (const t of [...tunnels, ...created]) {
     if (rejected.has(t)) continue;
     const split = splits.get(t);
-    const servedBy = mtlsModeOf(t) === 'disable' ? undefined : servingIdentities(t, trustDomain);
-    const withParts = split || servedBy ? { ...t, ...(split ? { split } : {}), ...(servedBy ? { servedBy } : {}) } : t;
+    const mode = mtlsModeOf(t);
+    const servedBy = mode === 'disable' ? undefined : servingIdentities(t, trustDomain);
+    const certified =
+      mode === 'auto' && servedBy && servedWithCertificates(servedBy, tls.identities, Boolean(options.externalSds));
+    const parts = {
+      ...(split ? { split } : {}),
+      ...(servedBy ? { servedBy } : {}),
+      ...(certified ? { servedCertified: true } : {}),
+    };
+    const withParts = Object.keys(parts).length > 0 ? { ...t, ...parts } : t;
     out.push(incremental ? keepIdentity(withParts, previousByKey.get(t.key)) : withParts);
   }
-  const tls = modelTls(objects, options, previous, diagnostics);
+  diagnostics.push(...tlsDiagnostics);
   if (!options.externalSds) diagnostics.push(...missingCertificates(out, tls.identities));
   return { model: { tunnels: out, diagnostics, tls }, state };
 }

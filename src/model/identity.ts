@@ -33,7 +33,8 @@ export function keepIdentity(t: Tunnel, old: Tunnel | undefined): Tunnel {
           sameJson(a.labels, b.labels)),
     ) &&
     sameJson(t.settings, old.settings) &&
-    sameJson(t.servedBy, old.servedBy);
+    sameJson(t.servedBy, old.servedBy) &&
+    t.servedCertified === old.servedCertified;
   return same ? old : t;
 }
 

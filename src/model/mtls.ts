@@ -1,12 +1,14 @@
 // Mutual TLS settings of a Service (tunnel-shim.io/mtls, tunnel-shim.io/allowed-identities) and the
 // SPIFFE IDs they name. The modes are Istio PeerAuthentication's: strict (mTLS only), permissive
-// (plaintext and mTLS on one port), disable (plaintext, as before identities existed).
+// (plaintext and mTLS on one port), disable (plaintext, as before identities existed), and auto (the
+// default: permissive terminators, originators using TLS when both ends have certificates, as Istio's
+// auto mTLS does).
 import type { Diagnostic } from './diagnostics.js';
 import type { Endpoint, Tunnel } from './tunnel.js';
 import { checkSpiffeId, spiffeIdOf } from '../envoy/spiffe.js';
 
-export type MtlsMode = 'strict' | 'permissive' | 'disable';
-export const mtlsModes: readonly MtlsMode[] = ['strict', 'permissive', 'disable'];
+export type MtlsMode = 'strict' | 'permissive' | 'disable' | 'auto';
+export const mtlsModes: readonly MtlsMode[] = ['strict', 'permissive', 'disable', 'auto'];
 
 type Parsed<T> = { value: T } | { error: string };
 
@@ -42,8 +44,9 @@ export function spiffeMatcher(id: string): Record<string, unknown> {
   return { safe_regex: { regex: `^${regex}$` } };
 }
 
+/** Unset (no annotation, `serve --mtls` not given or auto): auto. */
 export function mtlsModeOf(t: Tunnel): MtlsMode {
-  return t.settings.mtls ?? 'disable';
+  return t.settings.mtls ?? 'auto';
 }
 
 /**
@@ -67,10 +70,27 @@ export function withMtlsDefault<S extends { mtls?: MtlsMode; allowedIdentities?:
   settings: S,
   mtlsDefault: MtlsMode | undefined,
 ): { settings: S; error?: string } {
-  const s = settings.mtls || !mtlsDefault || mtlsDefault === 'disable' ? settings : { ...settings, mtls: mtlsDefault };
-  if (s.allowedIdentities && (s.mtls ?? 'disable') === 'disable')
-    return { settings: s, error: 'needs tunnel-shim.io/mtls strict or permissive: a plaintext peer has no identity' };
+  const s = settings.mtls || !mtlsDefault || mtlsDefault === 'auto' ? settings : { ...settings, mtls: mtlsDefault };
+  if (s.allowedIdentities && s.mtls === 'disable')
+    return {
+      settings: s,
+      error: 'needs tunnel-shim.io/mtls strict, permissive or auto: a plaintext peer has no identity',
+    };
   return { settings: s };
+}
+
+/**
+ * Auto mode: whether every identity that may serve the Service has a certificate, so an originator
+ * with one of its own may use TLS. A `*` identity is not known to have one; with an external SDS
+ * server (`serve --sds`) every identity is assumed to.
+ */
+export function servedWithCertificates(
+  servedBy: readonly string[],
+  identities: ReadonlyMap<string, unknown>,
+  externalSds: boolean,
+): boolean {
+  if (externalSds) return true;
+  return servedBy.length > 0 && servedBy.every((id) => !id.includes('*') && identities.has(id));
 }
 
 /**

@@ -59,7 +59,7 @@ export interface TunnelSettings {
   perConnectionBufferLimitBytes?: number;
   /** Relays listen on this port and forward CONNECTs for this Service to its terminators. */
   relayPort?: number;
-  /** Mutual TLS on the tunnel (unset: disable, plaintext). */
+  /** Mutual TLS on the tunnel (unset: auto, see model/mtls.ts). */
   mtls?: MtlsMode;
   /** SPIFFE IDs (`*` as a whole segment) a terminator admits; unset: every authenticated peer. */
   allowedIdentities?: string[];
@@ -95,6 +95,8 @@ export interface Tunnel {
   via?: { name: string; port: number };
   /** mTLS: the SPIFFE IDs (`*` segments allowed) an originator accepts as this Service's terminators. */
   servedBy?: string[];
+  /** Auto mTLS: every identity in `servedBy` has a certificate (or an external SDS server serves them). */
+  servedCertified?: boolean;
 }
 
 export interface Model {
@@ -119,7 +121,7 @@ export interface ModelOptions {
   accessLogDirs?: readonly string[];
   /** SPIFFE trust domain of identities (`serve --trust-domain`); default cluster.local. */
   trustDomain?: string;
-  /** The mTLS mode of Services without tunnel-shim.io/mtls (`serve --mtls`); default disable. */
+  /** The mTLS mode of Services without tunnel-shim.io/mtls (`serve --mtls`); default auto. */
   mtlsDefault?: MtlsMode;
   /** A certificate this close to its end is a warning (`serve --cert-expiry-warning`); default 24 h. */
   expiryWarningMs?: number;

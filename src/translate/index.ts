@@ -7,6 +7,7 @@ import { noMemo, type PieceMemo } from './memo.js';
 import { translateSecrets } from './secrets.js';
 import { tunnelsConcerning } from './scope.js';
 import { translateTerminate } from './terminate.js';
+import { nodeCertified } from './tls.js';
 import type { NodeView } from './view.js';
 
 /** `memo`: where per-tunnel pieces are kept between calls (the cache's); the result is the same without. */
@@ -17,8 +18,10 @@ export function translate(model: Model, view: NodeView, memo: PieceMemo = noMemo
 }
 
 function translateRole(model: Model, view: NodeView, memo: PieceMemo): Translation {
-  if (view.role === 'originate') return translateOriginate(model.tunnels, view, memo);
-  if (view.role === 'relay') return { resources: translateRelay(model.tunnels, view).resources, diagnostics: [] };
+  const certified = nodeCertified(model, view);
+  if (view.role === 'originate') return translateOriginate(model.tunnels, view, memo, certified);
+  if (view.role === 'relay')
+    return { resources: translateRelay(model.tunnels, view, certified).resources, diagnostics: [] };
   const resources = translateTerminate(tunnelsConcerning(model.tunnels, view), view, memo).resources;
   return { resources, diagnostics: [] };
 }

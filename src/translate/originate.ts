@@ -118,6 +118,7 @@ export function translateOriginate(
   tunnels: readonly Tunnel[],
   view: NodeView,
   memo: PieceMemo = noMemo,
+  certified = false,
 ): { resources: ResourceSet; diagnostics: Diagnostic[] } {
   const resources = emptyResourceSet();
   const diagnostics: Diagnostic[] = [];
@@ -125,11 +126,12 @@ export function translateOriginate(
   // Only splits look tunnels up by key: the map is made once, for the first split, not on every translation.
   let byKeyMap: Map<string, Tunnel> | undefined;
   const byKey = () => (byKeyMap ??= new Map(tunnels.map((t) => [t.key, t])));
-  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}${tlsPiece(view)}`;
+  const tls = tlsPiece(view, certified);
+  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}${tls}`;
   for (const t of tunnels) {
     if (t.via) {
       const name = originateName(t);
-      resources.cluster.push({ name, object: tunnelCluster(t, name, view) });
+      resources.cluster.push({ name, object: tunnelCluster(t, name, view, certified) });
       resources.endpoint.push({ name, object: tunnelEndpoints(t, name) });
       continue;
     }
@@ -164,8 +166,8 @@ export function translateOriginate(
     // A split's listener names its backends' clusters, so it is rebuilt (and compared by content).
     if (t.split) {
       const name = originateName(t);
-      const piece = `cluster${tlsPiece(view)}`;
-      resources.cluster.push({ name, owner: t, piece, object: () => tunnelCluster(t, name, view) });
+      const piece = `cluster${tls}`;
+      resources.cluster.push({ name, owner: t, piece, object: () => tunnelCluster(t, name, view, certified) });
       resources.endpoint.push({ name, object: { cluster_name: name, endpoints: [] } });
       resources.listener.push({ name, object: tunnelListener(t, address, view, byKey) });
       continue;
@@ -174,8 +176,8 @@ export function translateOriginate(
     // the encoder then knows them by identity, and their objects are built only when first encoded.
     const entries = memo.piece(
       t,
-      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tlsPiece(view)}` : viewPiece,
-      () => tunnelEntries(t, address, view),
+      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tls}` : viewPiece,
+      () => tunnelEntries(t, address, view, tls, certified),
     );
     resources.cluster.push(entries.cluster);
     resources.endpoint.push(entries.endpoint);
@@ -184,11 +186,11 @@ export function translateOriginate(
   return { resources, diagnostics };
 }
 
-function tunnelEntries(t: Tunnel, address: string, view: NodeView) {
+function tunnelEntries(t: Tunnel, address: string, view: NodeView, tls: string, certified: boolean) {
   const name = originateName(t);
   const piece = `listener|${address}|${view.accessLog ?? ''}`;
   return {
-    cluster: { name, owner: t, piece: `cluster${tlsPiece(view)}`, object: () => tunnelCluster(t, name, view) },
+    cluster: { name, owner: t, piece: `cluster${tls}`, object: () => tunnelCluster(t, name, view, certified) },
     endpoint: { name, owner: t, piece: 'endpoints', object: () => tunnelEndpoints(t, name) },
     // Not a split: its listener looks up no other tunnel.
     listener: { name, owner: t, piece, object: () => tunnelListener(t, address, view, () => new Map()) },

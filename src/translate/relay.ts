@@ -49,7 +49,12 @@ function fallbackHost(view: NodeView) {
   return { name: 'fallback', domains: ['*'], routes: [unknownConnect, http] };
 }
 
-export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { resources: ResourceSet } {
+/** `certified`: the relay surely has a certificate (translate/tls.ts `nodeCertified`), for auto mTLS. */
+export function translateRelay(
+  tunnels: readonly Tunnel[],
+  view: NodeView,
+  certified = false,
+): { resources: ResourceSet } {
   const resources = emptyResourceSet();
   // TCPRoute backends are reached through their parent's originator listener, never relayed on their own.
   const relayed = tunnels.filter((t) => t.settings.relayPort !== undefined && !t.via);
@@ -58,7 +63,7 @@ export function translateRelay(tunnels: readonly Tunnel[], view: NodeView): { re
     const onPort = relayed.filter((t) => t.settings.relayPort === port);
     const hosts = onPort.map((t) => {
       const cluster = relayClusterName(t);
-      resources.cluster.push({ name: cluster, object: tunnelCluster(t, cluster, view) });
+      resources.cluster.push({ name: cluster, object: tunnelCluster(t, cluster, view, certified) });
       resources.endpoint.push({ name: cluster, object: tunnelEndpoints(t, cluster) });
       return forwardingVirtualHost(t, cluster);
     });

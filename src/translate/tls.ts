@@ -4,7 +4,7 @@
 // only the Secrets differ per node.
 import type { ResourceObject } from '../envoy/encode.js';
 import { mtlsModeOf, spiffeMatcher } from '../model/mtls.js';
-import type { Tunnel } from '../model/tunnel.js';
+import type { Model, Tunnel } from '../model/tunnel.js';
 import { adsConfigSource, typeOf } from './envoy-fields.js';
 import type { NodeView } from './view.js';
 
@@ -26,10 +26,20 @@ export function hasCertificates(view: NodeView): boolean {
   return view.identity !== undefined || view.sds !== undefined;
 }
 
-/** Part of a memo piece: what of the view the TLS config depends on. */
-export function tlsPiece(view: NodeView): string {
-  if (view.sds) return `|sds:${(view.sdsNames ?? []).join(',')}`;
-  return view.identity !== undefined ? '|tls' : '';
+/**
+ * Auto mode's client side: whether the node surely has a certificate, one the shim holds for its
+ * identity or one from its external SDS server (assumed there). A claimed identity alone is not enough.
+ */
+export function nodeCertified(model: Model, view: NodeView): boolean {
+  if (view.sds !== undefined) return true;
+  return view.identity !== undefined && model.tls?.identities.has(view.identity) === true;
+}
+
+/** Part of a memo piece: what of the view (and, for originators, of `nodeCertified`) the TLS config depends on. */
+export function tlsPiece(view: NodeView, certified = false): string {
+  const cert = certified ? '|cert' : '';
+  if (view.sds) return `|sds:${(view.sdsNames ?? []).join(',')}${cert}`;
+  return view.identity !== undefined ? `|tls${cert}` : '';
 }
 
 function secretNames(view: NodeView) {
@@ -64,16 +74,18 @@ function commonContext(view: NodeView, alpn: string[], validation: ResourceObjec
 
 /**
  * Whether an originator's (or relay's) tunnel cluster is TLS: always for strict (a node without
- * certificates then fails to connect, it never sends plaintext), for permissive when it has them.
+ * certificates then fails to connect, it never sends plaintext), for permissive when it has them, for
+ * auto when it surely has one (`certified`) and so has every identity that may serve the Service.
  */
-export function originatesTls(t: Tunnel, view: NodeView): boolean {
+export function originatesTls(t: Tunnel, view: NodeView, certified: boolean): boolean {
   const mode = mtlsModeOf(t);
+  if (mode === 'auto') return certified && t.servedCertified === true;
   return mode === 'strict' || (mode === 'permissive' && hasCertificates(view));
 }
 
 /** The tunnel cluster's transport socket: the node's certificate, and only the Service's terminators accepted. */
-export function upstreamTransportSocket(t: Tunnel, view: NodeView): ResourceObject | undefined {
-  if (!originatesTls(t, view)) return undefined;
+export function upstreamTransportSocket(t: Tunnel, view: NodeView, certified: boolean): ResourceObject | undefined {
+  if (!originatesTls(t, view, certified)) return undefined;
   const sans = (t.servedBy ?? []).map((id) => ({ san_type: 'URI', matcher: spiffeMatcher(id) }));
   return {
     name: 'envoy.transport_sockets.tls',
@@ -98,7 +110,7 @@ export function downstreamTransportSocket(view: NodeView): ResourceObject {
   };
 }
 
-/** Which of a terminator's chains route a Service: mTLS (strict, permissive), plaintext (permissive, disable). */
+/** Which of a terminator's chains route a Service: mTLS (all but disable), plaintext (all but strict). */
 export function routedOn(t: Tunnel, chain: 'mtls' | 'plaintext'): boolean {
   const mode = mtlsModeOf(t);
   return chain === 'mtls' ? mode !== 'disable' : mode !== 'strict';

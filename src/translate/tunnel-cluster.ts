@@ -30,9 +30,10 @@ const connectTimeoutMs = 2000;
  */
 export const picksEndpoint = (t: Tunnel) => t.settings.placement === 'sidecar';
 
-export function tunnelCluster(t: Tunnel, name: string, view: NodeView): ResourceObject {
+/** `certified`: the node surely has a certificate (translate/tls.ts `nodeCertified`), for auto mTLS. */
+export function tunnelCluster(t: Tunnel, name: string, view: NodeView, certified: boolean): ResourceObject {
   const s = t.settings;
-  const tls = upstreamTransportSocket(t, view);
+  const tls = upstreamTransportSocket(t, view, certified);
   const http = s.mode === 'h1' ? { http_protocol_options: {} } : { http2_protocol_options: tunnelHttp2Options(s) };
   const subsets = picksEndpoint(t) ? subsetConfig(s) : undefined;
   return {

@@ -84,7 +84,7 @@ describe('mTLS annotations and identity Secrets', () => {
     ).not.toContain(expect.stringContaining('CertificateMissing'));
   });
 
-  it('allowed-identities needs mTLS', () => {
+  it('allowed-identities needs mTLS (not disable)', () => {
     const yaml = `apiVersion: v1
 kind: Service
 metadata:
@@ -93,7 +93,12 @@ metadata:
   annotations: { tunnel-shim.io/tunnel: h2, tunnel-shim.io/allowed-identities: "spiffe://cluster.local/ns/n/sa/a" }
 spec: { clusterIP: 10.0.0.1, ports: [{ port: 80 }] }
 `;
-    const model = buildModel(parseYamlObjects('s.yaml', yaml).objects, defaultModelOptions);
-    expect(diagnosticLines(model.diagnostics).join('\n')).toContain('needs tunnel-shim.io/mtls strict or permissive');
+    const objects = parseYamlObjects('s.yaml', yaml).objects;
+    // Under the default (auto) the terminators route it on the mTLS chain: a plaintext peer gets 403.
+    expect(diagnosticLines(buildModel(objects, defaultModelOptions).diagnostics)).toEqual([]);
+    const disabled = buildModel(objects, { ...defaultModelOptions, mtlsDefault: 'disable' });
+    expect(diagnosticLines(disabled.diagnostics).join('\n')).toContain(
+      'needs tunnel-shim.io/mtls strict, permissive or auto',
+    );
   });
 });
