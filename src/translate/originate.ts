@@ -6,6 +6,7 @@ import { tunnelLogs } from './access-log.js';
 import { sourceIpHeader } from './connect-routes.js';
 import { bufferLimit } from './connection-options.js';
 import { duration, socketAddress, statPrefix, typeOf } from './envoy-fields.js';
+import { mtlsModeOf } from '../model/mtls.js';
 import { tlsPiece } from './tls.js';
 import { noMemo, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type NamedResource, type ResourceSet } from './resources.js';
@@ -126,12 +127,19 @@ export function translateOriginate(
   // Only splits look tunnels up by key: the map is made once, for the first split, not on every translation.
   let byKeyMap: Map<string, Tunnel> | undefined;
   const byKey = () => (byKeyMap ??= new Map(tunnels.map((t) => [t.key, t])));
-  const tls = tlsPiece(view, certified);
-  const viewPiece = `entries|${view.listenAddress}|${view.accessLog ?? ''}${tls}`;
+  // Only auto Services depend on whether the node has its certificate yet: the others keep their pieces.
+  const tlsPieces = { plain: tlsPiece(view), certified: tlsPiece(view, certified) };
+  const viewPieces = {
+    plain: `entries|${view.listenAddress}|${view.accessLog ?? ''}${tlsPieces.plain}`,
+    certified: `entries|${view.listenAddress}|${view.accessLog ?? ''}${tlsPieces.certified}`,
+  };
   for (const t of tunnels) {
+    const tlsCertified = certified && mtlsModeOf(t) === 'auto';
+    const which = tlsCertified ? 'certified' : 'plain';
+    const tls = tlsPieces[which];
     if (t.via) {
       const name = originateName(t);
-      resources.cluster.push({ name, object: tunnelCluster(t, name, view, certified) });
+      resources.cluster.push({ name, object: tunnelCluster(t, name, view, tlsCertified) });
       resources.endpoint.push({ name, object: tunnelEndpoints(t, name) });
       continue;
     }
@@ -167,7 +175,7 @@ export function translateOriginate(
     if (t.split) {
       const name = originateName(t);
       const piece = `cluster${tls}`;
-      resources.cluster.push({ name, owner: t, piece, object: () => tunnelCluster(t, name, view, certified) });
+      resources.cluster.push({ name, owner: t, piece, object: () => tunnelCluster(t, name, view, tlsCertified) });
       resources.endpoint.push({ name, object: { cluster_name: name, endpoints: [] } });
       resources.listener.push({ name, object: tunnelListener(t, address, view, byKey) });
       continue;
@@ -176,8 +184,8 @@ export function translateOriginate(
     // the encoder then knows them by identity, and their objects are built only when first encoded.
     const entries = memo.piece(
       t,
-      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tls}` : viewPiece,
-      () => tunnelEntries(t, address, view, tls, certified),
+      view.listenAddress === undefined ? `entries|${address}|${view.accessLog ?? ''}${tls}` : viewPieces[which],
+      () => tunnelEntries(t, address, view, tls, tlsCertified),
     );
     resources.cluster.push(entries.cluster);
     resources.endpoint.push(entries.endpoint);
