@@ -5,7 +5,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { issue, testCa, type TestIdentity } from '../helpers/certs.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
-import { freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
+import { Client, freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { podYaml, serviceYaml } from '../helpers/objects.js';
 import { startShim, type TestShim } from '../helpers/shim.js';
 import { waitFor } from '../helpers/wait.js';
@@ -123,5 +123,22 @@ describe('auto mTLS (no --mtls flag, no annotation)', () => {
     expect(entry.peer_identity ?? '-').toBe('-');
     expect(await statSum(originator, /^cluster\.originate\/e2e\/plain\/\d+\.upstream_cx_total$/)).toBeGreaterThan(0);
     expect(await statSum(originator, /^cluster\.originate\/e2e\/plain\/\d+\.ssl\.handshake$/)).toBe(0);
+  });
+
+  it("keeps mTLS when the terminator's Secret is deleted: its last good certificate stays, no downgrade", async () => {
+    shim.write('certs.yaml', client.yaml);
+    await waitFor('a warning naming the Secret', async () => {
+      const diagnostics = JSON.stringify(await (await fetch(`${shim.adminUrl}/debug/diagnostics`)).json());
+      return /Secret e2e\/server-identity[^"]*was deleted/.test(diagnostics);
+    });
+    const secure = shim.shim.pipeline.model!.tunnels.find((t) => t.service.name === 'secure');
+    expect(secure?.servedCertified).toBe(true);
+    const logged = () => certified.accessLog().filter((e) => e.authority === authority('secure', securePort));
+    const before = logged().length;
+    const app = await Client.connect(securePort);
+    expect(await app.echo('after delete\n')).toContain('after delete');
+    app.close();
+    await waitFor('the new tunnel in the access log', () => logged().length > before);
+    expect(logged().every((e) => e.peer_identity === client.id)).toBe(true);
   });
 });
