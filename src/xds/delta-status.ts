@@ -5,7 +5,14 @@ import type { EncodedResource } from '../envoy/encode.js';
 import { pushOrder, type ResourceKind } from '../envoy/protos.js';
 import type { DeltaStream } from './delta.js';
 import type { Delivery } from './ledger.js';
-import { statusSince, typeStatus, type NackRecord, type ResourceStatus, type StreamStatus } from './stream-status.js';
+import {
+  StatusOfStream,
+  statusSince,
+  typeStatus,
+  type NackRecord,
+  type ResourceStatus,
+  type StreamStatus,
+} from './stream-status.js';
 import type { TypeStatus } from './stream-status.js';
 
 /** Per-name records kept past an ACK before they fold into one (as SentLedger does for SotW streams). */
@@ -58,20 +65,8 @@ export class DeltaDeliveries {
   }
 }
 
-export class DeltaStatus implements StreamStatus {
+export class DeltaStatus extends StatusOfStream<DeltaStream> implements StreamStatus {
   readonly protocol = 'delta' as const;
-
-  constructor(private readonly stream: DeltaStream) {}
-
-  get node() {
-    return this.stream.node;
-  }
-  get connectedAt() {
-    return this.stream.connectedAt;
-  }
-  get held() {
-    return this.stream.isBlocked;
-  }
 
   changedAt(kind: ResourceKind): number | undefined {
     return this.stream.types.get(kind)?.deliveries.changedAt;

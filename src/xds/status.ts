@@ -5,26 +5,21 @@ import { isWildcardKind, pushOrder, type ResourceKind } from '../envoy/protos.js
 import type { DeltaStream } from './delta.js';
 import { DeltaStatus } from './delta-status.js';
 import type { SotwStream } from './sotw-stream.js';
-import { statusSince, typeStatus, type ResourceStatus, type StreamStatus, type TypeStatus } from './stream-status.js';
+import {
+  StatusOfStream,
+  statusSince,
+  typeStatus,
+  type ResourceStatus,
+  type StreamStatus,
+  type TypeStatus,
+} from './stream-status.js';
 
 export function streamStatus(stream: SotwStream | DeltaStream): StreamStatus {
   return stream.mode === 'delta' ? new DeltaStatus(stream) : new SotwStatus(stream);
 }
 
-export class SotwStatus implements StreamStatus {
+export class SotwStatus extends StatusOfStream<SotwStream> implements StreamStatus {
   readonly protocol = 'sotw' as const;
-
-  constructor(private readonly stream: SotwStream) {}
-
-  get node() {
-    return this.stream.node;
-  }
-  get connectedAt() {
-    return this.stream.connectedAt;
-  }
-  get held() {
-    return this.stream.isBlocked;
-  }
 
   changedAt(kind: ResourceKind): number | undefined {
     return this.stream.types.get(kind)?.changedAt;

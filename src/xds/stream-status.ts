@@ -7,6 +7,7 @@ import type { EncodedResource } from '../envoy/encode.js';
 import type { ResourceKind } from '../envoy/protos.js';
 import type { NodeIdentity } from './node.js';
 import type { NackRecord } from './sotw-stream.js';
+import type { BaseStream } from './base-stream.js';
 
 export type { NackRecord };
 
@@ -73,6 +74,21 @@ export interface StreamStatus {
   changedAt(kind: ResourceKind): number | undefined;
   /** Every resource the node subscribes to, by type in push order, then by name. */
   resources(): ResourceStatus[];
+}
+
+/** What both kinds' statuses read the same way from the stream itself (base-stream.ts). */
+export abstract class StatusOfStream<S extends BaseStream> {
+  constructor(protected readonly stream: S) {}
+
+  get node(): NodeIdentity {
+    return this.stream.node;
+  }
+  get connectedAt(): Date {
+    return this.stream.connectedAt;
+  }
+  get held(): boolean {
+    return this.stream.isBlocked;
+  }
 }
 
 export function typeStatus(t: {

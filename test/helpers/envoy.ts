@@ -85,20 +85,7 @@ export async function startEnvoy(
     return text || undefined;
   });
   const adminUrl = `http://${adminAddress}`;
-  const get = async (p: string) => {
-    const res = await fetch(`${adminUrl}${p}`, { signal: AbortSignal.timeout(5000) });
-    return res.text();
-  };
-  const stats = async () => {
-    const out = new Map<string, number>();
-    for (const line of (await get('/stats?usedonly&type=Counters'))
-      .split('\n')
-      .concat((await get('/stats?type=Gauges')).split('\n'))) {
-      const i = line.lastIndexOf(': ');
-      if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 2)));
-    }
-    return out;
-  };
+  const { get, stats } = envoyAdmin(adminUrl);
   return {
     name: options.nodeId,
     adminUrl,
@@ -123,4 +110,23 @@ export async function startEnvoy(
       fs.closeSync(logFile);
     },
   };
+}
+
+/** Reads an Envoy's admin: any path as text, and its counters (used ones) and gauges by name. */
+export function envoyAdmin(adminUrl: string) {
+  const get = async (p: string) => {
+    const res = await fetch(`${adminUrl}${p}`, { signal: AbortSignal.timeout(5000) });
+    return res.text();
+  };
+  const stats = async () => {
+    const out = new Map<string, number>();
+    for (const line of (await get('/stats?usedonly&type=Counters'))
+      .split('\n')
+      .concat((await get('/stats?type=Gauges')).split('\n'))) {
+      const i = line.lastIndexOf(': ');
+      if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 2)));
+    }
+    return out;
+  };
+  return { get, stats };
 }

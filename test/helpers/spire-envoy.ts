@@ -5,7 +5,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { envoyBinary, type EnvoyProcess } from './envoy.js';
+import { envoyAdmin, envoyBinary, type EnvoyProcess } from './envoy.js';
 import { waitFor } from './wait.js';
 
 const running = new Set<ChildProcess>();
@@ -49,17 +49,7 @@ export async function startEnvoyAs(
     return text || undefined;
   });
   const adminUrl = `http://${adminAddress}`;
-  const get = async (p: string) => (await fetch(`${adminUrl}${p}`, { signal: AbortSignal.timeout(5000) })).text();
-  const stats = async () => {
-    const out = new Map<string, number>();
-    for (const line of (await get('/stats?type=Counters'))
-      .split('\n')
-      .concat((await get('/stats?type=Gauges')).split('\n'))) {
-      const i = line.lastIndexOf(': ');
-      if (i > 0) out.set(line.slice(0, i), Number(line.slice(i + 2)));
-    }
-    return out;
-  };
+  const { get, stats } = envoyAdmin(adminUrl);
   return {
     name,
     adminUrl,
