@@ -2,7 +2,7 @@
 // behind `tunnel-shim render` and the golden translation tests. It asks a cache, as `serve` does.
 import { SnapshotCache } from './cache/cache.js';
 import type { NodeView } from './envoy/node-view.js';
-import { pushOrder } from './envoy/protos.js';
+import { kindPlural, pushOrder } from './envoy/protos.js';
 import { buildModel } from './model/build.js';
 import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
 import { defaultModelOptions, type ModelOptions } from './model/tunnel.js';
@@ -16,15 +16,6 @@ export interface Rendered {
   };
   diagnostics: Diagnostic[];
 }
-
-const plural = {
-  cluster: 'clusters',
-  endpoint: 'endpoints',
-  extension: 'extensions',
-  secret: 'secrets',
-  listener: 'listeners',
-  route: 'routes',
-} as const;
 
 export function render(state: SourceState, view: NodeView, options: ModelOptions = defaultModelOptions): Rendered {
   const model = buildModel(state.objects, options);
@@ -42,7 +33,7 @@ export function render(state: SourceState, view: NodeView, options: ModelOptions
   } as Rendered['resources'];
   // What is served: the resources that validated and encoded, shown as the Envoy JSON they came from.
   for (const kind of pushOrder)
-    resources[plural[kind]] = [...snapshot![kind].resources.keys()].map((name) => objects[kind].get(name));
+    resources[kindPlural[kind]] = [...snapshot![kind].resources.keys()].map((name) => objects[kind].get(name));
   if (resources.secrets?.length === 0) delete resources.secrets;
   return { resources, diagnostics: [...state.diagnostics, ...model.diagnostics, ...diagnostics] };
 }

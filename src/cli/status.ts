@@ -2,7 +2,7 @@
 // from the shim's admin port (proxy-status style), and one node's resources in a compact form
 // (proxy-config style).
 import YAML from 'yaml';
-import { pushOrder, type ResourceKind } from '../envoy/protos.js';
+import { kindPlural, pushOrder, type ResourceKind } from '../envoy/protos.js';
 import { escapeText } from '../escape.js';
 import { errorMessage } from '../errors.js';
 
@@ -206,16 +206,8 @@ export function nodeSummary(config: NodeConfig): string {
 
 /** The full resources (as served) for --output yaml|json. */
 export function nodeResources(config: NodeConfig): Record<string, unknown> {
-  const plural = {
-    cluster: 'clusters',
-    endpoint: 'endpoints',
-    extension: 'extensions',
-    secret: 'secrets',
-    listener: 'listeners',
-    route: 'routes',
-  } as const;
   const out: Record<string, unknown> = { node: config.node, role: config.role, protocol: config.protocol };
-  for (const kind of pushOrder) out[plural[kind]] = (config[kind] ?? []).map((e) => e.resource);
+  for (const kind of pushOrder) out[kindPlural[kind]] = (config[kind] ?? []).map((e) => e.resource);
   return out;
 }
 

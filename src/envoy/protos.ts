@@ -87,6 +87,16 @@ export type TypeUrlString = (typeof TypeUrl)[ResourceKind];
  */
 export const pushOrder: ResourceKind[] = ['secret', 'cluster', 'endpoint', 'extension', 'listener', 'route'];
 
+/** Each kind's plural, as `render` and `status --output` name their lists. */
+export const kindPlural = {
+  cluster: 'clusters',
+  endpoint: 'endpoints',
+  extension: 'extensions',
+  secret: 'secrets',
+  listener: 'listeners',
+  route: 'routes',
+} as const satisfies Record<ResourceKind, string>;
+
 export const kindOfTypeUrl = new Map<string, ResourceKind>(
   (Object.entries(TypeUrl) as [ResourceKind, string][]).map(([kind, url]) => [url, kind]),
 );

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawnCli } from '../helpers/cli.js';
+import { serveArgs, spawnCli } from '../helpers/cli.js';
 import { startEnvoy, type EnvoyProcess } from '../helpers/envoy.js';
 import { freePort, roundTrip, startEcho, type EchoServer } from '../helpers/net.js';
 import { serviceYaml } from '../helpers/objects.js';
@@ -24,15 +24,7 @@ let terminator: EnvoyProcess;
 const shims: ReturnType<typeof spawnCli>[] = [];
 
 function serve() {
-  const child = spawnCli([
-    'serve',
-    '--source',
-    `file:${dir}`,
-    '--xds-address',
-    `127.0.0.1:${xdsPort}`,
-    '--admin-address',
-    `127.0.0.1:${adminPort}`,
-  ]);
+  const child = spawnCli(serveArgs(dir, xdsPort, adminPort));
   shims.push(child);
   return child;
 }

@@ -85,24 +85,13 @@ export async function startEnvoy(
     return text || undefined;
   });
   const adminUrl = `http://${adminAddress}`;
-  const { get, stats } = envoyAdmin(adminUrl);
   return {
     name: options.nodeId,
     adminUrl,
     accessLogPath,
     dir,
     process: child,
-    get,
-    stats,
-    stat: async (name) => (await stats()).get(name) ?? 0,
-    accessLog: () =>
-      fs.existsSync(accessLogPath)
-        ? fs
-            .readFileSync(accessLogPath, 'utf8')
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => JSON.parse(l) as Record<string, unknown>)
-        : [],
+    ...envoyAdmin(adminUrl, accessLogPath),
     stop: async () => {
       if (exited) return;
       child.kill('SIGTERM');
@@ -112,8 +101,10 @@ export async function startEnvoy(
   };
 }
 
-/** Reads an Envoy's admin: any path as text, and its counters (used ones) and gauges by name. */
-export function envoyAdmin(adminUrl: string) {
+/**
+ * Reads an Envoy: any admin path as text, its counters (used ones) and gauges by name, and its JSON access log.
+ */
+export function envoyAdmin(adminUrl: string, accessLogPath: string) {
   const get = async (p: string) => {
     const res = await fetch(`${adminUrl}${p}`, { signal: AbortSignal.timeout(5000) });
     return res.text();
@@ -128,5 +119,17 @@ export function envoyAdmin(adminUrl: string) {
     }
     return out;
   };
-  return { get, stats };
+  return {
+    get,
+    stats,
+    stat: async (name: string) => (await stats()).get(name) ?? 0,
+    accessLog: () =>
+      fs.existsSync(accessLogPath)
+        ? fs
+            .readFileSync(accessLogPath, 'utf8')
+            .split('\n')
+            .filter(Boolean)
+            .map((l) => JSON.parse(l) as Record<string, unknown>)
+        : [],
+  };
 }

@@ -49,24 +49,13 @@ export async function startEnvoyAs(
     return text || undefined;
   });
   const adminUrl = `http://${adminAddress}`;
-  const { get, stats } = envoyAdmin(adminUrl);
   return {
     name,
     adminUrl,
     accessLogPath,
     dir,
     process: child,
-    get,
-    stats,
-    stat: async (stat) => (await stats()).get(stat) ?? 0,
-    accessLog: () =>
-      fs.existsSync(accessLogPath)
-        ? fs
-            .readFileSync(accessLogPath, 'utf8')
-            .split('\n')
-            .filter(Boolean)
-            .map((l) => JSON.parse(l) as Record<string, unknown>)
-        : [],
+    ...envoyAdmin(adminUrl, accessLogPath),
     stop: async () => {
       if (!exited) {
         child.kill('SIGTERM');

@@ -3,35 +3,17 @@
 // same objects, the same line of every field, the same diagnostics (naming the same lines), and the
 // same last good objects when the file stops parsing.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import fc from 'fast-check';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { isModelObject, type FieldPath, type SourcedObject } from '../../src/model/objects.js';
-import { FileSource } from '../../src/sources/file.js';
 import { parseYamlPortable, withLines } from '../../src/sources/yaml.js';
 import type { SourceState } from '../../src/sources/source.js';
 import { joinDocs, serviceDoc, sliceDoc, type Doc } from '../helpers/yaml-docs.js';
+import { fileSourceFixture } from '../helpers/file-sources.js';
 
-const dirs: string[] = [];
-const sources: FileSource[] = [];
-afterEach(async () => {
-  await Promise.all(sources.splice(0).map((s) => s.stop()));
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-incr-'));
-  dirs.push(dir);
-  return dir;
-}
-
-function source(target: string): FileSource {
-  const s = new FileSource(target);
-  sources.push(s);
-  return s;
-}
+const { tempDir, source } = fileSourceFixture('fs-incr-');
 
 /** Lines an edit puts inside a document: markers, near-markers, directives, broken and odd YAML. */
 const trickyLines = [

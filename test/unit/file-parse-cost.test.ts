@@ -3,34 +3,16 @@
 // (the model's memos find them by identity) and name exact lines, and a change to one file of a folder
 // of 1,000 reads and parses only that file.
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { formatDiagnostic } from '../../src/model/diagnostics.js';
 import { isModelObject } from '../../src/model/objects.js';
-import { FileSource } from '../../src/sources/file.js';
 import type { SourceState } from '../../src/sources/source.js';
 import { parseYamlPortable, withLines } from '../../src/sources/yaml.js';
 import { serviceDoc, servicesFile } from '../helpers/yaml-docs.js';
+import { fileSourceFixture } from '../helpers/file-sources.js';
 
-const dirs: string[] = [];
-const sources: FileSource[] = [];
-afterEach(async () => {
-  await Promise.all(sources.splice(0).map((s) => s.stop()));
-  for (const dir of dirs.splice(0)) fs.rmSync(dir, { recursive: true, force: true });
-});
-
-function tempDir(): string {
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'fs-incr-'));
-  dirs.push(dir);
-  return dir;
-}
-
-function source(target: string): FileSource {
-  const s = new FileSource(target);
-  sources.push(s);
-  return s;
-}
+const { tempDir, source } = fileSourceFixture('fs-incr-');
 
 const served = (state: SourceState, name: string) =>
   state.objects.find((o) => o.object.kind === 'Service' && o.object.metadata?.name === name)!;
