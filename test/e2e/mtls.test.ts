@@ -27,6 +27,8 @@ describe('mTLS tunnels with certificates served over SDS', () => {
   let terminator: EnvoyProcess;
   let secureBackend: EchoServer;
   let permBackend: EchoServer;
+  let guardedBackend: EchoServer;
+  let guardedPort: number;
   let tunnelPort: number;
   let securePort: number;
   let permPort: number;
@@ -42,6 +44,8 @@ describe('mTLS tunnels with certificates served over SDS', () => {
     tunnelPort = await freePort('127.0.0.2');
     secureBackend = await startEcho('127.0.0.2', await freePort('127.0.0.2'), 'secure');
     permBackend = await startEcho('127.0.0.2', await freePort('127.0.0.2'), 'perm');
+    guardedBackend = await startEcho('127.0.0.2', await freePort('127.0.0.2'), 'guarded');
+    guardedPort = await freePort();
     securePort = await freePort();
     permPort = await freePort();
     const common = { namespace: 'e2e', clusterIP: '10.96.0.10' };
@@ -66,6 +70,19 @@ describe('mTLS tunnels with certificates served over SDS', () => {
           annotations: { 'tunnel-shim.io/tunnel-port': String(tunnelPort), 'tunnel-shim.io/mtls': 'permissive' },
           endpoints: [{ ip: '127.0.0.2', port: permBackend.port }],
         }),
+        // Permissive, but only one identity allowed: a plaintext peer has no identity to allow.
+        'guarded.yaml': serviceYaml({
+          ...common,
+          name: 'guarded',
+          clusterIP: '10.96.0.12',
+          port: guardedPort,
+          annotations: {
+            'tunnel-shim.io/tunnel-port': String(tunnelPort),
+            'tunnel-shim.io/mtls': 'permissive',
+            'tunnel-shim.io/allowed-identities': client.id,
+          },
+          endpoints: [{ ip: '127.0.0.2', port: guardedBackend.port }],
+        }),
         'certs.yaml': [client.yaml, other.yaml, server.yaml].join('---\n'),
       },
       { tls: { insecureIdentities: true } },
@@ -88,7 +105,7 @@ describe('mTLS tunnels with certificates served over SDS', () => {
   afterAll(async () => {
     await Promise.all([originator?.stop(), intruder?.stop(), terminator?.stop()]);
     await shim?.stop();
-    await Promise.all([secureBackend?.close(), permBackend?.close()]);
+    await Promise.all([secureBackend?.close(), permBackend?.close(), guardedBackend?.close()]);
   });
 
   it('carries bytes over mTLS; the terminator logs the peer SPIFFE ID and serial; both count handshakes', async () => {
@@ -143,5 +160,12 @@ describe('mTLS tunnels with certificates served over SDS', () => {
     const before = permBackend.connections;
     expect(await plaintextConnect('127.0.0.2', tunnelPort, authority('perm', permPort))).toBe(200);
     await waitFor('the plaintext tunnel to reach the backend', () => permBackend.connections > before);
+  });
+
+  it('allowed-identities on a permissive Service: a plaintext peer gets 403 and opens nothing', async () => {
+    expect(await roundTrip(guardedPort, 'allowed\n')).toBe('guarded\nallowed\n');
+    const before = guardedBackend.connections;
+    expect(await plaintextConnect('127.0.0.2', tunnelPort, authority('guarded', guardedPort))).toBe(403);
+    expect(guardedBackend.connections).toBe(before);
   });
 });
