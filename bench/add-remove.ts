@@ -92,13 +92,16 @@ export function addRemoveSteps(o: {
   modes: Cores[];
   k8s: boolean;
   profile: boolean;
+  /** Which sources to run (default all): driver, file, folder, k8s. */
+  sources?: string[];
 }): (() => Promise<void>)[] {
   const n = (x: number) => Math.max(1, Math.round(x * o.scale));
   const base = { services: n(1000), originate: n(500), changes: 10 };
   const label = `${base.services} svc, ${base.originate} streams`;
   const budget = 6 * 60_000;
   const steps: (() => Promise<void>)[] = [];
-  const each = (source: string, body: (delta: boolean, tag: string, mode: Cores) => Promise<unknown>) => {
+  const each = (part: string, source: string, body: (delta: boolean, tag: string, mode: Cores) => Promise<unknown>) => {
+    if ((o.sources && !o.sources.includes(part)) || (part === 'k8s' && !o.k8s)) return;
     for (const delta of [false, true]) {
       const tag = `add/remove a Service (${label}), ${source}, ${delta ? 'delta' : 'SotW'}`;
       steps.push(() => step(tag, o.modes, budget, async (mode) => void (await body(delta, tag, mode))));
@@ -115,12 +118,12 @@ export function addRemoveSteps(o: {
     }
   };
 
-  each('in-process driver', async (delta, tag, mode) => {
+  each('driver', 'in-process driver', async (delta, tag, mode) => {
     const mutate = (s: Server) => ({ add: s.addService!, remove: s.removeService! });
     driverCpu.set(`${mode}/${delta}`, await withShim({ kind: 'memory' }, tag, delta, mutate));
   });
 
-  each(`file source, one file of ${2 * base.services} documents`, async (delta, tag, mode) => {
+  each('file', `file source, one file of ${2 * base.services} documents`, async (delta, tag, mode) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-file-'));
     const file = path.join(dir, 'services.yaml');
     const text = Array.from({ length: base.services }, (_, i) => yamlOf(i)).join('---\n');
@@ -146,7 +149,7 @@ export function addRemoveSteps(o: {
     }
   });
 
-  each(`file source, a folder of ${base.services} files`, async (delta, tag) => {
+  each('folder', `file source, a folder of ${base.services} files`, async (delta, tag) => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'bench-folder-'));
     for (let i = 0; i < base.services; i++) fs.writeFileSync(path.join(dir, `s${i}.yaml`), yamlOf(i));
     const fileOf = (k: number) => path.join(dir, `${addedName(k)}.yaml`);
@@ -160,27 +163,26 @@ export function addRemoveSteps(o: {
     }
   });
 
-  if (o.k8s)
-    each('Kubernetes source (kube-apiserver)', async (delta, tag) => {
-      const api = new Child('k8s-api.ts', { tsx: true });
-      const ask = async (m: object, reply: string, timeoutMs = 60_000) => {
-        const error = api.next('error', timeoutMs);
-        const answer = api.ask(m, reply, timeoutMs);
-        error.catch(() => undefined);
-        return Promise.race([answer, error.then((e) => Promise.reject(new Error(`k8s-api: ${e.message}`)))]);
-      };
-      try {
-        await api.next('ready');
-        const { kubeconfig, setupMs } = await ask({ cmd: 'start', services: base.services }, 'started', 240_000);
-        log(`${tag}: API server up with ${base.services} Services + EndpointSlices in ${ms(setupMs)}`);
-        await withShim({ kind: 'kubernetes', kubeconfig }, tag, delta, () => ({
-          add: async (k, marker) => void (await ask({ cmd: 'add', i: base.services + k, k, marker }, 'added')),
-          remove: async (k) => void (await ask({ cmd: 'remove', i: base.services + k, k }, 'removed')),
-        }));
-      } finally {
-        await ask({ cmd: 'stop' }, 'stopped', 30_000).catch(() => undefined);
-        api.kill();
-      }
-    });
+  each('k8s', 'Kubernetes source (kube-apiserver)', async (delta, tag) => {
+    const api = new Child('k8s-api.ts', { tsx: true });
+    const ask = async (m: object, reply: string, timeoutMs = 60_000) => {
+      const error = api.next('error', timeoutMs);
+      const answer = api.ask(m, reply, timeoutMs);
+      error.catch(() => undefined);
+      return Promise.race([answer, error.then((e) => Promise.reject(new Error(`k8s-api: ${e.message}`)))]);
+    };
+    try {
+      await api.next('ready');
+      const { kubeconfig, setupMs } = await ask({ cmd: 'start', services: base.services }, 'started', 240_000);
+      log(`${tag}: API server up with ${base.services} Services + EndpointSlices in ${ms(setupMs)}`);
+      await withShim({ kind: 'kubernetes', kubeconfig }, tag, delta, () => ({
+        add: async (k, marker) => void (await ask({ cmd: 'add', i: base.services + k, k, marker }, 'added')),
+        remove: async (k) => void (await ask({ cmd: 'remove', i: base.services + k, k }, 'removed')),
+      }));
+    } finally {
+      await ask({ cmd: 'stop' }, 'stopped', 30_000).catch(() => undefined);
+      api.kill();
+    }
+  });
   return steps;
 }

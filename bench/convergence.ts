@@ -149,7 +149,15 @@ if (!args.includes('--no-peer') && runs('peer')) {
       }
 }
 
-if (runs('add')) for (const s of addRemoveSteps({ scale, modes, k8s: !args.includes('--no-k8s'), profile })) await s();
+if (runs('add'))
+  for (const s of addRemoveSteps({
+    scale,
+    modes,
+    k8s: !args.includes('--no-k8s'),
+    profile,
+    sources: list('--add-sources'),
+  }))
+    await s();
 
 if (runs('s2'))
   await step('S2', modes, minutes(6), async () => {

@@ -1,11 +1,12 @@
-// Prints where a `node --cpu-prof` profile spent its time: self time per function, top 20, and per
-// file group. Usage: npx tsx bench/profile-top.ts bench/profiles/FILE.cpuprofile
+// Prints where a `node --cpu-prof` profile spent its time: self time per function, top 20, time
+// including callees (top 25: what a function and everything it called cost), and per file group.
+// Usage: npx tsx bench/profile-top.ts bench/profiles/FILE.cpuprofile
 import fs from 'node:fs';
 
 interface Node {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
-  hitCount?: number;
+  children?: number[];
 }
 
 const profile = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as {
@@ -14,24 +15,40 @@ const profile = JSON.parse(fs.readFileSync(process.argv[2]!, 'utf8')) as {
   timeDeltas: number[];
 };
 const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+const parent = new Map<number, number>();
+for (const n of profile.nodes) for (const c of n.children ?? []) parent.set(c, n.id);
+const urlOf = (n: Node) =>
+  n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench)\//, '$1/');
+const keyOf = (n: Node) => `${n.callFrame.functionName || '(anonymous)'} ${urlOf(n)}:${n.callFrame.lineNumber + 1}`;
 const self = new Map<string, number>();
+const inclusive = new Map<string, number>();
 const group = new Map<string, number>();
+const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
 let total = 0;
 profile.samples.forEach((id, i) => {
   const n = byId.get(id)!;
   const dt = profile.timeDeltas[i] ?? 0;
   total += dt;
-  const url = n.callFrame.url.replace(/^.*node_modules\//, '').replace(/^file:\/\/.*\/(src|bench)\//, '$1/');
-  const key = `${n.callFrame.functionName || '(anonymous)'} ${url}:${n.callFrame.lineNumber + 1}`;
-  self.set(key, (self.get(key) ?? 0) + dt);
+  const url = urlOf(n);
+  add(self, keyOf(n), dt);
+  // Each function once per sample, however deep it recursed.
+  const seen = new Set<string>();
+  for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) seen.add(keyOf(byId.get(at)!));
+  for (const k of seen) add(inclusive, k, dt);
   const g =
     url.startsWith('src/') || url.startsWith('bench/')
       ? url.split('/').slice(0, 2).join('/')
       : url.split('/')[0] || n.callFrame.functionName;
-  group.set(g, (group.get(g) ?? 0) + dt);
+  add(group, g, dt);
 });
 const pct = (x: number) => `${((100 * x) / total).toFixed(1)}%`;
+const top = (m: Map<string, number>, count: number, skip = (_k: string) => false) => {
+  const rows = [...m].filter(([k]) => !skip(k)).sort((a, b) => b[1] - a[1]);
+  for (const [k, v] of rows.slice(0, count)) console.log(`${pct(v).padStart(6)}  ${k}`);
+};
 console.log(`total ${(total / 1e6).toFixed(1)} s sampled`);
-for (const [k, v] of [...self].sort((a, b) => b[1] - a[1]).slice(0, 20)) console.log(`${pct(v).padStart(6)}  ${k}`);
+top(self, 20);
+console.log('-- including callees');
+top(inclusive, 25, (k) => k.startsWith('(root)') || k.startsWith('(anonymous) :0'));
 console.log('-- by module');
-for (const [k, v] of [...group].sort((a, b) => b[1] - a[1]).slice(0, 12)) console.log(`${pct(v).padStart(6)}  ${k}`);
+top(group, 12);
