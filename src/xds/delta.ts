@@ -69,7 +69,7 @@ export class DeltaStream extends BaseStream {
     if (!kind) return undefined;
     let state = this.types.get(kind);
     if (!state) {
-      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0, deliveries: new DeltaDeliveries() };
+      state = newDeltaTypeState();
       this.types.set(kind, state);
     }
     const req = {
@@ -224,3 +224,27 @@ export class DeltaStream extends BaseStream {
 }
 
 const noNames: ReadonlySet<string> = new Set();
+
+/** Every field in one literal, optional ones too: one hidden class for every stream's type state. */
+function newDeltaTypeState(): DeltaTypeState {
+  const sub = newSubscription();
+  return {
+    started: sub.started,
+    wildcard: sub.wildcard,
+    names: sub.names,
+    known: sub.known,
+    recheck: sub.recheck,
+    namesVersion: sub.namesVersion,
+    lastNonce: undefined,
+    lastVersion: undefined,
+    ackedVersion: undefined,
+    ackedNonce: undefined,
+    lastNack: undefined,
+    generation: -1,
+    owesAnswer: true,
+    deliveries: new DeltaDeliveries(),
+    coverage: undefined,
+    nacks: 0,
+    retryAt: undefined,
+  };
+}

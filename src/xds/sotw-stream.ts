@@ -50,6 +50,8 @@ export interface TypeState extends NackRetryState {
    * replaced or the stream ends; its raw bytes recognise an unchanged subscription without decoding it.
    */
   subscription?: Subscription;
+  /** Whether `names` covered `resources` when last asked (synced.ts). */
+  coverage?: { names: ReadonlySet<string>; resources: ReadonlyMap<string, unknown>; covered: boolean };
 }
 
 export type { Delivery };
@@ -156,8 +158,7 @@ export class SotwStream extends BaseStream {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      const fresh = { requested: false, wildcard: false, names: new Set<string>(), lastSeq: 0, ackedSeq: 0 };
-      state = { ...fresh, ledger: new SentLedger(), generation: -1, nacks: 0 };
+      state = newTypeState();
       this.types.set(kind, state);
     }
     return state;
@@ -292,6 +293,34 @@ function selected(ts: ServedType, names: ReadonlySet<string>): EncodedResource[]
     if (r) out.push(r);
   }
   return out;
+}
+
+/**
+ * Every field in one literal, optional ones too: all type states share one hidden class, so the loops
+ * over 1,000 streams that read them (push, holdsView) stay monomorphic.
+ */
+function newTypeState(): TypeState {
+  return {
+    requested: false,
+    wildcard: false,
+    names: new Set<string>(),
+    ledger: new SentLedger(),
+    lastNonce: undefined,
+    lastVersion: undefined,
+    ackedVersion: undefined,
+    ackedNonce: undefined,
+    ackedAt: undefined,
+    lastNack: undefined,
+    lastDelivery: undefined,
+    lastSeq: 0,
+    ackedSeq: 0,
+    changedAt: undefined,
+    generation: -1,
+    subscription: undefined,
+    coverage: undefined,
+    nacks: 0,
+    retryAt: undefined,
+  };
 }
 
 function withAlso(names: ReadonlySet<string>, more: Iterable<string>): ReadonlySet<string> {
