@@ -75,7 +75,7 @@ function fieldIds() {
 const controlPlaneType = () => lookupType('envoy.config.core.v3.ControlPlane');
 
 /** gRPC's message prefix: a compressed flag (0) and the message's length, big-endian. */
-export const grpcPrefixBytes = 5;
+const grpcPrefixBytes = 5;
 const frames = new WeakMap<Uint8Array, Buffer>();
 
 /** A writer that leaves room for the gRPC prefix before the message (filled by `finishFramed`). */

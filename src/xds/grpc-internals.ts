@@ -1,6 +1,6 @@
 // What the ADS server does through grpc-js 1.14's private fields and methods, each feature-detected:
 // if an upgrade moves one, the server takes grpc-js's own path, and test/unit/grpc-internals.test.ts
-// fails, so the fallback is never silent.
+// fails, so the fallback is never silent (it checks resetStream in budget.ts too).
 import type * as grpc from '@grpc/grpc-js';
 import { grpcFrameOf } from '../envoy/encode.js';
 
