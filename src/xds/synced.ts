@@ -27,8 +27,13 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
     const ts = snapshot[kind];
     if (!state?.started) return ts.resources.size === 0;
     if (state.generation !== ts.generation || state.owesAnswer || state.ackedNonce !== state.lastNonce) return false;
-    // Delta names are the stream's own, modified in place: not memoised.
-    return state.wildcard || covers(state.names, ts.resources);
+    if (state.wildcard) return true;
+    // Delta names are the stream's own, modified in place: remembered per names version and content.
+    const memo = state.coverage;
+    if (memo?.namesVersion === state.namesVersion && memo.resources === ts.resources) return memo.covered;
+    const covered = covers(state.names, ts.resources);
+    state.coverage = { namesVersion: state.namesVersion, resources: ts.resources, covered };
+    return covered;
   });
 }
 
