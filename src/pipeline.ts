@@ -94,7 +94,6 @@ export class Pipeline {
     if (!state) return;
     this.pending = undefined;
     const started = performance.now();
-    this.lastApply = started;
     this.sourceDiagnostics = state.diagnostics;
     this.model = this.builder.build(state.objects);
     const modelMs = performance.now() - started;
@@ -113,6 +112,9 @@ export class Pipeline {
       'configuration rebuilt',
     );
     for (const listener of this.changeListeners) listener(this.model);
+    // Quiet is counted from the end of a rebuild: events that queued up while it ran are coalesced into
+    // the next one, so a source faster than the rebuilds makes them bigger, not more (no growing backlog).
+    this.lastApply = performance.now();
   }
 
   /** Reports diagnostics that appeared since the last report (also after a new node view appeared). */
