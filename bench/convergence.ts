@@ -167,6 +167,16 @@ if (runs('s2'))
     await sleep(2000);
     await server.collect?.();
     const rss = rssBytes(server.pid);
+    const memory = await server.stats?.();
+    if (memory)
+      log(
+        `shim S2 memory: rss ${mb(rss)}, heap ${mb(memory.heapUsed)} of ${mb(memory.heapTotal)}, ` +
+          `external ${mb(memory.external)}, array buffers ${mb(memory.arrayBuffers)}`,
+      );
+    // BENCH_HEAP_SNAPSHOT=1: the shim's heap after the sync, to bench/profiles/shim.heapsnapshot.
+    if (process.env.BENCH_HEAP_SNAPSHOT)
+      fs.writeFileSync('bench/profiles/shim.smaps', fs.readFileSync(`/proc/${server.pid}/smaps`));
+    if (process.env.BENCH_HEAP_SNAPSHOT) log(`shim S2 heap snapshot: ${await server.heapSnapshot?.()}`);
     await server.stop();
     row(
       `S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`,
