@@ -10,7 +10,7 @@ import type { SourcedObject } from '../src/model/objects.js';
 import { translate } from '../src/translate/index.js';
 import { podAddress, serviceObjects } from './fixtures.js';
 
-const services = Number(process.argv[2] ?? 10000);
+const services = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10000);
 const gc = (globalThis as { gc?: () => void }).gc;
 if (!gc) throw new Error('run with node --expose-gc');
 const heap = () => {
@@ -47,6 +47,8 @@ console.log(
   `total: heap ${mb(m4.heapUsed)} (+${mb(m4.heapUsed - m0.heapUsed)}), external ${mb(m4.external)}, ` +
     `rss ${mb(m4.rss)}; ${model.tunnels.length} tunnels`,
 );
+// Kept reachable for the snapshot (a snapshot may not count what only later code reads).
+Object.assign(globalThis, { s2: { objects, builder, cache } });
 if (process.argv.includes('--snapshot')) console.log(v8.writeHeapSnapshot('bench/profiles/s2-heap.heapsnapshot'));
 // Keep everything alive until the figures are taken.
 if (cache.viewCount() !== 10 || builder === undefined) throw new Error('views missing');
