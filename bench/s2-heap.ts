@@ -9,6 +9,7 @@ import { defaultModelOptions } from '../src/model/tunnel.js';
 import type { SourcedObject } from '../src/model/objects.js';
 import { translate } from '../src/translate/index.js';
 import { podAddress, serviceObjects } from './fixtures.js';
+import { mallocHeapBytes } from './proc.js';
 
 const services = Number(process.argv.slice(2).find((a) => /^\d+$/.test(a)) ?? 10000);
 const gc = (globalThis as { gc?: () => void }).gc;
@@ -44,7 +45,8 @@ for (let i = 0; i < 9; i++) cache.watch({ role: 'terminate', listenAddress: podA
 const m4 = heap();
 line('9 terminate views', m3, m4);
 console.log(
-  `total: heap ${mb(m4.heapUsed)} (+${mb(m4.heapUsed - m0.heapUsed)}), external ${mb(m4.external)}, ` +
+  `total: heap ${mb(m4.heapUsed)} of ${mb(m4.heapTotal)} (+${mb(m4.heapUsed - m0.heapUsed)}), ` +
+    `external ${mb(m4.external)}, ` +
     `rss ${mb(m4.rss)}; ${model.tunnels.length} tunnels`,
 );
 // Kept reachable for the snapshot (a snapshot may not count what only later code reads).
@@ -52,3 +54,4 @@ Object.assign(globalThis, { s2: { objects, builder, cache } });
 if (process.argv.includes('--snapshot')) console.log(v8.writeHeapSnapshot('bench/profiles/s2-heap.heapsnapshot'));
 // Keep everything alive until the figures are taken.
 if (cache.viewCount() !== 10 || builder === undefined) throw new Error('views missing');
+console.log(`malloc's main heap (smaps [heap]): ${mb(mallocHeapBytes('self'))}`);

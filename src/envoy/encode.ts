@@ -120,7 +120,16 @@ export function encodeDiscoveryResponse(args: {
   w.uint32((ids.nonce << 3) | 2).string(args.nonce);
   const cp = controlPlaneType();
   w.uint32((ids.controlPlane << 3) | 2).bytes(cp.encode(cp.create({ identifier: args.controlPlaneId })).finish());
-  return Buffer.from(w.finish());
+  return asBuffer(w.finish());
+}
+
+/**
+ * The writer's bytes as a Buffer without copying them: in Node protobufjs already writes into a Buffer,
+ * and `Buffer.from(buffer)` would copy a whole response (megabytes for an originator at 10,000
+ * Services) only to drop the original.
+ */
+function asBuffer(bytes: Uint8Array): Buffer {
+  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
 }
 
 /** Decodes Any-wrapped resources to JSON-friendly objects (for tests and debugging). */
@@ -212,5 +221,5 @@ export function encodeDeltaDiscoveryResponse(args: {
   w.uint32((ids.nonce! << 3) | 2).string(args.nonce);
   const cp = controlPlaneType();
   w.uint32((ids.control_plane! << 3) | 2).bytes(cp.encode(cp.create({ identifier: args.controlPlaneId })).finish());
-  return Buffer.from(w.finish());
+  return asBuffer(w.finish());
 }
