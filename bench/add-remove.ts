@@ -41,9 +41,10 @@ async function measure(
   tag: string,
   server: Server,
   mutate: Mutator,
-  o: { services: number; originate: number; delta: boolean; changes: number },
+  o: { services: number; originate: number; delta: boolean; changes: number; profile: boolean },
 ): Promise<number> {
   const { gen, syncMs, syncedStreams } = await connectAndSync(server, { ...o, terminate: 0 });
+  if (o.profile) await server.profileStart?.();
   const cpu0 = cpuSeconds(server.pid);
   const added: number[] = [];
   const removed: number[] = [];
@@ -64,6 +65,7 @@ async function measure(
     }
   }
   const cpuPerChange = (cpuSeconds(server.pid) - cpu0) / (2 * o.changes);
+  if (o.profile) log(`${tag}: profile of the changes ${await server.profileStop?.(o.delta ? 'delta' : 'sotw')}`);
   await gen.ask({ cmd: 'close' }, 'closed');
   const proto = o.delta ? 'delta' : 'SotW';
   const goal = goals[proto];
@@ -110,9 +112,9 @@ export function addRemoveSteps(o: {
   /** Shim CPU per change through the in-process driver (per cores mode and protocol): the file's reference. */
   const driverCpu = new Map<string, number>();
   const withShim = async (source: ShimSource, tag: string, delta: boolean, mutate: (s: Server) => Mutator) => {
-    const server = await startShim(base.services, { source, profile: o.profile });
+    const server = await startShim(base.services, { source });
     try {
-      return await measure(tag, server, mutate(server), { ...base, delta });
+      return await measure(tag, server, mutate(server), { ...base, delta, profile: o.profile });
     } finally {
       await server.stop();
     }

@@ -16,6 +16,8 @@ export interface RunOptions {
   rate: number;
   rateSeconds: number;
   services: number;
+  /** A CPU profile of the shim for each phase (single changes, the rate run); the initial sync is left out. */
+  profile?: boolean;
 }
 
 export interface RunResult {
@@ -117,6 +119,11 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     return measureChange(gen, { marker }, fire, timeoutMs);
   };
 
+  const phase = async (name: string) => {
+    const file = await server.profileStop?.(`${o.delta ? 'delta' : 'sotw'}-${name}`);
+    if (file) process.stderr.write(`bench: profile of the ${name} phase ${file}\n`);
+  };
+  if (o.profile) await server.profileStart?.();
   const single: number[] = [];
   let singleMissed = 0;
   let singleNote: string | undefined;
@@ -140,6 +147,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     await sleep(100);
     if (k === 9 && o.delta) deltaBytesPerStream = (await gen.ask({ cmd: 'bytes' }, 'bytes')).perStream / 10;
   }
+  if (o.profile) await phase('single-changes');
   const cpuSingles = cpuSeconds(server.pid) - cpu0;
   const rssSingles = rssBytes(server.pid);
 
@@ -147,6 +155,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   let rateMissed = 0;
   let rateCores = NaN;
   if (o.rateSeconds > 0) {
+    if (o.profile) await server.profileStart?.();
     const pending: Promise<void>[] = [];
     let failure: unknown;
     const c0 = cpuSeconds(server.pid);
@@ -164,6 +173,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     rateCores = (cpuSeconds(server.pid) - c0) / ((t1 - t0) / 1000);
     await Promise.all(pending);
     if (failure) throw failure;
+    if (o.profile) await phase('rate');
   }
   const loadgenCpu = (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds;
   await gen.ask({ cmd: 'close' }, 'closed');

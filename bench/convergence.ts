@@ -1,8 +1,8 @@
 // `make bench`: every scenario in one run, one table (bench/README.md). Benchmarks print figures; they
 // are not tests. Flags: --scale F multiplies Service and stream counts (default 1), --rate-seconds N
 // shortens the 20 changes/s run (default 60), --cores pinned,shared (default both where the machine has
-// 2 cores and taskset), --no-peer, --peers snapshot,linear, --no-dataplane, --no-k8s, --profile (node
-// --cpu-prof of the shim into bench/profiles/), --only sotw,delta,peer,s2,idle,add,dataplane,mtls (a
+// 2 cores and taskset), --no-peer, --peers snapshot,linear, --no-dataplane, --no-k8s, --profile (a CPU
+// profile of the shim per measured phase into bench/profiles/), --only sotw,delta,peer,s2,idle,add,dataplane,mtls (a
 // subset).
 import fs from 'node:fs';
 import { addRemoveSteps } from './add-remove.js';
@@ -52,8 +52,8 @@ const shimS1 = new Map<string, RunResult>();
 
 async function s1(delta: boolean, mode: Cores): Promise<RunResult> {
   const proto = delta ? 'delta' : 'SotW';
-  const server = await startShim(S1.services, { profile });
-  const r = await run(server, { ...S1, delta, changes: 50, rate: 20, rateSeconds });
+  const server = await startShim(S1.services);
+  const r = await run(server, { ...S1, delta, changes: 50, rate: 20, rateSeconds, profile });
   shimS1.set(`${mode}/${proto}`, r);
   await server.collect?.();
   const rss = rssBytes(server.pid);

@@ -126,6 +126,8 @@ class EnvoyLike {
   private first = true;
   private readonly call: GrpcStream;
   private readonly eds = new Set<string>();
+  /** SotW: the CDS version whose EDS clusters this stream subscribes to. */
+  private cdsVersion = '';
   private readonly rds = new Set<string>();
   /** SotW: resource_names bytes per type, rebuilt only when the subscription changes. */
   private readonly namesBytes = new Map<string, Uint8Array>();
@@ -177,9 +179,7 @@ class EnvoyLike {
   }
 
   private setNames(typeUrl: string, names: Set<string>) {
-    const w = protobuf.Writer.create();
-    for (const n of [...names].sort()) w.uint32((namesField << 3) | 2).string(n);
-    this.namesBytes.set(typeUrl, w.finish());
+    this.namesBytes.set(typeUrl, encodeNames(names));
   }
 
   private receive(raw: Buffer) {
@@ -197,14 +197,21 @@ class EnvoyLike {
 
   /** Like Envoy: the endpoints of every EDS cluster are subscribed to once the clusters arrive. */
   private onClusters(raw: Buffer, r: Light) {
-    const next = new Set(this.delta ? this.eds : []);
     if (this.delta) {
-      for (const name of r.removed) next.delete(name);
-      r.names.forEach((name, i) => {
-        if (edsOfResource(raw, r.versions[i]!, name)) next.add(name);
-      });
-    } else for (const name of edsOfState(raw, r.version)) next.add(name);
-    this.follow(TypeUrl.endpoint, this.eds, next);
+      // Only what this response names: not a copy of 1,000 names per response.
+      const subscribe = r.names.filter((name, i) => !this.eds.has(name) && edsOfResource(raw, r.versions[i]!, name));
+      const unsubscribe = r.removed.filter((name) => this.eds.has(name));
+      for (const name of subscribe) this.eds.add(name);
+      for (const name of unsubscribe) this.eds.delete(name);
+      if (subscribe.length > 0 || unsubscribe.length > 0) this.request(TypeUrl.endpoint, { subscribe, unsubscribe });
+      return;
+    }
+    // SotW: every stream moves between the same CDS versions; the new EDS names are worked out once.
+    const move = edsMove(this.cdsVersion, raw, r.version);
+    this.cdsVersion = r.version;
+    if (!move) return;
+    this.namesBytes.set(TypeUrl.endpoint, move);
+    this.request(TypeUrl.endpoint, { ...this.last.get(TypeUrl.endpoint) });
   }
 
   private onListeners(raw: Buffer, r: Light) {
@@ -249,6 +256,29 @@ function edsOfState(raw: Buffer, version: string): string[] {
   return names;
 }
 
+/** resource_names bytes, sorted as Envoy sends them. */
+function encodeNames(names: Iterable<string>): Uint8Array {
+  const w = protobuf.Writer.create();
+  for (const n of [...names].sort()) w.uint32((namesField << 3) | 2).string(n);
+  return w.finish();
+}
+
+/** SotW: from CDS version `from` to `to`, the new EDS subscription's bytes, or null when it is the same. */
+const edsMoves = new Map<string, Uint8Array | null>();
+
+function edsMove(from: string, raw: Buffer, to: string): Uint8Array | null {
+  const key = `${from}>${to}`;
+  let move = edsMoves.get(key);
+  if (move === undefined) {
+    const before = new Set(from ? edsByStateVersion.get(from) : []);
+    const after = edsOfState(raw, to);
+    const same = after.length === before.size && after.every((name) => before.has(name));
+    move = same ? null : encodeNames(after);
+    edsMoves.set(key, move);
+  }
+  return move;
+}
+
 function edsOfResource(raw: Buffer, version: string, name: string): boolean {
   const key = `${name}|${version}`;
   if (!edsByResourceVersion.has(key)) {
@@ -281,7 +311,10 @@ const kindOf = (typeUrl: string) =>
 function onResponse(e: EnvoyLike, raw: Buffer, r: Light) {
   lastResponseAt = now();
   if (!trackMarkers || e.spec.role !== 'originate') return;
-  tracker.onResponse(e, raw, kindOf(r.typeUrl), e.delta ? r.removed : undefined, lastResponseAt);
+  const type = kindOf(r.typeUrl);
+  // A SotW CDS or LDS response is the full state: equal versions (and lengths) are equal bytes.
+  const contentKey = !e.delta && type ? `${r.typeUrl}|${r.version}|${raw.length}` : undefined;
+  tracker.onResponse(e, raw, type, e.delta ? r.removed : undefined, lastResponseAt, contentKey);
 }
 
 process.on('message', async (m: any) => {

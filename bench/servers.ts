@@ -21,6 +21,9 @@ export interface Server {
   /** Adds Service `added-<k>` (its first endpoint at `marker`) / removes it again. */
   addService?(k: number, marker: string): void | Promise<void>;
   removeService?(k: number): void | Promise<void>;
+  /** The shim only: a CPU profile of what happens between the two calls (stop returns its file). */
+  profileStart?(): Promise<void>;
+  profileStop?(tag: string): Promise<string>;
   /** The peer only: how long its snapshot updates took. */
   peerStats?(): Promise<PeerStats>;
   stop(): Promise<void>;
@@ -77,6 +80,8 @@ export async function startShim(
     heapSnapshot: async () => (await child.ask({ cmd: 'heap' }, 'heap', 300_000)).file,
     set,
     metrics: async () => (await child.ask({ cmd: 'metrics' }, 'metrics')).text,
+    profileStart: async () => void (await child.ask({ cmd: 'profile-start' }, 'profiling')),
+    profileStop: async (tag) => (await child.ask({ cmd: 'profile-stop', tag }, 'profiled', 60_000)).file,
     stop: async () => {
       child.send({ cmd: 'stop' });
       await new Promise((r) => child.process.once('exit', r));

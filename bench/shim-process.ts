@@ -4,6 +4,8 @@
 // per event), so with 1,000 files it would measure YAML parsing, not the control plane. Here a
 // "source change" is one IPC message carrying the changed Service's objects, handled exactly as a
 // watch event would be: through the pipeline's debounce, model build, translation, encoding, push.
+import fs from 'node:fs';
+import { Session } from 'node:inspector/promises';
 import pino from 'pino';
 import type { SourcedObject } from '../src/model/objects.js';
 import { Shim } from '../src/shim.js';
@@ -42,6 +44,9 @@ const realSource: Source | undefined = sourceSpec.startsWith('file:')
   : sourceSpec === 'kubernetes'
     ? new (await import('../src/sources/kubernetes.js')).KubernetesSource({ logger })
     : undefined;
+// A profile of one phase of a run (the changes, not the initial sync): profile-start / profile-stop.
+const profiler = new Session();
+profiler.connect();
 // SIGUSR2 writes a heap snapshot (looking into memory figures).
 process.on('SIGUSR2', async () =>
   process.stderr.write(
@@ -72,7 +77,7 @@ if (process.env.BENCH_TRACE) {
   };
 }
 
-process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedObject[]> }) => {
+process.on('message', async (m: { cmd: string; tag?: string; updates?: Record<string, SourcedObject[]> }) => {
   if (m.cmd === 'set') {
     source.set(m.updates!);
     return;
@@ -114,6 +119,17 @@ process.on('message', async (m: { cmd: string; updates?: Record<string, SourcedO
       views: shim.cache.viewCount(),
       memory: process.memoryUsage(),
     });
+  if (m.cmd === 'profile-start') {
+    await profiler.post('Profiler.enable');
+    await profiler.post('Profiler.start');
+    process.send!({ cmd: 'profiling' });
+  }
+  if (m.cmd === 'profile-stop') {
+    const { profile } = (await profiler.post('Profiler.stop')) as { profile: object };
+    const file = `bench/profiles/shim-${m.tag}-${Date.now()}.cpuprofile`;
+    fs.writeFileSync(file, JSON.stringify(profile));
+    process.send!({ cmd: 'profiled', file });
+  }
   if (m.cmd === 'metrics') process.send!({ cmd: 'metrics', text: await shim.metrics.text() });
   if (m.cmd === 'stop') {
     await shim.stop();

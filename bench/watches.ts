@@ -43,6 +43,22 @@ function addedNames(raw: Buffer): Set<string> {
   return out;
 }
 
+/** Marker addresses in a response's bytes. */
+function markersIn(raw: Buffer): string[] {
+  const out: string[] = [];
+  for (let i = raw.indexOf(markerPrefix); i >= 0; i = raw.indexOf(markerPrefix, i + 1)) {
+    let end = i + markerPrefix.length;
+    while (end < raw.length && ((raw[end]! >= 0x30 && raw[end]! <= 0x39) || raw[end] === 0x2e)) end++;
+    out.push(latin1.decode(raw.subarray(i, end)));
+  }
+  return out;
+}
+
+interface Scan {
+  markers: string[];
+  added: Set<string>;
+}
+
 export class Tracker {
   private readonly markers = new Map<string, Map<object, number>>();
   private readonly present = new Map<string, Times>();
@@ -58,29 +74,47 @@ export class Tracker {
     private readonly report: (m: SeenReport) => void,
   ) {}
 
-  /** One response to an originate stream; `removed` are a delta response's removed names. */
-  onResponse(stream: object, raw: Buffer, type: Kinds | undefined, removed: string[] | undefined, t: number) {
+  /** What a response's bytes hold, by content (`contentKey`): 500 streams get the same full-state response. */
+  private readonly scans = new Map<string, Scan>();
+
+  /**
+   * One response to an originate stream; `removed` are a delta response's removed names. `contentKey`
+   * names the response's content when equal keys mean equal bytes (a SotW CDS or LDS version): its bytes
+   * are then searched once, not once per stream.
+   */
+  onResponse(
+    stream: object,
+    raw: Buffer,
+    type: Kinds | undefined,
+    removed: string[] | undefined,
+    t: number,
+    contentKey?: string,
+  ) {
+    let scan = contentKey === undefined ? undefined : this.scans.get(contentKey);
+    if (!scan) {
+      scan = { markers: markersIn(raw), added: addedNames(raw) };
+      if (contentKey !== undefined) {
+        if (this.scans.size >= 64) this.scans.clear();
+        this.scans.set(contentKey, scan);
+      }
+    }
     const touched: string[] = [];
-    for (let i = raw.indexOf(markerPrefix); i >= 0; i = raw.indexOf(markerPrefix, i + 1)) {
-      let end = i + markerPrefix.length;
-      while (end < raw.length && ((raw[end]! >= 0x30 && raw[end]! <= 0x39) || raw[end] === 0x2e)) end++;
-      const marker = latin1.decode(raw.subarray(i, end));
+    for (const marker of scan.markers) {
       if (this.done.has(marker)) continue;
       let seen = this.markers.get(marker);
       if (!seen) this.markers.set(marker, (seen = new Map()));
       if (!seen.has(stream)) seen.set(stream, t);
       touched.push(marker, ...(this.addByMarker.has(marker) ? [this.addByMarker.get(marker)!] : []));
     }
-    if (type) touched.push(...this.onNames(stream, raw, type, removed, t));
+    if (type) touched.push(...this.onNames(stream, scan.added, type, removed, t));
     for (const key of touched) this.settle(key);
   }
 
   /** Records names that appeared or went; returns the watch keys they may complete. */
-  private onNames(stream: object, raw: Buffer, type: Kinds, removed: string[] | undefined, t: number): string[] {
+  private onNames(stream: object, found: Set<string>, type: Kinds, removed: string[] | undefined, t: number): string[] {
     let state = this.state.get(stream);
     if (!state) this.state.set(stream, (state = { cluster: new Set(), listener: new Set() }));
     const before = state[type];
-    const found = addedNames(raw);
     let after = found;
     if (removed) {
       // Delta: the response names what changed; removed names also appear in its bytes.

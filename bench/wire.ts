@@ -17,7 +17,7 @@ export interface Field {
  * reused, so copy what you keep). A plain loop, since the generator it replaced cost the load
  * generator more than the server it measures.
  */
-export function eachField(buf: Uint8Array, visit: (f: Field) => void): void {
+export function eachField(buf: Uint8Array, visit: (f: Field) => void | number): void {
   let i = 0;
   const f: Field = { id: 0, wire: 0, value: 0, start: 0, end: 0 };
   const varint = () => {
@@ -42,7 +42,9 @@ export function eachField(buf: Uint8Array, visit: (f: Field) => void): void {
       f.start = i;
       f.end = i + f.value;
       i = f.end;
-      visit(f);
+      // A visitor may skip ahead: it returns where the next field starts.
+      const next = visit(f);
+      if (typeof next === 'number') i = next;
     } else if (f.wire === 1) i += 8;
     else if (f.wire === 5) i += 4;
     else throw new Error(`wire type ${f.wire}`);
@@ -89,6 +91,12 @@ export interface Light {
 }
 
 const clusterType = 'type.googleapis.com/envoy.config.cluster.v3.Cluster';
+const listenerType = 'type.googleapis.com/envoy.config.listener.v3.Listener';
+/**
+ * SotW CDS and LDS responses carry the full state, and equal versions mean equal resources: where they
+ * end, by version and length, so 500 streams' copies are not walked resource by resource.
+ */
+const resourcesEndByContent = new Map<string, number>();
 
 const latin1 = new TextDecoder('latin1');
 const str = (buf: Uint8Array, f: Field) => text.decode(buf.subarray(f.start, f.end));
@@ -99,6 +107,8 @@ export function readResponse(buf: Uint8Array, delta: boolean): Light {
   const ranges: number[] = [];
   const d = F.delta;
   const s = F.sotw;
+  let key = '';
+  let resourcesEnd = 0;
   eachField(buf, (x) => {
     if (delta) {
       if (x.id === d.typeUrl) out.typeUrl = latin1.decode(buf.subarray(x.start, x.end));
@@ -107,8 +117,19 @@ export function readResponse(buf: Uint8Array, delta: boolean): Light {
       else if (x.id === d.resources) ranges.push(x.start, x.end);
     } else if (x.id === s.typeUrl) out.typeUrl = latin1.decode(buf.subarray(x.start, x.end));
     else if (x.id === s.nonce) out.nonce = str(buf, x);
-    else if (x.id === s.version) out.version = str(buf, x);
+    else if (x.id === s.resources) resourcesEnd = x.end;
+    else if (x.id === s.version) {
+      out.version = str(buf, x);
+      // The same full state (CDS, LDS) seen before: its resources end at the same place.
+      key = `${out.version}|${buf.length}`;
+      const end = resourcesEndByContent.get(key);
+      return end !== undefined && end > x.end ? end : undefined;
+    }
   });
+  if (!delta && resourcesEnd && (out.typeUrl === clusterType || out.typeUrl === listenerType)) {
+    if (resourcesEndByContent.size >= 64) resourcesEndByContent.clear();
+    resourcesEndByContent.set(key, resourcesEnd);
+  }
   if (out.typeUrl !== clusterType) return out;
   for (let i = 0; i < ranges.length; i += 2) {
     const r = buf.subarray(ranges[i], ranges[i + 1]);

@@ -25,6 +25,8 @@ export interface ConnectedNode {
   readonly node: { readonly id: string; readonly view: NodeView };
   /** Whether it holds the whole of its view's current content (sent, ACKed, asked for). */
   holdsView(): boolean;
+  /** Its view's content now (a new object whenever the content changes). */
+  snapshot(): unknown;
 }
 
 /**
@@ -167,13 +169,14 @@ export class RolloutStage {
       !sameList(sides.terminate, before.terminate)
     ) {
       this.servedTls = this.target.tls;
+      const held = this.holding ? this.contentOf() : undefined;
       this.revision++;
       const target = this.target;
       const model = (tunnels: readonly Tunnel[]): Model =>
         tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] };
       this.cache.setModels({ terminate: model(sides.terminate), originate: model(sides.originate) }, this.changedAt);
       // Streams the change did not reach hold the new revision already.
-      this.observe(this.streams());
+      if (held) this.carryForward(held);
     }
     for (const s of settled) this.options.onSettled?.(s);
     this.warn(settled);
@@ -197,10 +200,34 @@ export class RolloutStage {
     this.timeoutsSinceWarn = 0;
   }
 
+  /** Each stream's content, and whether it held it (at the current revision). */
+  private contentOf(): Map<ConnectedNode, { content: unknown; held: boolean }> {
+    const out = new Map<ConnectedNode, { content: unknown; held: boolean }>();
+    for (const stream of this.streams()) {
+      out.set(stream, { content: stream.snapshot(), held: this.synced.get(stream) === this.revision });
+    }
+    return out;
+  }
+
+  /**
+   * After a new revision went to the cache: a stream whose content it left unchanged and that held the
+   * previous revision holds this one too; only the others are asked (1,000 streams, one changed view).
+   */
+  private carryForward(before: Map<ConnectedNode, { content: unknown; held: boolean }>): void {
+    for (const stream of this.streams()) {
+      const was = before.get(stream);
+      if (was?.held && was.content === stream.snapshot()) this.synced.set(stream, this.revision);
+      else if (stream.holdsView()) this.synced.set(stream, this.revision);
+    }
+  }
+
   /** Records the current revision for each stream that holds its whole snapshot (only holds need it). */
   private observe(streams: Iterable<ConnectedNode>): void {
     if (!this.holding) return;
-    for (const stream of streams) if (stream.holdsView()) this.synced.set(stream, this.revision);
+    // A stream seen holding this revision stays so: it is not asked again until the next one.
+    for (const stream of streams) {
+      if (this.synced.get(stream) !== this.revision && stream.holdsView()) this.synced.set(stream, this.revision);
+    }
   }
 
   private schedulePoll(): void {

@@ -101,9 +101,37 @@ function fieldIds() {
 
 const controlPlaneType = () => lookupType('envoy.config.core.v3.ControlPlane');
 
+/** gRPC's message prefix: a compressed flag (0) and the message's length, big-endian. */
+const grpcPrefixBytes = 5;
+const frames = new WeakMap<Uint8Array, Buffer>();
+
+/** A writer that leaves room for the gRPC prefix before the message (filled by `finishFramed`). */
+function framedWriter(): protobuf.Writer {
+  return protobuf.Writer.create().fixed32(0).uint32(0);
+}
+
+/**
+ * The message a `framedWriter` wrote, as a view of its gRPC frame: the frame is written once however
+ * many streams send the message (`grpcFrameOf`, xds/grpc-internals.ts), and no byte is copied.
+ */
+function finishFramed(w: protobuf.Writer): Buffer {
+  const out = w.finish();
+  const frame = Buffer.isBuffer(out) ? out : Buffer.from(out.buffer, out.byteOffset, out.byteLength);
+  frame.writeUInt8(0, 0);
+  frame.writeUInt32BE(frame.length - grpcPrefixBytes, 1);
+  const message = frame.subarray(grpcPrefixBytes);
+  frames.set(message, frame);
+  return message;
+}
+
+/** The gRPC frame (prefix and message) a response was encoded in, if it was encoded here. */
+export function grpcFrameOf(message: Uint8Array): Buffer | undefined {
+  return frames.get(message);
+}
+
 /**
  * A DiscoveryResponse written around already-encoded Any resources. Streams that receive the same
- * response share these bytes (xds/base-stream.ts), nonce included.
+ * response share these bytes (xds/base-stream.ts), nonce included, and the gRPC frame around them.
  */
 export function encodeDiscoveryResponse(args: {
   versionInfo: string;
@@ -113,23 +141,14 @@ export function encodeDiscoveryResponse(args: {
   resources: readonly Uint8Array[];
 }): Buffer {
   const ids = fieldIds();
-  const w = protobuf.Writer.create();
+  const w = framedWriter();
   w.uint32((ids.version << 3) | 2).string(args.versionInfo);
   for (const any of args.resources) w.uint32((ids.resources << 3) | 2).bytes(any);
   w.uint32((ids.typeUrl << 3) | 2).string(args.typeUrl);
   w.uint32((ids.nonce << 3) | 2).string(args.nonce);
   const cp = controlPlaneType();
   w.uint32((ids.controlPlane << 3) | 2).bytes(cp.encode(cp.create({ identifier: args.controlPlaneId })).finish());
-  return asBuffer(w.finish());
-}
-
-/**
- * The writer's bytes as a Buffer without copying them: in Node protobufjs already writes into a Buffer,
- * and `Buffer.from(buffer)` would copy a whole response (megabytes for an originator at 10,000
- * Services) only to drop the original.
- */
-function asBuffer(bytes: Uint8Array): Buffer {
-  return Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return finishFramed(w);
 }
 
 /** Decodes Any-wrapped resources to JSON-friendly objects (for tests and debugging). */
@@ -203,7 +222,7 @@ export function deltaResourceBytes(resource: EncodedResource): Uint8Array {
   return bytes;
 }
 
-/** A DeltaDiscoveryResponse written around pre-encoded `Resource` messages. */
+/** A DeltaDiscoveryResponse written around pre-encoded `Resource` messages (and framed, as above). */
 export function encodeDeltaDiscoveryResponse(args: {
   systemVersionInfo: string;
   typeUrl: string;
@@ -213,7 +232,7 @@ export function encodeDeltaDiscoveryResponse(args: {
   removed: readonly string[];
 }): Buffer {
   const ids = deltaIds().response;
-  const w = protobuf.Writer.create();
+  const w = framedWriter();
   w.uint32((ids.system_version_info! << 3) | 2).string(args.systemVersionInfo);
   for (const r of args.resources) w.uint32((ids.resources! << 3) | 2).bytes(r);
   w.uint32((ids.type_url! << 3) | 2).string(args.typeUrl);
@@ -221,5 +240,5 @@ export function encodeDeltaDiscoveryResponse(args: {
   w.uint32((ids.nonce! << 3) | 2).string(args.nonce);
   const cp = controlPlaneType();
   w.uint32((ids.control_plane! << 3) | 2).bytes(cp.encode(cp.create({ identifier: args.controlPlaneId })).finish());
-  return asBuffer(w.finish());
+  return finishFramed(w);
 }

@@ -141,9 +141,10 @@ export abstract class BaseStream {
    * the same content (undefined: not shareable). Returns the nonce it carries.
    *
    * Whole responses are shared by the streams of a view: the 1,000 originators of the benchmark get one
-   * encoding of each response, not 1,000, and the shim writes the same bytes to each (gRPC framing is
-   * the only copy). They share the nonce too, which is fine: a nonce only has to tell one stream's
-   * responses apart. The cache keeps them with the content they carry (ServedType.shared).
+   * encoding of each response, not 1,000, and the shim writes the same bytes to each, encoded in their
+   * gRPC frame, which each HTTP/2 stream is handed without a copy (xds/grpc-internals.ts). They share
+   * the nonce too, which is fine: a nonce only has to tell one stream's responses apart. The cache keeps
+   * them with the content they carry (ServedType.shared).
    */
   protected respond(
     ts: ServedType,

@@ -22,6 +22,10 @@ export interface DeltaSubscription {
    * initial_resource_versions), or null when it was told the name does not exist.
    */
   known: KnownMap;
+  /** Names edited outside a look (subscribed, unsubscribed, their parent changed): the next look checks them. */
+  recheck: Set<string>;
+  /** Increases whenever `names` or `wildcard` change (synced.ts remembers what it answered for them). */
+  namesVersion: number;
   lastNonce?: string;
 }
 
@@ -50,15 +54,13 @@ const gone = Symbol('not known');
 
 /**
  * `known` for a stream that follows its view: a reference to the view's name -> version map (shared
- * by every stream of the view) plus the names that differ from it. After a full look that leaves
- * the client holding exactly the view's versions, it is a pointer instead of 3,000 entries per
- * originating Envoy.
+ * by every stream of the view) plus the names that differ from it. When the client holds exactly the
+ * view's versions it is a pointer instead of 3,000 entries per originating Envoy. A client that wants
+ * few of the view's names (a terminator's endpoints) keeps an explicit map instead (no base).
  */
 export class KnownVersions implements KnownMap {
   private base?: ReadonlyMap<string, string>;
   private readonly overrides = new Map<string, string | null | typeof gone>();
-  /** The view generation whose versions the client holds exactly (plus missing names); any edit clears it. */
-  inLineAt?: number;
 
   get(name: string): string | null | undefined {
     const o = this.overrides.get(name);
@@ -69,13 +71,11 @@ export class KnownVersions implements KnownMap {
     return this.get(name) !== undefined;
   }
   set(name: string, version: string | null): this {
-    this.inLineAt = undefined;
     if (this.base?.get(name) === version && version !== null) this.overrides.delete(name);
     else this.overrides.set(name, version);
     return this;
   }
   delete(name: string): boolean {
-    this.inLineAt = undefined;
     const had = this.has(name);
     if (this.base?.has(name)) this.overrides.set(name, gone);
     else this.overrides.delete(name);
@@ -85,18 +85,51 @@ export class KnownVersions implements KnownMap {
     for (const name of this.base?.keys() ?? []) if (this.has(name)) yield name;
     for (const [name, v] of this.overrides) if (v !== gone && !this.base?.has(name)) yield name;
   }
-  /** The client holds `versions` exactly, plus the names it was told do not exist. */
-  rebase(versions: ReadonlyMap<string, string>, generation?: number): void {
-    const missing = [...this.overrides].filter(([, v]) => v === null);
-    this.base = versions;
+  /** Names where what the client holds differs from the base (or every name held, without one). */
+  get differences(): number {
+    return this.overrides.size;
+  }
+  /** Whether the client's state is kept as differences from a view's versions. */
+  get based(): boolean {
+    return this.base !== undefined;
+  }
+
+  /**
+   * After a look: the view's versions are now `versions`. `looked` holds every name whose version may
+   * differ between the previous base and `versions` (the look's candidates); undefined after a full
+   * look, when the previous base may be unrelated. What the client holds does not change, only how it
+   * is stored: as differences from `versions` when they are few, else as an explicit map.
+   */
+  rebase(versions: ReadonlyMap<string, string>, looked?: Iterable<string>): void {
+    if (looked && !this.base) return; // explicit: does not depend on the view's versions
+    const names = looked
+      ? new Set([...looked, ...this.overrides.keys()])
+      : new Set([...this.keys(), ...versions.keys()]);
+    const held = [...names].map((name) => [name, this.get(name)] as const);
     this.overrides.clear();
-    for (const [name] of missing) if (!versions.has(name)) this.overrides.set(name, null);
-    this.inLineAt = generation;
+    this.base = versions;
+    for (const [name, version] of held) {
+      if (version === undefined) {
+        if (versions.has(name)) this.overrides.set(name, gone);
+      } else if (version !== versions.get(name)) this.overrides.set(name, version);
+    }
+    if (!looked && this.overrides.size > versions.size / 2) {
+      this.base = undefined;
+      this.overrides.clear();
+      for (const [name, version] of held) if (version !== undefined) this.overrides.set(name, version);
+    }
   }
 }
 
 export function newSubscription(): DeltaSubscription {
-  return { started: false, wildcard: false, names: new Set(), known: new KnownVersions() };
+  return {
+    started: false,
+    wildcard: false,
+    names: new Set(),
+    known: new KnownVersions(),
+    recheck: new Set(),
+    namesVersion: 0,
+  };
 }
 
 export function decideDelta(
@@ -113,39 +146,44 @@ export function decideDelta(
 /**
  * Applies a request's subscribe/unsubscribe lists (and, on the first request, the wildcard default
  * and initial_resource_versions). `wildcardKind`: LDS and CDS, where an empty first request means
- * "everything". Returns true when the subscription changed, so the caller reconciles everything.
+ * "everything". Names it edits go to `recheck`. Returns true when the next look must check every name
+ * (the first request, or the wildcard came or went).
  */
 export function applySubscription(state: DeltaSubscription, request: DeltaRequest, wildcardKind: boolean): boolean {
-  let changed = false;
   if (!state.started) {
     state.started = true;
+    state.namesVersion++;
     state.wildcard = wildcardKind && (request.subscribe.length === 0 || request.subscribe.includes('*'));
     for (const name of request.subscribe) if (name !== '*') state.names.add(name);
     // The client tells us what it kept from a previous stream: only differences are sent.
     for (const [name, version] of Object.entries(request.initialVersions)) state.known.set(name, version);
     return true;
   }
+  let everything = false;
+  if (request.subscribe.length > 0 || request.unsubscribe.length > 0) state.namesVersion++;
   for (const name of request.subscribe) {
-    changed = true;
     if (name === '*') {
+      everything ||= wildcardKind && !state.wildcard;
       state.wildcard = wildcardKind;
       continue;
     }
     state.names.add(name);
     // The spec: a (re)subscribed name must be sent even if we think the client has it.
     state.known.delete(name);
+    state.recheck.add(name);
   }
   for (const name of request.unsubscribe) {
-    changed = true;
     if (name === '*') {
+      everything ||= state.wildcard;
       state.wildcard = false;
       for (const n of [...state.known.keys()]) if (!state.names.has(n)) state.known.delete(n);
       continue;
     }
     state.names.delete(name);
     if (!state.wildcard) state.known.delete(name);
+    state.recheck.add(name);
   }
-  return changed;
+  return everything;
 }
 
 export interface DeltaChanges {
@@ -197,24 +235,15 @@ export function deltaChanges(
 }
 
 /**
- * After deltaChanges: when the client now holds exactly the view's versions, `known` becomes the view's
- * map again (plus names reported missing), at `generation`. That is so after a full look when the
- * client wants every name of the view, and after a look at just the changed names when it held exactly
- * the previous generation's versions (`inLine`, read before deltaChanges ran) and wants every
- * changed name.
+ * After deltaChanges: the view's versions are `versions` now; `candidates` (undefined after a full look)
+ * are the names the look checked, every name changed since the previous look among them.
  */
 export function settleKnown(
   state: DeltaSubscription,
   versions: ReadonlyMap<string, string>,
-  generation: number,
   candidates: Iterable<string> | undefined,
-  inLine: boolean,
 ): void {
-  if (!(state.known instanceof KnownVersions)) return;
-  const wanted = (names: Iterable<string>) =>
-    state.wildcard || [...names].every((n) => !versions.has(n) || state.names.has(n));
-  const holdsView = candidates ? inLine && wanted(candidates) : wanted(versions.keys());
-  if (holdsView) state.known.rebase(versions, generation);
+  if (state.known instanceof KnownVersions) state.known.rebase(versions, candidates);
 }
 
 function allRelevant(state: DeltaSubscription, versions: ReadonlyMap<string, string>): Set<string> {

@@ -9,7 +9,6 @@ import {
   applySubscription,
   decideDelta,
   deltaChanges,
-  KnownVersions,
   newSubscription,
   settleKnown,
   type DeltaDecision,
@@ -33,6 +32,8 @@ export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   owesAnswer: boolean;
   /** Which response carried each name and how it was answered (status, CSDS, metrics). */
   deliveries: DeltaDeliveries;
+  /** Whether `names` covered `resources` when last asked (synced.ts). */
+  coverage?: { namesVersion: number; resources: ReadonlyMap<string, unknown>; covered: boolean };
 }
 
 export interface DecodedDeltaRequest {
@@ -68,7 +69,7 @@ export class DeltaStream extends BaseStream {
     if (!kind) return undefined;
     let state = this.types.get(kind);
     if (!state) {
-      state = { ...newSubscription(), generation: -1, owesAnswer: true, nacks: 0, deliveries: new DeltaDeliveries() };
+      state = newDeltaTypeState();
       this.types.set(kind, state);
     }
     const req = {
@@ -101,17 +102,17 @@ export class DeltaStream extends BaseStream {
       this.scheduleRetry(kind, state);
     }
     // Subscription changes apply whatever the nonce: Envoy piggybacks them on ACKs.
-    const changed = applySubscription(state, req, isWildcardKind(kind));
+    if (applySubscription(state, req, isWildcardKind(kind))) state.generation = -1;
     if (req.subscribe.length > 0 || initialNames.length > 0) {
       if (decision.kind === 'subscribe') this.initialNameBytes += initialNames.reduce((n, name) => n + name.length, 0);
       checkNameBytes(this.nameBytes());
     }
-    this.pushKind(kind, changed);
+    this.pushKind(kind);
     return decision;
   }
 
   protected pushChanges(kind: ResourceKind): void {
-    this.pushKind(kind, false, true);
+    this.pushKind(kind, true);
   }
 
   /** The node's current snapshot (what it would be sent now). */
@@ -125,7 +126,7 @@ export class DeltaStream extends BaseStream {
     // Forget what the client was sent (not names it was told are missing): all of it goes again.
     for (const name of [...state.known.keys()]) if (state.known.get(name) !== null) state.known.delete(name);
     state.generation = -1;
-    this.pushKind(kind, true);
+    this.pushKind(kind);
   }
 
   holdsView(): boolean {
@@ -142,24 +143,28 @@ export class DeltaStream extends BaseStream {
     return bytes;
   }
 
-  private pushKind(kind: ResourceKind, full = false, becauseOfChange = false): void {
+  /**
+   * Sends what changed for one type: looks at the names changed since the last look and the names in
+   * `recheck`, or at every name after `generation` was reset (-1).
+   */
+  private pushKind(kind: ResourceKind, becauseOfChange = false): void {
     const state = this.types.get(kind);
     const snapshot = this.watch.snapshot();
     if (!state?.started || !snapshot) return;
     if (!this.mayWrite()) {
       // Sent on drain; a subscription change then needs a full look.
       this.dirty = true;
-      if (full) state.generation = -1;
       return;
     }
     const ts = snapshot[kind];
-    if (!full && !state.owesAnswer && state.generation === ts.generation) return;
-    const incremental = full ? undefined : ts.changedSince(state.generation);
-    const inLine = state.known instanceof KnownVersions && state.known.inLineAt === state.generation;
+    if (!state.owesAnswer && state.generation === ts.generation && state.recheck.size === 0) return;
+    const since = state.generation === ts.generation ? noNames : ts.changedSince(state.generation);
+    const incremental = since && state.recheck.size > 0 ? new Set([...since, ...state.recheck]) : since;
+    state.recheck.clear();
     state.generation = ts.generation;
     const versions = ts.versions();
     const { send, removed } = deltaChanges(state, versions, incremental);
-    settleKnown(state, versions, ts.generation, incremental, inLine);
+    settleKnown(state, versions, incremental);
     if (send.length === 0 && removed.length === 0 && !state.owesAnswer) {
       // Nothing for the client, which therefore already has this version (reconnect with all known).
       if (state.lastVersion === undefined) state.lastVersion = state.ackedVersion = ts.version;
@@ -202,13 +207,44 @@ export class DeltaStream extends BaseStream {
     for (const child of childKinds[kind] ?? []) {
       const childState = this.types.get(child);
       if (!childState || changed.length === 0) continue;
-      if (kind === 'cluster') for (const r of changed) childState.known.delete(r.name);
-      else {
-        for (const name of [...childState.known.keys()]) {
-          if (childState.known.get(name) !== null) childState.known.delete(name);
+      if (kind === 'cluster') {
+        for (const r of changed) {
+          childState.known.delete(r.name);
+          childState.recheck.add(r.name);
         }
+        continue;
+      }
+      // Which routes or filter configs a listener names is not known here: all of them go again.
+      for (const name of [...childState.known.keys()]) {
+        if (childState.known.get(name) !== null) childState.known.delete(name);
       }
       childState.generation = -1;
     }
   }
+}
+
+const noNames: ReadonlySet<string> = new Set();
+
+/** Every field in one literal, optional ones too: one hidden class for every stream's type state. */
+function newDeltaTypeState(): DeltaTypeState {
+  const sub = newSubscription();
+  return {
+    started: sub.started,
+    wildcard: sub.wildcard,
+    names: sub.names,
+    known: sub.known,
+    recheck: sub.recheck,
+    namesVersion: sub.namesVersion,
+    lastNonce: undefined,
+    lastVersion: undefined,
+    ackedVersion: undefined,
+    ackedNonce: undefined,
+    lastNack: undefined,
+    generation: -1,
+    owesAnswer: true,
+    deliveries: new DeltaDeliveries(),
+    coverage: undefined,
+    nacks: 0,
+    retryAt: undefined,
+  };
 }

@@ -62,9 +62,18 @@ export class SentLedger {
     this.deliveries = undefined;
   }
 
-  /** True when some name is out of line with `base`: the next look must check every name. */
+  /** True when some name is out of line with `base`: the next look must check those names too. */
   get unsettled(): boolean {
     return (this.overrides?.size ?? 0) > 0;
+  }
+
+  /**
+   * The names a look must check besides those changed since the last settle: the ones out of line
+   * with `base`. Undefined when there is no base (nothing settled yet, or all forgotten): then every name.
+   */
+  outOfLine(): Iterable<string> | undefined {
+    if (!this.base) return undefined;
+    return this.overrides?.keys() ?? [];
   }
 
   /**

@@ -18,6 +18,7 @@ import type { DeltaDecision } from './delta-decide.js';
 import { streamStatus } from './status.js';
 import type { StreamStatus } from './stream-status.js';
 import { errorMessage } from '../errors.js';
+import { releaseReadBuffers, writeFramesAsIs, type FramingCounters } from './grpc-internals.js';
 
 /** A connected Envoy, on either protocol variant. */
 export type XdsStream = SotwStream | DeltaStream;
@@ -71,6 +72,10 @@ export class XdsServer {
   readonly subscriptions = new SubscriptionTable();
   private server?: grpc.Server;
   boundPort = 0;
+  /** Response bytes written in the frame they were encoded in (no copy per stream), and bytes grpc-js copied. */
+  readonly framing: FramingCounters = { asIs: 0, copied: 0 };
+  /** False: grpc-js frames (copies) every response itself, as without the hook; for comparisons. */
+  framesAsIs = true;
 
   constructor(private readonly options: XdsServerOptions) {
     this.budget = new WriteBudget(options.writeBudget);
@@ -183,6 +188,7 @@ export class XdsServer {
     // 'end', 'cancelled' or 'close' (see the write-then-cancel test); this guard does not rely on that.
     let ended = false;
     this.calls.add(call);
+    if (this.framesAsIs && !writeFramesAsIs(call, this.framing)) this.warnCopying();
     const fail: Fail = (code, message) => {
       log.warn({ node: stream?.node.id, code: grpc.status[code], err: message }, 'closing stream');
       closeWithStatus(call, code, message);
@@ -267,6 +273,14 @@ export class XdsServer {
     this.byNodeId.set(id, { stream, close: fail });
   }
 
+  private warnedCopying = false;
+
+  private warnCopying(): void {
+    if (this.warnedCopying) return;
+    this.warnedCopying = true;
+    this.options.logger.warn('grpc-js internals moved: each stream copies every response (grpc-internals.ts)');
+  }
+
   /** The peer read nothing for the deadline: close with a status that says why, then reset the stream. */
   private cut(call: AnyCall, stream: XdsStream, sink: BoundedSink, idleForMs: number, fail: Fail): void {
     this.options.observe?.cut?.(stream);
@@ -285,26 +299,6 @@ function statusOf(err: unknown): grpc.status {
   if (err instanceof RequestLimitError) return grpc.status.RESOURCE_EXHAUSTED;
   if (err instanceof PermissionDeniedError) return grpc.status.PERMISSION_DENIED;
   return grpc.status.INTERNAL;
-}
-
-const noBytes = Buffer.alloc(1);
-
-/**
- * grpc-js 1.14's StreamDecoder keeps the last request's chunks, slices of 64 KiB socket reads, until
- * the next request arrives: on an idle stream that holds tens of kilobytes, and at 10,000 Services a
- * 300 KB ACK per stream. Between messages the decoder overwrites both fields before reading them, so
- * dropping them then is safe. Private fields: if a grpc-js upgrade renames them this does nothing
- * (the idle-stream benchmark would show it).
- */
-function releaseReadBuffers(call: AnyCall): void {
-  const decoder = (
-    call as unknown as {
-      call?: { decoder?: { readState?: number; readPartialMessage?: unknown[]; readCompressFlag?: Buffer } };
-    }
-  ).call?.decoder;
-  if (decoder?.readState !== 0 || !Array.isArray(decoder.readPartialMessage)) return;
-  decoder.readPartialMessage = [];
-  decoder.readCompressFlag = noBytes;
 }
 
 /** Ends a stream with a gRPC status the client sees (grpc-js turns an 'error' event into the status). */

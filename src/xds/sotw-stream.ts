@@ -50,6 +50,8 @@ export interface TypeState extends NackRetryState {
    * replaced or the stream ends; its raw bytes recognise an unchanged subscription without decoding it.
    */
   subscription?: Subscription;
+  /** Whether `names` covered `resources` when last asked (synced.ts). */
+  coverage?: { names: ReadonlySet<string>; resources: ReadonlyMap<string, unknown>; covered: boolean };
 }
 
 export type { Delivery };
@@ -114,13 +116,13 @@ export class SotwStream extends BaseStream {
       if (state.lastDelivery) state.lastDelivery.nack = state.lastNack;
       this.scheduleRetry(kind, state);
     }
-    const resubscribed = this.subscribe(
+    this.subscribe(
       kind,
       state,
       request.namesRaw ?? new Uint8Array(0),
       decision.kind === 'subscribe' ? (request.version_info ?? '') : undefined,
     );
-    this.pushKind(kind, resubscribed || decision.kind === 'subscribe', false);
+    this.pushKind(kind, decision.kind === 'subscribe', false);
     return decision;
   }
 
@@ -156,42 +158,40 @@ export class SotwStream extends BaseStream {
   private stateOf(kind: ResourceKind): TypeState {
     let state = this.types.get(kind);
     if (!state) {
-      const fresh = { requested: false, wildcard: false, names: new Set<string>(), lastSeq: 0, ackedSeq: 0 };
-      state = { ...fresh, ledger: new SentLedger(), generation: -1, nacks: 0 };
+      state = newTypeState();
       this.types.set(kind, state);
     }
     return state;
   }
 
-  private subscribe(
-    kind: ResourceKind,
-    state: TypeState,
-    namesRaw: Uint8Array,
-    clientVersion: string | undefined,
-  ): boolean {
+  /**
+   * Takes the request's subscription. Names it adds are forgotten in the ledger, so the next look checks
+   * them (and only them, besides what changed): a new cluster's endpoints cost each stream one name.
+   */
+  private subscribe(kind: ResourceKind, state: TypeState, namesRaw: Uint8Array, clientVersion: string | undefined) {
     // Every SotW ACK repeats the whole subscription: the same bytes as last time mean no change.
-    const held = state.subscription?.raw;
+    const previous = state.subscription;
+    const held = previous?.raw;
     if (state.requested && held && (held === namesRaw || Buffer.compare(held, namesRaw) === 0)) {
       this.reconnected(kind, state, clientVersion);
-      return false;
+      return;
     }
     let bytes = namesRaw.length;
     for (const [k, t] of this.types) if (k !== kind) bytes += t.subscription?.raw.length ?? 0;
     checkNameBytes(bytes);
     const sub: Subscription = this.subscriptions.of(namesRaw);
-    if (state.subscription) this.subscriptions.release(state.subscription);
-    state.subscription = sub;
     const wildcard = isWildcardKind(kind) && sub.wildcardish;
-    const same = state.requested && wildcard === state.wildcard && sameSet(sub.set, state.names);
-    if (!same && !wildcard) {
+    if (wildcard !== state.wildcard) state.ledger.forgetAll();
+    else if (!wildcard && previous && state.requested) {
       // Names the client adds must be sent even if an earlier subscription had them.
-      for (const name of sub.set) if (!state.names.has(name) || state.wildcard) state.ledger.forget(name);
+      for (const name of this.subscriptions.added(previous, sub)) state.ledger.forget(name);
     }
+    if (previous) this.subscriptions.release(previous);
+    state.subscription = sub;
     state.requested = true;
     state.wildcard = wildcard;
     state.names = sub.set;
     this.reconnected(kind, state, clientVersion);
-    return !same;
   }
 
   /**
@@ -227,7 +227,10 @@ export class SotwStream extends BaseStream {
     }
     const ts = snapshot[kind];
     if (!full && state.generation === ts.generation && !state.ledger.unsettled) return;
-    const candidates = full || state.ledger.unsettled ? undefined : ts.changedSince(state.generation);
+    // What changed since the last look, and names out of line (added or forgotten): not every name.
+    const since = full ? undefined : state.generation === ts.generation ? noNames : ts.changedSince(state.generation);
+    const recheck = state.ledger.outOfLine();
+    const candidates = since && recheck ? withAlso(since, recheck) : undefined;
     state.generation = ts.generation;
     const subscribed = (name: string) => state.wildcard || state.names.has(name);
     const look: Iterable<string> = candidates ?? (state.wildcard ? ts.resources.keys() : state.names);
@@ -273,8 +276,11 @@ export class SotwStream extends BaseStream {
       const childState = this.types.get(child);
       if (!childState || changed.length === 0) continue;
       if (kind === 'cluster') for (const r of changed) childState.ledger.forget(r.name);
-      else childState.ledger.forgetAll();
-      childState.generation = -1;
+      else {
+        // Which routes or filter configs a listener names is not known here: look at all of them.
+        childState.ledger.forgetAll();
+        childState.generation = -1;
+      }
     }
     this.events.sent(this, kind, version, nonce, toSend.length);
   }
@@ -289,11 +295,38 @@ function selected(ts: ServedType, names: ReadonlySet<string>): EncodedResource[]
   return out;
 }
 
-function sameSet(a: ReadonlySet<string>, b: ReadonlySet<string>): boolean {
-  if (a === b) return true;
-  if (a.size !== b.size) return false;
-  for (const x of a) if (!b.has(x)) return false;
-  return true;
+/**
+ * Every field in one literal, optional ones too: all type states share one hidden class, so the loops
+ * over 1,000 streams that read them (push, holdsView) stay monomorphic.
+ */
+function newTypeState(): TypeState {
+  return {
+    requested: false,
+    wildcard: false,
+    names: new Set<string>(),
+    ledger: new SentLedger(),
+    lastNonce: undefined,
+    lastVersion: undefined,
+    ackedVersion: undefined,
+    ackedNonce: undefined,
+    ackedAt: undefined,
+    lastNack: undefined,
+    lastDelivery: undefined,
+    lastSeq: 0,
+    ackedSeq: 0,
+    changedAt: undefined,
+    generation: -1,
+    subscription: undefined,
+    coverage: undefined,
+    nacks: 0,
+    retryAt: undefined,
+  };
+}
+
+function withAlso(names: ReadonlySet<string>, more: Iterable<string>): ReadonlySet<string> {
+  let out: Set<string> | undefined;
+  for (const name of more) if (!names.has(name)) (out ??= new Set(names)).add(name);
+  return out ?? names;
 }
 
 function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
@@ -305,3 +338,5 @@ function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole
   if (toSend.length <= 32) return toSend.map((r) => r.name).join('\n');
   return undefined;
 }
+
+const noNames: ReadonlySet<string> = new Set();

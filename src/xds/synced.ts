@@ -10,14 +10,25 @@ import type { TypeState } from './sotw-stream.js';
 
 export function sotwHoldsView(types: ReadonlyMap<ResourceKind, TypeState>, snapshot?: ServedSnapshot): boolean {
   if (!snapshot) return false;
-  return pushOrder.every((kind) => {
+  // Asked for every stream after every model change while an endpoint is on hold: a plain loop.
+  for (const kind of pushOrder) {
     const state = types.get(kind);
     const ts = snapshot[kind];
-    if (!state?.requested) return ts.resources.size === 0;
+    if (!state?.requested) {
+      if (ts.resources.size > 0) return false;
+      continue;
+    }
     if (state.generation !== ts.generation || state.ledger.unsettled || state.ackedSeq !== state.lastSeq) return false;
-    // SotW subscriptions are immutable sets shared by streams that sent the same list: asked once.
-    return state.wildcard || ts.coveredBy(state.names);
-  });
+    if (state.wildcard) continue;
+    // SotW subscriptions are immutable sets shared by streams that sent the same list: asked once per
+    // set and content (ServedType.coveredBy), and the stream keeps the last answer.
+    const memo = state.coverage;
+    if (memo?.names !== state.names || memo.resources !== ts.resources) {
+      state.coverage = { names: state.names, resources: ts.resources, covered: ts.coveredBy(state.names) };
+    }
+    if (!state.coverage!.covered) return false;
+  }
+  return true;
 }
 
 export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>, snapshot?: ServedSnapshot): boolean {
@@ -27,8 +38,13 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
     const ts = snapshot[kind];
     if (!state?.started) return ts.resources.size === 0;
     if (state.generation !== ts.generation || state.owesAnswer || state.ackedNonce !== state.lastNonce) return false;
-    // Delta names are the stream's own, modified in place: not memoised.
-    return state.wildcard || covers(state.names, ts.resources);
+    if (state.wildcard) return true;
+    // Delta names are the stream's own, modified in place: remembered per names version and content.
+    const memo = state.coverage;
+    if (memo?.namesVersion === state.namesVersion && memo.resources === ts.resources) return memo.covered;
+    const covered = covers(state.names, ts.resources);
+    state.coverage = { namesVersion: state.namesVersion, resources: ts.resources, covered };
+    return covered;
   });
 }
 

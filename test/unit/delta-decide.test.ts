@@ -79,9 +79,18 @@ describe('applySubscription', () => {
         ['b', 'v1'],
       ]),
     });
-    applySubscription(s, req({ subscribe: ['a'], unsubscribe: ['b', 'never-had'] }), false);
+    expect(applySubscription(s, req({ subscribe: ['a'], unsubscribe: ['b', 'never-had'] }), false)).toBe(false);
     expect([...s.names]).toEqual(['a']);
     expect([...s.known.keys()]).toEqual([]);
+    // Only the names the request touched are looked at next, not every name.
+    expect([...s.recheck].sort()).toEqual(['a', 'b', 'never-had']);
+  });
+  it('the first request and a wildcard that comes or goes need a look at every name', () => {
+    const s = newSubscription();
+    expect(applySubscription(s, req({ subscribe: ['a'] }), true)).toBe(true);
+    expect(applySubscription(s, req({ subscribe: ['*'] }), true)).toBe(true);
+    expect(applySubscription(s, req({ subscribe: ['*'] }), true)).toBe(false);
+    expect(applySubscription(s, req({ unsubscribe: ['*'] }), true)).toBe(true);
   });
 });
 
@@ -166,25 +175,44 @@ describe('KnownVersions: what a delta client holds, as the view versions plus di
   ]);
   it('after a full look over a wildcard subscription it is the view itself, plus names reported missing', () => {
     const s = sub({ wildcard: true, names: new Set(['zz']), known: new KnownVersions() });
+    const known = s.known as KnownVersions;
     const first = deltaChanges(s, view);
-    settleKnown(s, view, 1, undefined, false);
+    settleKnown(s, view, undefined);
     expect(first).toEqual({ send: ['a', 'b', 'c'], removed: ['zz'] });
-    expect((s.known as KnownVersions).inLineAt).toBe(1);
+    expect([known.based, known.differences]).toEqual([true, 1]);
     expect([...s.known.keys()].sort()).toEqual(['a', 'b', 'c', 'zz']);
     expect(s.known.get('zz')).toBeNull();
     // A changed resource, looked at alone: only it is sent, and the client is then known to hold it.
     const next = new Map([...view, ['b', 'v2']]);
-    const inLine = (s.known as KnownVersions).inLineAt === 1;
     expect(deltaChanges(s, next, ['b'])).toEqual({ send: ['b'], removed: [] });
-    settleKnown(s, next, 2, ['b'], inLine);
-    expect((s.known as KnownVersions).inLineAt).toBe(2);
+    settleKnown(s, next, ['b']);
+    expect([known.based, known.differences]).toEqual([true, 1]);
     expect(s.known.get('b')).toBe('v2');
     expect(s.known.get('a')).toBe('v1');
     expect(s.known.get('zz')).toBeNull();
   });
+  it('a name the client does not want yet stays a difference until it subscribes; then none is left', () => {
+    const s = sub({ names: new Set(['a', 'b', 'c']), known: new KnownVersions() });
+    const known = s.known as KnownVersions;
+    deltaChanges(s, view);
+    settleKnown(s, view, undefined);
+    expect(known.differences).toBe(0);
+    // A new resource appears; the client has not asked for it.
+    const next = new Map([...view, ['d', 'v1']]);
+    expect(deltaChanges(s, next, ['d'])).toEqual({ send: [], removed: [] });
+    settleKnown(s, next, ['d']);
+    expect([s.known.has('d'), known.differences]).toEqual([false, 1]);
+    // It subscribes: a look at just that name sends it, and the client holds the view exactly again.
+    applySubscription(s, req({ subscribe: ['d'] }), false);
+    expect(deltaChanges(s, next, s.recheck)).toEqual({ send: ['d'], removed: [] });
+    settleKnown(s, next, ['d']);
+    expect([s.known.get('d'), known.differences]).toEqual(['v1', 0]);
+  });
   it('forgets and drops names over the shared base without touching it', () => {
     const k = new KnownVersions();
+    for (const [name, version] of view) k.set(name, version);
     k.rebase(view);
+    expect([k.based, k.differences]).toEqual([true, 0]);
     expect(k.delete('a')).toBe(true);
     expect(k.has('a')).toBe(false);
     expect(view.get('a')).toBe('v1');
@@ -197,9 +225,9 @@ describe('KnownVersions: what a delta client holds, as the view versions plus di
   it('a client that holds a name it no longer wants (names only) is told nothing about it again', () => {
     const s = sub({ names: new Set(['a']), known: new KnownVersions() });
     expect(deltaChanges(s, view)).toEqual({ send: ['a'], removed: [] });
-    settleKnown(s, view, 1, undefined, false);
-    // Not every view name is wanted: no rebase, so b and c are not thought to be held.
+    settleKnown(s, view, undefined);
+    // Most view names are not wanted: an explicit map, so b and c are not thought to be held.
     expect(s.known.has('b')).toBe(false);
-    expect((s.known as KnownVersions).inLineAt).toBeUndefined();
+    expect([(s.known as KnownVersions).based, (s.known as KnownVersions).differences]).toEqual([false, 1]);
   });
 });
