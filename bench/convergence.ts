@@ -10,7 +10,7 @@ import { canPin, Child, sleep, type Cores } from './child.js';
 import { p, run, streamSpecs, type RunResult } from './control-plane.js';
 import { runDataPlane } from './dataplane.js';
 import { runDataPlaneMtls } from './dataplane-mtls.js';
-import { rssBytes } from './proc.js';
+import { mallocHeapBytes, rssBytes } from './proc.js';
 import { peerBinary, startPeer, startShim } from './servers.js';
 import { log, mb, ms, printTable, row, step } from './table.js';
 
@@ -167,6 +167,16 @@ if (runs('s2'))
     await sleep(2000);
     await server.collect?.();
     const rss = rssBytes(server.pid);
+    const memory = await server.stats?.();
+    // What RSS is made of: the V8 heap (committed), external memory (encoded bytes), and malloc's main
+    // heap, which keeps the space of transient buffers (per-stream response copies, ACKs being read).
+    if (memory)
+      log(
+        `shim S2 memory: rss ${mb(rss)}, heap ${mb(memory.heapUsed)} of ${mb(memory.heapTotal)}, ` +
+          `external ${mb(memory.external)}, malloc's main heap ${mb(mallocHeapBytes(server.pid))}`,
+      );
+    // BENCH_HEAP_SNAPSHOT=1: the shim's heap after the sync, to bench/profiles/shim.heapsnapshot.
+    if (process.env.BENCH_HEAP_SNAPSHOT) log(`shim S2 heap snapshot: ${await server.heapSnapshot?.()}`);
     await server.stop();
     row(
       `S2 (${S2.services} svc, ${S2.originate}+${S2.terminate} streams)`,

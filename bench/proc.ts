@@ -14,3 +14,10 @@ export function rssBytes(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(status);
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+/** Resident bytes of the C allocator's main heap (`[heap]` in smaps): what malloc kept, live or not. */
+export function mallocHeapBytes(pid: number | 'self'): number {
+  const smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const m = /\[heap\]\n(?:.*\n)*?Rss:\s+(\d+) kB/.exec(smaps);
+  return m ? Number(m[1]) * 1024 : 0;
+}

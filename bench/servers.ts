@@ -31,6 +31,8 @@ export interface Server {
   stats?(): Promise<NodeJS.MemoryUsage>;
   /** The shim only: a full garbage collection, so RSS shows live memory rather than GC timing. */
   collect?(): Promise<void>;
+  /** The shim only: writes a heap snapshot, answers its file name. */
+  heapSnapshot?(): Promise<string>;
   /** The shim only: sets (replaces) the objects of the named groups (the soak's own Services). */
   set?(updates: Record<string, SourcedObject[]>): void;
   /** The shim only: its /metrics text. */
@@ -75,6 +77,7 @@ export async function startShim(
     removeService: (k) => set({ [addedName(k)]: [] }),
     stats: async () => (await child.ask({ cmd: 'stats' }, 'stats')).memory,
     collect: async () => void (await child.ask({ cmd: 'gc' }, 'gc')),
+    heapSnapshot: async () => (await child.ask({ cmd: 'heap' }, 'heap', 300_000)).file,
     set,
     metrics: async () => (await child.ask({ cmd: 'metrics' }, 'metrics')).text,
     profileStart: async () => void (await child.ask({ cmd: 'profile-start' }, 'profiling')),

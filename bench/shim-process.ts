@@ -107,6 +107,10 @@ process.on('message', async (m: { cmd: string; tag?: string; updates?: Record<st
     (globalThis as { gc?: () => void }).gc?.();
     process.send!({ cmd: 'gc' });
   }
+  if (m.cmd === 'heap') {
+    const file = (await import('node:v8')).writeHeapSnapshot('bench/profiles/shim.heapsnapshot');
+    process.send!({ cmd: 'heap', file });
+  }
   if (m.cmd === 'stats')
     process.send!({
       cmd: 'stats',

@@ -300,7 +300,7 @@ export class ResourceEncoder {
       result =
         violations.length > 0
           ? violations.map((v) => invalidResource(kind, name, `${v.path} ${v.message}`))
-          : { ...encodeResource(typeUrl, name, protoForm, object), key };
+          : encodeResource(typeUrl, name, protoForm, object, key);
     } catch (err) {
       result = [invalidResource(kind, name, errorMessage(err))];
     }

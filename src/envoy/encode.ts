@@ -27,27 +27,54 @@ export function encodeMessage(typeUrl: string, object: ResourceObject): Uint8Arr
   return type.encode(type.fromObject(object)).finish();
 }
 
-/** `protoForm` is what protobufjs encodes; `object` is the Envoy JSON form kept for display. */
+let anyFields: { typeUrl: number; value: number } | undefined;
+
+/**
+ * google.protobuf.Any bytes of a message, written in one buffer: the same bytes as encoding the message
+ * and then an Any around it, without the message's own buffer. Small buffers are slices of Node's
+ * shared 8 KB pool, so a discarded inner buffer would leave its share of a slab that the kept Any
+ * pins (about half of the encoded bytes' memory at 10,000 Services).
+ */
+export function encodeAny(typeUrl: string, protoForm: ResourceObject): Uint8Array {
+  const any = lookupType('google.protobuf.Any');
+  anyFields ??= { typeUrl: any.fields['type_url']!.id, value: any.fields['value']!.id };
+  const type = lookupType(messageNameOf(typeUrl));
+  const w = protobuf.Writer.create();
+  w.uint32((anyFields.typeUrl << 3) | 2).string(typeUrl);
+  w.uint32((anyFields.value << 3) | 2).fork();
+  type.encode(type.fromObject(protoForm), w);
+  return w.ldelim().finish();
+}
+
+/**
+ * `protoForm` is what protobufjs encodes; `object` is the Envoy JSON form kept for display. One literal
+ * with every field (`key` too, when undefined): all encodings then share one hidden class, where a
+ * spread and a property added after it gave each its own (~240 bytes apiece, 30,000 at 10,000 Services).
+ */
 export function encodeResource(
   typeUrl: string,
   name: string,
   protoForm: ResourceObject,
   object: ResourceObject,
+  key?: string,
 ): EncodedResource {
-  const value = encodeMessage(typeUrl, protoForm);
-  const any = lookupType('google.protobuf.Any');
-  const anyBytes = any.encode(any.create({ type_url: typeUrl, value })).finish();
-  return { name, typeUrl, version: contentVersion(anyBytes), any: anyBytes, jsonHash: jsonHash(object) };
+  const any = encodeAny(typeUrl, protoForm);
+  return { name, typeUrl, version: contentVersion(any), any, jsonHash: jsonHash(object), key };
 }
 
 export function jsonHash(object: ResourceObject): string {
   return contentVersion(JSON.stringify(object));
 }
 
+/**
+ * The first 64 bits of the parts' SHA-256, as 16 hex digits. Written from the first 8 bytes of the
+ * digest, not sliced from its 64-digit hex form: a slice of a string keeps the whole string alive,
+ * and every encoded resource keeps two of these (about 180 bytes each instead of 32 at 10,000 Services).
+ */
 export function contentVersion(...parts: (Uint8Array | string)[]): string {
   const hash = createHash('sha256');
   for (const part of parts) hash.update(part);
-  return hash.digest('hex').slice(0, 16);
+  return hash.digest().toString('hex', 0, 8);
 }
 
 let responseFields:
