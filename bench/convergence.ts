@@ -56,6 +56,7 @@ async function s1(delta: boolean, mode: Cores): Promise<RunResult> {
   const r = await run(server, { ...S1, delta, changes: 50, rate: 20, rateSeconds, profile });
   shimS1.set(`${mode}/${proto}`, r);
   await server.collect?.();
+  if (process.env.BENCH_HEAP_SNAPSHOT) log(`shim S1 ${proto} heap snapshot: ${await server.heapSnapshot?.()}`);
   const rss = rssBytes(server.pid);
   const memory = await server.stats?.();
   if (memory)
