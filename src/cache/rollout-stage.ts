@@ -7,6 +7,7 @@ import type { Model, Tunnel } from '../model/tunnel.js';
 import type { SnapshotCache } from './cache.js';
 import {
   defaultRolloutTimeoutMs,
+  defaultWithdrawGraceMs,
   deriveSides,
   EndpointVariants,
   emptyRollout,
@@ -37,6 +38,8 @@ const pollMs = 50;
 
 export interface RolloutOptions {
   timeoutMs?: number;
+  /** See defaultWithdrawGraceMs (rollout.ts). */
+  withdrawGraceMs?: number;
   /** Called for every hold that ended (metrics). */
   onSettled?: (s: Settled) => void;
   /** Holds that timed out are logged here, at most every 10 s (a stuck Envoy times out every change). */
@@ -155,6 +158,7 @@ export class RolloutStage {
       originators,
       now: Date.now(),
       timeoutMs: this.timeoutMs,
+      withdrawGraceMs: this.options.withdrawGraceMs ?? defaultWithdrawGraceMs,
       revision: this.revision + 1,
     });
     this.state = state;

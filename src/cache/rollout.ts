@@ -11,12 +11,21 @@ import { addressesOf } from '../translate/scope.js';
 /** How long an endpoint waits for terminators, or a withdrawal for originators, before it goes ahead. */
 export const defaultRolloutTimeoutMs = 5000;
 
+/**
+ * How long terminators keep a withdrawn endpoint after every originator holds the withdrawal. Envoy
+ * ACKs a change once its main thread took it, before its workers do: a connection a worker opens just
+ * then still goes to the old endpoint, and under load its CONNECT can arrive a few ms after the ACK.
+ */
+export const defaultWithdrawGraceMs = 500;
+
 /** One endpoint waiting for Envoys. `revision`: the first model revision that showed the change. */
 export interface Hold {
   tunnel: string;
   address: string;
   since: number;
   revision: number;
+  /** A withdrawal: since when every originator holds it (its grace runs from here). */
+  clearSince?: number;
 }
 
 /** A withdrawal also keeps the tunnel as originators last had it, so terminators can keep serving it. */
@@ -63,6 +72,8 @@ export interface RolloutInput {
   originators: readonly Peer[];
   now: number;
   timeoutMs: number;
+  /** See defaultWithdrawGraceMs (default 0: a withdrawal ends when the last originator holds it). */
+  withdrawGraceMs?: number;
   /** The revision the models derived from this step will have if they differ from the last ones. */
   revision: number;
 }
@@ -172,8 +183,15 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     retiring.delete(key);
     withdraw(r);
   }
+  const grace = input.withdrawGraceMs ?? 0;
   for (const [key, hold] of withdrawing) {
-    const end = ends('withdraw', hold, waitingFor(hold, input.originators));
+    const behind = waitingFor(hold, input.originators);
+    if (behind.length === 0 && grace > 0) {
+      const clearSince = hold.clearSince ?? now;
+      if (hold.clearSince === undefined) withdrawing.set(key, { ...hold, clearSince });
+      if (now - clearSince < grace) continue;
+    }
+    const end = ends('withdraw', hold, behind);
     if (!end) continue;
     withdrawing.delete(key);
     settled.push(end);

@@ -121,6 +121,27 @@ describe('make-before-break decisions', () => {
     ]);
   });
 
+  it('with a grace, keeps a withdrawn endpoint on terminators that long after the last originator holds it', () => {
+    const grace = { withdrawGraceMs: 500 };
+    const steps = run([
+      { target: [a] },
+      { target: [moved], originators: [O('o', 1)], ...grace },
+      { target: [moved], originators: [O('o', 2)], now: 100, ...grace },
+      { target: [moved], originators: [O('o', 2)], now: 599, ...grace },
+      { target: [moved], originators: [O('o', 2)], now: 600, ...grace },
+    ]);
+    expect(steps.map((s) => s.terminate.db)).toEqual([
+      ['10.0.0.1'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.1', '10.0.0.2'],
+      ['10.0.0.2'],
+    ]);
+    expect(steps[4]!.settled).toEqual([
+      { phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 600, timedOut: false },
+    ]);
+  });
+
   it('keeps a deleted Service on terminators until originators dropped it', () => {
     const steps = run([
       { target: [a, tunnel('other', '10.0.0.9')] },
