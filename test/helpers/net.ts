@@ -4,17 +4,30 @@ import net from 'node:net';
 /** Ports this process has handed out: the kernel may offer a port again once it is closed. */
 const handedOut = new Set<number>();
 
+/**
+ * Ports below the kernel's ephemeral range (32768-60999 here): a port picked there and released could
+ * be handed by the kernel to the next socket bound to port 0, such as an Envoy's admin port, before
+ * the test binds it (an originator's listener then failed with "address in use" and the test talked
+ * to Envoy's admin). Nothing takes a port from below that range unless asked for it by number.
+ */
+const firstPort = 10_000;
+const lastPort = 32_767;
+
 /** A port free on `host` now, never one this process handed out before (tests give each its own). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
-  for (;;) {
-    const server = net.createServer();
-    await new Promise<void>((resolve, reject) => server.once('error', reject).listen(0, host, resolve));
-    const { port } = server.address() as net.AddressInfo;
-    await new Promise((r) => server.close(r));
+  for (let tries = 0; tries < 1000; tries++) {
+    const port = firstPort + Math.floor(Math.random() * (lastPort - firstPort + 1));
     if (handedOut.has(port)) continue;
+    const server = net.createServer();
+    const free = await new Promise<boolean>((resolve) =>
+      server.once('error', () => resolve(false)).listen(port, host, () => resolve(true)),
+    );
+    if (!free) continue;
+    await new Promise((r) => server.close(r));
     handedOut.add(port);
     return port;
   }
+  throw new Error(`no free port on ${host} between ${firstPort} and ${lastPort} after 1,000 tries`);
 }
 
 export interface EchoServer {
