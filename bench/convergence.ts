@@ -121,7 +121,7 @@ if (!args.includes('--no-peer') && runs('peer')) {
             shimS1.set(`${mode}/${proto}`, s);
             await server.stop();
           }
-          const ratio = (a: number, b: number) => (a / b).toFixed(2);
+          const ratio = (a: number, b: number) => (Number.isFinite(a / b) ? (a / b).toFixed(2) : 'n/a');
           row(tag, 'initial sync: shim / peer', `${ms(s.syncMs)} / ${ms(g.syncMs)}`);
           row(
             tag,
