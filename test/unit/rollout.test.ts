@@ -28,6 +28,15 @@ const O = (id: string, synced: number): Peer => ({ id, synced });
 const timeoutMs = 5000;
 
 /** Runs steps, each with its own peers and time; returns each step's sides and settled holds. */
+/** Terminators' endpoints over five steps of a move: both while the move is held, then only the new one. */
+const keptThreeStepsThenWithdrawn = [
+  ['10.0.0.1'],
+  ['10.0.0.1', '10.0.0.2'],
+  ['10.0.0.1', '10.0.0.2'],
+  ['10.0.0.1', '10.0.0.2'],
+  ['10.0.0.2'],
+];
+
 function run(steps: (Partial<RolloutInput> & { target: Tunnel[] })[]) {
   let state: RolloutState = emptyRollout;
   let revision = 0;
@@ -86,13 +95,7 @@ describe('make-before-break decisions', () => {
         ['10.0.0.2'],
         ['10.0.0.2'],
       ]);
-      expect(steps.map((s) => s.terminate.db)).toEqual([
-        ['10.0.0.1'],
-        ['10.0.0.1', '10.0.0.2'],
-        ['10.0.0.1', '10.0.0.2'],
-        ['10.0.0.1', '10.0.0.2'],
-        ['10.0.0.2'],
-      ]);
+      expect(steps.map((s) => s.terminate.db)).toEqual(keptThreeStepsThenWithdrawn);
       expect(steps[3]!.settled).toEqual([
         { phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 30, timedOut: false },
       ]);
@@ -130,13 +133,7 @@ describe('make-before-break decisions', () => {
       { target: [moved], originators: [O('o', 2)], now: 599, ...grace },
       { target: [moved], originators: [O('o', 2)], now: 600, ...grace },
     ]);
-    expect(steps.map((s) => s.terminate.db)).toEqual([
-      ['10.0.0.1'],
-      ['10.0.0.1', '10.0.0.2'],
-      ['10.0.0.1', '10.0.0.2'],
-      ['10.0.0.1', '10.0.0.2'],
-      ['10.0.0.2'],
-    ]);
+    expect(steps.map((s) => s.terminate.db)).toEqual(keptThreeStepsThenWithdrawn);
     expect(steps[4]!.settled).toEqual([
       { phase: 'withdraw', tunnel: 'db', address: '10.0.0.1', heldMs: 600, timedOut: false },
     ]);
@@ -169,13 +166,7 @@ describe('make-before-break decisions', () => {
       ['10.0.0.2'],
       ['10.0.0.2'],
     ]);
-    expect(steps.map((s) => s.terminate.db)).toEqual([
-      ['10.0.0.1'],
-      ['10.0.0.1', '10.0.0.2'],
-      ['10.0.0.1', '10.0.0.2'],
-      ['10.0.0.1', '10.0.0.2'],
-      ['10.0.0.2'],
-    ]);
+    expect(steps.map((s) => s.terminate.db)).toEqual(keptThreeStepsThenWithdrawn);
     expect(steps[3]!.settled).toEqual([
       { phase: 'announce', tunnel: 'db', address: '10.0.0.2', heldMs: 5000, timedOut: true, waitedFor: ['stuck'] },
     ]);
