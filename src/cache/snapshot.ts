@@ -17,6 +17,9 @@ interface ChangeStep {
   names: ReadonlySet<string>;
 }
 
+/** What changedSince answers for a snapshot's own generation. */
+const noChanges: ReadonlySet<string> = new Set();
+
 /**
  * How many steps a TypeSnapshot remembers. A stream further behind looks at every name, which costs a
  * stream of 1,000 endpoints 1,000 lookups; at 20 changes/s with make-before-break (2-3 generations per
@@ -60,6 +63,7 @@ export class TypeSnapshot implements ServedType {
   }
 
   changedSince(generation: number): ReadonlySet<string> | undefined {
+    if (generation === this.generation) return noChanges;
     const steps = this.steps;
     for (let i = steps.length - 1; i >= 0; i--) {
       if (steps[i]!.since !== generation) continue;

@@ -14,7 +14,10 @@ export interface ServedType {
   /** When the source change behind this content happened (epoch ms): push and convergence times. */
   readonly changedAt?: number;
   readonly resources: ReadonlyMap<string, EncodedResource>;
-  /** Names added, changed or removed since `generation`, or undefined when that is too long ago to say. */
+  /**
+   * Names added, changed or removed since `generation` (none for its own generation), or undefined when
+   * that is too long ago to say.
+   */
   changedSince(generation: number): ReadonlySet<string> | undefined;
   /** name -> version of every resource, made once for every stream of the view. */
   versions(): ReadonlyMap<string, string>;

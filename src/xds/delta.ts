@@ -158,7 +158,7 @@ export class DeltaStream extends BaseStream {
     }
     const ts = snapshot[kind];
     if (!state.owesAnswer && state.generation === ts.generation && state.recheck.size === 0) return;
-    const since = state.generation === ts.generation ? noNames : ts.changedSince(state.generation);
+    const since = ts.changedSince(state.generation);
     const incremental = since && state.recheck.size > 0 ? new Set([...since, ...state.recheck]) : since;
     state.recheck.clear();
     state.generation = ts.generation;
@@ -222,8 +222,6 @@ export class DeltaStream extends BaseStream {
     }
   }
 }
-
-const noNames: ReadonlySet<string> = new Set();
 
 /** Every field in one literal, optional ones too: one hidden class for every stream's type state. */
 function newDeltaTypeState(): DeltaTypeState {

@@ -228,7 +228,7 @@ export class SotwStream extends BaseStream {
     const ts = snapshot[kind];
     if (!full && state.generation === ts.generation && !state.ledger.unsettled) return;
     // What changed since the last look, and names out of line (added or forgotten): not every name.
-    const since = full ? undefined : state.generation === ts.generation ? noNames : ts.changedSince(state.generation);
+    const since = full ? undefined : ts.changedSince(state.generation);
     const recheck = state.ledger.outOfLine();
     const candidates = since && recheck ? withAlso(since, recheck) : undefined;
     state.generation = ts.generation;
@@ -338,5 +338,3 @@ function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole
   if (toSend.length <= 32) return toSend.map((r) => r.name).join('\n');
   return undefined;
 }
-
-const noNames: ReadonlySet<string> = new Set();
