@@ -186,3 +186,10 @@ interface SharedResponse {
   bytes: Buffer;
   nonce: string;
 }
+
+/** `names` plus `more`: the same set when `more` adds nothing (a look's candidates, built per stream). */
+export function withAlso(names: ReadonlySet<string>, more: Iterable<string>): ReadonlySet<string> {
+  let out: Set<string> | undefined;
+  for (const name of more) if (!names.has(name)) (out ??= new Set(names)).add(name);
+  return out ?? names;
+}

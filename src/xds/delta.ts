@@ -19,7 +19,7 @@ import type { NodeIdentity } from './node.js';
 import { deltaHoldsView } from './synced.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
 import type { NackRecord } from './sotw-stream.js';
-import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
+import { childKinds, withAlso, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   lastVersion?: string;
@@ -159,7 +159,7 @@ export class DeltaStream extends BaseStream {
     const ts = snapshot[kind];
     if (!state.owesAnswer && state.generation === ts.generation && state.recheck.size === 0) return;
     const since = ts.changedSince(state.generation);
-    const incremental = since && state.recheck.size > 0 ? new Set([...since, ...state.recheck]) : since;
+    const incremental = since && withAlso(since, state.recheck);
     state.recheck.clear();
     state.generation = ts.generation;
     const versions = ts.versions();

@@ -9,7 +9,7 @@ import { SentLedger, type Delivery } from './ledger.js';
 import { checkNameBytes, type DecodedRequest, type Subscription, type SubscriptionTable } from './request.js';
 import type { NodeIdentity } from './node.js';
 import { sotwHoldsView } from './synced.js';
-import { childKinds, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
+import { childKinds, withAlso, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
 
 export interface NackRecord {
   nonce: string;
@@ -321,12 +321,6 @@ function newTypeState(): TypeState {
     nacks: 0,
     retryAt: undefined,
   };
-}
-
-function withAlso(names: ReadonlySet<string>, more: Iterable<string>): ReadonlySet<string> {
-  let out: Set<string> | undefined;
-  for (const name of more) if (!names.has(name)) (out ??= new Set(names)).add(name);
-  return out ?? names;
 }
 
 function responseKey(state: TypeState, toSend: readonly EncodedResource[], whole: boolean): string | undefined {
