@@ -32,8 +32,8 @@ export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   owesAnswer: boolean;
   /** Which response carried each name and how it was answered (status, CSDS, metrics). */
   deliveries: DeltaDeliveries;
-  /** Whether `names` covered `resources` when last asked (synced.ts). */
-  coverage?: { namesVersion: number; resources: ReadonlyMap<string, unknown>; covered: boolean };
+  /** Whether `names` covered the type snapshot of `generation` when last asked (synced.ts). */
+  coverage?: { namesVersion: number; generation: number; covered: boolean };
 }
 
 export interface DecodedDeltaRequest {

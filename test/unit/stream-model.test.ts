@@ -92,6 +92,8 @@ class Client {
     readonly delta: boolean,
     private readonly stream: SotwStream | DeltaStream,
     private readonly inbox: Buffer[],
+    /** Called between answering a response and asking for what it brought: a state only a probe sees. */
+    private readonly probe: () => void = () => {},
   ) {}
 
   start(): void {
@@ -138,6 +140,7 @@ class Client {
       for (const res of r.resources) this.held[kind].set(res.name, res.version);
       for (const name of r.removed_resources) this.held[kind].delete(name);
       this.request(kind, { nonce: r.nonce });
+      this.probe();
       if (kind === 'cluster') this.resubscribe();
       return;
     }
@@ -159,6 +162,7 @@ class Client {
     if (kind === 'cluster') this.held.cluster.clear();
     for (const [name, version] of versions) this.held[kind].set(name, version);
     this.last.set(kind, { nonce: r.nonce, version: r.version_info });
+    this.probe();
     if (kind === 'cluster') this.resubscribe();
     this.request(kind, { nonce: r.nonce, version: r.version_info });
   }
@@ -208,9 +212,19 @@ function run(delta: boolean, ops: Op[]): void {
   const stream: BaseStream & (SotwStream | DeltaStream) = delta
     ? new DeltaStream(node, watch, sink, events, 'cp')
     : new SotwStream(node, watch, sink, events, 'cp', new SubscriptionTable());
-  const client = new Client(delta, stream, inbox);
+  // holdsView remembers coverage (and delta updates it from the names changed since): at every step its
+  // answer must be the one worked out afresh.
+  const fresh = () => {
+    const remembered = stream.holdsView();
+    const memos = [...stream.types.values()].map((state) => [state, state.coverage] as const);
+    for (const [state] of memos) state.coverage = undefined;
+    expect(remembered).toBe(stream.holdsView());
+    for (const [state, memo] of memos) state.coverage = memo as never;
+  };
+  const client = new Client(delta, stream, inbox, fresh);
   client.start();
   for (const o of ops) {
+    fresh();
     if (o.op === 'read') {
       client.drain();
       continue;
@@ -229,7 +243,7 @@ function run(delta: boolean, ops: Op[]): void {
     watch.set(view);
     stream.push();
   }
-  for (let i = 0; i < 20 && client.drain() > 0; i++);
+  for (let i = 0; i < 20 && client.drain() > 0; i++) fresh();
   const snapshot = watch.snapshot()!;
   const want = (kind: 'cluster' | 'endpoint', names?: Set<string>) =>
     new Map(
