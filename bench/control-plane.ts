@@ -16,7 +16,7 @@ export interface RunOptions {
   rate: number;
   rateSeconds: number;
   services: number;
-  /** A CPU profile of the shim for each phase (single changes, the rate run); the initial sync is left out. */
+  /** A CPU profile of the shim for each phase (initial sync, single changes, the rate run). */
   profile?: boolean;
 }
 
@@ -111,6 +111,7 @@ export async function settle(gen: Child): Promise<void> {
 
 export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   const cpu0 = cpuSeconds(server.pid);
+  if (o.profile) await server.profileStart?.();
   const { gen, syncMs, syncedStreams } = await connectAndSync(server, o);
 
   const change = async (timeoutMs: number) => {
@@ -123,6 +124,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     const file = await server.profileStop?.(`${o.delta ? 'delta' : 'sotw'}-${name}`);
     if (file) process.stderr.write(`bench: profile of the ${name} phase ${file}\n`);
   };
+  if (o.profile) await phase('sync');
   if (o.profile) await server.profileStart?.();
   const single: number[] = [];
   let singleMissed = 0;

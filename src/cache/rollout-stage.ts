@@ -71,6 +71,11 @@ export class RolloutStage {
   private scheduled = false;
   /** Streams that answered since the last look. */
   private readonly answered = new Set<ConnectedNode>();
+  /**
+   * Whether the next look must step even if no answering stream caught up: a stream connected or
+   * disconnected, or streams were found holding a new revision when it was made (carryForward).
+   */
+  private mustStep = false;
   private lastWarnAt = -Infinity;
   private timeoutsSinceWarn = 0;
   readonly timeoutMs: number;
@@ -98,6 +103,12 @@ export class RolloutStage {
   poke(stream?: ConnectedNode): void {
     if (!this.holding) return;
     if (stream) this.answered.add(stream);
+    else this.mustStep = true;
+    this.lookSoon();
+  }
+
+  /** Looks once on the next turn of the event loop, however many pokes come before it. */
+  private lookSoon(): void {
     if (this.scheduled) return;
     this.scheduled = true;
     setImmediate(() => {
@@ -146,12 +157,18 @@ export class RolloutStage {
     return { terminators, originators };
   }
 
-  /** `look`: the streams to look at first (default: every stream). */
+  /**
+   * `look`: the streams that answered (default: every stream). Only a stream newly seen holding the
+   * current revision can end a hold early; time ends them on the poll.
+   */
   private evaluate(look?: Set<ConnectedNode>): void {
     if (!this.target) return;
-    this.observe(look ?? this.streams());
+    const caughtUp = this.observe(look ?? this.streams());
     this.answered.clear();
+    if (look && caughtUp === 0 && !this.mustStep) return;
+    this.mustStep = false;
     const { terminators, originators } = this.peers();
+    const previous = this.state;
     const { state, settled } = stepRollout(this.state, {
       target: this.target.tunnels,
       terminators,
@@ -162,10 +179,12 @@ export class RolloutStage {
       revision: this.revision + 1,
     });
     this.state = state;
-    const before = this.sides;
-    const sides = (this.sides = deriveSides(this.target.tunnels, state, this.variants));
     // Certificates are not endpoints: a change of them goes out at once (Envoy rotates them in place).
     const tlsChanged = this.target.tls !== this.servedTls;
+    // Most looks (an ACK, the poll) move no hold: the sides stay as they are.
+    if (state === previous && !tlsChanged && this.sides) return this.afterStep(settled);
+    const before = this.sides;
+    const sides = (this.sides = deriveSides(this.target.tunnels, state, this.variants));
     if (
       !before ||
       tlsChanged ||
@@ -182,6 +201,10 @@ export class RolloutStage {
       // Streams the change did not reach hold the new revision already.
       if (held) this.carryForward(held);
     }
+    this.afterStep(settled);
+  }
+
+  private afterStep(settled: Settled[]): void {
     for (const s of settled) this.options.onSettled?.(s);
     this.warn(settled);
     this.schedulePoll();
@@ -218,20 +241,36 @@ export class RolloutStage {
    * previous revision holds this one too; only the others are asked (1,000 streams, one changed view).
    */
   private carryForward(before: Map<ConnectedNode, { content: unknown; held: boolean }>): void {
+    let caughtUp = 0;
     for (const stream of this.streams()) {
       const was = before.get(stream);
-      if (was?.held && was.content === stream.snapshot()) this.synced.set(stream, this.revision);
-      else if (stream.holdsView()) this.synced.set(stream, this.revision);
+      if ((was?.held && was.content === stream.snapshot()) || stream.holdsView()) {
+        this.synced.set(stream, this.revision);
+        caughtUp++;
+      }
+    }
+    // They may be all a hold waits for, and may never answer (nothing is sent to them): step again.
+    if (caughtUp > 0) {
+      this.mustStep = true;
+      this.lookSoon();
     }
   }
 
-  /** Records the current revision for each stream that holds its whole snapshot (only holds need it). */
-  private observe(streams: Iterable<ConnectedNode>): void {
-    if (!this.holding) return;
+  /**
+   * Records the current revision for each stream that holds its whole snapshot (only holds need it);
+   * returns how many were newly seen holding it.
+   */
+  private observe(streams: Iterable<ConnectedNode>): number {
+    if (!this.holding) return 0;
+    let caughtUp = 0;
     // A stream seen holding this revision stays so: it is not asked again until the next one.
     for (const stream of streams) {
-      if (this.synced.get(stream) !== this.revision && stream.holdsView()) this.synced.set(stream, this.revision);
+      if (this.synced.get(stream) !== this.revision && stream.holdsView()) {
+        this.synced.set(stream, this.revision);
+        caughtUp++;
+      }
     }
+    return caughtUp;
   }
 
   private schedulePoll(): void {

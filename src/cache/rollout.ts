@@ -104,7 +104,8 @@ export function waitingFor(hold: Hold, peers: readonly Peer[]): Peer[] {
 
 /**
  * One step: the new state and the holds that ended. Tunnels unchanged since the last step cost nothing,
- * and a step with the same target list (an ACK, the poll) looks only at the holds.
+ * and a step with the same target list (an ACK, the poll) looks only at the holds; when none moved, the
+ * state is the very same object (the stage then derives nothing).
  */
 export function stepRollout(state: RolloutState, input: RolloutInput): { state: RolloutState; settled: Settled[] } {
   const pending = new Map(state.pending);
@@ -127,8 +128,9 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     if (input.originators.length > 0) withdrawing.set(slotKey(w.tunnel, w.address), { ...w, since: now, revision });
   };
 
+  let changed = input.target !== state.list;
   let target = state.target;
-  if (input.target !== state.list) {
+  if (changed) {
     const byKey = (target = new Map<string, Tunnel>());
     for (const t of input.target) {
       byKey.set(t.key, t);
@@ -171,6 +173,7 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
   for (const [key, hold] of pending) {
     const end = ends('announce', hold, waitingFor(hold, servingTerminators(hold.address)));
     if (!end) continue;
+    changed = true;
     pending.delete(key);
     announce(key);
     settled.push(end);
@@ -180,6 +183,7 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     const t = target.get(r.tunnel);
     const shown = t && addressesOf(t).some((a) => announced.has(slotKey(t.key, a)));
     if (t && stillPending.has(t.key) && !shown) continue;
+    changed = true;
     retiring.delete(key);
     withdraw(r);
   }
@@ -188,14 +192,19 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     const behind = waitingFor(hold, input.originators);
     if (behind.length === 0 && grace > 0) {
       const clearSince = hold.clearSince ?? now;
-      if (hold.clearSince === undefined) withdrawing.set(key, { ...hold, clearSince });
+      if (hold.clearSince === undefined) {
+        withdrawing.set(key, { ...hold, clearSince });
+        changed = true;
+      }
       if (now - clearSince < grace) continue;
     }
     const end = ends('withdraw', hold, behind);
     if (!end) continue;
+    changed = true;
     withdrawing.delete(key);
     settled.push(end);
   }
+  if (!changed) return { state, settled };
   return { state: { announced, pending, retiring, withdrawing, target, list: input.target }, settled };
 }
 

@@ -305,9 +305,10 @@ describe('make-before-break decisions on the same target list (ACKs and the poll
     const held = stepRollout(first.state, { target: list, ...peers(1), now: 0, timeoutMs, revision: 2 });
     const same = stepRollout(held.state, { target: list, ...peers(1), now: 5, timeoutMs, revision: 3 });
     expect(same.settled).toEqual([]);
-    expect(same.state.announced).toBe(held.state.announced);
+    expect(same.state).toBe(held.state);
     const shown = stepRollout(same.state, { target: list, ...peers(2), now: 7, timeoutMs, revision: 3 });
     expect(deriveSides(list, shown.state).originate[0]!.endpoints.map((e) => e.address)).toEqual(['10.0.0.2']);
+    expect(shown.state).not.toBe(same.state);
     const done = stepRollout(shown.state, { target: list, ...peers(3), now: 9, timeoutMs, revision: 4 });
     expect(deriveSides(list, done.state)).toEqual({ originate: list, terminate: list });
   });

@@ -44,7 +44,9 @@ class Fixture {
     this.state.namesVersion++;
   }
   holds(): boolean {
-    const snapshot = Object.fromEntries(kinds.map((k) => [k, k === 'endpoint' ? this.ts : none])) as ServedSnapshot;
+    const snapshot = Object.fromEntries(
+      kinds.map((k) => [k, k === 'endpoint' ? this.ts : none]),
+    ) as unknown as ServedSnapshot;
     return deltaHoldsView(new Map([['endpoint', this.state]]), snapshot);
   }
 }
