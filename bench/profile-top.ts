@@ -1,6 +1,7 @@
 // Prints where a `node --cpu-prof` profile spent its time: self time per function, top 20, time
 // including callees (top 25: what a function and everything it called cost), and per file group.
-// Usage: npx tsx bench/profile-top.ts bench/profiles/FILE.cpuprofile
+// Usage: npx tsx bench/profile-top.ts bench/profiles/FILE.cpuprofile [--under FUNCTION]; --under also
+// splits the time spent inside FUNCTION by what it called (its direct callees, and its own time).
 import fs from 'node:fs';
 
 interface Node {
@@ -24,6 +25,9 @@ const self = new Map<string, number>();
 const inclusive = new Map<string, number>();
 const group = new Map<string, number>();
 const add = (m: Map<string, number>, k: string, v: number) => m.set(k, (m.get(k) ?? 0) + v);
+const underIndex = process.argv.indexOf('--under');
+const under = underIndex > 0 ? process.argv[underIndex + 1] : undefined;
+const beneath = new Map<string, number>();
 let total = 0;
 profile.samples.forEach((id, i) => {
   const n = byId.get(id)!;
@@ -35,6 +39,17 @@ profile.samples.forEach((id, i) => {
   const seen = new Set<string>();
   for (let at: number | undefined = id; at !== undefined; at = parent.get(at)) seen.add(keyOf(byId.get(at)!));
   for (const k of seen) add(inclusive, k, dt);
+  if (under) {
+    // The outermost frame named `under`, and the frame it called on the way to this sample.
+    let callee: Node | undefined;
+    let found: Node | undefined;
+    for (let at: number | undefined = id, below: Node | undefined; at !== undefined; at = parent.get(at)) {
+      const frame = byId.get(at)!;
+      if (frame.callFrame.functionName === under) [found, callee] = [frame, below];
+      below = frame;
+    }
+    if (found) add(beneath, callee ? keyOf(callee) : '(self)', dt);
+  }
   const g =
     url.startsWith('src/') || url.startsWith('bench/')
       ? url.split('/').slice(0, 2).join('/')
@@ -52,3 +67,7 @@ console.log('-- including callees');
 top(inclusive, 25, (k) => k.startsWith('(root)') || k.startsWith('(anonymous) :0'));
 console.log('-- by module');
 top(group, 12);
+if (under) {
+  console.log(`-- inside ${under}, by what it called`);
+  top(beneath, 15);
+}

@@ -93,6 +93,17 @@ export class KnownVersions implements KnownMap {
   get based(): boolean {
     return this.base !== undefined;
   }
+  /** Whether the client holds nothing this stream knows of (a first request without initial versions). */
+  get empty(): boolean {
+    return this.base === undefined && this.overrides.size === 0;
+  }
+
+  /** The client holds exactly `versions`, besides names it was told do not exist. */
+  adopt(versions: ReadonlyMap<string, string>, missing: readonly string[]): void {
+    this.base = versions;
+    this.overrides.clear();
+    for (const name of missing) this.overrides.set(name, null);
+  }
 
   /**
    * After a look: the view's versions are now `versions`. `looked` holds every name whose version may
@@ -101,6 +112,7 @@ export class KnownVersions implements KnownMap {
    * is stored: as differences from `versions` when they are few, else as an explicit map.
    */
   rebase(versions: ReadonlyMap<string, string>, looked?: Iterable<string>): void {
+    if (this.base === versions) return; // already differences from these versions
     if (looked && !this.base) return; // explicit: does not depend on the view's versions
     const names = looked
       ? new Set([...looked, ...this.overrides.keys()])
@@ -187,8 +199,8 @@ export function applySubscription(state: DeltaSubscription, request: DeltaReques
 }
 
 export interface DeltaChanges {
-  /** Names to send, sorted. */
-  send: string[];
+  /** Names to send, sorted (possibly shared by every stream of a view: never modified). */
+  send: readonly string[];
   /** Names to put in removed_resources, sorted. */
   removed: string[];
 }
@@ -207,6 +219,10 @@ export function deltaChanges(
   versions: ReadonlyMap<string, string>,
   candidates?: Iterable<string>,
 ): DeltaChanges {
+  if (!candidates) {
+    const first = firstLook(state, versions);
+    if (first) return first;
+  }
   const send: string[] = [];
   const removed: string[] = [];
   const look = candidates ? new Set(candidates) : allRelevant(state, versions);
@@ -244,6 +260,39 @@ export function settleKnown(
   candidates: Iterable<string> | undefined,
 ): void {
   if (state.known instanceof KnownVersions) state.known.rebase(versions, candidates);
+}
+
+/**
+ * deltaChanges for a client that holds nothing yet (1,000 Envoys connecting): every subscribed name
+ * that exists is sent, every other one reported missing, and when that is every name of the view,
+ * `known` becomes the view's versions as they are (no per-name copy, no sort per stream).
+ */
+function firstLook(state: DeltaSubscription, versions: ReadonlyMap<string, string>): DeltaChanges | undefined {
+  const known = state.known;
+  if (!(known instanceof KnownVersions) || !known.empty) return undefined;
+  const removed: string[] = [];
+  let send: string[] = [];
+  for (const name of state.names) {
+    if (!versions.has(name)) removed.push(name);
+    else if (!state.wildcard) send.push(name);
+  }
+  removed.sort();
+  if (state.wildcard || send.length === versions.size) {
+    send = sortedNames(versions);
+    known.adopt(versions, removed);
+    return { send, removed };
+  }
+  for (const name of send) known.set(name, versions.get(name)!);
+  for (const name of removed) known.set(name, null);
+  return { send: send.sort(), removed };
+}
+
+/** The names of a view's versions map, sorted: one array for every stream of the view (never modified). */
+const sortedNamesOf = new WeakMap<ReadonlyMap<string, string>, string[]>();
+function sortedNames(versions: ReadonlyMap<string, string>): string[] {
+  let names = sortedNamesOf.get(versions);
+  if (!names) sortedNamesOf.set(versions, (names = [...versions.keys()].sort()));
+  return names;
 }
 
 function allRelevant(state: DeltaSubscription, versions: ReadonlyMap<string, string>): Set<string> {

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
   KnownVersions,
@@ -229,5 +230,39 @@ describe('KnownVersions: what a delta client holds, as the view versions plus di
     // Most view names are not wanted: an explicit map, so b and c are not thought to be held.
     expect(s.known.has('b')).toBe(false);
     expect([(s.known as KnownVersions).based, (s.known as KnownVersions).differences]).toEqual([false, 1]);
+  });
+});
+
+describe('deltaChanges: a first look (the client holds nothing) takes a short path', () => {
+  it('sends, reports missing and records exactly what the per-name path does', () => {
+    const name = fc.constantFrom('a', 'b', 'c', 'd', 'e', 'f');
+    fc.assert(
+      fc.property(
+        fc.dictionary(name, fc.constantFrom('1', '2')),
+        fc.uniqueArray(name),
+        fc.boolean(),
+        (record, subscribed, wildcard) => {
+          const versions = new Map(Object.entries(record));
+          const fresh = (known: DeltaSubscription['known']): DeltaSubscription => ({
+            ...newSubscription(),
+            started: true,
+            wildcard,
+            names: new Set(subscribed),
+            known,
+          });
+          // A plain Map takes the per-name path.
+          const slow = fresh(new Map());
+          const fast = fresh(new KnownVersions());
+          expect(deltaChanges(fast, versions)).toEqual(deltaChanges(slow, versions));
+          settleKnown(fast, versions, undefined);
+          const held = (s: DeltaSubscription) => new Map([...s.known.keys()].map((n) => [n, s.known.get(n)]));
+          expect(held(fast)).toEqual(held(slow));
+          // And the next look, after a change of every version, agrees too.
+          const next = new Map([...versions].map(([n, v]) => [n, v === '1' ? '2' : '1']));
+          expect(deltaChanges(fast, next, next.keys())).toEqual(deltaChanges(slow, next, next.keys()));
+        },
+      ),
+      { numRuns: 500, seed: 20261129 },
+    );
   });
 });
