@@ -3,6 +3,7 @@
 // being rebuilt, and the encoder finds their bytes by object identity: a change re-translates and
 // re-encodes only the tunnels it touches. The memo is the caller's (one per cache: cache/pieces.ts);
 // translation without one builds every piece anew, with the same result.
+import { contentVersion } from '../envoy/encode.js';
 import type { Tunnel } from '../model/tunnel.js';
 
 export interface PieceMemo {
@@ -25,4 +26,21 @@ export function objectId(o: object): number {
     ids.set(o, id);
   }
   return id;
+}
+
+const contentKeys = new WeakMap<object, string>();
+
+/**
+ * A name for an object's JSON content, computed once per object: equal content, equal name. Keys
+ * assembled resources whose parts are rebuilt with unchanged content: a moved endpoint makes a new
+ * tunnel object, but its virtual hosts, which do not depend on endpoints, read the same, so the
+ * routes of the addresses it kept are neither encoded nor sent again.
+ */
+export function contentKey(o: object): string {
+  let key = contentKeys.get(o);
+  if (key === undefined) {
+    key = contentVersion(JSON.stringify(o));
+    contentKeys.set(o, key);
+  }
+  return key;
 }

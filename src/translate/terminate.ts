@@ -19,7 +19,7 @@ import { bufferLimit } from './connection-options.js';
 import { discoveredFilter, statPrefix, typeOf } from './envoy-fields.js';
 import { rbacFilter } from './rbac.js';
 import { downstreamTransportSocket, hasCertificates, peerLogFields, routedOn, tlsInspector, tlsPiece } from './tls.js';
-import { noMemo, objectId, type PieceMemo } from './memo.js';
+import { contentKey, noMemo, objectId, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { addressesOf } from './scope.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
@@ -156,7 +156,7 @@ export function translateTerminate(
         const name = chain === 'mtls' ? mtlsName(listenerName) : listenerName;
         const admitted = (t: Tunnel) => routedOn(t, chain) && (certs || !t.settings.allowedIdentities);
         const hosts = allHosts.filter((_, i) => admitted(allTunnels[i]!));
-        resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: `${hosts.map(objectId).join(',')}` });
+        resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: hosts.map(contentKey).join(',') });
         // Only the Services routed on this chain log here; their logs change no listener (ECDS).
         const logged = allTunnels.filter((t) => admitted(t) && t.settings.accessLog);
         const prefix = chain === 'mtls' ? statPrefix('terminate', port, 'mtls') : statPrefix('terminate', port);
