@@ -163,15 +163,18 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
     }
   }
 
-  const ends = (phase: Settled['phase'], hold: Hold, behind: Peer[]): Settled | undefined => {
-    if (behind.length > 0 && now - hold.since < timeoutMs) return undefined;
+  // Every originator at or past a withdrawal's revision (the usual case) is known without a scan.
+  let originatorsSynced = Infinity;
+  for (const p of input.originators) if (p.synced < originatorsSynced) originatorsSynced = p.synced;
+  /** `behind` is only listed when the hold timed out (names in the warning); `clear`: nobody is behind. */
+  const ends = (phase: Settled['phase'], hold: Hold, clear: boolean, behind: () => Peer[]): Settled | undefined => {
+    if (!clear && now - hold.since < timeoutMs) return undefined;
     const base = { phase, tunnel: hold.tunnel, address: hold.address, heldMs: now - hold.since };
-    return behind.length === 0
-      ? { ...base, timedOut: false }
-      : { ...base, timedOut: true, waitedFor: behind.map((p) => p.id) };
+    return clear ? { ...base, timedOut: false } : { ...base, timedOut: true, waitedFor: behind().map((p) => p.id) };
   };
   for (const [key, hold] of pending) {
-    const end = ends('announce', hold, waitingFor(hold, servingTerminators(hold.address)));
+    const behind = waitingFor(hold, servingTerminators(hold.address));
+    const end = ends('announce', hold, behind.length === 0, () => behind);
     if (!end) continue;
     changed = true;
     pending.delete(key);
@@ -189,8 +192,8 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
   }
   const grace = input.withdrawGraceMs ?? 0;
   for (const [key, hold] of withdrawing) {
-    const behind = waitingFor(hold, input.originators);
-    if (behind.length === 0 && grace > 0) {
+    const clear = originatorsSynced >= hold.revision;
+    if (clear && grace > 0) {
       const clearSince = hold.clearSince ?? now;
       if (hold.clearSince === undefined) {
         withdrawing.set(key, { ...hold, clearSince });
@@ -198,7 +201,7 @@ export function stepRollout(state: RolloutState, input: RolloutInput): { state: 
       }
       if (now - clearSince < grace) continue;
     }
-    const end = ends('withdraw', hold, behind);
+    const end = ends('withdraw', hold, clear, () => waitingFor(hold, input.originators));
     if (!end) continue;
     changed = true;
     withdrawing.delete(key);

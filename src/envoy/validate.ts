@@ -13,10 +13,18 @@ export interface Violation {
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Rules = Record<string, any>;
 
+// Every field of every resource is looked at on each encode: its rules are found once.
+const rulesByField = new WeakMap<protobuf.Field, Rules | null>();
+
 function fieldRules(field: protobuf.Field): Rules | undefined {
-  const parsed = field.parsedOptions as Record<string, unknown>[] | null | undefined;
-  const entry = parsed?.find((o) => '(validate.rules)' in o);
-  return entry?.['(validate.rules)'] as Rules | undefined;
+  let rules = rulesByField.get(field);
+  if (rules === undefined) {
+    const parsed = field.parsedOptions as Record<string, unknown>[] | null | undefined;
+    const entry = parsed?.find((o) => '(validate.rules)' in o);
+    rules = (entry?.['(validate.rules)'] as Rules | undefined) ?? null;
+    rulesByField.set(field, rules);
+  }
+  return rules ?? undefined;
 }
 
 function oneofRequired(oneof: protobuf.OneOf): boolean {
@@ -115,7 +123,7 @@ function checkMessageRules(path: string, value: unknown, rules: Rules, out: Viol
 export function validateMessage(typeName: string, object: Record<string, unknown>): Violation[] {
   const out: Violation[] = [];
   walk(lookupType(typeName), object, '', out);
-  const malformed = malformedString(object, '');
+  const malformed = hasSurrogate(object) ? malformedString(object, '') : undefined;
   if (malformed !== undefined) out.push({ path: malformed, message: 'is not valid UTF-8 (a lone surrogate)' });
   return out;
 }
@@ -135,9 +143,11 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
     }
   }
   for (const field of type.fieldsArray) {
-    const path = join(prefix, field.name);
     const value = object[field.name];
     const rules = fieldRules(field);
+    // Unset and unconstrained (most fields of a Cluster or Listener): nothing to check.
+    if (!rules && (value === undefined || value === null)) continue;
+    const path = join(prefix, field.name);
     if (field.repeated) {
       const items = Array.isArray(value) ? value : [];
       if (rules?.repeated) {
@@ -171,6 +181,19 @@ function walk(type: protobuf.Type, object: Record<string, unknown>, prefix: stri
 const maxDurationSeconds = 9_223_372_035;
 /** A lone UTF-16 surrogate: protobuf strings are UTF-8, and one would be encoded as bytes Envoy refuses. */
 const loneSurrogate = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
+const surrogate = /[\uD800-\uDFFF]/;
+
+/** Whether any string or key holds a surrogate at all (rare): only then are paths worked out. */
+function hasSurrogate(value: unknown): boolean {
+  if (typeof value === 'string') return surrogate.test(value);
+  if (!value || typeof value !== 'object') return false;
+  if (Array.isArray(value)) return value.some(hasSurrogate);
+  for (const key of Object.keys(value)) {
+    if (surrogate.test(key) || hasSurrogate((value as Record<string, unknown>)[key])) return true;
+  }
+  return false;
+}
 
 /** Every string, map key and Struct value included: the path of the first that is not valid UTF-8. */
 function malformedString(value: unknown, path: string): string | undefined {
