@@ -87,12 +87,18 @@ class GrpcStream {
     });
   }
 
-  write(message: Uint8Array): void {
+  /** One gRPC message made of `parts` (written as they are: a SotW ACK's 30 KB of names is not copied). */
+  write(...parts: Uint8Array[]): void {
     const head = Buffer.allocUnsafe(5);
     head[0] = 0;
-    head.writeUInt32BE(message.length, 1);
+    head.writeUInt32BE(
+      parts.reduce((n, p) => n + p.length, 0),
+      1,
+    );
+    this.stream.cork();
     this.stream.write(head);
-    this.stream.write(message);
+    for (const part of parts) if (part.length > 0) this.stream.write(part);
+    this.stream.uncork();
   }
 
   close(): void {
@@ -170,12 +176,12 @@ class EnvoyLike {
       this.call.write(bytes);
       return;
     }
-    // Fields in number order, as Envoy writes them; the (cached) names are copied once.
+    // Fields in number order, as Envoy writes them; the (cached) names are written as they are.
     const head = sotwRequest.encode(sotwRequest.fromObject({ node, version_info: r.version ?? '' })).finish();
     const tail = sotwRequest
       .encode(sotwRequest.fromObject({ type_url: typeUrl, response_nonce: r.nonce ?? '' }))
       .finish();
-    this.call.write(Buffer.concat([head, this.namesBytes.get(typeUrl) ?? noNames, tail]));
+    this.call.write(head, this.namesBytes.get(typeUrl) ?? noNames, tail);
   }
 
   private setNames(typeUrl: string, names: Set<string>) {
