@@ -26,6 +26,10 @@ export interface DeltaSubscription {
   recheck: Set<string>;
   /** Increases whenever `names` or `wildcard` change (synced.ts remembers what it answered for them). */
   namesVersion: number;
+  /** Increases whenever a name or the wildcard is dropped: until it does, `names` only grows. */
+  namesDropped: number;
+  /** Bytes of `names` (checked against the request limits without summing every name per request). */
+  nameBytes: number;
   lastNonce?: string;
 }
 
@@ -141,6 +145,8 @@ export function newSubscription(): DeltaSubscription {
     known: new KnownVersions(),
     recheck: new Set(),
     namesVersion: 0,
+    namesDropped: 0,
+    nameBytes: 0,
   };
 }
 
@@ -166,7 +172,7 @@ export function applySubscription(state: DeltaSubscription, request: DeltaReques
     state.started = true;
     state.namesVersion++;
     state.wildcard = wildcardKind && (request.subscribe.length === 0 || request.subscribe.includes('*'));
-    for (const name of request.subscribe) if (name !== '*') state.names.add(name);
+    for (const name of request.subscribe) if (name !== '*') addName(state, name);
     // The client tells us what it kept from a previous stream: only differences are sent.
     for (const [name, version] of Object.entries(request.initialVersions)) state.known.set(name, version);
     return true;
@@ -179,7 +185,7 @@ export function applySubscription(state: DeltaSubscription, request: DeltaReques
       state.wildcard = wildcardKind;
       continue;
     }
-    state.names.add(name);
+    addName(state, name);
     // The spec: a (re)subscribed name must be sent even if we think the client has it.
     state.known.delete(name);
     state.recheck.add(name);
@@ -187,15 +193,25 @@ export function applySubscription(state: DeltaSubscription, request: DeltaReques
   for (const name of request.unsubscribe) {
     if (name === '*') {
       everything ||= state.wildcard;
+      if (state.wildcard) state.namesDropped++;
       state.wildcard = false;
       for (const n of [...state.known.keys()]) if (!state.names.has(n)) state.known.delete(n);
       continue;
     }
-    state.names.delete(name);
+    if (state.names.delete(name)) {
+      state.nameBytes -= name.length;
+      state.namesDropped++;
+    }
     if (!state.wildcard) state.known.delete(name);
     state.recheck.add(name);
   }
   return everything;
+}
+
+function addName(state: DeltaSubscription, name: string): void {
+  if (state.names.has(name)) return;
+  state.names.add(name);
+  state.nameBytes += name.length;
 }
 
 export interface DeltaChanges {

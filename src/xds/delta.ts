@@ -33,7 +33,15 @@ export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   /** Which response carried each name and how it was answered (status, CSDS, metrics). */
   deliveries: DeltaDeliveries;
   /** Whether `names` covered the type snapshot of `generation` when last asked (synced.ts). */
-  coverage?: { namesVersion: number; generation: number; covered: boolean };
+  coverage?: DeltaCoverage;
+}
+
+export interface DeltaCoverage {
+  namesVersion: number;
+  namesDropped: number;
+  generation: number;
+  /** When not covered: a resource the names lack (while it still does, nothing else needs a look). */
+  missing?: string;
 }
 
 export interface DecodedDeltaRequest {
@@ -139,7 +147,7 @@ export class DeltaStream extends BaseStream {
   /** Bytes of names this stream's subscriptions hold (checked against requestLimits). */
   private nameBytes(): number {
     let bytes = this.initialNameBytes;
-    for (const state of this.types.values()) for (const name of state.names) bytes += name.length;
+    for (const state of this.types.values()) bytes += state.nameBytes;
     return bytes;
   }
 
@@ -233,6 +241,8 @@ function newDeltaTypeState(): DeltaTypeState {
     known: sub.known,
     recheck: sub.recheck,
     namesVersion: sub.namesVersion,
+    namesDropped: sub.namesDropped,
+    nameBytes: sub.nameBytes,
     lastNonce: undefined,
     lastVersion: undefined,
     ackedVersion: undefined,

@@ -40,30 +40,38 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
     if (state.generation !== ts.generation || state.owesAnswer || state.ackedNonce !== state.lastNonce) return false;
     if (state.wildcard) return true;
     // Delta names are the stream's own, modified in place: remembered per names version and
-    // generation. Names unchanged and covered before, only the names changed since can uncover them:
-    // an endpoint change costs each of 1,000 streams a lookup or two, not 1,000.
+    // generation. Covered before and no name dropped since, only the resources changed since can
+    // uncover them; not covered, the resource found missing says so while it still is. An endpoint
+    // change or a new Service costs each of 1,000 streams a lookup or two, not 1,000.
     const memo = state.coverage;
-    if (memo?.namesVersion === state.namesVersion && memo.generation === ts.generation) return memo.covered;
-    const changed =
-      memo?.namesVersion === state.namesVersion && memo.covered ? ts.changedSince(memo.generation) : undefined;
-    const covered = changed ? coversChanged(state.names, ts.resources, changed) : covers(state.names, ts.resources);
-    state.coverage = { namesVersion: state.namesVersion, generation: ts.generation, covered };
-    return covered;
+    const names = state.names;
+    if (memo?.namesVersion === state.namesVersion && memo.generation === ts.generation) {
+      return memo.missing === undefined;
+    }
+    const grown = memo !== undefined && memo.missing === undefined && memo.namesDropped === state.namesDropped;
+    const changed = grown ? ts.changedSince(memo.generation) : undefined;
+    const stillMissing = memo?.missing !== undefined && ts.resources.has(memo.missing) && !names.has(memo.missing);
+    const missing = changed
+      ? firstMissing(names, ts.resources, changed)
+      : stillMissing
+        ? memo.missing
+        : firstMissing(names, ts.resources, ts.resources.keys());
+    state.coverage = {
+      namesVersion: state.namesVersion,
+      namesDropped: state.namesDropped,
+      generation: ts.generation,
+      missing,
+    };
+    return missing === undefined;
   });
 }
 
-/** Whether names that covered a type's earlier content cover it still, given the names changed since. */
-function coversChanged(
+/** The first of `candidates` that is a resource `names` lacks. */
+function firstMissing(
   names: ReadonlySet<string>,
   resources: ReadonlyMap<string, unknown>,
-  changed: ReadonlySet<string>,
-): boolean {
-  for (const name of changed) if (resources.has(name) && !names.has(name)) return false;
-  return true;
-}
-
-function covers(names: ReadonlySet<string>, resources: ReadonlyMap<string, unknown>): boolean {
-  if (names.size < resources.size) return false;
-  for (const name of resources.keys()) if (!names.has(name)) return false;
-  return true;
+  candidates: Iterable<string>,
+): string | undefined {
+  for (const name of candidates) if (!names.has(name) && resources.has(name)) return name;
+  return undefined;
 }

@@ -22,6 +22,7 @@ class Fixture {
     wildcard: false,
     names: new Set<string>(),
     namesVersion: 0,
+    namesDropped: 0,
     owesAnswer: false,
     lastNonce: 'n',
     ackedNonce: 'n',
@@ -42,6 +43,11 @@ class Fixture {
   subscribe(...names: string[]): void {
     for (const n of names) this.state.names.add(n);
     this.state.namesVersion++;
+  }
+  unsubscribe(...names: string[]): void {
+    for (const n of names) this.state.names.delete(n);
+    this.state.namesVersion++;
+    this.state.namesDropped++;
   }
   holds(): boolean {
     const snapshot = Object.fromEntries(
@@ -74,6 +80,26 @@ describe('deltaHoldsView: remembered coverage, updated by the names changed sinc
     f.change(['a', 'b'], ['c']);
     expect(f.holds()).toBe(true);
     f.change(['a', 'b'], ['a']);
+    expect(f.holds()).toBe(true);
+  });
+
+  it('a dropped name uncovers a stream whose view did not change; added names keep it covered', () => {
+    const f = new Fixture(['a', 'b'], ['a', 'b']);
+    expect(f.holds()).toBe(true);
+    f.subscribe('x');
+    expect(f.holds()).toBe(true);
+    f.unsubscribe('b');
+    expect(f.holds()).toBe(false);
+    f.subscribe('b');
+    expect(f.holds()).toBe(true);
+  });
+
+  it('an uncovered stream is covered once it asks for the missing name, or the name goes', () => {
+    const f = new Fixture(['a', 'b', 'c'], ['a']);
+    expect(f.holds()).toBe(false);
+    f.subscribe('b');
+    expect(f.holds()).toBe(false);
+    f.change(['a', 'b'], ['c']);
     expect(f.holds()).toBe(true);
   });
 
