@@ -40,8 +40,8 @@ export interface DeltaCoverage {
   namesVersion: number;
   namesDropped: number;
   generation: number;
-  /** When not covered: a resource the names lack (while it still does, nothing else needs a look). */
-  missing?: string;
+  /** The resources the names lacked (empty: covered; undefined: too many to list). */
+  missing: readonly string[] | undefined;
 }
 
 export interface DecodedDeltaRequest {

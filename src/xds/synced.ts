@@ -40,38 +40,44 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
     if (state.generation !== ts.generation || state.owesAnswer || state.ackedNonce !== state.lastNonce) return false;
     if (state.wildcard) return true;
     // Delta names are the stream's own, modified in place: remembered per names version and
-    // generation. Covered before and no name dropped since, only the resources changed since can
-    // uncover them; not covered, the resource found missing says so while it still is. An endpoint
-    // change or a new Service costs each of 1,000 streams a lookup or two, not 1,000.
+    // generation, with the resources the names lacked. While no name is dropped the names only grow,
+    // so only those and the resources changed since can be missing now: an endpoint change or a new
+    // Service costs each of 1,000 streams a lookup or two, not 1,000.
     const memo = state.coverage;
-    const names = state.names;
     if (memo?.namesVersion === state.namesVersion && memo.generation === ts.generation) {
-      return memo.missing === undefined;
+      return memo.missing?.length === 0;
     }
-    const grown = memo !== undefined && memo.missing === undefined && memo.namesDropped === state.namesDropped;
-    const changed = grown ? ts.changedSince(memo.generation) : undefined;
-    const stillMissing = memo?.missing !== undefined && ts.resources.has(memo.missing) && !names.has(memo.missing);
+    const changed =
+      memo?.missing && memo.namesDropped === state.namesDropped ? ts.changedSince(memo.generation) : undefined;
     const missing = changed
-      ? firstMissing(names, ts.resources, changed)
-      : stillMissing
-        ? memo.missing
-        : firstMissing(names, ts.resources, ts.resources.keys());
+      ? lacking(state.names, ts.resources, [memo!.missing!, changed])
+      : lacking(state.names, ts.resources, [ts.resources.keys()]);
     state.coverage = {
       namesVersion: state.namesVersion,
       namesDropped: state.namesDropped,
       generation: ts.generation,
       missing,
     };
-    return missing === undefined;
+    return missing?.length === 0;
   });
 }
 
-/** The first of `candidates` that is a resource `names` lacks. */
-function firstMissing(
+/** More resources missing than this are not listed: the next look then checks every name. */
+const maxListed = 16;
+
+/** The resources among `candidates` that `names` lacks; undefined when there are too many to list. */
+function lacking(
   names: ReadonlySet<string>,
   resources: ReadonlyMap<string, unknown>,
-  candidates: Iterable<string>,
-): string | undefined {
-  for (const name of candidates) if (!names.has(name) && resources.has(name)) return name;
-  return undefined;
+  candidates: Iterable<string>[],
+): string[] | undefined {
+  const out: string[] = [];
+  for (const list of candidates) {
+    for (const name of list) {
+      if (names.has(name) || !resources.has(name) || out.includes(name)) continue;
+      if (out.length === maxListed) return undefined;
+      out.push(name);
+    }
+  }
+  return out;
 }

@@ -103,6 +103,18 @@ describe('deltaHoldsView: remembered coverage, updated by the names changed sinc
     expect(f.holds()).toBe(true);
   });
 
+  it('more resources missing than are listed: looked at in full until few are left', () => {
+    const all = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    const f = new Fixture(all, []);
+    expect(f.holds()).toBe(false);
+    f.subscribe(...all.slice(0, 30));
+    expect(f.holds()).toBe(false);
+    f.subscribe(...all.slice(30, 39));
+    expect(f.holds()).toBe(false);
+    f.subscribe('r39');
+    expect(f.holds()).toBe(true);
+  });
+
   it('a stream further behind than the remembered steps is looked at in full', () => {
     const f = new Fixture(['a'], ['a']);
     expect(f.holds()).toBe(true);
