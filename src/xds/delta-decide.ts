@@ -28,6 +28,8 @@ export interface DeltaSubscription {
   namesVersion: number;
   /** Increases whenever a name or the wildcard is dropped: until it does, `names` only grows. */
   namesDropped: number;
+  /** The last few names dropped, oldest first (emptied when the wildcard is): see synced.ts. */
+  droppedNames: string[];
   /** Bytes of `names` (checked against the request limits without summing every name per request). */
   nameBytes: number;
   lastNonce?: string;
@@ -146,9 +148,13 @@ export function newSubscription(): DeltaSubscription {
     recheck: new Set(),
     namesVersion: 0,
     namesDropped: 0,
+    droppedNames: [],
     nameBytes: 0,
   };
 }
+
+/** How many dropped names a subscription remembers. */
+export const droppedNamesKept = 16;
 
 export function decideDelta(
   request: DeltaRequest,
@@ -193,7 +199,10 @@ export function applySubscription(state: DeltaSubscription, request: DeltaReques
   for (const name of request.unsubscribe) {
     if (name === '*') {
       everything ||= state.wildcard;
-      if (state.wildcard) state.namesDropped++;
+      if (state.wildcard) {
+        state.namesDropped++;
+        state.droppedNames.length = 0;
+      }
       state.wildcard = false;
       for (const n of [...state.known.keys()]) if (!state.names.has(n)) state.known.delete(n);
       continue;
@@ -201,6 +210,8 @@ export function applySubscription(state: DeltaSubscription, request: DeltaReques
     if (state.names.delete(name)) {
       state.nameBytes -= name.length;
       state.namesDropped++;
+      state.droppedNames.push(name);
+      if (state.droppedNames.length > droppedNamesKept) state.droppedNames.shift();
     }
     if (!state.wildcard) state.known.delete(name);
     state.recheck.add(name);

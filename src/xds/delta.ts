@@ -242,6 +242,7 @@ function newDeltaTypeState(): DeltaTypeState {
     recheck: sub.recheck,
     namesVersion: sub.namesVersion,
     namesDropped: sub.namesDropped,
+    droppedNames: sub.droppedNames,
     nameBytes: sub.nameBytes,
     lastNonce: undefined,
     lastVersion: undefined,

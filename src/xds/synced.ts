@@ -40,17 +40,18 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
     if (state.generation !== ts.generation || state.owesAnswer || state.ackedNonce !== state.lastNonce) return false;
     if (state.wildcard) return true;
     // Delta names are the stream's own, modified in place: remembered per names version and
-    // generation, with the resources the names lacked. While no name is dropped the names only grow,
-    // so only those and the resources changed since can be missing now: an endpoint change or a new
-    // Service costs each of 1,000 streams a lookup or two, not 1,000.
+    // generation, with the resources the names lacked. Only those, the resources changed since and
+    // the names dropped since can be missing now: an endpoint change or a Service added or removed
+    // costs each of 1,000 streams a few lookups, not 1,000.
     const memo = state.coverage;
     if (memo?.namesVersion === state.namesVersion && memo.generation === ts.generation) {
       return memo.missing?.length === 0;
     }
-    const changed =
-      memo?.missing && memo.namesDropped === state.namesDropped ? ts.changedSince(memo.generation) : undefined;
+    const drops = state.namesDropped - (memo?.namesDropped ?? 0);
+    const known = memo?.missing !== undefined && drops <= state.droppedNames.length;
+    const changed = known ? ts.changedSince(memo.generation) : undefined;
     const missing = changed
-      ? lacking(state.names, ts.resources, [memo!.missing!, changed])
+      ? lacking(state.names, ts.resources, [memo!.missing!, changed, drops > 0 ? state.droppedNames.slice(-drops) : []])
       : lacking(state.names, ts.resources, [ts.resources.keys()]);
     state.coverage = {
       namesVersion: state.namesVersion,

@@ -23,6 +23,7 @@ class Fixture {
     names: new Set<string>(),
     namesVersion: 0,
     namesDropped: 0,
+    droppedNames: [] as string[],
     owesAnswer: false,
     lastNonce: 'n',
     ackedNonce: 'n',
@@ -45,9 +46,12 @@ class Fixture {
     this.state.namesVersion++;
   }
   unsubscribe(...names: string[]): void {
-    for (const n of names) this.state.names.delete(n);
+    for (const n of names) {
+      this.state.names.delete(n);
+      this.state.droppedNames.push(n);
+      this.state.namesDropped++;
+    }
     this.state.namesVersion++;
-    this.state.namesDropped++;
   }
   holds(): boolean {
     const snapshot = Object.fromEntries(
@@ -113,6 +117,16 @@ describe('deltaHoldsView: remembered coverage, updated by the names changed sinc
     expect(f.holds()).toBe(false);
     f.subscribe('r39');
     expect(f.holds()).toBe(true);
+  });
+
+  it('more names dropped than remembered: looked at in full', () => {
+    const all = Array.from({ length: 40 }, (_, i) => `r${i}`);
+    const f = new Fixture(all, all);
+    expect(f.holds()).toBe(true);
+    f.unsubscribe(...all.slice(0, 30));
+    f.state.droppedNames.splice(0, 20); // as the subscription keeps only the last few
+    f.subscribe(...all.slice(20, 30));
+    expect(f.holds()).toBe(false);
   });
 
   it('a stream further behind than the remembered steps is looked at in full', () => {
