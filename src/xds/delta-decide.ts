@@ -154,7 +154,7 @@ export function newSubscription(): DeltaSubscription {
 }
 
 /** How many dropped names a subscription remembers. */
-export const droppedNamesKept = 16;
+const droppedNamesKept = 16;
 
 export function decideDelta(
   request: DeltaRequest,
