@@ -6,18 +6,7 @@ import type { NodeView } from '../../src/envoy/node-view.js';
 import type { Model, Tunnel } from '../../src/model/tunnel.js';
 import type { SnapshotCache } from '../../src/cache/cache.js';
 import { RolloutStage, type ConnectedNode } from '../../src/cache/rollout-stage.js';
-
-function tunnel(key: string, ...addresses: string[]): Tunnel {
-  return {
-    key,
-    service: { kind: 'Service', namespace: 'ns', name: key },
-    portName: 'tcp',
-    port: 7000,
-    authority: `${key}.ns.svc.cluster.local:7000`,
-    settings: { mode: 'h2', tunnelPort: 15008, placement: 'sidecar' },
-    endpoints: addresses.map((address) => ({ address, port: 9000 })),
-  } as Tunnel;
-}
+import { tunnel } from '../helpers/tunnels.js';
 
 /** An Envoy whose answer to "do you hold your view" the test sets. */
 class FakeNode implements ConnectedNode {

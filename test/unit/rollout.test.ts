@@ -10,18 +10,7 @@ import {
   type RolloutInput,
   type RolloutState,
 } from '../../src/cache/rollout.js';
-
-function tunnel(key: string, ...addresses: string[]): Tunnel {
-  return {
-    key,
-    service: { kind: 'Service', namespace: 'ns', name: key },
-    portName: 'tcp',
-    port: 7000,
-    authority: `${key}.ns.svc.cluster.local:7000`,
-    settings: { mode: 'h2', tunnelPort: 15008, placement: 'sidecar' },
-    endpoints: addresses.map((address) => ({ address, port: 9000 })),
-  } as Tunnel;
-}
+import { tunnel } from '../helpers/tunnels.js';
 
 const T = (id: string, synced: number, address?: string): Peer => ({ id, address, synced });
 const O = (id: string, synced: number): Peer => ({ id, synced });
