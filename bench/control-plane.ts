@@ -124,8 +124,10 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     const file = await server.profileStop?.(`${o.delta ? 'delta' : 'sotw'}-${name}`);
     if (file) process.stderr.write(`bench: profile of the ${name} phase ${file}\n`);
   };
-  if (o.profile) await phase('sync');
-  if (o.profile) await server.profileStart?.();
+  if (o.profile) {
+    await phase('sync');
+    await server.profileStart?.();
+  }
   const single: number[] = [];
   let singleMissed = 0;
   let singleNote: string | undefined;

@@ -92,7 +92,7 @@ class GrpcStream {
     const head = Buffer.allocUnsafe(5);
     head[0] = 0;
     head.writeUInt32BE(
-      parts.reduce((n, p) => n + p.length, 0),
+      parts.reduce((length, part) => length + part.length, 0),
       1,
     );
     this.stream.cork();

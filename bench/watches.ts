@@ -182,7 +182,8 @@ export class Tracker {
     const w = this.watches.get(key);
     if (!w) return;
     // A marker is complete once enough streams saw it: counted, not listed, on each of 1,000 responses.
-    if (!w.kind || w.kind === 'marker') if ((this.markers.get(w.marker!)?.size ?? 0) < this.expected()) return;
+    const marker = !w.kind || w.kind === 'marker';
+    if (marker && (this.markers.get(w.marker!)?.size ?? 0) < this.expected()) return;
     const times = this.completions(w);
     if (times.length < this.expected()) return;
     this.watches.delete(key);

@@ -48,11 +48,10 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
       return memo.missing?.length === 0;
     }
     const drops = state.namesDropped - (memo?.namesDropped ?? 0);
-    const known = memo?.missing !== undefined && drops <= state.droppedNames.length;
-    const changed = known ? ts.changedSince(memo.generation) : undefined;
-    const missing = changed
-      ? lacking(state.names, ts.resources, [memo!.missing!, changed, drops > 0 ? state.droppedNames.slice(-drops) : []])
-      : lacking(state.names, ts.resources, [ts.resources.keys()]);
+    const since = memo?.missing && drops <= state.droppedNames.length ? ts.changedSince(memo.generation) : undefined;
+    const dropped = state.droppedNames.slice(state.droppedNames.length - drops);
+    const candidates = since && memo?.missing ? [memo.missing, since, dropped] : [ts.resources.keys()];
+    const missing = lacking(state.names, ts.resources, candidates);
     state.coverage = {
       namesVersion: state.namesVersion,
       namesDropped: state.namesDropped,
