@@ -146,10 +146,10 @@ export class RolloutStage {
     return this.state.pending.size > 0 || this.state.withdrawing.size > 0;
   }
 
-  private peers(): { terminators: Peer[]; originators: Peer[] } {
+  private peers(streams: Iterable<ConnectedNode> = this.streams()): { terminators: Peer[]; originators: Peer[] } {
     const terminators: Peer[] = [];
     const originators: Peer[] = [];
-    for (const stream of this.streams()) {
+    for (const stream of streams) {
       const view = stream.node.view;
       const peer = { id: stream.node.id, address: view.listenAddress, synced: this.synced.get(stream) ?? -1 };
       (view.role === 'terminate' ? terminators : originators).push(peer);
@@ -163,11 +163,14 @@ export class RolloutStage {
    */
   private evaluate(look?: Set<ConnectedNode>): void {
     if (!this.target) return;
-    const caughtUp = this.observe(look ?? this.streams());
+    // Every stream, listed once per step (1,100 of them; a setModels in between adds or drops none).
+    let streams: ConnectedNode[] | undefined;
+    const caughtUp = this.observe(look ?? (streams = [...this.streams()]));
     this.answered.clear();
     if (look && caughtUp === 0 && !this.mustStep) return;
     this.mustStep = false;
-    const { terminators, originators } = this.peers();
+    streams ??= [...this.streams()];
+    const { terminators, originators } = this.peers(streams);
     const previous = this.state;
     const { state, settled } = stepRollout(this.state, {
       target: this.target.tunnels,
@@ -192,14 +195,14 @@ export class RolloutStage {
       !sameList(sides.terminate, before.terminate)
     ) {
       this.servedTls = this.target.tls;
-      const held = this.holding ? this.contentOf() : undefined;
+      const held = this.holding ? this.contentOf(streams) : undefined;
       this.revision++;
       const target = this.target;
       const model = (tunnels: readonly Tunnel[]): Model =>
         tunnels === target.tunnels ? target : { ...target, tunnels: [...tunnels] };
       this.cache.setModels({ terminate: model(sides.terminate), originate: model(sides.originate) }, this.changedAt);
       // Streams the change did not reach hold the new revision already.
-      if (held) this.carryForward(held);
+      if (held) this.carryForward(streams, held);
     }
     this.afterStep(settled);
   }
@@ -228,9 +231,9 @@ export class RolloutStage {
   }
 
   /** Each stream's content, and whether it held it (at the current revision). */
-  private contentOf(): Map<ConnectedNode, { content: unknown; held: boolean }> {
+  private contentOf(streams: readonly ConnectedNode[]): Map<ConnectedNode, { content: unknown; held: boolean }> {
     const out = new Map<ConnectedNode, { content: unknown; held: boolean }>();
-    for (const stream of this.streams()) {
+    for (const stream of streams) {
       out.set(stream, { content: stream.snapshot(), held: this.synced.get(stream) === this.revision });
     }
     return out;
@@ -240,9 +243,12 @@ export class RolloutStage {
    * After a new revision went to the cache: a stream whose content it left unchanged and that held the
    * previous revision holds this one too; only the others are asked (1,000 streams, one changed view).
    */
-  private carryForward(before: Map<ConnectedNode, { content: unknown; held: boolean }>): void {
+  private carryForward(
+    streams: readonly ConnectedNode[],
+    before: Map<ConnectedNode, { content: unknown; held: boolean }>,
+  ): void {
     let caughtUp = 0;
-    for (const stream of this.streams()) {
+    for (const stream of streams) {
       const was = before.get(stream);
       if ((was?.held && was.content === stream.snapshot()) || stream.holdsView()) {
         this.synced.set(stream, this.revision);
