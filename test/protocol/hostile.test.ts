@@ -127,6 +127,34 @@ describe('what a client asks for is bounded and does not outlive it', () => {
       conn.close();
     }
   });
+
+  it('delta: names unsubscribed stop counting against the 8 MiB; names held at once past it are refused', async () => {
+    const conn = new RawAdsConnection(shim.xdsAddress);
+    try {
+      const names = (k: string) =>
+        Array.from({ length: 30_000 }, (_, i) => `${k}-${i}-${'y'.repeat(96)}`.slice(0, 100));
+      const s = conn.open('DeltaAggregatedResources');
+      const node = { id: 'wide-delta', metadata: originateMeta };
+      // 3 MiB subscribed and dropped four times (12 MiB in all, never more than 3 MiB at once).
+      for (let round = 0; round < 4; round++) {
+        const answered = s.responses;
+        s.write(deltaRequest({ kind: 'endpoint', subscribe: names(`e${round}`), ...(round === 0 ? { node } : {}) }));
+        await waitFor('the missing names to be reported', () => s.responses > answered || s.status !== undefined);
+        expect(s.status).toBeUndefined();
+        s.write(deltaRequest({ kind: 'endpoint', unsubscribe: names(`e${round}`) }));
+      }
+      s.write(deltaRequest({ kind: 'endpoint', subscribe: names('e') }));
+      s.write(deltaRequest({ kind: 'route', subscribe: names('r') }));
+      s.write(deltaRequest({ kind: 'cluster', subscribe: names('c') }));
+      const status = await s.closedWithin(20_000);
+      expect(status.code).toBe(RESOURCE_EXHAUSTED);
+      expect(status.message).toMatch(
+        /^subscriptions of this stream would hold \d+ bytes of resource names; the limit is 8388608$/,
+      );
+    } finally {
+      conn.close();
+    }
+  });
 });
 
 describe('a stream that ended leaves nothing behind', () => {
