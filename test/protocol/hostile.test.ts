@@ -52,6 +52,16 @@ const watches = () =>
 
 const noStreamsLeft = () => shim.shim.xds.streams.size === 0 && shim.shim.xds.deltaStreams.size === 0;
 
+/** 3 MiB of names (30,000 of 100 bytes): three types of them cross the 8 MiB a stream may hold. */
+const wideNames = (k: string) => Array.from({ length: 30_000 }, (_, i) => `${k}-${i}-${'y'.repeat(96)}`.slice(0, 100));
+
+function expectRefusedForNameBytes(status: { code: number; message: string }) {
+  expect(status.code).toBe(RESOURCE_EXHAUSTED);
+  expect(status.message).toMatch(
+    /^subscriptions of this stream would hold \d+ bytes of resource names; the limit is 8388608$/,
+  );
+}
+
 describe('what a client asks for is bounded and does not outlive it', () => {
   it('100 distinct lists of 10,000 names, then disconnect: the heap returns to within 4 MB', async () => {
     const before = await retainedBytes();
@@ -112,17 +122,11 @@ describe('what a client asks for is bounded and does not outlive it', () => {
     const conn = new RawAdsConnection(shim.xdsAddress);
     try {
       // 3 MiB of names per type: the third type crosses 8 MiB.
-      const names = (k: string) =>
-        Array.from({ length: 30_000 }, (_, i) => `${k}-${i}-${'y'.repeat(96)}`.slice(0, 100));
       const s = conn.open();
-      s.write(sotwRequest({ kind: 'endpoint', names: names('e'), node: { id: 'wide', metadata: originateMeta } }));
-      s.write(sotwRequest({ kind: 'route', names: names('r') }));
-      s.write(sotwRequest({ kind: 'cluster', names: names('c') }));
-      const status = await s.closedWithin(20_000);
-      expect(status.code).toBe(RESOURCE_EXHAUSTED);
-      expect(status.message).toMatch(
-        /^subscriptions of this stream would hold \d+ bytes of resource names; the limit is 8388608$/,
-      );
+      s.write(sotwRequest({ kind: 'endpoint', names: wideNames('e'), node: { id: 'wide', metadata: originateMeta } }));
+      s.write(sotwRequest({ kind: 'route', names: wideNames('r') }));
+      s.write(sotwRequest({ kind: 'cluster', names: wideNames('c') }));
+      expectRefusedForNameBytes(await s.closedWithin(20_000));
     } finally {
       conn.close();
     }
@@ -131,26 +135,22 @@ describe('what a client asks for is bounded and does not outlive it', () => {
   it('delta: names unsubscribed stop counting against the 8 MiB; names held at once past it are refused', async () => {
     const conn = new RawAdsConnection(shim.xdsAddress);
     try {
-      const names = (k: string) =>
-        Array.from({ length: 30_000 }, (_, i) => `${k}-${i}-${'y'.repeat(96)}`.slice(0, 100));
       const s = conn.open('DeltaAggregatedResources');
       const node = { id: 'wide-delta', metadata: originateMeta };
       // 3 MiB subscribed and dropped four times (12 MiB in all, never more than 3 MiB at once).
       for (let round = 0; round < 4; round++) {
         const answered = s.responses;
-        s.write(deltaRequest({ kind: 'endpoint', subscribe: names(`e${round}`), ...(round === 0 ? { node } : {}) }));
+        s.write(
+          deltaRequest({ kind: 'endpoint', subscribe: wideNames(`e${round}`), ...(round === 0 ? { node } : {}) }),
+        );
         await waitFor('the missing names to be reported', () => s.responses > answered || s.status !== undefined);
         expect(s.status).toBeUndefined();
-        s.write(deltaRequest({ kind: 'endpoint', unsubscribe: names(`e${round}`) }));
+        s.write(deltaRequest({ kind: 'endpoint', unsubscribe: wideNames(`e${round}`) }));
       }
-      s.write(deltaRequest({ kind: 'endpoint', subscribe: names('e') }));
-      s.write(deltaRequest({ kind: 'route', subscribe: names('r') }));
-      s.write(deltaRequest({ kind: 'cluster', subscribe: names('c') }));
-      const status = await s.closedWithin(20_000);
-      expect(status.code).toBe(RESOURCE_EXHAUSTED);
-      expect(status.message).toMatch(
-        /^subscriptions of this stream would hold \d+ bytes of resource names; the limit is 8388608$/,
-      );
+      s.write(deltaRequest({ kind: 'endpoint', subscribe: wideNames('e') }));
+      s.write(deltaRequest({ kind: 'route', subscribe: wideNames('r') }));
+      s.write(deltaRequest({ kind: 'cluster', subscribe: wideNames('c') }));
+      expectRefusedForNameBytes(await s.closedWithin(20_000));
     } finally {
       conn.close();
     }
