@@ -109,6 +109,12 @@ class GrpcStream {
 const routeName = /terminate\/\d+(?:\/[0-9.]+)?/g;
 const latin1 = new TextDecoder('latin1');
 
+/**
+ * The node's view, as servers group nodes (role and listen address here). Versions are unique only
+ * within a view: a LinearCache counts per view and type, so two views both have a CDS version "1".
+ */
+const viewOf = (s: StreamSpec) => `${s.role}|${s.listenAddress ?? ''}`;
+
 function nodeOf(s: StreamSpec) {
   const metadata: Record<string, string> = { 'tunnel-shim.io/role': s.role };
   if (s.listenAddress) metadata['tunnel-shim.io/listen-address'] = s.listenAddress;
@@ -131,6 +137,7 @@ class EnvoyLike {
   firstAt = 0;
   private first = true;
   private readonly call: GrpcStream;
+  readonly view: string;
   private readonly eds = new Set<string>();
   /** SotW: the CDS version whose EDS clusters this stream subscribes to. */
   private cdsVersion = '';
@@ -146,6 +153,7 @@ class EnvoyLike {
     readonly delta: boolean,
     private readonly onResponse: (e: EnvoyLike, raw: Buffer, r: Light) => void,
   ) {
+    this.view = viewOf(spec);
     this.call = new GrpcStream(session, adsPath(delta), (raw) => this.receive(raw), spec.behaviour === 'slow');
     this.request(TypeUrl.cluster, {});
     this.request(TypeUrl.listener, {});
@@ -205,7 +213,9 @@ class EnvoyLike {
   private onClusters(raw: Buffer, r: Light) {
     if (this.delta) {
       // Only what this response names: not a copy of 1,000 names per response.
-      const subscribe = r.names.filter((name, i) => !this.eds.has(name) && edsOfResource(raw, r.versions[i]!, name));
+      const subscribe = r.names.filter(
+        (name, i) => !this.eds.has(name) && edsOfResource(this.view, raw, r.versions[i]!, name),
+      );
       const unsubscribe = r.removed.filter((name) => this.eds.has(name));
       for (const name of subscribe) this.eds.add(name);
       for (const name of unsubscribe) this.eds.delete(name);
@@ -213,7 +223,7 @@ class EnvoyLike {
       return;
     }
     // SotW: every stream moves between the same CDS versions; the new EDS names are worked out once.
-    const move = edsMove(this.cdsVersion, raw, r.version);
+    const move = edsMove(this.view, this.cdsVersion, raw, r.version);
     this.cdsVersion = r.version;
     if (!move) return;
     this.namesBytes.set(TypeUrl.endpoint, move);
@@ -242,22 +252,25 @@ class EnvoyLike {
 }
 
 /**
- * Which clusters are EDS clusters, read once per content rather than per stream: a SotW CDS version
- * is a hash of the whole state (every server measured versions by content), a delta Resource version
- * a hash of that resource. Without this the generator parsed 1,000 clusters per stream.
+ * Which clusters are EDS clusters, read once per view and version rather than per stream (without this
+ * the generator parsed 1,000 clusters per stream). A version names one content only within a view: the
+ * shim and the snapshot cache hash content, but a LinearCache counts per view and type, and keyed by
+ * version alone the originators took a terminator view's CDS "1" (no EDS clusters) for their own, never
+ * subscribed to endpoints, and so missed every change.
  */
 const edsByStateVersion = new Map<string, string[]>();
 const edsByResourceVersion = new Map<string, boolean>();
 
-function edsOfState(raw: Buffer, version: string): string[] {
-  let names = edsByStateVersion.get(version);
+function edsOfState(view: string, raw: Buffer, version: string): string[] {
+  const key = `${view}|${version}`;
+  let names = edsByStateVersion.get(key);
   if (!names) {
     const found: string[] = [];
     eachResource(raw, (any) => {
       const c = clusterOf(any);
       if (c.eds) found.push(c.name);
     });
-    edsByStateVersion.set(version, (names = found));
+    edsByStateVersion.set(key, (names = found));
   }
   return names;
 }
@@ -272,12 +285,12 @@ function encodeNames(names: Iterable<string>): Uint8Array {
 /** SotW: from CDS version `from` to `to`, the new EDS subscription's bytes, or null when it is the same. */
 const edsMoves = new Map<string, Uint8Array | null>();
 
-function edsMove(from: string, raw: Buffer, to: string): Uint8Array | null {
-  const key = `${from}>${to}`;
+function edsMove(view: string, from: string, raw: Buffer, to: string): Uint8Array | null {
+  const key = `${view}|${from}>${to}`;
   let move = edsMoves.get(key);
   if (move === undefined) {
-    const before = new Set(from ? edsByStateVersion.get(from) : []);
-    const after = edsOfState(raw, to);
+    const before = new Set(from ? edsByStateVersion.get(`${view}|${from}`) : []);
+    const after = edsOfState(view, raw, to);
     const same = after.length === before.size && after.every((name) => before.has(name));
     move = same ? null : encodeNames(after);
     edsMoves.set(key, move);
@@ -285,12 +298,12 @@ function edsMove(from: string, raw: Buffer, to: string): Uint8Array | null {
   return move;
 }
 
-function edsOfResource(raw: Buffer, version: string, name: string): boolean {
-  const key = `${name}|${version}`;
+function edsOfResource(view: string, raw: Buffer, version: string, name: string): boolean {
+  const key = `${view}|${name}|${version}`;
   if (!edsByResourceVersion.has(key)) {
     eachDeltaResource(raw, (v, any) => {
       const c = clusterOf(any);
-      edsByResourceVersion.set(`${c.name}|${v}`, c.eds);
+      edsByResourceVersion.set(`${view}|${c.name}|${v}`, c.eds);
     });
   }
   return edsByResourceVersion.get(key) ?? false;
@@ -319,7 +332,7 @@ function onResponse(e: EnvoyLike, raw: Buffer, r: Light) {
   if (!trackMarkers || e.spec.role !== 'originate') return;
   const type = kindOf(r.typeUrl);
   // A SotW CDS or LDS response is the full state: equal versions (and lengths) are equal bytes.
-  const contentKey = !e.delta && type ? `${r.typeUrl}|${r.version}|${raw.length}` : undefined;
+  const contentKey = !e.delta && type ? `${e.view}|${r.typeUrl}|${r.version}|${raw.length}` : undefined;
   tracker.onResponse(e, raw, type, e.delta ? r.removed : undefined, lastResponseAt, contentKey);
 }
 
