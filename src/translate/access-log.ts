@@ -54,7 +54,7 @@ function serviceAccessLog(t: Tunnel, extra: Record<string, string>, filter?: Res
   return filter ? { ...log, filter } : log;
 }
 
-function nodeLogs(view: NodeView, fields: Record<string, string>): ResourceObject[] {
+export function nodeLogs(view: NodeView, fields: Record<string, string>): ResourceObject[] {
   return view.accessLog ? [fileAccessLog(view.accessLog, fields)] : [];
 }
 
@@ -66,5 +66,10 @@ export function tunnelLogs(view: NodeView, t: Tunnel, fields: Record<string, str
 /** The logs of a connection manager many Services share: the node's, then each Service's, on its requests only. */
 export function sharedLogs(view: NodeView, tunnels: readonly Tunnel[], fields: Record<string, string>) {
   const logged = tunnels.filter((t) => t.settings.accessLog);
-  return [...nodeLogs(view, fields), ...logged.map((t) => serviceAccessLog(t, fields, authorityFilter(t)))];
+  return [...nodeLogs(view, fields), ...logged.map((t) => sharedServiceLog(t, fields))];
+}
+
+/** A Service's log in a connection manager it shares: only its own requests. */
+export function sharedServiceLog(t: Tunnel, fields: Record<string, string>): ResourceObject {
+  return serviceAccessLog(t, fields, authorityFilter(t));
 }

@@ -11,7 +11,7 @@ import { isIP } from 'node:net';
 import type { ResourceObject } from '../envoy/encode.js';
 import { domainsOf } from '../model/domains.js';
 import type { Tunnel } from '../model/tunnel.js';
-import { sharedLogs } from './access-log.js';
+import { nodeLogs, sharedServiceLog } from './access-log.js';
 import { balancedBackendCluster, balancedBackendEndpoints, staticCluster } from './backend-cluster.js';
 import { connectListener, connectManager } from './connect-manager.js';
 import { terminatingVirtualHost } from './connect-routes.js';
@@ -19,7 +19,7 @@ import { bufferLimit } from './connection-options.js';
 import { discoveredFilter, statPrefix, typeOf } from './envoy-fields.js';
 import { rbacFilter } from './rbac.js';
 import { downstreamTransportSocket, hasCertificates, peerLogFields, routedOn, tlsInspector, tlsPiece } from './tls.js';
-import { contentKey, noMemo, objectId, type PieceMemo } from './memo.js';
+import { contentKey, noMemo, type PieceMemo } from './memo.js';
 import { emptyResourceSet, type ResourceSet } from './resources.js';
 import { addressesOf } from './scope.js';
 import { isAnyAddress, viewKey, type NodeView } from './view.js';
@@ -158,12 +158,16 @@ export function translateTerminate(
         const hosts = allHosts.filter((_, i) => admitted(allTunnels[i]!));
         resources.route.push({ name, object: { name, virtual_hosts: hosts }, key: hosts.map(contentKey).join(',') });
         // Only the Services routed on this chain log here; their logs change no listener (ECDS).
-        const logged = allTunnels.filter((t) => admitted(t) && t.settings.accessLog);
+        // Keyed by the logs' content, as routes are: a moved endpoint makes new tunnel objects whose logs
+        // read the same, and the connection managers of the addresses it kept are not encoded again.
+        const logs = allTunnels
+          .filter((t) => admitted(t) && t.settings.accessLog)
+          .map((t) => memo.piece(t, certs ? 'log|peer' : 'log', () => sharedServiceLog(t, fields)));
         const prefix = chain === 'mtls' ? statPrefix('terminate', port, 'mtls') : statPrefix('terminate', port);
         resources.extension.push({
           name,
-          object: () => connectManager(name, prefix, sharedLogs(view, logged, fields), certs ? [rbacFilter] : []),
-          key: `${viewKey(view)}|${logged.map(objectId).join(',')}`,
+          object: () => connectManager(name, prefix, [...nodeLogs(view, fields), ...logs], certs ? [rbacFilter] : []),
+          key: `${viewKey(view)}|${logs.map(contentKey).join(',')}`,
         });
       }
       // The same bytes for as long as the IP has a Service: never modified, only added and removed.

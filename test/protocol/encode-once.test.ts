@@ -21,8 +21,22 @@ const svc = (i: number, ip = `10.2.${i}.1`) =>
     endpoints: [{ ip, port: 8080 }],
   });
 
+// A Service with its own access log on two endpoints: the terminators' connection managers log it.
+const logged = (second: string) =>
+  serviceYaml({
+    name: 'logged',
+    namespace: 'enc',
+    clusterIP: '10.96.4.1',
+    port: 7100,
+    annotations: { 'tunnel-shim.io/access-log': '/dev/stdout' },
+    endpoints: [
+      { ip: '10.3.0.1', port: 8080 },
+      { ip: second, port: 8080 },
+    ],
+  });
+
 beforeAll(async () => {
-  const files: Record<string, string> = {};
+  const files: Record<string, string> = { 'logged.yaml': logged('10.3.0.2') };
   for (let i = 0; i < services; i++) files[`s${i}.yaml`] = svc(i);
   // These clients never ask for routes or endpoints, so make-before-break waits for them until its
   // bound: a short one keeps the test quick (the rollout's steps are what is counted here).
@@ -56,11 +70,16 @@ async function connect(n: number, tag: string) {
 
 /** Moves Service i to a new endpoint address and returns what was encoded until the change settled. */
 async function change(i: number, ip: string): Promise<string[]> {
+  return encodedBy(`s${i}.yaml`, svc(i, ip));
+}
+
+/** Writes one file and returns what was encoded until the change settled. */
+async function encodedBy(file: string, yaml: string): Promise<string[]> {
   const encoded: string[] = [];
   const encoder = shim.shim.cache.encoder;
   encoder.onEncode = (kind, name) => encoded.push(`${kind} ${name}`);
   const rebuilds = shim.shim.pipeline.rebuilds;
-  shim.write(`s${i}.yaml`, svc(i, ip));
+  shim.write(file, yaml);
   await waitFor('the change to be applied', () => shim.shim.pipeline.rebuilds > rebuilds);
   await waitFor('the change to be rolled out', () => shim.shim.rollout.holds().length === 0);
   encoder.onEncode = undefined;
@@ -91,6 +110,21 @@ describe('encode once', () => {
     expect(shim.shim.xds.streams.size + shim.shim.xds.deltaStreams.size).toBe(44);
     const many = await change(4, '10.2.4.2');
     expect(many).toEqual(few.map((x) => x.replaceAll('s3/7003', 's4/7004').replace('10.2.3.', '10.2.4.')).sort());
+  });
+
+  it('a logged Service that moves one of two endpoints encodes nothing for the address it kept', async () => {
+    // Its connection managers are keyed by what they log, not by the tunnel objects a move replaces.
+    expect(await encodedBy('logged.yaml', logged('10.3.0.3'))).toEqual(
+      [
+        'cluster backend/enc/logged/7100/10.3.0.3',
+        'extension terminate/15008/10.3.0.3',
+        'listener terminate/15008/10.3.0.3',
+        'route terminate/15008/10.3.0.3',
+        // make-before-break: the old and new addresses, then the new one alone
+        'endpoint originate/enc/logged/7100',
+        'endpoint originate/enc/logged/7100',
+      ].sort(),
+    );
   });
 
   it('nodes with the same view share one computed view', () => {
