@@ -170,7 +170,15 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
       if (due > now()) await sleep(due - now());
       const { seen, fired } = await change(10_000);
       fired.catch((err) => (failure ??= err));
-      pending.push(seen.then((l) => void (l === undefined ? rateMissed++ : rated.push(l))));
+      const at = now() - t0;
+      pending.push(
+        seen.then((l) => {
+          if (l === undefined) rateMissed++;
+          else rated.push(l);
+          if (process.env.BENCH_TRACE)
+            process.stderr.write(`bench: rate change ${k} at +${at.toFixed(0)} ms: ${l ?? 'missed'}\n`);
+        }),
+      );
       if (failure) throw failure;
     }
     const t1 = now();

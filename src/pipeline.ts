@@ -1,6 +1,11 @@
 // sources -> model -> cache. A lone source event is applied at once; a burst becomes one rebuild:
 // 20 ms of quiet, 100 ms at most. (A longer quiet time starves under a steady stream of events: at 20
-// changes/s a 50 ms quiet time is never reached and every change waits for the maximum delay.)
+// changes/s a 50 ms quiet time is never reached and every change waits for the maximum delay.) When
+// the process is busy (mostly handing the last change to every stream and reading their ACKs), events
+// wait for the maximum delay: one rebuild and one fan-out then carry several changes, instead of a
+// fan-out per change queueing behind the last (bench, 20 changes/s to 1,100 delta streams: p99 1.1-1.6 s
+// at a full core before, 0.63 s at 0.86 cores with). A stuck Envoy does not make the loop busy.
+import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ModelBuilder } from './model/build.js';
 import { formatDiagnostic, type Diagnostic } from './model/diagnostics.js';
@@ -12,9 +17,13 @@ import type { SnapshotCache } from './cache/cache.js';
 export type ModelSink = Pick<SnapshotCache, 'setModel' | 'diagnostics'>;
 
 export interface PipelineOptions extends ModelOptions {
+  /** Quiet time that ends a burst; 0 applies every event at once (and never waits because busy). */
   quietMs?: number;
   maxDelayMs?: number;
 }
+
+/** The share of time the event loop worked since the last event above which events wait (see the top). */
+const busyShare = 0.75;
 
 export class Pipeline {
   model?: Model;
@@ -80,10 +89,23 @@ export class Pipeline {
     // The first state goes out at once: readiness should not wait for a debounce. So does a change
     // after a quiet spell (leading edge): a lone change is not delayed; a burst is coalesced below.
     if (!this.synced) return this.apply();
-    if (!this.maxTimer && performance.now() - this.lastApply >= (this.options.quietMs ?? 20)) return this.apply();
+    const quietMs = this.options.quietMs ?? 20;
+    const busy = quietMs > 0 && this.busySinceLastEvent();
+    if (!this.maxTimer && !busy && performance.now() - this.lastApply >= quietMs) return this.apply();
     clearTimeout(this.quietTimer);
-    this.quietTimer = setTimeout(() => this.apply(), this.options.quietMs ?? 20);
+    if (!busy) this.quietTimer = setTimeout(() => this.apply(), quietMs);
     this.maxTimer ??= setTimeout(() => this.apply(), this.options.maxDelayMs ?? 100);
+  }
+
+  /** Event loop utilisation at the last source event or the end of the last rebuild, whichever came later. */
+  private loopMark = performance.eventLoopUtilization();
+
+  /** Whether the event loop worked for most of the time since the last source event or rebuild. */
+  private busySinceLastEvent(): boolean {
+    const now = performance.eventLoopUtilization();
+    const { utilization } = performance.eventLoopUtilization(now, this.loopMark);
+    this.loopMark = now;
+    return utilization >= busyShare;
   }
 
   private apply(): void {
@@ -115,6 +137,7 @@ export class Pipeline {
     // Quiet is counted from the end of a rebuild: events that queued up while it ran are coalesced into
     // the next one, so a source faster than the rebuilds makes them bigger, not more (no growing backlog).
     this.lastApply = performance.now();
+    this.loopMark = performance.eventLoopUtilization();
   }
 
   /** Reports diagnostics that appeared since the last report (also after a new node view appeared). */
