@@ -132,6 +132,8 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   let singleMissed = 0;
   let singleNote: string | undefined;
   let deltaBytesPerStream: number | undefined;
+  // An experiment: a pause after the sync (do the first changes pay for time since it, or for being first?)
+  if (process.env.BENCH_PAUSE_AFTER_SYNC_MS) await sleep(Number(process.env.BENCH_PAUSE_AFTER_SYNC_MS));
   gen.send({ cmd: 'markBytes' });
   for (let k = 0, inARow = 0; k < o.changes; k++) {
     const { seen, fired } = await change(singleTimeoutMs);

@@ -2,7 +2,7 @@
 // holds, nonces and ACK state. Responses carry only what changed plus removed_resources, built from
 // `Resource` bytes encoded once per content version (envoy/encode.ts deltaResourceBytes). Like the
 // state-of-the-world stream, it never queues more than one pending state when the client reads slowly.
-import { deltaResourceBytes, encodeDeltaDiscoveryResponse, type EncodedResource } from '../envoy/encode.js';
+import { deltaResourceBytes, encodeDeltaDiscoveryResponse } from '../envoy/encode.js';
 import { isWildcardKind, kindOfTypeUrl, TypeUrl, type ResourceKind } from '../envoy/protos.js';
 import type { ServedSnapshot, Watch } from '../cache/watch.js';
 import {
@@ -180,7 +180,6 @@ export class DeltaStream extends BaseStream {
     }
     state.owesAnswer = false;
     this.cancelRetry(kind, state);
-    const resources = send.map((name) => ts.resources.get(name)!);
     // Shareable: everything (a first sync), or a small change; both are the same for every stream of the view.
     const key =
       removed.length === 0 && send.length === ts.resources.size
@@ -194,7 +193,8 @@ export class DeltaStream extends BaseStream {
         typeUrl: TypeUrl[kind],
         nonce: n,
         controlPlaneId: this.controlPlaneId,
-        resources: resources.map(deltaResourceBytes),
+        // Only when this response is not shared already (a first sync: 1,000 streams, 1,000 names each).
+        resources: send.map((name) => deltaResourceBytes(ts.resources.get(name)!)),
         removed,
       }),
     );
@@ -206,19 +206,19 @@ export class DeltaStream extends BaseStream {
       ts.version,
       becauseOfChange ? ts.changedAt : undefined,
     );
-    this.resendChildren(kind, resources);
-    this.events.sent(this, kind, ts.version, nonce, resources.length, removed.length);
+    this.resendChildren(kind, send);
+    this.events.sent(this, kind, ts.version, nonce, send.length, removed.length);
   }
 
   /** A changed cluster or listener may need its endpoints, routes or filter configs again while it warms. */
-  private resendChildren(kind: ResourceKind, changed: EncodedResource[]): void {
+  private resendChildren(kind: ResourceKind, changed: readonly string[]): void {
     for (const child of childKinds[kind] ?? []) {
       const childState = this.types.get(child);
       if (!childState || changed.length === 0) continue;
       if (kind === 'cluster') {
-        for (const r of changed) {
-          childState.known.delete(r.name);
-          childState.recheck.add(r.name);
+        for (const name of changed) {
+          childState.known.delete(name);
+          childState.recheck.add(name);
         }
         continue;
       }
