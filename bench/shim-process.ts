@@ -122,12 +122,25 @@ process.on('message', async (m: { cmd: string; tag?: string; updates?: Record<st
   if (m.cmd === 'profile-start') {
     await profiler.post('Profiler.enable');
     await profiler.post('Profiler.start');
+    // BENCH_HEAP_SAMPLING=1: also where the objects that outlive the young generation were allocated
+    // (those collected by a full GC included): what the phase promotes, and so what full GCs cost.
+    if (process.env.BENCH_HEAP_SAMPLING) {
+      await profiler.post('HeapProfiler.enable');
+      await profiler.post('HeapProfiler.startSampling', {
+        samplingInterval: 16384,
+        includeObjectsCollectedByMajorGC: true,
+      } as object);
+    }
     process.send!({ cmd: 'profiling' });
   }
   if (m.cmd === 'profile-stop') {
     const { profile } = (await profiler.post('Profiler.stop')) as { profile: object };
     const file = `bench/profiles/shim-${m.tag}-${Date.now()}.cpuprofile`;
     fs.writeFileSync(file, JSON.stringify(profile));
+    if (process.env.BENCH_HEAP_SAMPLING) {
+      const { profile: heap } = (await profiler.post('HeapProfiler.stopSampling')) as { profile: object };
+      fs.writeFileSync(file.replace(/\.cpuprofile$/, '.heapprofile'), JSON.stringify(heap));
+    }
     process.send!({ cmd: 'profiled', file });
   }
   if (m.cmd === 'metrics') process.send!({ cmd: 'metrics', text: await shim.metrics.text() });

@@ -2,6 +2,7 @@
 // of the cache what make-before-break allows it (rollout.ts), from what the connected Envoys hold, and
 // looks again on every ACK, connect and disconnect, and on a short timer while anything is on hold.
 import type { Logger } from 'pino';
+import { clearIfAny } from '../clear.js';
 import type { NodeView } from '../envoy/node-view.js';
 import type { Model, Tunnel } from '../model/tunnel.js';
 import type { SnapshotCache } from './cache.js';
@@ -166,7 +167,7 @@ export class RolloutStage {
     // Every stream, listed once per step (1,100 of them; a setModels in between adds or drops none).
     let streams: ConnectedNode[] | undefined;
     const caughtUp = this.observe(look ?? (streams = [...this.streams()]));
-    this.answered.clear();
+    clearIfAny(this.answered);
     if (look && caughtUp === 0 && !this.mustStep) return;
     this.mustStep = false;
     streams ??= [...this.streams()];

@@ -2,6 +2,8 @@
 // world: what a request means, how it changes the subscription, and which resources a response must
 // add or remove. No I/O, no clocks: table-tested in test/unit/delta-decide.test.ts.
 
+import { clearIfAny } from '../clear.js';
+
 export interface DeltaRequest {
   responseNonce: string;
   errorMessage?: string;
@@ -107,7 +109,7 @@ export class KnownVersions implements KnownMap {
   /** The client holds exactly `versions`, besides names it was told do not exist. */
   adopt(versions: ReadonlyMap<string, string>, missing: readonly string[]): void {
     this.base = versions;
-    this.overrides.clear();
+    clearIfAny(this.overrides);
     for (const name of missing) this.overrides.set(name, null);
   }
 
@@ -120,20 +122,21 @@ export class KnownVersions implements KnownMap {
   rebase(versions: ReadonlyMap<string, string>, looked?: Iterable<string>): void {
     if (this.base === versions) return; // already differences from these versions
     if (looked && !this.base) return; // explicit: does not depend on the view's versions
+    // Every name an override has is among these, so each override is set or deleted below: not cleared
+    // and refilled, which for a stream's long-lived map allocates a new table in old space every change.
     const names = looked
       ? new Set([...looked, ...this.overrides.keys()])
-      : new Set([...this.keys(), ...versions.keys()]);
+      : new Set([...this.keys(), ...versions.keys(), ...this.overrides.keys()]);
     const held = [...names].map((name) => [name, this.get(name)] as const);
-    this.overrides.clear();
     this.base = versions;
     for (const [name, version] of held) {
-      if (version === undefined) {
-        if (versions.has(name)) this.overrides.set(name, gone);
-      } else if (version !== versions.get(name)) this.overrides.set(name, version);
+      const differs = version === undefined ? versions.has(name) : version !== versions.get(name);
+      if (differs) this.overrides.set(name, version === undefined ? gone : version);
+      else this.overrides.delete(name);
     }
     if (!looked && this.overrides.size > versions.size / 2) {
       this.base = undefined;
-      this.overrides.clear();
+      clearIfAny(this.overrides);
       for (const [name, version] of held) if (version !== undefined) this.overrides.set(name, version);
     }
   }

@@ -20,6 +20,7 @@ import { deltaHoldsView } from './synced.js';
 import { checkNameBytes, checkNamesPerRequest } from './request.js';
 import type { NackRecord } from './sotw-stream.js';
 import { childKinds, withAlso, BaseStream, type NackRetryState, type ResponseSink } from './base-stream.js';
+import { clearIfAny } from '../clear.js';
 
 export interface DeltaTypeState extends DeltaSubscription, NackRetryState {
   lastVersion?: string;
@@ -168,7 +169,7 @@ export class DeltaStream extends BaseStream {
     if (!state.owesAnswer && state.generation === ts.generation && state.recheck.size === 0) return;
     const since = ts.changedSince(state.generation);
     const incremental = since && withAlso(since, state.recheck);
-    state.recheck.clear();
+    clearIfAny(state.recheck);
     state.generation = ts.generation;
     const versions = ts.versions();
     const { send, removed } = deltaChanges(state, versions, incremental);
