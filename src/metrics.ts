@@ -24,26 +24,38 @@ export interface MetricsSources {
   rollout?: RolloutStage;
 }
 
+/**
+ * A counter by resource type, kept in a plain map and handed to prom-client when scraped: it counts
+ * per stream per change (1,000 times a change), and prom-client hashes the labels on every inc.
+ */
+function typeCounter(registry: Registry, name: string, help: string): { inc(type: string, n?: number): void } {
+  const counts = new Map<string, number>();
+  new Counter({
+    name,
+    help,
+    labelNames: ['type'],
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const [type, n] of counts) this.inc({ type }, n);
+    },
+  });
+  return { inc: (type, n = 1) => void counts.set(type, (counts.get(type) ?? 0) + n) };
+}
+
 export class Metrics {
   readonly registry = new Registry();
-  private readonly pushes = new Counter({
-    name: `${prefix}xds_pushes_total`,
-    help: 'Discovery responses sent, by resource type',
-    labelNames: ['type'],
-    registers: [this.registry],
-  });
-  private readonly resourcesSent = new Counter({
-    name: `${prefix}xds_resources_sent_total`,
-    help: 'Resources carried by discovery responses, by type',
-    labelNames: ['type'],
-    registers: [this.registry],
-  });
-  private readonly acks = new Counter({
-    name: `${prefix}xds_acks_total`,
-    help: 'Responses ACKed by nodes, by type',
-    labelNames: ['type'],
-    registers: [this.registry],
-  });
+  private readonly pushes = typeCounter(
+    this.registry,
+    `${prefix}xds_pushes_total`,
+    'Discovery responses sent, by resource type',
+  );
+  private readonly resourcesSent = typeCounter(
+    this.registry,
+    `${prefix}xds_resources_sent_total`,
+    'Resources carried by discovery responses, by type',
+  );
+  private readonly acks = typeCounter(this.registry, `${prefix}xds_acks_total`, 'Responses ACKed by nodes, by type');
   private readonly nacks = new Counter({
     name: `${prefix}xds_nacks_total`,
     help: 'Responses NACKed (rejected) by nodes, by type',
@@ -206,8 +218,8 @@ export class Metrics {
       cut: () => this.stuckClosed.inc(),
       replaced: () => this.replaced.inc(),
       sent: (s, kind, _version, _nonce, count) => {
-        this.pushes.inc({ type: kind });
-        this.resourcesSent.inc({ type: kind }, count);
+        this.pushes.inc(kind);
+        this.resourcesSent.inc(kind, count);
         const changedAt = streamStatus(s).changedAt(kind);
         if (changedAt !== undefined) this.pushSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);
       },
@@ -215,7 +227,7 @@ export class Metrics {
         if (decision.kind === 'stale') this.staleNonces.inc({ type: kind });
         else if (decision.kind === 'nack') this.nacks.inc({ type: kind });
         else if (decision.kind === 'ack') {
-          this.acks.inc({ type: kind });
+          this.acks.inc(kind);
           // The stream clears changedAt once answered, so each change is observed once per node.
           const changedAt = streamStatus(s).changedAt(kind);
           if (changedAt !== undefined) this.convergenceSeconds.observe({ type: kind }, (Date.now() - changedAt) / 1000);

@@ -154,7 +154,9 @@ export class XdsServer {
 
   private readonly events: StreamEvents = {
     sent: (s, kind, version, nonce, count) => {
-      this.options.logger.debug({ node: s.node.id, type: kind, version, nonce, resources: count }, 'sent');
+      const log = this.options.logger;
+      if (log.isLevelEnabled('debug'))
+        log.debug({ node: s.node.id, type: kind, version, nonce, resources: count }, 'sent');
       this.options.observe?.sent?.(s, kind, version, nonce, count);
     },
     decided: (s, kind, decision, version, nonce) =>
@@ -165,10 +167,9 @@ export class XdsServer {
 
   private readonly deltaEvents: DeltaStreamEvents = {
     sent: (s, kind, version, nonce, count, removed) => {
-      this.options.logger.debug(
-        { node: s.node.id, type: kind, version, nonce, resources: count, removed },
-        'sent (delta)',
-      );
+      const log = this.options.logger;
+      if (log.isLevelEnabled('debug'))
+        log.debug({ node: s.node.id, type: kind, version, nonce, resources: count, removed }, 'sent (delta)');
       this.options.observe?.sent?.(s, kind, version, nonce, count);
     },
     decided: (s, kind, decision, nonce) =>
