@@ -4,7 +4,7 @@
 // the process is busy (mostly handing the last change to every stream and reading their ACKs), events
 // wait for the maximum delay: one rebuild and one fan-out then carry several changes, instead of a
 // fan-out per change queueing behind the last (bench, 20 changes/s to 1,100 delta streams: p99 1.1-1.6 s
-// at a full core before, 0.63 s at 0.86 cores with). A stuck Envoy does not make the loop busy.
+// at a full core before, 0.56-0.65 s at 0.82-0.89 cores with). A stuck Envoy does not make the loop busy.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ModelBuilder } from './model/build.js';
