@@ -49,8 +49,10 @@ export function deltaHoldsView(types: ReadonlyMap<ResourceKind, DeltaTypeState>,
     }
     const drops = state.namesDropped - (memo?.namesDropped ?? 0);
     const since = memo?.missing && drops <= state.droppedNames.length ? ts.changedSince(memo.generation) : undefined;
-    const dropped = state.droppedNames.slice(state.droppedNames.length - drops);
-    const candidates = since && memo?.missing ? [memo.missing, since, dropped] : [ts.resources.keys()];
+    const candidates =
+      since && memo?.missing
+        ? [memo.missing, since, state.droppedNames.slice(state.droppedNames.length - drops)]
+        : [ts.resources.keys()];
     const missing = lacking(state.names, ts.resources, candidates);
     state.coverage = {
       namesVersion: state.namesVersion,
