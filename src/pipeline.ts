@@ -1,10 +1,11 @@
 // sources -> model -> cache. A lone source event is applied at once; a burst becomes one rebuild:
 // 20 ms of quiet, 100 ms at most. (A longer quiet time starves under a steady stream of events: at 20
 // changes/s a 50 ms quiet time is never reached and every change waits for the maximum delay.) When
-// the process is busy (mostly handing the last change to every stream and reading their ACKs), events
-// wait for the maximum delay: one rebuild and one fan-out then carry several changes, instead of a
-// fan-out per change queueing behind the last (bench, 20 changes/s to 1,100 delta streams: p99 1.1-1.6 s
-// at a full core before, 0.56-0.65 s at 0.82-0.89 cores with). A stuck Envoy does not make the loop busy.
+// events come within the maximum delay of each other and find the process busy (mostly handing the last
+// change to every stream and reading their ACKs), they wait for the maximum delay: one rebuild and one
+// fan-out then carry several changes, instead of a fan-out per change queueing behind the last (bench,
+// 20 changes/s to 1,100 delta streams: p99 1.1-1.6 s at a full core before, 0.56-0.65 s at 0.82-0.89
+// cores with). A stuck Envoy does not make the loop busy.
 import { performance } from 'node:perf_hooks';
 import type { Logger } from 'pino';
 import { ModelBuilder } from './model/build.js';
@@ -90,7 +91,7 @@ export class Pipeline {
     // after a quiet spell (leading edge): a lone change is not delayed; a burst is coalesced below.
     if (!this.synced) return this.apply();
     const quietMs = this.options.quietMs ?? 20;
-    const busy = quietMs > 0 && this.busySinceLastEvent();
+    const busy = quietMs > 0 && this.busyInBurst(this.options.maxDelayMs ?? 100);
     if (!this.maxTimer && !busy && performance.now() - this.lastApply >= quietMs) return this.apply();
     clearTimeout(this.quietTimer);
     if (!busy) this.quietTimer = setTimeout(() => this.apply(), quietMs);
@@ -99,13 +100,21 @@ export class Pipeline {
 
   /** Event loop utilisation at the last source event or the end of the last rebuild, whichever came later. */
   private loopMark = performance.eventLoopUtilization();
+  private loopMarkAt = performance.now();
 
-  /** Whether the event loop worked for most of the time since the last source event or rebuild. */
-  private busySinceLastEvent(): boolean {
+  /**
+   * Whether this event is part of a burst (the last event or rebuild was under `withinMs` ago) and the
+   * event loop worked for most of the time since. An event after a longer gap is a lone change: it goes
+   * at once even if the loop was busy until now (still reading the last change's ACKs), so one slow
+   * change does not add the maximum delay to the next.
+   */
+  private busyInBurst(withinMs: number): boolean {
     const now = performance.eventLoopUtilization();
     const { utilization } = performance.eventLoopUtilization(now, this.loopMark);
+    const inBurst = performance.now() - this.loopMarkAt < withinMs;
     this.loopMark = now;
-    return utilization >= busyShare;
+    this.loopMarkAt = performance.now();
+    return inBurst && utilization >= busyShare;
   }
 
   private apply(): void {
@@ -138,6 +147,7 @@ export class Pipeline {
     // the next one, so a source faster than the rebuilds makes them bigger, not more (no growing backlog).
     this.lastApply = performance.now();
     this.loopMark = performance.eventLoopUtilization();
+    this.loopMarkAt = this.lastApply;
   }
 
   /** Reports diagnostics that appeared since the last report (also after a new node view appeared). */

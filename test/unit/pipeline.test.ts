@@ -67,4 +67,13 @@ describe('pipeline timing', () => {
     expect(models()).toBe(3);
     await pipeline.stop();
   });
+
+  it('applies an event at once when the busy spell began before the maximum delay (a lone change)', async () => {
+    const { source, pipeline, models } = await started(100);
+    // The last rebuild 150 ms ago and the loop busy since (the last change's ACKs): not a burst.
+    work(150);
+    source.push();
+    expect(models()).toBe(2);
+    await pipeline.stop();
+  });
 });
