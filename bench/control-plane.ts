@@ -36,6 +36,15 @@ export interface RunResult {
   /** RSS of the server after the single changes (not collected). */
   rssBytes: number;
   loadgenCpu: number;
+  /** CPU seconds of the server and of the generator in the initial sync (the generator's from its start). */
+  syncCpu: PhaseCpu;
+  /** The same per single change (the 100 ms pause after each included: neither side works in it). */
+  singleCpu: PhaseCpu;
+}
+
+export interface PhaseCpu {
+  server: number;
+  generator: number;
 }
 
 /** A single change is missed after this long; the next one waits until the server is quiet again. */
@@ -113,6 +122,9 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   const cpu0 = cpuSeconds(server.pid);
   if (o.profile) await server.profileStart?.();
   const { gen, syncMs, syncedStreams } = await connectAndSync(server, o);
+  // Which side a phase waited on: the CPU each used in it (each has a core of its own when pinned).
+  const genCpu = async () => (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds as number;
+  const syncCpu = { server: cpuSeconds(server.pid) - cpu0, generator: await genCpu() };
 
   const change = async (timeoutMs: number) => {
     const marker = nextMarker();
@@ -135,6 +147,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   // An experiment: a pause after the sync (do the first changes pay for time since it, or for being first?)
   if (process.env.BENCH_PAUSE_AFTER_SYNC_MS) await sleep(Number(process.env.BENCH_PAUSE_AFTER_SYNC_MS));
   gen.send({ cmd: 'markBytes' });
+  const singlesFrom = { server: cpuSeconds(server.pid), generator: await genCpu() };
   for (let k = 0, inARow = 0; k < o.changes; k++) {
     const { seen, fired } = await change(singleTimeoutMs);
     await fired;
@@ -155,6 +168,11 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   }
   if (o.profile) await phase('single-changes');
   const cpuSingles = cpuSeconds(server.pid) - cpu0;
+  const tried = Math.max(1, single.length + singleMissed);
+  const singleCpu = {
+    server: (cpuSeconds(server.pid) - singlesFrom.server) / tried,
+    generator: ((await genCpu()) - singlesFrom.generator) / tried,
+  };
   const rssSingles = rssBytes(server.pid);
 
   const rated: number[] = [];
@@ -204,6 +222,8 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     cpuSeconds: cpuSingles,
     rssBytes: rssSingles,
     loadgenCpu,
+    syncCpu,
+    singleCpu,
   };
 }
 

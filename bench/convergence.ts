@@ -74,6 +74,14 @@ async function s1(delta: boolean, mode: Cores): Promise<RunResult> {
     r.syncMs <= 3000,
   );
   row(tag, 'one endpoint change -> all ACKed, p50 / p99 (50 changes)', singles(r), 'p99 <= 100 ms', ok(r, 100));
+  // Which side each phase waited on: with one core each (pinned), a side that used about the phase's
+  // whole time was the bottleneck, and no latency goal is met below the shim's own CPU for the work.
+  row(
+    tag,
+    'CPU used, shim / load generator: initial sync; per single change',
+    `${r.syncCpu.server.toFixed(1)} / ${r.syncCpu.generator.toFixed(1)} s; ` +
+      `${ms(r.singleCpu.server * 1000)} / ${ms(r.singleCpu.generator * 1000)}`,
+  );
   if (rateSeconds > 0)
     row(
       tag,
