@@ -111,9 +111,10 @@ export class Pipeline {
   private busyInBurst(withinMs: number): boolean {
     const now = performance.eventLoopUtilization();
     const { utilization } = performance.eventLoopUtilization(now, this.loopMark);
-    const inBurst = performance.now() - this.loopMarkAt < withinMs;
+    const at = performance.now();
+    const inBurst = at - this.loopMarkAt < withinMs;
     this.loopMark = now;
-    this.loopMarkAt = performance.now();
+    this.loopMarkAt = at;
     return inBurst && utilization >= busyShare;
   }
 

@@ -68,7 +68,7 @@ describe('pipeline timing', () => {
     await pipeline.stop();
   });
 
-  it('applies an event at once when the busy spell began before the maximum delay (a lone change)', async () => {
+  it('applies an event at once when the last rebuild is longer ago than the maximum delay, busy or not', async () => {
     const { source, pipeline, models } = await started(100);
     // The last rebuild 150 ms ago and the loop busy since (the last change's ACKs): not a burst.
     work(150);
