@@ -12,7 +12,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { Child, sleep, type Cores } from './child.js';
-import { connectAndSync, measureChange, nextMarker, p, settle } from './control-plane.js';
+import { connectAndSync, generatorCpu, measureChange, nextMarker, p, settle } from './control-plane.js';
 import { addedName, serviceObjects } from './fixtures.js';
 import { cpuSeconds } from './proc.js';
 import { startShim, type Server, type ShimSource } from './servers.js';
@@ -46,8 +46,7 @@ async function measure(
   const { gen, syncMs, syncedStreams } = await connectAndSync(server, { ...o, terminate: 0 });
   if (o.profile) await server.profileStart?.();
   const cpu0 = cpuSeconds(server.pid);
-  const genCpu = async () => (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds as number;
-  const genCpu0 = await genCpu();
+  const genCpu0 = await generatorCpu(gen);
   const added: number[] = [];
   const removed: number[] = [];
   let missed = 0;
@@ -67,7 +66,7 @@ async function measure(
     }
   }
   const cpuPerChange = (cpuSeconds(server.pid) - cpu0) / (2 * o.changes);
-  const genCpuPerChange = ((await genCpu()) - genCpu0) / (2 * o.changes);
+  const genCpuPerChange = ((await generatorCpu(gen)) - genCpu0) / (2 * o.changes);
   if (o.profile) log(`${tag}: profile of the changes ${await server.profileStop?.(o.delta ? 'delta' : 'sotw')}`);
   await gen.ask({ cmd: 'close' }, 'closed');
   const proto = o.delta ? 'delta' : 'SotW';

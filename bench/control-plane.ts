@@ -113,6 +113,11 @@ export async function measureChange(
   return { seen, fired };
 }
 
+/** CPU seconds the load generator has used since it started. */
+export async function generatorCpu(gen: Child): Promise<number> {
+  return (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds;
+}
+
 /** After a missed change: waits until no response came for 1 s, so the next change starts from rest. */
 export async function settle(gen: Child): Promise<void> {
   await gen.ask({ cmd: 'quiet', ms: 1000 }, 'quiet', 120_000);
@@ -123,8 +128,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   if (o.profile) await server.profileStart?.();
   const { gen, syncMs, syncedStreams } = await connectAndSync(server, o);
   // Which side a phase waited on: the CPU each used in it (each has a core of its own when pinned).
-  const genCpu = async () => (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds as number;
-  const syncCpu = { server: cpuSeconds(server.pid) - cpu0, generator: await genCpu() };
+  const syncCpu = { server: cpuSeconds(server.pid) - cpu0, generator: await generatorCpu(gen) };
 
   const change = async (timeoutMs: number) => {
     const marker = nextMarker();
@@ -147,7 +151,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   // An experiment: a pause after the sync (do the first changes pay for time since it, or for being first?)
   if (process.env.BENCH_PAUSE_AFTER_SYNC_MS) await sleep(Number(process.env.BENCH_PAUSE_AFTER_SYNC_MS));
   gen.send({ cmd: 'markBytes' });
-  const singlesFrom = { server: cpuSeconds(server.pid), generator: await genCpu() };
+  const singlesFrom = { server: cpuSeconds(server.pid), generator: await generatorCpu(gen) };
   for (let k = 0, inARow = 0; k < o.changes; k++) {
     const { seen, fired } = await change(singleTimeoutMs);
     await fired;
@@ -171,7 +175,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
   const tried = Math.max(1, single.length + singleMissed);
   const singleCpu = {
     server: (cpuSeconds(server.pid) - singlesFrom.server) / tried,
-    generator: ((await genCpu()) - singlesFrom.generator) / tried,
+    generator: ((await generatorCpu(gen)) - singlesFrom.generator) / tried,
   };
   const rssSingles = rssBytes(server.pid);
 
@@ -207,7 +211,7 @@ export async function run(server: Server, o: RunOptions): Promise<RunResult> {
     if (failure) throw failure;
     if (o.profile) await phase('rate');
   }
-  const loadgenCpu = (await gen.ask({ cmd: 'cpu' }, 'cpu')).seconds;
+  const loadgenCpu = await generatorCpu(gen);
   await gen.ask({ cmd: 'close' }, 'closed');
   return {
     syncMs,
